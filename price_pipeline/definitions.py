@@ -1,0 +1,89 @@
+"""The composition root: the only place that assembles Dagster definitions.
+
+Two code locations are built here (see workspace.yaml):
+
+* ``ingestion`` — catalog and per-hospital assets, the catalog sensor and schedules. Its run
+  workers never import dbt, which would add seconds to each of thousands of hospital runs.
+* ``analytics`` — the dbt models over all hospitals and the exports, plus the automation sensor
+  that rebuilds them when ingestion settles.
+
+Both read their configuration from :class:`price_pipeline.settings.Settings` (environment
+variables), so embedded and production differ by configuration only.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from price_pipeline.defs.catalog import assets as catalog_assets
+from price_pipeline.defs.catalog import checks as catalog_checks
+from price_pipeline.defs.catalog.jobs import refresh_catalog_job
+from price_pipeline.defs.catalog.schedules import refresh_catalog_schedule, weekly_full_rescan
+from price_pipeline.defs.catalog.sensors import catalog_sensor
+from price_pipeline.defs.ingestion import assets as ingestion_assets
+from price_pipeline.defs.ingestion import checks as ingestion_checks
+from price_pipeline.defs.ingestion.jobs import ingest_hospital_job
+from price_pipeline.defs.partitions import hospital_partitions
+from price_pipeline.defs.resources import PricePipelineResource
+from price_pipeline.settings import Settings
+
+
+def _price_pipeline_resource() -> PricePipelineResource:
+    return PricePipelineResource.from_settings(Settings.from_env())
+
+
+def ingestion() -> dg.Definitions:
+    """Catalog discovery and per-hospital ingestion."""
+    return dg.Definitions(
+        assets=dg.load_assets_from_modules([catalog_assets, ingestion_assets]),
+        asset_checks=dg.load_asset_checks_from_modules([catalog_checks, ingestion_checks]),
+        jobs=[ingest_hospital_job, refresh_catalog_job],
+        sensors=[catalog_sensor],
+        schedules=[refresh_catalog_schedule, weekly_full_rescan],
+        resources={"price_pipeline": _price_pipeline_resource()},
+        executor=dg.in_process_executor,
+    )
+
+
+def analytics() -> dg.Definitions:
+    """dbt models, exports and the automation that keeps them fresh."""
+    # Imported here so that loading the ingestion location never pays for dagster-dbt.
+    from dagster_dbt import DbtCliResource
+
+    from price_pipeline.defs.analytics import assets as analytics_assets
+    from price_pipeline.defs.analytics import checks as analytics_checks
+
+    upstream = [
+        dg.AssetSpec("prices", partitions_def=hospital_partitions, group_name="ingestion"),
+        dg.AssetSpec("hospitals", group_name="catalog"),
+    ]
+    automation = dg.AutomationConditionSensorDefinition(
+        "analytics_automation",
+        target=dg.AssetSelection.groups("analytics", "exports"),
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=15,
+    )
+    return dg.Definitions(
+        assets=[*dg.load_assets_from_modules([analytics_assets]), *upstream],
+        asset_checks=dg.load_asset_checks_from_modules([analytics_checks]),
+        sensors=[automation],
+        resources={
+            "price_pipeline": _price_pipeline_resource(),
+            "dbt": DbtCliResource(project_dir=analytics_assets.dbt_project),
+        },
+        executor=dg.in_process_executor,
+    )
+
+
+def all_definitions() -> dg.Definitions:
+    """Both locations merged: for tests and single-process tools (``dagster asset materialize``)."""
+    analytics_defs = analytics()
+    # The analytics location declares prices/hospitals as external specs; drop them when merged
+    # with the location that defines them.
+    analytics_defs = dg.Definitions(
+        assets=[a for a in analytics_defs.assets if not isinstance(a, dg.AssetSpec)],
+        asset_checks=analytics_defs.asset_checks,
+        sensors=analytics_defs.sensors,
+        resources=analytics_defs.resources,
+    )
+    return dg.Definitions.merge(ingestion(), analytics_defs)

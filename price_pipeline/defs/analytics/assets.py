@@ -1,0 +1,121 @@
+"""Analytics: the dbt project over all hospitals' prices, and the extracts built from it.
+
+Only dbt writes the DuckDB warehouse. Both the dbt models and the exports (which read the
+warehouse file) run in the ``duckdb_warehouse`` pool, limited to one at a time in dagster.yaml,
+because DuckDB allows a single writing process per file.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+
+from price_pipeline.defs.resources import PricePipelineResource
+from price_pipeline.lib.exports import export_relation, quote_identifier
+from price_pipeline.settings import PROJECT_ROOT
+
+WAREHOUSE_POOL = "duckdb_warehouse"
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_analytics"
+
+dbt_project = DbtProject(
+    project_dir=DBT_PROJECT_DIR,
+    profiles_dir=DBT_PROJECT_DIR,
+    target=os.environ.get("PRICE_PIPELINE_DBT_TARGET") or None,
+)
+
+# Rebuild the warehouse once ingestion settles: when any upstream partition has new data since
+# the last request, and nothing upstream is still running (so a wave of hospital runs causes
+# one dbt build, not one per hospital). Unlike eager(), a hospital whose prices never
+# materialized (a broken file) does not hold the others back.
+_when = dg.AutomationCondition
+AFTER_INGESTION_SETTLES = (
+    _when.any_deps_updated().since_last_handled() & ~_when.any_deps_in_progress() & ~_when.in_progress()
+).with_label("after ingestion settles")
+
+
+class PriceDbtTranslator(DagsterDbtTranslator):
+    """dbt models become assets of the ``analytics`` group that rebuild after ingestion."""
+
+    def get_asset_spec(self, manifest, unique_id, project):
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        if unique_id.startswith("source."):
+            return spec
+        return spec.replace_attributes(group_name="analytics", automation_condition=AFTER_INGESTION_SETTLES)
+
+
+def export_dbt_env(price_pipeline: PricePipelineResource) -> None:
+    """dbt reads the lake and warehouse locations from the environment (profiles.yml, sources)."""
+    os.environ["PRICE_PIPELINE_LAKE_URL"] = price_pipeline.lake.root_url
+    os.environ["PRICE_PIPELINE_WAREHOUSE_PATH"] = price_pipeline.warehouse_path
+    if price_pipeline.s3_endpoint_url:
+        os.environ["PRICE_PIPELINE_S3_ENDPOINT_URL"] = price_pipeline.s3_endpoint_url
+    Path(price_pipeline.warehouse_path).parent.mkdir(parents=True, exist_ok=True)
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    dagster_dbt_translator=PriceDbtTranslator(),
+    pool=WAREHOUSE_POOL,
+)
+def price_analytics_dbt_models(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, price_pipeline: PricePipelineResource
+):
+    """Staging, intermediate and mart models over every hospital's prices, built with dbt-duckdb;
+    dbt tests are reported as asset checks."""
+    export_dbt_env(price_pipeline)
+    yield from dbt.cli(["build"], context=context).stream()
+
+
+MART_EXPORTS = ("mart_price_distribution", "mart_hospital_summary", "mart_payer_comparison")
+
+
+@dg.asset(
+    deps=[dg.AssetKey(name) for name in MART_EXPORTS],
+    group_name="exports",
+    kinds={"duckdb", "csv", "parquet"},
+    pool=WAREHOUSE_POOL,
+    automation_condition=AFTER_INGESTION_SETTLES,
+    owners=["team:analytics"],
+)
+def exports(context: dg.AssetExecutionContext, price_pipeline: PricePipelineResource) -> dg.MaterializeResult:
+    """CSV and Parquet extracts of the marts and of all current prices, under ``exports/`` in the lake.
+
+    CSV cells that a spreadsheet would run as a formula are neutralised with a leading apostrophe.
+    """
+    started = time.monotonic()
+    lake = price_pipeline.lake
+    summary: dict[str, dict[str, int]] = {}
+    with price_pipeline.scratch_dir("exports") as scratch:
+        out_dir = Path(scratch)
+        con = duckdb.connect(price_pipeline.warehouse_path, read_only=True)
+        try:
+            tables = {
+                row[0]
+                for row in con.execute(
+                    "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+                ).fetchall()
+            }
+            for name in [*MART_EXPORTS, "stg_prices"]:
+                if name not in tables:
+                    context.log.warning(f"{name} is not in the warehouse; skipped")
+                    continue
+                summary[name] = export_relation(con, quote_identifier(name), out_dir, name)
+        finally:
+            con.close()
+        for path in sorted(out_dir.iterdir()):
+            lake.put_file(path, f"exports/{path.name}")
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": sum(s["rows"] for s in summary.values()),
+            "bytes": sum(s["parquet_bytes"] + s["csv_bytes"] for s in summary.values()),
+            "duration_seconds": round(time.monotonic() - started, 3),
+            "extracts": dg.MetadataValue.json(summary),
+            "lake_prefix": dg.MetadataValue.path(lake.uri("exports")),
+        }
+    )

@@ -1,0 +1,140 @@
+"""Catalog assets: which hospitals exist and where their machine-readable files are."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import time
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from price_pipeline.defs.resources import PricePipelineResource
+from price_pipeline.lib import catalog as catalog_lib
+from price_pipeline.lib.discovery import guard_against_shrink
+
+CATALOG_SNAPSHOT_KEY = "catalog/hospital_catalog.json"
+HOSPITALS_KEY = "catalog/hospitals.parquet"
+CATALOG_SOURCE = "catalog_api"
+
+
+class HospitalCatalogConfig(dg.Config):
+    """Set allow_shrink after checking that a sharp drop in hospitals is real."""
+
+    allow_shrink: bool = False
+
+
+def hospital_record(h: catalog_lib.CatalogHospital) -> dict:
+    """The registry/claim payload of one catalog entry, keyed by its partition key."""
+    record = dataclasses.asdict(h)
+    record["hospital_key"] = catalog_lib.hospital_key(h)
+    record["files_fingerprint"] = catalog_lib.files_fingerprint(h)
+    return record
+
+
+@dg.asset(
+    group_name="catalog",
+    kinds={"python", "json"},
+    owners=["team:ingestion"],
+)
+def hospital_catalog(
+    context: dg.AssetExecutionContext, config: HospitalCatalogConfig, price_pipeline: PricePipelineResource
+) -> dg.MaterializeResult:
+    """Every hospital the PRA-style catalog API lists, with its MRF links, as fetched now.
+
+    Each entry is kept in the registry as a claim (source, payload, first and last seen), and the
+    whole listing is snapshotted to the lake. An empty or sharply shrunken catalog fails the
+    materialization instead of removing hospitals.
+    """
+    started = time.monotonic()
+    listed = catalog_lib.fetch_catalog(price_pipeline.catalog_url)
+    registry = price_pipeline.registry
+    previously_active = len(registry.list_hospitals(status="active"))
+    if not config.allow_shrink:
+        guard_against_shrink(previously_active, len(listed))
+    records = [hospital_record(h) for h in listed]
+    counts = registry.upsert_hospitals(records, source=CATALOG_SOURCE)
+    payload = json.dumps(
+        {"fetched_from": price_pipeline.catalog_url, "fetched_at": time.time(), "hospitals": records},
+        default=str,
+    ).encode()
+    price_pipeline.lake.put_bytes(payload, CATALOG_SNAPSHOT_KEY)
+    n_files = sum(len(r["files"]) for r in records)
+    context.log.info(f"catalog lists {len(records)} hospitals and {n_files} files ({counts['new']} new)")
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(records),
+            "hospitals": len(records),
+            "files": n_files,
+            "new_hospitals": counts["new"],
+            "bytes": len(payload),
+            "duration_seconds": round(time.monotonic() - started, 3),
+            "lake_key": dg.MetadataValue.path(price_pipeline.lake.uri(CATALOG_SNAPSHOT_KEY)),
+        }
+    )
+
+
+HOSPITALS_SCHEMA = pa.schema(
+    [
+        ("hospital_key", pa.string()),
+        ("ccn", pa.string()),
+        ("name", pa.string()),
+        ("address", pa.string()),
+        ("city", pa.string()),
+        ("state", pa.string()),
+        ("zip", pa.string()),
+        ("website", pa.string()),
+        ("status", pa.string()),
+        ("n_files", pa.int64()),
+        ("first_seen_at", pa.timestamp("us", tz="UTC")),
+        ("last_seen_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+
+@dg.asset(
+    deps=[hospital_catalog],
+    group_name="catalog",
+    kinds={"python", "parquet"},
+    owners=["team:ingestion"],
+)
+def hospitals(context: dg.AssetExecutionContext, price_pipeline: PricePipelineResource) -> dg.MaterializeResult:
+    """One row per hospital ever listed: identity, address, status (active or removed) and file count.
+
+    Hospitals missing from the latest catalog snapshot are marked removed; their history stays.
+    Written to the lake as ``catalog/hospitals.parquet`` for dbt.
+    """
+    started = time.monotonic()
+    lake = price_pipeline.lake
+    registry = price_pipeline.registry
+    snapshot = json.loads(lake.get_bytes(CATALOG_SNAPSHOT_KEY))
+    listed = {r["hospital_key"]: r for r in snapshot["hospitals"]}
+    active_before = {r["hospital_key"] for r in registry.list_hospitals(status="active")}
+    removed = registry.mark_removed(sorted(active_before - set(listed)))
+    rows = registry.list_hospitals()
+    for row in rows:
+        row["n_files"] = len(listed.get(row["hospital_key"], {}).get("files", []))
+    table = pa.Table.from_pylist(
+        [{f.name: row.get(f.name) for f in HOSPITALS_SCHEMA} for row in rows], schema=HOSPITALS_SCHEMA
+    )
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    lake.put_bytes(buffer.getvalue(), HOSPITALS_KEY)
+    context.log.info(f"{table.num_rows} hospitals, {removed} newly marked removed")
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": table.num_rows,
+            "active": sum(1 for r in rows if r["status"] == "active"),
+            "removed": sum(1 for r in rows if r["status"] == "removed"),
+            "bytes": buffer.tell(),
+            "duration_seconds": round(time.monotonic() - started, 3),
+            "preview": dg.MetadataValue.md(_markdown_table(rows[:10], ["hospital_key", "name", "state", "status"])),
+        }
+    )
+
+
+def _markdown_table(rows: list[dict], columns: list[str]) -> str:
+    head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
+    return head + "".join("| " + " | ".join(str(r.get(c, "")) for c in columns) + " |\n" for r in rows)

@@ -1,0 +1,44 @@
+"""Where each dataset lives in the lake. One function per key so no path is spelled twice.
+
+    raw/<aa>/<sha256>.<ext>                                   every downloaded version, immutable
+    manifests/hospital_key=<k>/mrf_files.json                 the hospital's current file versions
+    parsed/hospital_key=<k>/file_sha256=<sha>/rows.parquet    source-faithful rows of one version
+    parsed/hospital_key=<k>/file_sha256=<sha>/summary.json    parse summary and findings
+    parsed/hospital_key=<k>/file_sha256=<sha>/quarantine.parquet
+    parsed/hospital_key=<k>/current.json                      which parsed versions are current
+    prices/hospital_key=<k>/prices.parquet                    canonical prices of the current files
+    catalog/hospital_catalog.json, catalog/hospitals.parquet
+    exports/<name>.csv, exports/<name>.parquet
+"""
+
+from __future__ import annotations
+
+from price_pipeline.lib.storage import raw_key
+
+__all__ = [
+    "files_manifest_key",
+    "parsed_current_key",
+    "parsed_prefix",
+    "prices_key",
+    "raw_key",
+]
+
+
+def files_manifest_key(hospital_key: str) -> str:
+    return f"manifests/hospital_key={hospital_key}/mrf_files.json"
+
+
+def parsed_prefix(hospital_key: str, file_sha256: str) -> str:
+    return f"parsed/hospital_key={hospital_key}/file_sha256={file_sha256}"
+
+
+def parsed_current_key(hospital_key: str) -> str:
+    return f"parsed/hospital_key={hospital_key}/current.json"
+
+
+def prices_key(hospital_key: str) -> str:
+    return f"prices/hospital_key={hospital_key}/prices.parquet"
+
+
+def prices_glob(lake_root: str) -> str:
+    return f"{lake_root.rstrip('/')}/prices/*/prices.parquet"

@@ -1,0 +1,47 @@
+"""Catalog guard rails and spreadsheet-safe exports."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from price_pipeline.lib.discovery import CatalogShrinkError, catalog_digest, diff_catalog, guard_against_shrink
+from price_pipeline.lib.exports import export_relation, quote_identifier
+
+
+def test_empty_or_collapsed_catalog_is_refused():
+    with pytest.raises(CatalogShrinkError, match="no hospitals"):
+        guard_against_shrink(10, 0)
+    with pytest.raises(CatalogShrinkError, match="shrank"):
+        guard_against_shrink(100, 40)
+    guard_against_shrink(100, 60)
+    guard_against_shrink(0, 5)
+
+
+def test_diff_and_digest():
+    diff = diff_catalog({"a": "1", "b": "2", "c": "3"}, {"a": "1", "b": "9", "d": "4"})
+    assert (diff.added, diff.removed, diff.changed, diff.unchanged) == (["d"], ["c"], ["b"], ["a"])
+    assert catalog_digest({"a": "1", "b": "2"}) == catalog_digest({"b": "2", "a": "1"})
+    assert catalog_digest({"a": "1"}) != catalog_digest({"a": "2"})
+
+
+def test_quote_identifier_survives_hostile_names():
+    con = duckdb.connect()
+    name = 'we"ird; DROP TABLE x; --'
+    con.execute(f"CREATE TABLE t ({quote_identifier(name)} INTEGER)")
+    assert con.execute("SELECT column_name FROM information_schema.columns").fetchone()[0] == name
+
+
+def test_csv_export_neutralises_formulas_but_parquet_keeps_values(tmp_path):
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE m AS SELECT * FROM (VALUES ('=HYPERLINK(\"x\")', -5.0), ('+1', 1.0), ('@SUM(A1)', 2.0),"
+        " ('-2', 3.0), ('plain', 4.0)) v(description, amount)"
+    )
+    result = export_relation(con, quote_identifier("m"), tmp_path, "m")
+    assert result["rows"] == 5
+    text = (tmp_path / "m.csv").read_text().splitlines()
+    assert text[1].startswith("\"'=HYPERLINK") and text[2].startswith("'+1") and text[3].startswith("'@SUM")
+    assert text[4].startswith("'-2") and text[5].startswith("plain") and text[1].endswith(",-5.0")
+    raw = con.execute(f"SELECT description FROM read_parquet('{tmp_path / 'm.parquet'}')").fetchall()
+    assert raw[0][0] == '=HYPERLINK("x")'
