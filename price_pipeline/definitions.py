@@ -69,21 +69,28 @@ def analytics() -> dg.Definitions:
         sensors=[automation],
         resources={
             "price_pipeline": _price_pipeline_resource(),
-            "dbt": DbtCliResource(project_dir=analytics_assets.dbt_project),
+            "dbt": DbtCliResource(
+                project_dir=analytics_assets.dbt_project, dbt_executable=analytics_assets.DBT_EXECUTABLE
+            ),
         },
         executor=dg.in_process_executor,
     )
 
 
 def all_definitions() -> dg.Definitions:
-    """Both locations merged: for tests and single-process tools (``dagster asset materialize``)."""
-    analytics_defs = analytics()
-    # The analytics location declares prices/hospitals as external specs; drop them when merged
-    # with the location that defines them.
-    analytics_defs = dg.Definitions(
-        assets=[a for a in analytics_defs.assets if not isinstance(a, dg.AssetSpec)],
-        asset_checks=analytics_defs.asset_checks,
-        sensors=analytics_defs.sensors,
-        resources=analytics_defs.resources,
+    """Both locations as one: for tests and single-process tools."""
+    ingestion_defs, analytics_defs = ingestion(), analytics()
+    return dg.Definitions(
+        # The analytics location declares prices/hospitals as external specs; drop them here,
+        # where the location that defines them is present.
+        assets=[
+            *ingestion_defs.assets,
+            *(a for a in analytics_defs.assets if not isinstance(a, dg.AssetSpec)),
+        ],
+        asset_checks=[*ingestion_defs.asset_checks, *analytics_defs.asset_checks],
+        jobs=ingestion_defs.jobs,
+        sensors=[*ingestion_defs.sensors, *analytics_defs.sensors],
+        schedules=ingestion_defs.schedules,
+        resources={**analytics_defs.resources, **ingestion_defs.resources},
+        executor=dg.in_process_executor,
     )
-    return dg.Definitions.merge(ingestion(), analytics_defs)

@@ -5,7 +5,6 @@ values as plain config (visible in the UI's resource tab) and hands out the lake
 registry and settings objects of the library layer.
 """
 
-from __future__ import annotations
 
 from functools import cached_property
 
@@ -32,7 +31,7 @@ class PricePipelineResource(dg.ConfigurableResource):
     dbt_target: str = "embedded"
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> PricePipelineResource:
+    def from_settings(cls, settings: Settings) -> "PricePipelineResource":
         return cls(
             data_dir=str(settings.data_dir),
             lake_url=settings.lake_url,

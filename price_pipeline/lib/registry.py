@@ -12,6 +12,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -101,6 +102,9 @@ class Registry:
         connect_args: dict[str, Any] = {}
         if url.startswith("sqlite"):
             connect_args = {"timeout": 30}
+            database = sa.engine.make_url(url).database
+            if database and database != ":memory:":
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
         self.engine = sa.create_engine(url, connect_args=connect_args, pool_pre_ping=True)
         if url.startswith("sqlite"):
             # WAL lets one writer and many readers work at once across run worker processes.

@@ -5,7 +5,12 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from price_pipeline.lib.discovery import CatalogShrinkError, catalog_digest, diff_catalog, guard_against_shrink
+from price_pipeline.lib.discovery import (
+    CatalogShrinkError,
+    catalog_digest,
+    diff_catalog,
+    guard_against_shrink,
+)
 from price_pipeline.lib.exports import export_relation, quote_identifier
 
 
@@ -43,5 +48,5 @@ def test_csv_export_neutralises_formulas_but_parquet_keeps_values(tmp_path):
     text = (tmp_path / "m.csv").read_text().splitlines()
     assert text[1].startswith("\"'=HYPERLINK") and text[2].startswith("'+1") and text[3].startswith("'@SUM")
     assert text[4].startswith("'-2") and text[5].startswith("plain") and text[1].endswith(",-5.0")
-    raw = con.execute(f"SELECT description FROM read_parquet('{tmp_path / 'm.parquet'}')").fetchall()
+    raw = con.execute("SELECT description FROM read_parquet(?)", [str(tmp_path / "m.parquet")]).fetchall()
     assert raw[0][0] == '=HYPERLINK("x")'

@@ -5,9 +5,10 @@ warehouse file) run in the ``duckdb_warehouse`` pool, limited to one at a time i
 because DuckDB allows a single writing process per file.
 """
 
-from __future__ import annotations
 
 import os
+import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from price_pipeline.lib.exports import export_relation, quote_identifier
 from price_pipeline.settings import PROJECT_ROOT
 
 WAREHOUSE_POOL = "duckdb_warehouse"
+# The dbt installed beside this interpreter, so an unactivated virtualenv still finds it.
+DBT_EXECUTABLE = shutil.which("dbt", path=str(Path(sys.executable).parent)) or "dbt"
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_analytics"
 
 dbt_project = DbtProject(
@@ -73,10 +76,12 @@ def price_analytics_dbt_models(
 
 
 MART_EXPORTS = ("mart_price_distribution", "mart_hospital_summary", "mart_payer_comparison")
+# extract name -> warehouse relation; prices_current holds each hospital's latest file version.
+EXTRACTS = {**{name: name for name in MART_EXPORTS}, "prices_current": "int_prices_current"}
 
 
 @dg.asset(
-    deps=[dg.AssetKey(name) for name in MART_EXPORTS],
+    deps=[dg.AssetKey(relation) for relation in EXTRACTS.values()],
     group_name="exports",
     kinds={"duckdb", "csv", "parquet"},
     pool=WAREHOUSE_POOL,
@@ -101,11 +106,11 @@ def exports(context: dg.AssetExecutionContext, price_pipeline: PricePipelineReso
                     "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
                 ).fetchall()
             }
-            for name in [*MART_EXPORTS, "stg_prices"]:
-                if name not in tables:
-                    context.log.warning(f"{name} is not in the warehouse; skipped")
+            for name, relation in EXTRACTS.items():
+                if relation not in tables:
+                    context.log.warning(f"{relation} is not in the warehouse; skipped")
                     continue
-                summary[name] = export_relation(con, quote_identifier(name), out_dir, name)
+                summary[name] = export_relation(con, quote_identifier(relation), out_dir, name)
         finally:
             con.close()
         for path in sorted(out_dir.iterdir()):

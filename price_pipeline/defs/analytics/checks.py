@@ -1,13 +1,12 @@
 """Checks on the analytics layer beyond dbt's own tests (which arrive as asset checks)."""
 
-from __future__ import annotations
 
 import dagster as dg
 import duckdb
 
 from price_pipeline.defs.analytics.assets import MART_EXPORTS, exports
 from price_pipeline.defs.resources import PricePipelineResource
-from price_pipeline.lib.exports import FORMULA_PREFIX_PATTERN
+from price_pipeline.lib.exports import FORMULA_PREFIX_PATTERN, quote_identifier
 
 
 @dg.asset_check(asset=exports, blocking=True)
@@ -30,7 +29,10 @@ def csv_exports_are_formula_safe(price_pipeline: PricePipelineResource) -> dg.As
                     ).fetchall()
                 ]
                 condition = " OR ".join(
-                    f"regexp_matches(\"{c.replace('"', '""')}\", '{FORMULA_PREFIX_PATTERN}')" for c in columns
+                    # Numbers (a negative amount) are not formulas: only text cells count.
+                    f"(regexp_matches({quote_identifier(c)}, '{FORMULA_PREFIX_PATTERN}') "
+                    f"AND TRY_CAST({quote_identifier(c)} AS DOUBLE) IS NULL)"
+                    for c in columns
                 )
                 count = con.execute(
                     f"SELECT count(*) FROM read_csv(?, all_varchar=true, header=true) WHERE {condition}",  # noqa: S608

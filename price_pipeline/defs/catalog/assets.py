@@ -1,6 +1,5 @@
 """Catalog assets: which hospitals exist and where their machine-readable files are."""
 
-from __future__ import annotations
 
 import dataclasses
 import io

@@ -1,6 +1,5 @@
 """Checks on the catalog layer."""
 
-from __future__ import annotations
 
 import io
 import re

@@ -1,6 +1,5 @@
 """Periodic re-scans, so nothing depends on the sensor alone noticing a change."""
 
-from __future__ import annotations
 
 import dagster as dg
 

@@ -1,6 +1,5 @@
 """The catalog sensor: turns catalog changes into hospital partitions and ingestion runs."""
 
-from __future__ import annotations
 
 import json
 import os

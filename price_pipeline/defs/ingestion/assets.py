@@ -1,6 +1,5 @@
 """Per-hospital ingestion: raw files -> source-faithful rows -> canonical prices."""
 
-from __future__ import annotations
 
 import time
 from collections import Counter

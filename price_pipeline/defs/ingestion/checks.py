@@ -4,7 +4,6 @@ Blocking checks stop the hospital's downstream steps when continuing would publi
 empty data; warning checks report without stopping.
 """
 
-from __future__ import annotations
 
 import json
 

@@ -1,0 +1,67 @@
+{#-
+  One row per catalogued hospital (removed ones included, flagged, with zero counts) describing
+  its current file version. Counts come from int_prices_current.
+-#}
+
+with prices as (
+
+    select * from {{ ref('int_prices_current') }}
+
+),
+
+price_stats as (
+
+    select
+        hospital_key,
+        max(file_sha256)                                         as file_sha256,
+        max(hospital_name)                                       as file_hospital_name,
+        max(last_updated_on)                                     as last_updated_on,
+        max(template_version)                                    as template_version,
+        count(distinct item_key)                                 as n_items,
+        count(distinct coalesce(primary_code_type, '') || ':' || primary_code) as n_codes,
+        count(distinct payer_name)                               as n_payers,
+        count(distinct case when payer_name is not null
+            then payer_name || chr(31) || coalesce(plan_name, '') end) as n_payer_plans,
+        count(*)                                                 as n_prices,
+        count(*) filter (where charge_kind in
+            ('negotiated_dollar', 'negotiated_percentage', 'negotiated_algorithm')) as n_negotiated,
+        count(*) filter (where charge_kind = 'negotiated_dollar') as n_negotiated_dollar
+    from prices
+    group by hospital_key
+
+),
+
+file_versions as (
+
+    select hospital_key, count(distinct file_sha256) as n_file_versions
+    from {{ ref('stg_prices') }}
+    group by hospital_key
+
+)
+
+select
+    hospitals.hospital_key,
+    coalesce(hospitals.hospital_name, price_stats.file_hospital_name)  as hospital_name,
+    hospitals.ccn,
+    hospitals.city,
+    hospitals.state,
+    hospitals.status,
+    hospitals.is_active,
+    price_stats.hospital_key is not null                            as has_prices,
+    price_stats.file_sha256,
+    coalesce(file_versions.n_file_versions, 0)                      as n_file_versions,
+    price_stats.last_updated_on,
+    price_stats.template_version,
+    coalesce(price_stats.n_items, 0)                                as n_items,
+    coalesce(price_stats.n_codes, 0)                                as n_codes,
+    coalesce(price_stats.n_payers, 0)                               as n_payers,
+    coalesce(price_stats.n_payer_plans, 0)                          as n_payer_plans,
+    coalesce(price_stats.n_prices, 0)                               as n_prices,
+    coalesce(price_stats.n_negotiated, 0)                           as n_negotiated,
+    coalesce(price_stats.n_negotiated_dollar, 0)                    as n_negotiated_dollar,
+    price_stats.n_negotiated_dollar / nullif(price_stats.n_negotiated, 0) as negotiated_dollar_share
+from {{ ref('stg_hospitals') }} as hospitals
+left join price_stats
+    on hospitals.hospital_key = price_stats.hospital_key
+left join file_versions
+    on hospitals.hospital_key = file_versions.hospital_key

@@ -1,0 +1,457 @@
+"""The dbt project (dbt_analytics/) against a small synthetic lake, with a real ``dbt build``.
+
+The lake is written with pyarrow using exactly ``PRICES_SCHEMA``, so a schema change in the
+pipeline that the dbt sources do not follow fails here. Every expected number below is worked
+out by hand from the rows in :func:`_lake_rows`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from price_pipeline.lib.schemas import PRICES_SCHEMA
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_DIR = REPO_ROOT / "dbt_analytics"
+DBT = Path(sys.executable).parent / "dbt"
+
+SHA_H1 = "1" * 64
+SHA_H2 = "2" * 64
+SHA_H3 = "3" * 64
+SHA_H4_OLD = "4" * 64
+SHA_H4_NEW = "5" * 64
+SHA_H5 = "6" * 64
+
+
+def _price(
+    hospital_key: str,
+    sha: str,
+    row: int,
+    code: str,
+    charge_kind: str,
+    *,
+    amount=None,
+    percentage=None,
+    value_text=None,
+    payer=None,
+    plan=None,
+    setting="outpatient",
+    code_type="CPT",
+    updated=dt.date(2024, 5, 1),
+    description=None,
+    **extra,
+) -> dict:
+    record = {name: None for name in PRICES_SCHEMA.names}
+    record.update(
+        hospital_key=hospital_key,
+        file_sha256=sha,
+        source_row=row,
+        hospital_name=f"{hospital_key.upper()} General",
+        last_updated_on=updated,
+        template_version="2.2.0",
+        description=description or f"Service {code}",
+        setting=setting,
+        billing_class="facility",
+        primary_code=code,
+        primary_code_type=code_type,
+        codes=[{"code": code, "type": code_type}],
+        payer_name=payer,
+        plan_name=plan,
+        charge_kind=charge_kind,
+        amount=amount,
+        percentage=percentage,
+        value_text=value_text,
+    )
+    record.update(extra)
+    return record
+
+
+def _lake_rows() -> dict[str, list[dict]]:
+    """Rows per hospital partition.
+
+    * 99213 (CPT, outpatient) is priced by h1, h2 and h3: three hospitals, not suppressed.
+    * 70450 (CPT, outpatient) is priced by h1 and h2 only: suppressed.
+    * h4 has two file versions; the old one prices 99213 at 9999, which must not count.
+    * h5 is 'removed' in the catalog; its 99213 price must not count either.
+    """
+    p = _price
+    h1 = [
+        p("h1", SHA_H1, 4, "99213", "gross", amount=200.0),
+        p("h1", SHA_H1, 4, "99213", "negotiated_dollar", amount=100.0, payer="Aetna", plan="PPO"),
+        p(
+            "h1",
+            SHA_H1,
+            5,
+            "99213",
+            "negotiated_dollar",
+            amount=80.0,
+            payer="Aetna",
+            plan="Medicare Advantage HMO",
+        ),
+        p("h1", SHA_H1, 6, "99213", "negotiated_dollar", amount=120.0, payer="BCBS", plan="PPO"),
+        p(
+            "h1",
+            SHA_H1,
+            7,
+            "99213",
+            "negotiated_percentage",
+            percentage=50.0,
+            payer="UnitedHealthcare",
+            plan="Choice Plus",
+        ),
+        p("h1", SHA_H1, 8, "70450", "gross", amount=1000.0),
+        p("h1", SHA_H1, 8, "70450", "negotiated_dollar", amount=400.0, payer="Aetna", plan="PPO"),
+    ]
+    h2 = [
+        # Messy enums and padding: the staging layer must normalise them.
+        p("h2", SHA_H2, 4, " 99213 ", " Gross", amount=300.0, setting="OUTPATIENT", code_type="cpt"),
+        p(
+            "h2",
+            SHA_H2,
+            4,
+            "99213",
+            "negotiated_dollar",
+            amount=150.0,
+            payer="Aetna ",
+            plan="PPO",
+            setting="Outpatient",
+        ),
+        p("h2", SHA_H2, 5, "99213", "negotiated_dollar", amount=170.0, payer="Aetna", plan="HMO"),
+        p("h2", SHA_H2, 6, "99213", "negotiated_dollar", amount=90.0, payer="Molina", plan="Medicaid HMO"),
+        p("h2", SHA_H2, 7, "70450", "gross", amount=1200.0),
+        p("h2", SHA_H2, 7, "70450", "negotiated_dollar", amount=500.0, payer="Aetna", plan="PPO"),
+    ]
+    h3_row = p("h3", SHA_H3, 4, "99213", "negotiated_dollar", amount=200.0, payer="Aetna", plan="PPO")
+    h3 = [
+        p("h3", SHA_H3, 4, "99213", "gross", amount=250.0),
+        h3_row,
+        dict(h3_row),  # an exact duplicate: kept once
+    ]
+    h4 = [
+        p("h4", SHA_H4_OLD, 4, "99213", "gross", amount=9999.0, updated=dt.date(2024, 1, 1)),
+        *[
+            p(
+                "h4",
+                SHA_H4_NEW,
+                4,
+                "J1100",
+                kind,
+                amount=amount,
+                code_type="HCPCS",
+                updated=dt.date(2024, 6, 1),
+                drug_unit_of_measurement=1.0,
+                drug_type_of_measurement="ML",
+            )
+            for kind, amount in (
+                ("gross", 50.0),
+                ("discounted_cash", 40.0),
+                ("minimum", 30.0),
+                ("maximum", 60.0),
+            )
+        ],
+        p(
+            "h4",
+            SHA_H4_NEW,
+            4,
+            "J1100",
+            "negotiated_algorithm",
+            value_text="110% of Medicare",
+            payer="Cigna",
+            plan="Open Access Plus",
+            code_type="HCPCS",
+            updated=dt.date(2024, 6, 1),
+            drug_unit_of_measurement=1.0,
+            drug_type_of_measurement="ML",
+        ),
+    ]
+    h5 = [p("h5", SHA_H5, 4, "99213", "gross", amount=5.0)]
+    return {"h1": h1, "h2": h2, "h3": h3, "h4": h4, "h5": h5}
+
+
+HOSPITALS = [
+    # hospital_key, ccn, name, state, status
+    ("h1", "450001", "Hospital One", "TX", "active"),
+    ("h2", "450002", "Hospital Two", "TX", "active"),
+    ("h3", "100003", "Hospital Three", "FL", "active"),
+    ("h4", "100004", "Hospital Four", "fl", "active"),
+    ("h5", "100005", "Hospital Five", "FL", "removed"),
+]
+
+
+def write_lake(lake: Path) -> None:
+    for key, rows in _lake_rows().items():
+        folder = lake / "prices" / f"hospital_key={key}"
+        folder.mkdir(parents=True)
+        pq.write_table(pa.Table.from_pylist(rows, schema=PRICES_SCHEMA), folder / "prices.parquet")
+    # An in-flight upload of the local lake: not Parquet, and must never be read.
+    (lake / "prices" / "hospital_key=h1" / ".tmp-0123-prices.parquet").write_bytes(b"partial")
+    catalog = lake / "catalog"
+    catalog.mkdir(parents=True)
+    hospitals = pa.table(
+        {
+            "hospital_key": [h[0] for h in HOSPITALS],
+            "ccn": [h[1] for h in HOSPITALS],
+            "name": [h[2] for h in HOSPITALS],
+            "address": ["1 Main St"] * len(HOSPITALS),
+            "city": ["Springfield"] * len(HOSPITALS),
+            "state": [h[3] for h in HOSPITALS],
+            "zip": ["07001"] * len(HOSPITALS),
+            "website": [f"https://{h[0]}.example.org" for h in HOSPITALS],
+            "status": [h[4] for h in HOSPITALS],
+        }
+    )
+    pq.write_table(hospitals, catalog / "hospitals.parquet")
+
+
+def run_dbt(
+    args: list[str], *, tmp: Path, env_extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "PRICE_PIPELINE_LAKE_URL": str(tmp / "lake"),
+        "PRICE_PIPELINE_WAREHOUSE_PATH": str(tmp / "warehouse.duckdb"),
+        "PRICE_PIPELINE_DBT_TARGET": "embedded",
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        **(env_extra or {}),
+    }
+    command = [
+        str(DBT),
+        *args,
+        "--project-dir",
+        str(PROJECT_DIR),
+        "--profiles-dir",
+        str(PROJECT_DIR),
+        "--target-path",
+        str(tmp / "target"),
+        "--log-path",
+        str(tmp / "logs"),
+    ]
+    return subprocess.run(command, env=env, cwd=tmp, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    """A synthetic lake and a warehouse built from it with `dbt build` (models + seeds + tests)."""
+    tmp = tmp_path_factory.mktemp("dbt_build")
+    write_lake(tmp / "lake")
+    started = time.monotonic()
+    result = run_dbt(["build", "--target", "embedded"], tmp=tmp)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, f"dbt build failed after {elapsed:.1f}s:\n{result.stdout}\n{result.stderr}"
+    print(f"dbt build took {elapsed:.1f}s")
+    return tmp
+
+
+def query(tmp: Path, sql: str, params: list | None = None) -> list[tuple]:
+    with duckdb.connect(str(tmp / "warehouse.duckdb"), read_only=True) as conn:
+        return conn.execute(sql, params or []).fetchall()
+
+
+def test_build_runs_every_test_and_no_warning(built: Path) -> None:
+    results = json.loads((built / "target" / "run_results.json").read_text())["results"]
+    statuses = {r["unique_id"]: r["status"] for r in results}
+    assert all(s in ("success", "pass") for s in statuses.values()), statuses
+    assert any(uid.startswith("test.") for uid in statuses)
+    assert "model.price_analytics.mart_price_distribution" in statuses
+
+
+def test_staging_normalises_and_deduplicates(built: Path) -> None:
+    # h3 published one row twice: one fact.
+    assert query(built, "select count(*) from stg_prices where hospital_key = 'h3'") == [(2,)]
+    rows = query(
+        built,
+        "select primary_code, primary_code_type, setting, charge_kind from stg_prices "
+        "where hospital_key = 'h2' and amount = 300",
+    )
+    assert rows == [("99213", "CPT", "outpatient", "gross")]
+    assert query(built, "select count(distinct length(price_key)) from stg_prices") == [(1,)]
+
+
+def test_current_version_and_removed_hospitals(built: Path) -> None:
+    versions = query(
+        built,
+        "select hospital_key, min(file_sha256), count(distinct file_sha256) "
+        "from int_prices_current group by 1 order by 1",
+    )
+    assert versions == [("h1", SHA_H1, 1), ("h2", SHA_H2, 1), ("h3", SHA_H3, 1), ("h4", SHA_H4_NEW, 1)]
+
+
+def test_payer_classes(built: Path) -> None:
+    classes = dict(
+        ((payer, plan), cls)
+        for payer, plan, cls in query(built, "select payer_name, plan_name, payer_class from int_payer_class")
+    )
+    assert classes[("Aetna", "PPO")] == "commercial"
+    assert classes[("Aetna", "Medicare Advantage HMO")] == "medicare_advantage"
+    assert classes[("Molina", "Medicaid HMO")] == "managed_medicaid"
+    assert classes[("BCBS", "PPO")] == "commercial"
+
+
+def _cell(built: Path, code: str, kind: str, payer_class: str) -> dict:
+    rows = query(
+        built,
+        "select * from mart_price_distribution where primary_code = ? and primary_code_type = 'CPT' "
+        "and setting = 'outpatient' and charge_kind = ? and payer_class = ?",
+        [code, kind, payer_class],
+    )
+    assert len(rows) == 1, rows
+    with duckdb.connect(str(built / "warehouse.duckdb"), read_only=True) as conn:
+        columns = [c[0] for c in conn.execute("select * from mart_price_distribution limit 0").description]
+    return dict(zip(columns, rows[0], strict=True))
+
+
+def test_distribution_is_hospital_weighted(built: Path) -> None:
+    # Per-hospital medians of commercial negotiated dollars for 99213:
+    # h1 median(100, 120) = 110, h2 median(150, 170) = 160, h3 200.
+    cell = _cell(built, "99213", "negotiated_dollar", "commercial")
+    assert cell["n_hospitals"] == 3
+    assert cell["n_prices"] == 5
+    assert cell["suppressed"] is False
+    assert cell["median_value"] == pytest.approx(160.0)  # a row-weighted median would be 150
+    assert cell["p10_value"] == pytest.approx(110 + 0.2 * 50)
+    assert cell["p90_value"] == pytest.approx(160 + 0.8 * 40)
+    assert (cell["min_value"], cell["max_value"]) == (100.0, 200.0)
+    assert cell["value_unit"] == "usd"
+
+    # Gross: h1 200, h2 300, h3 250; h4's old 9999 and removed h5's 5 do not count.
+    gross = _cell(built, "99213", "gross", "not_applicable")
+    assert gross["n_hospitals"] == 3
+    assert gross["median_value"] == pytest.approx(250.0)
+    assert (gross["min_value"], gross["max_value"]) == (200.0, 300.0)
+
+
+def test_distribution_suppresses_small_cells(built: Path) -> None:
+    cell = _cell(built, "70450", "gross", "not_applicable")
+    assert cell["n_hospitals"] == 2
+    assert cell["n_prices"] == 2
+    assert cell["suppressed"] is True
+    for stat in (
+        "median_value",
+        "p10_value",
+        "p25_value",
+        "p75_value",
+        "p90_value",
+        "min_value",
+        "max_value",
+    ):
+        assert cell[stat] is None, stat
+    assert _cell(built, "99213", "negotiated_dollar", "medicare_advantage")["suppressed"] is True
+    # No text-valued kinds in the distribution.
+    assert query(
+        built,
+        "select count(*) from mart_price_distribution where charge_kind in ('negotiated_algorithm', 'count')",
+    ) == [(0,)]
+
+
+def test_hospital_summary(built: Path) -> None:
+    rows = query(
+        built,
+        "select hospital_key, hospital_name, state, is_active, has_prices, n_file_versions, n_items, n_codes, "
+        "n_payers, n_prices, last_updated_on, template_version, negotiated_dollar_share "
+        "from mart_hospital_summary order by hospital_key",
+    )
+    by_key = {r[0]: r for r in rows}
+    assert set(by_key) == {"h1", "h2", "h3", "h4", "h5"}
+    h1 = by_key["h1"]
+    assert h1[1:10] == ("Hospital One", "TX", True, True, 1, 2, 2, 3, 7)
+    assert h1[10] == dt.date(2024, 5, 1)
+    assert h1[11] == "2.2.0"
+    assert h1[12] == pytest.approx(4 / 5)  # 4 negotiated dollar rows, 1 negotiated percentage
+    h4 = by_key["h4"]
+    assert h4[2] == "FL"
+    assert h4[5:10] == (2, 1, 1, 1, 5)
+    assert h4[10] == dt.date(2024, 6, 1)
+    assert h4[12] == pytest.approx(0.0)
+    h5 = by_key["h5"]
+    assert h5[3:5] == (False, False)
+    assert h5[9] == 0
+
+
+def test_payer_comparison(built: Path) -> None:
+    rows = query(
+        built,
+        "select n_prices, n_negotiated_dollar, median_negotiated_dollar, n_items_compared, "
+        "median_gross_same_items, negotiated_to_gross_ratio, median_item_ratio_to_gross, payer_class "
+        "from mart_payer_comparison where hospital_key = 'h1' and payer_name = 'Aetna' and plan_name = 'PPO'",
+    )
+    assert len(rows) == 1
+    n_prices, n_dollar, median_dollar, n_items, median_gross, ratio, item_ratio, payer_class = rows[0]
+    assert (n_prices, n_dollar, n_items, payer_class) == (2, 2, 2, "commercial")
+    assert median_dollar == pytest.approx(250.0)  # median(100, 400)
+    assert median_gross == pytest.approx(600.0)  # median(200, 1000)
+    assert ratio == pytest.approx(250 / 600)
+    assert item_ratio == pytest.approx(0.45)  # median(100/200, 400/1000)
+    # A percentage-only plan has rows but nothing to compare.
+    rows = query(
+        built,
+        "select n_prices, n_negotiated_dollar, n_items_compared, negotiated_to_gross_ratio "
+        "from mart_payer_comparison where hospital_key = 'h1' and payer_name = 'UnitedHealthcare'",
+    )
+    assert rows == [(1, 0, 0, None)]
+
+
+def test_dbt_parse_writes_manifest(tmp_path: Path) -> None:
+    """dagster-dbt loads target/manifest.json at import time; parsing needs no lake and no warehouse."""
+    result = run_dbt(["parse"], tmp=tmp_path)
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    manifest = json.loads((tmp_path / "target" / "manifest.json").read_text())
+    sources = manifest["sources"]
+    prices = sources["source.price_analytics.lake.prices"]
+    assert prices["meta"]["dagster"]["asset_key"] == ["prices"]
+    assert sources["source.price_analytics.lake.hospitals"]["meta"]["dagster"]["asset_key"] == ["hospitals"]
+    models = {n["name"] for n in manifest["nodes"].values() if n["resource_type"] == "model"}
+    assert {
+        "stg_prices",
+        "stg_hospitals",
+        "int_prices_current",
+        "int_payer_class",
+        "mart_price_distribution",
+        "mart_hospital_summary",
+        "mart_payer_comparison",
+    } <= models
+    # Every model and every column is documented.
+    for node in manifest["nodes"].values():
+        if node["resource_type"] in ("model", "seed"):
+            assert node["description"], node["name"]
+            assert node["columns"], node["name"]
+            for column in node["columns"].values():
+                assert column["description"], (node["name"], column["name"])
+
+
+@pytest.mark.slow
+def test_production_target_reads_the_lake_from_s3(built: Path, moto_s3: str, tmp_path: Path) -> None:
+    """The production profile reads s3:// through fsspec (no httpfs) and gives the same marts."""
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=moto_s3, region_name="us-east-1")
+    s3.create_bucket(Bucket="price-lake")
+    lake = built / "lake"
+    for path in lake.rglob("*"):
+        if path.is_file() and not path.name.startswith(".tmp-"):
+            s3.upload_file(str(path), "price-lake", "prod/" + path.relative_to(lake).as_posix())
+
+    result = run_dbt(
+        ["build", "--target", "production"],
+        tmp=tmp_path,
+        env_extra={
+            "PRICE_PIPELINE_LAKE_URL": "s3://price-lake/prod/",
+            "PRICE_PIPELINE_DBT_TARGET": "production",
+            "PRICE_PIPELINE_S3_ENDPOINT_URL": moto_s3,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+        },
+    )
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    sql = "select * from mart_price_distribution order by distribution_key"
+    assert query(tmp_path, sql) == query(built, sql)
