@@ -7,6 +7,11 @@ added next to ``parse`` without touching :func:`main`.
 one JSON line per file (file, format, version, encoding, rows_parsed, rows_quarantined, ok,
 findings). Exit status is 0 even when files have findings; non-zero only on tool failures
 (e.g. unwritable output directory, missing input file).
+
+``price-pipeline validate FILE... [--max-errors N]`` checks each file against the CMS data
+dictionary rules (see :mod:`price_pipeline.lib.validate`) and prints one JSON report per file
+(file, format, version, valid, error/alert counts by rule, first N findings). Exit status 0
+even for non-conformant files; 2 when a file cannot be read.
 """
 
 from __future__ import annotations
@@ -59,8 +64,33 @@ def _run_parse(args: argparse.Namespace) -> int:
     return status
 
 
+def _setup_validate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("files", nargs="+", help="MRF files (csv, json, zip, gz; detected from content)")
+    p.add_argument("--max-errors", type=int, default=1000,
+                   help="findings kept per file (counts are always complete; default 1000)")
+    p.add_argument("--version", dest="rules_version", default=None,
+                   help="force a rule set (2.0.0, 2.1.0, 2.2.0, 3.0.0) instead of the file's declared version")
+
+
+def _run_validate(args: argparse.Namespace) -> int:
+    from price_pipeline.lib.validate import validate_file
+
+    status = 0
+    for path in args.files:
+        try:
+            r = validate_file(path, max_findings=args.max_errors, version=args.rules_version)
+        except OSError as e:  # tool failure: missing or unreadable input
+            print(json.dumps({"file": path, "error": str(e)}), flush=True)
+            status = 2
+            continue
+        print(json.dumps(r.as_dict(), default=str), flush=True)
+    return status
+
+
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], str]] = {
     "parse": (_setup_parse, _run_parse, "parse MRF files to Parquet, one JSON summary line per file"),
+    "validate": (_setup_validate, _run_validate,
+                 "CMS conformance check (official-validator rules), one JSON report line per file"),
 }
 
 

@@ -4,8 +4,8 @@ Two code locations are built here (see workspace.yaml):
 
 * ``ingestion`` — catalog and per-hospital assets, the catalog sensor and schedules. Its run
   workers never import dbt, which would add seconds to each of thousands of hospital runs.
-* ``analytics`` — the dbt models over all hospitals and the exports, plus the automation sensor
-  that rebuilds them when ingestion settles.
+* ``analytics`` — the dbt models over all hospitals and the exports, plus the sensor that
+  rebuilds them when ingestion settles.
 
 Both read their configuration from :class:`price_pipeline.settings.Settings` (environment
 variables), so embedded and production differ by configuration only.
@@ -46,27 +46,24 @@ def ingestion() -> dg.Definitions:
 
 
 def analytics() -> dg.Definitions:
-    """dbt models, exports and the automation that keeps them fresh."""
+    """dbt models, exports and the sensor that keeps them fresh."""
     # Imported here so that loading the ingestion location never pays for dagster-dbt.
     from dagster_dbt import DbtCliResource
 
     from price_pipeline.defs.analytics import assets as analytics_assets
     from price_pipeline.defs.analytics import checks as analytics_checks
+    from price_pipeline.defs.analytics.jobs import build_analytics_job
+    from price_pipeline.defs.analytics.sensors import analytics_after_ingestion
 
     upstream = [
         dg.AssetSpec("prices", partitions_def=hospital_partitions, group_name="ingestion"),
         dg.AssetSpec("hospitals", group_name="catalog"),
     ]
-    automation = dg.AutomationConditionSensorDefinition(
-        "analytics_automation",
-        target=dg.AssetSelection.groups("analytics", "exports"),
-        default_status=dg.DefaultSensorStatus.RUNNING,
-        minimum_interval_seconds=15,
-    )
     return dg.Definitions(
         assets=[*dg.load_assets_from_modules([analytics_assets]), *upstream],
         asset_checks=dg.load_asset_checks_from_modules([analytics_checks]),
-        sensors=[automation],
+        jobs=[build_analytics_job],
+        sensors=[analytics_after_ingestion],
         resources={
             "price_pipeline": _price_pipeline_resource(),
             "dbt": DbtCliResource(
@@ -88,7 +85,7 @@ def all_definitions() -> dg.Definitions:
             *(a for a in analytics_defs.assets if not isinstance(a, dg.AssetSpec)),
         ],
         asset_checks=[*ingestion_defs.asset_checks, *analytics_defs.asset_checks],
-        jobs=ingestion_defs.jobs,
+        jobs=[*ingestion_defs.jobs, *analytics_defs.jobs],
         sensors=[*ingestion_defs.sensors, *analytics_defs.sensors],
         schedules=ingestion_defs.schedules,
         resources={**analytics_defs.resources, **ingestion_defs.resources},

@@ -26,6 +26,20 @@ def prepare_dagster_home(home: Path, *, production: bool) -> None:
     if target.is_symlink() or target.exists():
         target.unlink()
     target.symlink_to(os.path.relpath(source, home))
+    # Create and migrate the instance storage once, here, before the webserver, the daemon and
+    # the code servers start: on a fresh SQLite home they would race to create the same tables.
+    previous = os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = str(home)
+    try:
+        from dagster import DagsterInstance
+
+        with DagsterInstance.from_config(str(home)) as instance:
+            instance.upgrade()
+    finally:
+        if previous is None:
+            os.environ.pop("DAGSTER_HOME", None)
+        else:
+            os.environ["DAGSTER_HOME"] = previous
 
 
 def main() -> int:

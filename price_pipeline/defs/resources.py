@@ -6,7 +6,10 @@ registry and settings objects of the library layer.
 """
 
 
+import dataclasses
+import tempfile
 from functools import cached_property
+from pathlib import Path
 
 import dagster as dg
 
@@ -32,37 +35,23 @@ class PricePipelineResource(dg.ConfigurableResource):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "PricePipelineResource":
-        return cls(
+        values = {f.name: getattr(settings, f.name) for f in dataclasses.fields(Settings) if f.name in cls.model_fields}
+        values.update(
             data_dir=str(settings.data_dir),
-            lake_url=settings.lake_url,
-            registry_url=settings.registry_url,
             warehouse_path=str(settings.warehouse_path),
-            catalog_url=settings.catalog_url,
-            s3_endpoint_url=settings.s3_endpoint_url,
             allowed_private_hosts=list(settings.allowed_private_hosts),
-            max_download_bytes=settings.max_download_bytes,
-            max_decompression_ratio=settings.max_decompression_ratio,
-            http_timeout_seconds=settings.http_timeout_seconds,
-            dbt_target=settings.dbt_target,
         )
+        return cls(**values)
 
     @cached_property
     def settings(self) -> Settings:
-        from pathlib import Path
-
-        return Settings(
+        values = {name: getattr(self, name) for name in type(self).model_fields}
+        values.update(
             data_dir=Path(self.data_dir),
-            lake_url=self.lake_url,
-            registry_url=self.registry_url,
             warehouse_path=Path(self.warehouse_path),
-            catalog_url=self.catalog_url,
-            s3_endpoint_url=self.s3_endpoint_url,
             allowed_private_hosts=tuple(self.allowed_private_hosts),
-            max_download_bytes=self.max_download_bytes,
-            max_decompression_ratio=self.max_decompression_ratio,
-            http_timeout_seconds=self.http_timeout_seconds,
-            dbt_target=self.dbt_target,
         )
+        return Settings(**values)
 
     @cached_property
     def lake(self) -> Lake:
@@ -74,9 +63,6 @@ class PricePipelineResource(dg.ConfigurableResource):
 
     def scratch_dir(self, name: str):
         """A per-use local working folder under the data dir (same filesystem as a local lake)."""
-        import tempfile
-        from pathlib import Path
-
         base = Path(self.data_dir) / "tmp"
         base.mkdir(parents=True, exist_ok=True)
         return tempfile.TemporaryDirectory(prefix=f"{name}-", dir=base)

@@ -217,3 +217,20 @@ def open_lake(url: str, *, endpoint_url: str | None = None) -> Lake:
     if url.startswith("file://"):
         url = url[len("file://") :]
     return LocalLake(url)
+
+
+def connect_duckdb(lake: Lake, database: str = ":memory:", *, read_only: bool = False):
+    """A DuckDB connection that can read the lake's ``s3://`` paths.
+
+    DuckDB's httpfs extension cannot be installed offline, so S3 is read through fsspec (s3fs),
+    with the same endpoint the lake uses; credentials come from the standard AWS variables.
+    """
+    import duckdb
+
+    con = duckdb.connect(database, read_only=read_only)
+    if isinstance(lake, S3Lake):
+        import s3fs
+
+        fs = s3fs.S3FileSystem(client_kwargs={"endpoint_url": lake.endpoint_url} if lake.endpoint_url else {})
+        con.register_filesystem(fs)
+    return con

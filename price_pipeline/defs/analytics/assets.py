@@ -13,11 +13,11 @@ import time
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from price_pipeline.defs.resources import PricePipelineResource
 from price_pipeline.lib.exports import export_relation, quote_identifier
+from price_pipeline.lib.storage import connect_duckdb
 from price_pipeline.settings import PROJECT_ROOT
 
 WAREHOUSE_POOL = "duckdb_warehouse"
@@ -31,24 +31,14 @@ dbt_project = DbtProject(
     target=os.environ.get("PRICE_PIPELINE_DBT_TARGET") or None,
 )
 
-# Rebuild the warehouse once ingestion settles: when any upstream partition has new data since
-# the last request, and nothing upstream is still running (so a wave of hospital runs causes
-# one dbt build, not one per hospital). Unlike eager(), a hospital whose prices never
-# materialized (a broken file) does not hold the others back.
-_when = dg.AutomationCondition
-AFTER_INGESTION_SETTLES = (
-    _when.any_deps_updated().since_last_handled() & ~_when.any_deps_in_progress() & ~_when.in_progress()
-).with_label("after ingestion settles")
-
-
 class PriceDbtTranslator(DagsterDbtTranslator):
-    """dbt models become assets of the ``analytics`` group that rebuild after ingestion."""
+    """dbt models and seeds become assets of the ``analytics`` group."""
 
     def get_asset_spec(self, manifest, unique_id, project):
         spec = super().get_asset_spec(manifest, unique_id, project)
         if unique_id.startswith("source."):
             return spec
-        return spec.replace_attributes(group_name="analytics", automation_condition=AFTER_INGESTION_SETTLES)
+        return spec.replace_attributes(group_name="analytics")
 
 
 def export_dbt_env(price_pipeline: PricePipelineResource) -> None:
@@ -85,7 +75,6 @@ EXTRACTS = {**{name: name for name in MART_EXPORTS}, "prices_current": "int_pric
     group_name="exports",
     kinds={"duckdb", "csv", "parquet"},
     pool=WAREHOUSE_POOL,
-    automation_condition=AFTER_INGESTION_SETTLES,
     owners=["team:analytics"],
 )
 def exports(context: dg.AssetExecutionContext, price_pipeline: PricePipelineResource) -> dg.MaterializeResult:
@@ -98,7 +87,7 @@ def exports(context: dg.AssetExecutionContext, price_pipeline: PricePipelineReso
     summary: dict[str, dict[str, int]] = {}
     with price_pipeline.scratch_dir("exports") as scratch:
         out_dir = Path(scratch)
-        con = duckdb.connect(price_pipeline.warehouse_path, read_only=True)
+        con = connect_duckdb(lake, price_pipeline.warehouse_path, read_only=True)
         try:
             tables = {
                 row[0]

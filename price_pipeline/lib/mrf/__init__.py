@@ -69,7 +69,8 @@ _KNOWN_VERSIONS = ("2.0.0", "2.1.0", "2.2.0", "2.2.1", "3.0.0")
 def parse_to_parquet(src: str | os.PathLike, out_path: str | os.PathLike, *, file_sha256: str | None = None,
                      max_findings: int = 1000, max_decompressed_bytes: int = DEFAULT_MAX_BYTES,
                      max_ratio: float = DEFAULT_MAX_RATIO, ratio_grace_bytes: int = RATIO_GRACE_BYTES,
-                     json_full_parse_below: int | None = None) -> ParseSummary:
+                     json_full_parse_below: int | None = None, json_parallel: bool = True,
+                     json_chunk_bytes: int | None = None) -> ParseSummary:
     """Stream ``src`` (plain, .zip or .gz — detected from magic bytes, not extension) into a
     Parquet file at ``out_path`` with PARSED_SCHEMA (always written, empty when nothing parsed).
 
@@ -77,7 +78,9 @@ def parse_to_parquet(src: str | os.PathLike, out_path: str | os.PathLike, *, fil
     with source_row, raw content and reason, written only when there are any. Never raises for
     bad input content; raises only for tool failures (e.g. ``out_path`` not writable, ``src``
     missing). ``max_decompressed_bytes`` / ``max_ratio`` cap zip and gzip payloads (the ratio
-    is checked once ``ratio_grace_bytes`` have been produced).
+    is checked once ``ratio_grace_bytes`` have been produced). ``json_parallel`` /
+    ``json_chunk_bytes``: JSON payloads of ``json_full_parse_below`` (8 MiB) or more are read in
+    chunks of complete items by two threads (same rows as the sequential reader).
     """
     source = os.fspath(src)
     fc = FindingCollector(max_findings)
@@ -106,7 +109,8 @@ def parse_to_parquet(src: str | os.PathLike, out_path: str | os.PathLike, *, fil
                 fc.add("utf16_encoding", "warning", f"file is {encoding}, not UTF-8")
             elif encoding != "utf-8":
                 fc.add("non_utf8_encoding", "warning", f"file is not UTF-8; read as {encoding}")
-            result = _parse_payload(s, sample, encoding, bom, sink, fc, file_sha256, header, json_full_parse_below)
+            result = _parse_payload(s, sample, encoding, bom, sink, fc, file_sha256, header,
+                                    json_full_parse_below, json_parallel, json_chunk_bytes)
             if result.pop("encoding", None):
                 encoding = "cp1252"
     except DecompressionLimit as e:
@@ -138,7 +142,8 @@ def _utf8_stream(s, encoding: str, bom: int):
     return io.BufferedReader(TranscodingReader(f, encoding.replace("-sig", "")), 1 << 22)
 
 
-def _parse_payload(s, sample, encoding, bom, sink, fc, sha, header, json_full_parse_below) -> dict:
+def _parse_payload(s, sample, encoding, bom, sink, fc, sha, header, json_full_parse_below, json_parallel,
+                   json_chunk_bytes) -> dict:
     text_head = sample[bom : bom + 65536].decode(encoding.replace("-sig", ""), "replace")
     kind = detect_kind(text_head)
     if kind == "html":
@@ -151,7 +156,9 @@ def _parse_payload(s, sample, encoding, bom, sink, fc, sha, header, json_full_pa
         fc.add("not_an_mrf", "error", f"content is {kind}, not CSV or JSON")
         return {"format": None, "ok": False}
     if kind == "json":
-        kw = {} if json_full_parse_below is None else {"full_parse_below": json_full_parse_below}
+        kw = {"parallel": json_parallel, "chunk_bytes": json_chunk_bytes}
+        if json_full_parse_below is not None:
+            kw["full_parse_below"] = json_full_parse_below
         return read_json(lambda: _utf8_stream(s, encoding, bom), sink=sink, fc=fc, sha=sha, header_out=header, **kw)
     state = fc.snapshot()
     plain = s.path if (s.compression is None and encoding in ("utf-8", "utf-8-sig")) else None

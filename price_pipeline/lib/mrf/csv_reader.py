@@ -20,9 +20,12 @@ with null payer so item-level charges are never lost.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import queue
 import re
+import threading
 
 import numpy as np
 import pyarrow as pa
@@ -43,6 +46,7 @@ from .values import clean_numeric, clean_text
 _TOKEN = re.compile(rb'["\r\n]')
 MAX_HEADER_BYTES = 64 * 1024**2
 BLOCK_SIZE = 4 * 1024**2
+WIDE_BLOCK_SIZE = 8 * 1024**2  # wide rows are long: bigger blocks keep batches at ~10k rows
 
 
 class EncodingRetry(Exception):
@@ -204,43 +208,45 @@ class BatchBuilder:
         return pa.Table.from_arrays(arrays, schema=PARSED_SCHEMA)
 
     def _unpivot(self, colget, n: int, rows: np.ndarray, base: dict) -> pa.Table:
+        """One row per (group, row) with any value, group-major, then payer-less rows.
+
+        Each payer field's group columns are concatenated into one long column (group-major,
+        memcpy only), so trimming/validity/filtering run once per field, not once per column.
+        """
         groups = self.layout.groups
-        idx_parts, gid_parts, trimmed_cache = [], [], {}
+        G = len(groups)
+        long: dict[str, pa.Array] = {}
+        present = np.zeros(G * n, dtype=bool)
+        for fld in PAYER_FIELDS:
+            if not any(fld in g.cols for g in groups):
+                continue
+            parts = [colget(g.cols[fld]) if fld in g.cols else _null_str(n) for g in groups]
+            parts = [p.combine_chunks() if isinstance(p, pa.ChunkedArray) else p for p in parts]
+            t = clean_text(pa.concat_arrays(parts))
+            long[fld] = t
+            present |= pc.is_valid(t).to_numpy(zero_copy_only=False)
+        flat_idx = np.flatnonzero(present)
+        gid_present = (flat_idx // n).astype(np.int32) if n else flat_idx.astype(np.int32)
         any_present = np.zeros(n, dtype=bool)
-        for g_i, g in enumerate(groups):
-            present = np.zeros(n, dtype=bool)
-            for fld, ci in g.cols.items():
-                t = clean_text(colget(ci))
-                trimmed_cache[(g_i, fld)] = t
-                present |= pc.is_valid(t).to_numpy(zero_copy_only=False)
-            idx = np.nonzero(present)[0]
-            any_present |= present
-            idx_parts.append(idx)
-            gid_parts.append(np.full(len(idx), g_i, dtype=np.int32))
+        any_present[flat_idx % n if n else flat_idx] = True
         none_idx = np.nonzero(~any_present)[0]
-        all_idx = np.concatenate(idx_parts + [none_idx]).astype(np.int64)
-        gid = np.concatenate(gid_parts + [np.full(len(none_idx), -1, dtype=np.int32)])
+        all_idx = np.concatenate([flat_idx % n if n else flat_idx, none_idx]).astype(np.int64)
+        gid = np.concatenate([gid_present, np.full(len(none_idx), -1, dtype=np.int32)])
         m = len(all_idx)
         take = pa.array(all_idx)
         out = {k: v.take(take) for k, v in base.items()}
         src = rows[all_idx]
-        payer, plan = [], []
-        for g_i, g in enumerate(groups):
-            k = len(idx_parts[g_i])
-            payer.append(pa.array([g.payer] * k, pa.string()) if g.payer is not None else _null_str(k))
-            plan.append(pa.array([g.plan] * k, pa.string()) if g.plan is not None else _null_str(k))
-        payer.append(_null_str(len(none_idx)))
-        plan.append(_null_str(len(none_idx)))
-        out["payer_name"] = pa.concat_arrays(payer)
-        out["plan_name"] = pa.concat_arrays(plan)
+        gtake = pa.array(np.where(gid < 0, 0, gid), mask=gid < 0) if G else None
+        for name, attr in (("payer_name", "payer"), ("plan_name", "plan")):
+            if G:
+                out[name] = pa.array([getattr(g, attr) for g in groups], pa.string()).take(gtake)
+            else:
+                out[name] = _null_str(m)
+        sel = pa.array(flat_idx)
+        n_none = len(none_idx)
         for fld in PAYER_FIELDS:
-            parts = []
-            for g_i in range(len(groups)):
-                k = len(idx_parts[g_i])
-                t = trimmed_cache.get((g_i, fld))
-                parts.append(t.take(pa.array(idx_parts[g_i])) if t is not None else _null_str(k))
-            parts.append(_null_str(len(none_idx)))
-            col = pa.concat_arrays(parts)
+            t = long.get(fld)
+            col = pa.concat_arrays([t.take(sel), _null_str(n_none)]) if t is not None else _null_str(m)
             if fld in NUMERIC_FIELDS:
                 if col.null_count == m:
                     col = pa.nulls(m, pa.float64())
@@ -291,6 +297,48 @@ def read_csv(stream, *, encoding: str, plain_path: str | None, body_offset_base:
     return {"format": layout.fmt, "ok": True}
 
 
+def _prefetch(reader, invalid: list):
+    """Yield ``("batch", batch, n_invalid)`` from ``reader``, reading the next batch in a thread
+    while the caller builds the current one (Arrow's CSV parsing releases the GIL).
+
+    ``n_invalid``: invalid rows reported so far (all of them precede the batch's next rows).
+    Ends with ``("error", exc, n)`` on an Arrow parse error.
+    """
+    q: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def run():
+        try:
+            while not stop.is_set():
+                try:
+                    b = reader.read_next_batch()
+                except StopIteration:
+                    break
+                except pa.ArrowInvalid as e:
+                    q.put(("error", e, len(invalid)))
+                    return
+                q.put(("batch", b, len(invalid)))
+        finally:
+            q.put(None)
+
+    t = threading.Thread(target=run, name="csv-prefetch", daemon=True)
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if item is None:
+                return
+            yield item
+            if item[0] == "error":
+                return
+    finally:
+        stop.set()
+        while t.is_alive():  # unblock a pending put, then let the thread end
+            with contextlib.suppress(queue.Empty):
+                q.get(timeout=0.05)
+        t.join()
+
+
 def _read_body(body, layout: Layout, first_row: int, sink, fc, sha) -> None:
     ncols = layout.ncols
     names = [f"c{i}" for i in range(ncols)]
@@ -300,32 +348,34 @@ def _read_body(body, layout: Layout, first_row: int, sink, fc, sha) -> None:
     skipped: list[int] = []  # Arrow record numbers (1-based within the body) not returned
     recovered: list[tuple[int, list[str]]] = []
 
+    invalid: list[tuple] = []  # appended by Arrow's reader thread, classified by the main thread
+
     def on_invalid(row) -> str:
-        num = row.number
+        invalid.append((row.number, row.text, row.actual_columns, row.expected_columns))
+        return "skip"
+
+    def classify(num, text, actual, expected) -> None:
         skipped.append(num)
         src_row = None if num is None else num + first_row - 1
         try:
-            fields = next(csv.reader(io.StringIO(row.text, newline="")), [])
+            fields = next(csv.reader(io.StringIO(text, newline="")), [])
         except csv.Error:
             fields = None
-        if fields is not None and row.actual_columns < row.expected_columns:
+        if fields is not None and actual < expected:
             if not any(x.strip() for x in fields):
-                return "skip"
-            fc.add("short_row", "warning",
-                   f"{row.actual_columns} fields instead of {row.expected_columns}; padded with empty values",
+                return
+            fc.add("short_row", "warning", f"{actual} fields instead of {expected}; padded with empty values",
                    row=src_row)
             recovered.append((src_row, fields + [""] * (ncols - len(fields))))
         elif fields is not None and len(fields) >= ncols and not any(x.strip() for x in fields[ncols:]):
-            fc.add("long_row", "info", f"{row.actual_columns} fields instead of {ncols}; extra fields are empty",
-                   row=src_row)
+            fc.add("long_row", "info", f"{actual} fields instead of {ncols}; extra fields are empty", row=src_row)
             recovered.append((src_row, fields[:ncols]))
         else:
-            fc.add("long_row", "error",
-                   f"{row.actual_columns} fields instead of {row.expected_columns}; row quarantined", row=src_row)
-            sink.quarantine(src_row, row.text, f"{row.actual_columns} fields, expected {row.expected_columns}")
-        return "skip"
+            fc.add("long_row", "error", f"{actual} fields instead of {expected}; row quarantined", row=src_row)
+            sink.quarantine(src_row, text, f"{actual} fields, expected {expected}")
 
-    read_opts = pacsv.ReadOptions(use_threads=False, block_size=BLOCK_SIZE, column_names=names)
+    block = BLOCK_SIZE if layout.fmt == "csv_tall" else WIDE_BLOCK_SIZE
+    read_opts = pacsv.ReadOptions(use_threads=False, block_size=block, column_names=names)
     parse_opts = pacsv.ParseOptions(delimiter=",", quote_char='"', double_quote=True, escape_char=False,
                                     newlines_in_values=True, ignore_empty_lines=False,
                                     invalid_row_handler=on_invalid)
@@ -356,15 +406,15 @@ def _read_body(body, layout: Layout, first_row: int, sink, fc, sha) -> None:
             raise EncodingRetry(msg) from e
         fc.add("csv_parse_error", "error", f"CSV body unreadable: {msg}")
         return
-    while True:
-        try:
-            batch = reader.read_next_batch()
-        except StopIteration:
-            break
-        except pa.ArrowInvalid as e:
-            msg = str(e)
+    done_invalid = 0
+    for kind, batch, n_invalid in _prefetch(reader, invalid):
+        for k in range(done_invalid, n_invalid):
+            classify(*invalid[k])
+        done_invalid = n_invalid
+        if kind == "error":
+            msg = str(batch)
             if "UTF8" in msg or "UTF-8" in msg:
-                raise EncodingRetry(msg) from e
+                raise EncodingRetry(msg) from batch
             fc.add("csv_parse_error", "error", f"CSV parse stopped: {msg}", row=returned + first_row)
             break
         n = batch.num_rows

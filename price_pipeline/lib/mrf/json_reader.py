@@ -56,6 +56,133 @@ _ITEM_T = pa.struct([
     ("drug_information", pa.struct([("unit", _F), ("type", _S)])),
 ])
 FULL_PARSE_BELOW = 8 * 1024**2
+_SC_FULL_T = pa.struct(list(_SC_T) + [pa.field("payers_information", pa.list_(_PAYER_T))])
+# One standard_charge_information item, nested (what pyarrow.json and pa.array produce).
+ITEM_FULL_T = pa.struct(list(_ITEM_T) + [pa.field("standard_charges", pa.list_(_SC_FULL_T))])
+NINES = 999_999_999
+
+
+def _idx_str(a: np.ndarray) -> pa.Array:
+    return pa.array(a).cast(pa.string())
+
+
+def _nines_rows(vals: pa.Array) -> list[int]:
+    mx = pc.max(vals).as_py()
+    if mx is None or mx < NINES:
+        return []
+    return pc.indices_nonzero(pc.fill_null(pc.greater_equal(vals, NINES), False)).to_numpy().tolist()
+
+
+def flatten_items(items: pa.StructArray, gidx: np.ndarray, sha: str | None):
+    """Flatten ``items`` (ITEM_FULL_T; item ``i`` has global index ``gidx[i]``) into PARSED_SCHEMA rows.
+
+    Pure Arrow (no per-row Python), so it runs in worker threads. Returns ``(table, nines)``
+    where ``nines`` lists ``(path, json_key)`` of 999999999-style amounts (reported once per
+    JSON value, like the per-row path), or ``None`` when the batch needs the per-row path
+    (items without charges, null list entries, modifier lists needing cleaning).
+    """
+    n_items = len(items)
+    scl = items.field("standard_charges")
+    if items.null_count or scl.null_count or (n_items and pc.min(pc.list_value_length(scl)).as_py() == 0):
+        return None
+    sc = pc.list_flatten(scl)
+    if sc.null_count:
+        return None
+    sc_item = pc.list_parent_indices(scl).to_numpy()
+    nsc = len(sc)
+    lens_sc = pc.list_value_length(scl).to_numpy(zero_copy_only=False).astype(np.int64)
+    sc_start = np.cumsum(lens_sc) - lens_sc
+    sc_j = np.arange(nsc, dtype=np.int64) - sc_start[sc_item]
+    pl = sc.field("payers_information")
+    lens = pc.fill_null(pc.list_value_length(pl), 0).to_numpy(zero_copy_only=False).astype(np.int64)
+    payers = pc.list_flatten(pl)
+    if payers.null_count:
+        return None
+    codes_l = items.field("code_information")
+    code_vals = pc.list_flatten(codes_l)
+    if code_vals.null_count:
+        return None
+    mods = sc.field("modifier_code")
+    if mods.null_count < len(mods):
+        mflat = pc.list_flatten(mods)
+        if mflat.null_count or (len(mflat) and not pc.all(pc.and_(
+                pc.equal(pc.utf8_trim_whitespace(mflat), mflat), pc.not_equal(mflat, ""))).as_py()):
+            return None
+    counts = np.maximum(lens, 1)
+    n = int(counts.sum())
+    row_sc = np.repeat(np.arange(nsc, dtype=np.int64), counts)
+    row_start = np.cumsum(counts) - counts
+    row_k = np.arange(n, dtype=np.int64) - row_start[row_sc]
+    p_start = np.cumsum(lens) - lens
+    no_payer = lens[row_sc] == 0
+    item_idx = sc_item[row_sc]
+    # Take only the flat fields (taking the nested structs would copy every item's charges per row).
+    item_take = pa.array(item_idx)
+    it_rows = pa.StructArray.from_arrays([items.field(f.name) for f in _ITEM_T], fields=list(_ITEM_T),
+                                         mask=None).take(item_take)
+    sc_rows = pa.StructArray.from_arrays([sc.field(f.name) for f in _SC_T], fields=list(_SC_T)).take(pa.array(row_sc))
+    p_idx = np.where(no_payer, 0, p_start[row_sc] + row_k)
+    p_rows = payers.take(pa.array(p_idx, mask=no_payer)) if len(payers) else pa.nulls(n, _PAYER_T)
+    # Codes: trimmed, empty -> null, an empty list -> null (as the per-row path does).
+    code_clean = pa.StructArray.from_arrays(
+        [clean_text(code_vals.field("code")), clean_text(code_vals.field("type"))], fields=list(CODES_TYPE.value_type))
+    clen = pc.list_value_length(codes_l)
+    cnull = pc.or_(pc.is_null(clen), pc.equal(clen, 0)).to_numpy(zero_copy_only=False)
+    offs = np.zeros(n_items + 1, dtype=np.int32)
+    np.cumsum(pc.fill_null(clen, 0).to_numpy(zero_copy_only=False), out=offs[1:])
+    codes_items = pa.ListArray.from_arrays(pa.array(offs), code_clean, mask=pa.array(cnull))
+    out = {}
+    out["description"] = clean_text(pc.struct_field(it_rows, "description"))
+    out["codes"] = codes_items.take(item_take)
+    drug = pc.struct_field(it_rows, "drug_information")
+    out["drug_unit_of_measurement"] = pc.struct_field(drug, "unit")
+    out["drug_type_of_measurement"] = clean_text(pc.struct_field(drug, "type"))
+    for f in ("setting", "billing_class", "additional_generic_notes"):
+        out[f] = clean_text(pc.struct_field(sc_rows, f))
+    out["modifiers"] = clean_text(pc.binary_join(pc.struct_field(sc_rows, "modifier_code"), "|"))
+    for src, dst in _CHARGE_NUM:
+        out[dst] = pc.struct_field(sc_rows, src)
+    out["payer_name"] = clean_text(pc.struct_field(p_rows, "payer_name"))
+    out["plan_name"] = clean_text(pc.struct_field(p_rows, "plan_name"))
+    for src, dst in _PAYER_NUM:
+        out[dst] = pc.struct_field(p_rows, src)
+    for src, dst in _PAYER_TXT:
+        out[dst] = clean_text(pc.struct_field(p_rows, src))
+    gi = gidx[item_idx]
+    sci_path = pc.binary_join_element_wise(
+        "standard_charge_information[", _idx_str(gi), "].standard_charges[", _idx_str(sc_j[row_sc]), "]", "")
+    payer_path = pc.binary_join_element_wise(sci_path, ".payers_information[", _idx_str(row_k), "]", "")
+    out["source_path"] = pc.if_else(pa.array(no_payer), sci_path, payer_path)
+    # 999999999-style amounts: once per JSON value (item, charge or payer object).
+    nines: list[tuple[str, str]] = []
+    unit = pc.struct_field(items.field("drug_information"), "unit")
+    for r in _nines_rows(unit):
+        nines.append((f"standard_charge_information[{gidx[r]}]", "drug_information.unit"))
+    for src, _dst in _CHARGE_NUM:
+        for r in _nines_rows(sc.field(src)):
+            nines.append((f"standard_charge_information[{gidx[sc_item[r]]}].standard_charges[{sc_j[r]}]", src))
+    for src, dst in _PAYER_NUM:
+        for r in _nines_rows(out[dst]):
+            if not no_payer[r]:
+                nines.append((out["source_path"][r].as_py(), src))
+    arrays = []
+    for f in PARSED_SCHEMA:
+        if f.name == "file_sha256":
+            arrays.append(pa.array([sha] * n, pa.string()) if sha else pa.nulls(n, pa.string()))
+        elif f.name == "source_row":
+            arrays.append(pa.nulls(n, pa.int64()))
+        else:
+            a = out.get(f.name)
+            arrays.append(pa.nulls(n, f.type) if a is None else a.cast(f.type))
+    return pa.Table.from_arrays(arrays, schema=PARSED_SCHEMA), nines
+
+
+def add_nines(fc, nines) -> None:
+    for path, col in nines:
+        fc.add("nine_nines_placeholder", "info", "999999999-style placeholder amount kept as published",
+               path=path, column=col)
+
+
 MAX_TAIL_BYTES = 256 * 1024**2
 _CAND = re.compile(rb"\][ \t\r\n]*([,}])")
 
@@ -250,7 +377,8 @@ class JsonFlattener:
             table = None
             try:
                 table = self._fast(batch)
-            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, AttributeError, ValueError):
+            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, AttributeError, ValueError,
+                    OverflowError):
                 table = None  # a value of an unexpected type: the per-row path records findings
             if table is not None:
                 self.sink.write(table)
@@ -262,94 +390,27 @@ class JsonFlattener:
 
     def _fast(self, batch) -> pa.Table | None:
         """Flatten a batch of well-typed items with Arrow's dict->struct conversion."""
-        items, scs, sc_item, sc_j, payers = [], [], [], [], []
-        row_sc, row_payer, row_k = [], [], []
-        for _i, it in batch:
-            charges = it.get("standard_charges")
-            if not charges:
+        items = [it for _, it in batch]
+        for it in items:
+            if not it.get("standard_charges"):
                 return None
-            items.append(it)
-            ii = len(items) - 1
-            for j, sc in enumerate(charges):
-                scs.append(sc)
-                sci = len(scs) - 1
-                sc_item.append(ii)
-                sc_j.append(j)
-                pl = sc.get("payers_information")
-                if pl:
-                    n = len(pl)
-                    p0 = len(payers)
-                    payers.extend(pl)
-                    row_sc.extend([sci] * n)
-                    row_payer.extend(range(p0, p0 + n))
-                    row_k.extend(range(n))
-                else:
-                    row_sc.append(sci)
-                    row_payer.append(-1)
-                    row_k.append(-1)
-        item_arr = pa.array(items, _ITEM_T)
-        sc_arr = pa.array(scs, _SC_T)
-        payer_arr = pa.array(payers, _PAYER_T)
-        row_sc_np = np.asarray(row_sc, dtype=np.int64)
-        row_payer_np = np.asarray(row_payer, dtype=np.int64)
-        n = len(row_sc_np)
-        item_idx = np.asarray(sc_item, dtype=np.int64)[row_sc_np]
-        it_rows = item_arr.take(pa.array(item_idx))
-        sc_rows = sc_arr.take(pa.array(row_sc_np))
-        no_payer = row_payer_np < 0
-        p_rows = payer_arr.take(pa.array(np.where(no_payer, 0, row_payer_np), mask=no_payer)) if len(payers) \
-            else pa.nulls(n, _PAYER_T)
-        out = {}
-        out["description"] = clean_text(pc.struct_field(it_rows, "description"))
-        out["codes"] = pc.struct_field(it_rows, "code_information")
-        drug = pc.struct_field(it_rows, "drug_information")
-        out["drug_unit_of_measurement"] = pc.struct_field(drug, "unit")
-        out["drug_type_of_measurement"] = clean_text(pc.struct_field(drug, "type"))
-        for f in ("setting", "billing_class", "additional_generic_notes"):
-            out[f] = clean_text(pc.struct_field(sc_rows, f))
-        mods = pc.struct_field(sc_rows, "modifier_code")
-        out["modifiers"] = clean_text(pc.binary_join(mods, "|"))
-        for src, dst in _CHARGE_NUM:
-            out[dst] = pc.struct_field(sc_rows, src)
-        out["payer_name"] = clean_text(pc.struct_field(p_rows, "payer_name"))
-        out["plan_name"] = clean_text(pc.struct_field(p_rows, "plan_name"))
-        for src, dst in _PAYER_NUM:
-            out[dst] = pc.struct_field(p_rows, src)
-        for src, dst in _PAYER_TXT:
-            out[dst] = clean_text(pc.struct_field(p_rows, src))
-        gi = np.asarray([i for i, _ in batch], dtype=np.int64)[item_idx]
-        j = np.asarray(sc_j, dtype=np.int64)[row_sc_np]
-        k = np.asarray(row_k, dtype=np.int64)
-        sci_path = pc.binary_join_element_wise(
-            "standard_charge_information[", pa.array(gi).cast(pa.string()), "].standard_charges[",
-            pa.array(j).cast(pa.string()), "]", "")
-        payer_path = pc.binary_join_element_wise(
-            sci_path, ".payers_information[", pa.array(k).cast(pa.string()), "]", "")
-        out["source_path"] = pc.if_else(pa.array(no_payer), sci_path, payer_path)
-        for f in ("drug_unit_of_measurement", "gross_charge", "discounted_cash", "minimum", "maximum",
-                  "negotiated_dollar", "negotiated_percentage", "estimated_amount", "median_amount",
-                  "percentile_10th", "percentile_90th"):
-            a = out[f]
-            mx = pc.max(a).as_py()
-            if mx is not None and mx >= 999_999_999:
-                for r in pc.indices_nonzero(pc.fill_null(pc.greater_equal(a, 999_999_999), False)).to_pylist():
-                    self.fc.add("nine_nines_placeholder", "info",
-                                "999999999-style placeholder amount kept as published",
-                                path=out["source_path"][r].as_py(), column=f)
-        arrays = []
-        for f in PARSED_SCHEMA:
-            if f.name == "file_sha256":
-                arrays.append(pa.array([self.sha] * n, pa.string()))
-            elif f.name == "source_row":
-                arrays.append(pa.nulls(n, pa.int64()))
-            else:
-                a = out.get(f.name)
-                arrays.append(pa.nulls(n, f.type) if a is None else a.cast(f.type))
-        return pa.Table.from_arrays(arrays, schema=PARSED_SCHEMA)
+        res = flatten_items(pa.array(items, ITEM_FULL_T), np.asarray([i for i, _ in batch], dtype=np.int64),
+                            self.sha)
+        if res is None:
+            return None
+        table, nines = res
+        add_nines(self.fc, nines)
+        return table
 
 
-def read_json(open_stream, *, sink, fc, sha, header_out: dict, full_parse_below: int = FULL_PARSE_BELOW) -> dict:
-    """Parse a JSON MRF. ``open_stream()`` returns a fresh UTF-8 byte stream of the payload."""
+def read_json(open_stream, *, sink, fc, sha, header_out: dict, full_parse_below: int = FULL_PARSE_BELOW,
+              parallel: bool = True, chunk_bytes: int | None = None) -> dict:
+    """Parse a JSON MRF. ``open_stream()`` returns a fresh UTF-8 byte stream of the payload.
+
+    ``parallel``: payloads of at least ``full_parse_below`` bytes go through the chunked,
+    multi-threaded reader (:mod:`.json_chunks`, same rows as the sequential one); anything it
+    does not handle is parsed sequentially.
+    """
     flat = JsonFlattener(sink, fc, sha)
     # 1) head: top-level members before the charges array.
     top: dict = {}
@@ -366,6 +427,31 @@ def read_json(open_stream, *, sink, fc, sha, header_out: dict, full_parse_below:
     if not isinstance(top, dict):
         fc.add("not_an_mrf", "error", "JSON top level is not an object")
         return {"format": "json", "ok": False}
+    if parallel:
+        from .json_chunks import CHUNK_BYTES, Restart, parse_tail_members, read_charges_parallel
+
+        state = fc.snapshot()
+        try:
+            n_items, tail, _total, error = read_charges_parallel(
+                open_stream, sink=sink, fc=fc, sha=sha, flat=flat, chunk_bytes=chunk_bytes or CHUNK_BYTES,
+                min_bytes=full_parse_below)
+        except Restart:
+            fc.rollback(state)
+            sink.reset()
+            flat = JsonFlattener(sink, fc, sha)
+        else:
+            if error is not None:
+                fc.add("json_syntax_error", "error", f"JSON parse stopped after {n_items} items: {error}")
+            flat.flush()
+            if tail is None:
+                fc.add("json_tail_too_large", "warning", "members after the charges array were not read (over 256 MB)")
+            elif error is None:
+                try:
+                    late = parse_tail_members(tail)
+                except (ijson.JSONError, ijson.IncompleteJSONError, ValueError):
+                    late = {}
+                top.update({k: v for k, v in late.items() if k not in top})
+            return _finish(top, flat, fc, header_out, n_items)
     # 2) charges, streamed by ijson's C generator (measured 2x faster than feeding
     #    items_coro); the reader wrapper keeps the chunks read since the last completed item.
     n_items = 0
@@ -396,6 +482,10 @@ def read_json(open_stream, *, sink, fc, sha, header_out: dict, full_parse_below:
         fc.add("json_tail_too_large", "warning", "members after the charges array were not read (over 256 MB)")
     elif error is None:
         top.update({k: v for k, v in _parse_tail(b"".join(tail)).items() if k not in top})
+    return _finish(top, flat, fc, header_out, n_items)
+
+
+def _finish(top: dict, flat: JsonFlattener, fc, header_out: dict, n_items: int) -> dict:
     header_out.update(json_header(top))
     flat.modifiers(top.get("modifier_information"))
     if n_items == 0 and "standard_charge_information" not in top and not header_out.get("hospital_name"):

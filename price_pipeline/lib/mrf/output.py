@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -29,7 +30,11 @@ def quarantine_path(out_path: str | os.PathLike) -> str:
 
 
 class ParsedSink:
-    """Writes PARSED_SCHEMA tables to ``out_path``; quarantined rows to the sibling file."""
+    """Writes PARSED_SCHEMA tables to ``out_path``; quarantined rows to the sibling file.
+
+    Row groups are encoded and compressed by one background thread (Parquet encoding releases
+    the GIL), overlapping with parsing; at most one row group waits, so memory stays bounded.
+    """
 
     def __init__(self, out_path: str | os.PathLike, file_sha256: str | None):
         self.out_path = os.fspath(out_path)
@@ -41,6 +46,8 @@ class ParsedSink:
         self.q_rows: list[dict] = []
         self.q_writer = None
         self.quarantined = 0
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet-writer")
+        self._inflight: Future | None = None
 
     def write(self, table: pa.Table) -> None:
         """Queue a PARSED_SCHEMA table; flushed as row groups of ~ROW_GROUP_ROWS rows."""
@@ -55,8 +62,15 @@ class ParsedSink:
     def _flush(self) -> None:
         if self.pending:
             t = pa.concat_tables(self.pending) if len(self.pending) > 1 else self.pending[0]
-            self.writer.write_table(t, row_group_size=max(ROW_GROUP_ROWS, t.num_rows))
             self.pending, self.pending_rows = [], 0
+            self._wait()
+            self._inflight = self._pool.submit(self.writer.write_table, t,
+                                               row_group_size=max(ROW_GROUP_ROWS, t.num_rows))
+
+    def _wait(self) -> None:
+        if self._inflight is not None:
+            f, self._inflight = self._inflight, None
+            f.result()  # re-raises a write error here
 
     def quarantine(self, source_row: int | None, raw: str, reason: str, source_path: str | None = None) -> None:
         """Keep an unreadable row (raw content and reason)."""
@@ -76,6 +90,9 @@ class ParsedSink:
 
     def reset(self) -> None:
         """Discard everything written so far (restart of a parse with another encoding)."""
+        self.pending = []
+        self._wait()
+        self._pool.shutdown()
         self.writer.close()
         if self.q_writer is not None:
             self.q_writer.close()
@@ -87,8 +104,12 @@ class ParsedSink:
 
     def close(self) -> None:
         """Flush and close both files (the quarantine file only exists when rows were quarantined)."""
-        self._flush()
-        self.writer.close()
+        try:
+            self._flush()
+            self._wait()
+        finally:
+            self._pool.shutdown()
+            self.writer.close()
         self._flush_quarantine()
         if self.q_writer is not None:
             self.q_writer.close()

@@ -1,0 +1,108 @@
+"""Speed benchmark: our validator vs the official CMS validator, side by side in one run.
+
+    .venv/bin/python benchmarks/validator_speed.py [--csv-mb 1000] [--json-mb 200]
+
+Generates (and caches in benchmarks/.work) a ~1 GB tall CSV and a ~200 MB JSON with gen_mrf,
+plus files of 1/4 the size for the memory-flatness check, then times each validator as a
+separate process (ours: ``python -m price_pipeline.cli validate``; official: node
+``hpt_validator_run.mjs``), printing MB/s, peak RSS and the throughput ratio, and a final
+``RESULT ...`` line. Exit status 1 when a ratio is < 5 or our peak RSS grows with file size
+(more than 1.5x + 64 MB from the 1/4-size file to the full one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+WORK = os.path.join(HERE, ".work")
+GEN = os.environ.get("GEN_MRF", "/work/shared/tools/gen_mrf.py")
+RUNNER = os.path.join(HERE, "hpt_validator_run.mjs")
+BYTES_PER_TALL_ROW = 166.3  # gen_mrf --payers 50
+BYTES_PER_JSON_ITEM = 4750.0
+
+
+def ensure(fmt: str, mb: int) -> str:
+    ext = "csv" if fmt == "tall" else "json"
+    path = os.path.join(WORK, f"validator_speed_{fmt}_{mb}mb.{ext}")
+    if not os.path.exists(path):
+        rows = int(mb * 1e6 / (BYTES_PER_TALL_ROW if fmt == "tall" else BYTES_PER_JSON_ITEM))
+        subprocess.run([sys.executable, GEN, "--format", fmt, "--rows", str(rows), "--payers", "50", "--seed", "7",
+                        "--out", path + ".tmp", "--jobs", "2"], check=True, capture_output=True)
+        os.replace(path + ".tmp", path)
+    return path
+
+
+_OURS = ("import resource, sys; from price_pipeline.cli import main; rc = main(sys.argv[1:]); "
+         "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(rc)")
+
+
+def ours(path: str) -> tuple[float, int, dict]:
+    """Our CLI in a fresh process; its own peak RSS (ru_maxrss of that process)."""
+    t0 = time.perf_counter()
+    p = subprocess.run([sys.executable, "-c", _OURS, "validate", path, "--max-errors", "100"], capture_output=True,
+                       text=True)
+    dt = time.perf_counter() - t0
+    if p.returncode != 0:
+        raise RuntimeError(p.stderr[-2000:])
+    rss = int(next(x for x in p.stderr.splitlines() if x.startswith("PEAK_RSS_KB")).split()[1]) * 1024
+    return dt, rss, json.loads(p.stdout.splitlines()[0])
+
+
+def official(path: str, kind: str, node_dir: str) -> tuple[float, int, dict]:
+    env = dict(os.environ, HPT_NODE_DIR=node_dir)
+    p0 = time.perf_counter()
+    p = subprocess.run(["node", "--max-old-space-size=8192", RUNNER, path, "3.0.0", kind, "100"],
+                       capture_output=True, text=True, env=env)
+    dt = time.perf_counter() - p0
+    res = json.loads(p.stdout)
+    return dt, int(res.get("peak_rss", 0)), res
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--csv-mb", type=int, default=1000)
+    ap.add_argument("--json-mb", type=int, default=200)
+    ap.add_argument("--node-dir", default=os.path.join(WORK, "node"))
+    args = ap.parse_args(argv)
+    os.chdir(ROOT)
+    os.makedirs(WORK, exist_ok=True)
+    cases = [("tall", args.csv_mb, "csv"), ("json", args.json_mb, "json")]
+    ok = True
+    summary = []
+    # memory flatness: our peak RSS on a quarter-size file
+    small_rss = {}
+    for fmt, mb, _kind in cases:
+        small = ensure(fmt, max(1, mb // 4))
+        dt, rss, rep = ours(small)
+        small_rss[fmt] = rss
+        print(f"ours     {fmt:5} {os.path.getsize(small) / 1e6:8.1f} MB  {dt:7.2f} s  peak RSS {rss / 1e6:7.1f} MB "
+              f"(size check) valid={rep['valid']}")
+    print(f"{'who':8} {'fmt':5} {'size':>11} {'seconds':>9} {'MB/s':>8} {'peak RSS':>10}  valid")
+    for fmt, mb, kind in cases:
+        path = ensure(fmt, mb)
+        size = os.path.getsize(path) / 1e6
+        o_dt, o_rss, o_rep = ours(path)
+        t_dt, t_rss, t_rep = official(path, kind, args.node_dir)
+        ratio = (size / o_dt) / (size / t_dt)
+        grow = o_rss > small_rss[fmt] * 1.5 + 64e6
+        print(f"{'ours':8} {fmt:5} {size:8.1f} MB {o_dt:9.2f} {size / o_dt:8.1f} {o_rss / 1e6:7.1f} MB  {o_rep['valid']}")
+        print(f"{'official':8} {fmt:5} {size:8.1f} MB {t_dt:9.2f} {size / t_dt:8.1f} {t_rss / 1e6:7.1f} MB  "
+              f"{t_rep.get('valid')}")
+        print(f"{'ratio':8} {fmt:5} {ratio:.2f}x  (our RSS {small_rss[fmt] / 1e6:.0f} MB at 1/4 size -> "
+              f"{o_rss / 1e6:.0f} MB at full size{', GROWS' if grow else ', flat'})")
+        ok &= ratio >= 5 and not grow and o_rep["valid"] == t_rep.get("valid")
+        summary.append(f"{fmt}={size:.0f}MB ours={size / o_dt:.1f}MB/s official={size / t_dt:.1f}MB/s "
+                       f"ratio={ratio:.2f} rss={o_rss / 1e6:.0f}MB")
+    print("RESULT " + ("PASS " if ok else "FAIL ") + " ".join(summary))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

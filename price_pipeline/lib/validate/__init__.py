@@ -1,0 +1,136 @@
+"""CMS conformance validation of hospital price-transparency MRFs (CSV tall, CSV wide, JSON).
+
+:func:`validate_file` streams one file (plain, zip or gzip; detected from content with the
+parser's ``sniff`` module) and returns a :class:`ConformanceReport`: valid (no errors), error
+and alert counts by rule, and the first ``max_findings`` findings with row/column (CSV) or JSON
+path. The rule set follows the version declared in the file (2.0.0, 2.1.0, 2.2.0/2.2.1, 3.0.0;
+anything else: 3.0.0) unless ``version=`` forces one. The reference implementation is the
+official validator ``@cmsgov/hpt-validator`` 2.4.0; ``benchmarks/validator_parity.py`` compares
+the two and README.md lists the deliberate differences.
+
+Rule ids (stable) and the official validator's error class / message family:
+
+===============================  ===============================================  ========
+rule                             official class / message                         severity
+===============================  ===============================================  ========
+invalid_version                  InvalidVersionError                              error
+unreadable_file                  (none: official needs a plain CSV/JSON stream)   error
+invalid_json                     InvalidJsonError ("JSON parsing error: ...")     error
+min_rows                         MinRowsError                                     error
+header_blank_row                 HeaderBlankError                                 error
+header_column_missing            HeaderColumnMissingError                         error
+header_column_duplicate          DuplicateHeaderColumnError                       error
+invalid_state_code               InvalidStateCodeError                            error
+header_value_required            RequiredValueError (row 2)                       error
+invalid_date                     InvalidDateError                                 error
+header_allowed_value             AllowedValuesError (row 2, attestation)          error
+column_missing                   ColumnMissingError                               error
+column_duplicate                 DuplicateColumnError                             error
+placeholder_in_header            PlaceholderError                                 error
+ambiguous_format                 AmbiguousFormatError                             error
+rows_not_evaluated               ProblemsInHeaderError                            error
+required_value                   RequiredValueError (description, setting)        error
+allowed_value                    AllowedValuesError                               error
+invalid_number                   InvalidPositiveNumberError                       error
+invalid_count                    InvalidCountNumberError                          error
+cond_payer_plan_methodology      RequiredValueError (payer-specific suffix)  #1   error
+cond_charge_with_payer_plan      ChargeWithPayerPlanError                    #1   error
+cond_code_pair_missing           CodePairMissingError                        #2   error
+cond_code_type_pair              RequiredValueError (code / code type)       #3   error
+cond_other_methodology_notes     OtherMethodologyNotesError                  #4   error
+cond_item_requires_charge        ItemRequiresChargeError                     #5   error
+cond_dollar_needs_min_max        DollarNeedsMinMaxError                      #6   error
+cond_count_required              PercentageAlgorithmCountError               #7   error
+cond_allowed_amounts_required    PercentageAlgorithm{Median,10th,90th}Error  #8   error
+cond_count_zero_notes            AllowedCountZeroNotesError                  #9   error
+cond_ndc_drug_info               DrugInformationRequiredError                #10  error
+cond_modifier_info               ModifierMissingInfoError                    #11  error
+cond_drug_unit_type_pair         RequiredValueError (drug suffix)            #12  error
+cond_estimated_amount_required   PercentageAlgorithmEstimateError (v2.2)          error
+json_required / json_type /      ajv keyword errors of the CMS JSON schema        error
+json_enum / json_const /         ("must have required property", "must be
+json_min_length / json_min_items  number", "must be equal to one of the allowed
+json_exclusive_minimum /         values", ..., "must match a schema in anyOf",
+json_pattern / json_format /     'must match "then" schema')
+json_any_of / json_if_then /
+json_minimum / json_schema_other
+nine_nines                       CsvNineNinesAlert / "Nine 9s used for ..."       alert
+estimated_amount_v3              EstimatedAmountAlert / JSON $message             alert
+false_attestation                Csv/JsonFalseAttestationAlert, ...Affirmation... alert
+version_mismatch                 Csv/JsonVersionMismatchAlert                     alert
+===============================  ===============================================  ========
+
+(``#n``: conditional requirement n of the v3.0 CSV data dictionary.) Errors make a file
+non-conformant, alerts do not.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+
+from ..mrf.sniff import (
+    SAMPLE_BYTES,
+    DecompressionLimit,
+    TranscodingReader,
+    detect_encoding,
+    detect_kind,
+    open_source,
+)
+from .report import ConformanceReport, ReportCollector
+from .rules import RULES, SUPPORTED_VERSIONS
+
+__all__ = ["ConformanceReport", "RULES", "validate_file"]
+
+
+def _utf8_opener(src, encoding: str, bom: int):
+    def open_stream():
+        f = src.open()
+        if bom:
+            f.read(bom)
+        if encoding in ("utf-8", "utf-8-sig"):
+            return f
+        return io.BufferedReader(TranscodingReader(f, encoding.replace("-sig", "")), 1 << 22)
+
+    return open_stream
+
+
+def validate_file(path: str | os.PathLike, *, max_findings: int = 1000, version: str | None = None
+                  ) -> ConformanceReport:
+    """Validate one MRF (CSV tall/wide or JSON; plain, zip or gzip) against the CMS rules.
+
+    ``version``: force a rule set (2.0.0, 2.1.0, 2.2.0, 3.0.0) instead of the declared one.
+    Bad content never raises (it becomes findings); a missing/unreadable path raises OSError.
+    """
+    t0 = time.perf_counter()
+    file = os.fspath(path)
+    rc = ReportCollector(max_findings)
+    info = {"format": None, "version": None, "rules_version": version, "rows_checked": 0}
+    src = open_source(file)
+    if version is not None and version not in SUPPORTED_VERSIONS:
+        rc.add("invalid_version", f"Invalid version supplied. Allowed versions are: {', '.join(SUPPORTED_VERSIONS)}")
+        return rc.report(file=file, seconds=time.perf_counter() - t0, compression=src.compression, **info)
+    try:
+        if src.container in ("broken", "xlsx"):
+            msgs = [m for _r, _s, m in src.notes] or ["an Excel workbook is not a CMS CSV/JSON file"]
+            rc.add("unreadable_file", "; ".join(msgs))
+        else:
+            with src.open() as f:
+                sample = f.read(SAMPLE_BYTES)
+            encoding, bom = detect_encoding(sample, complete=len(sample) < SAMPLE_BYTES)
+            kind = detect_kind(sample[bom: bom + 65536].decode(encoding.replace("-sig", ""), "replace"))
+            opener = _utf8_opener(src, encoding, bom)
+            if kind == "json":
+                from .json_check import validate_json
+
+                info.update(validate_json(opener, rc, version))
+            elif kind == "csv":
+                from .csv_check import validate_csv
+
+                info.update(validate_csv(opener, rc, version))
+            else:
+                rc.add("unreadable_file", f"content is {kind}, not CSV or JSON")
+    except DecompressionLimit as e:
+        rc.add("unreadable_file", f"stopped: {e}")
+    return rc.report(file=file, seconds=round(time.perf_counter() - t0, 4), compression=src.compression, **info)

@@ -1,0 +1,381 @@
+"""JSON conformance: the CMS JSON schema, item by item, streamed with ijson.
+
+Like the official validator, the top-level members (metadata) are validated against the
+schema without ``standard_charge_information`` (or the full schema when there are no items),
+and every ``standard_charge_information`` item separately against the item definition. The
+schemas are compiled once per version.
+
+Speed: each item first goes through a hand-written, *conservative* check of the v3.0.0 item
+rules (plain dict/type tests, no allocation); only items that it cannot pass go to the exact
+``jsonschema`` Draft 7 validator, which produces ajv-style findings. For v2.x the fast filter
+is ``fastjsonschema`` when installed. So the verdict always comes from the exact validator.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from functools import lru_cache
+
+import ijson
+import jsonschema
+
+from ..mrf.json_reader import _parse_tail, _TailTracker, collect_top
+from .report import ReportCollector
+from .rules import (
+    BILLING_CODE_TYPES_V3,
+    DRUG_UNITS,
+    METHODOLOGIES,
+    SETTINGS,
+    resolve_version,
+    vkey,
+)
+
+SCHEMA_DIR = os.path.join(os.path.dirname(__file__), "schemas")
+# Top-level members the official validator reads (its JSONParser paths); others are ignored.
+CAPTURED = ("hospital_name", "last_updated_on", "license_information", "version", "hospital_address",
+            "hospital_location", "location_name", "affirmation", "attestation", "modifier_information", "type_2_npi")
+_DATE = re.compile(r"^(\d\d\d\d)-(\d\d)-(\d\d)$")
+_COUNT = re.compile(r"^(0|1 through 10|1[1-9]|[2-9]\d+|[1-9]\d{2,})$", re.ASCII)
+_KW_RULE = {
+    "required": "json_required", "type": "json_type", "enum": "json_enum", "const": "json_const",
+    "minLength": "json_min_length", "minItems": "json_min_items", "exclusiveMinimum": "json_exclusive_minimum",
+    "minimum": "json_minimum", "pattern": "json_pattern", "format": "json_format", "anyOf": "json_any_of",
+}
+
+
+def _is_date(value) -> bool:
+    """ajv-formats "date" (full): YYYY-MM-DD and a real calendar day."""
+    if not isinstance(value, str):
+        return True
+    m = _DATE.match(value)
+    if not m:
+        return False
+    y, mo, d = int(m.group(1)), int(m.group(2)), int(m.group(3))
+    if not 1 <= mo <= 12 or d < 1:
+        return False
+    leap = y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)
+    return d <= (29 if mo == 2 and leap else (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)[mo - 1])
+
+
+_FORMATS = jsonschema.FormatChecker(formats=())
+_FORMATS.checks("date")(_is_date)
+
+
+@lru_cache(maxsize=8)
+def schemas(version: str):
+    """(item validator, metadata validator, full validator, fast item filter) for a version."""
+    with open(os.path.join(SCHEMA_DIR, f"v{version}.json"), encoding="utf-8") as f:
+        full = json.load(f)
+    item = {"$schema": full["$schema"], "definitions": full["definitions"],
+            **full["definitions"]["standard_charge_information"]}
+    meta = dict(full)
+    meta["properties"] = {k: v for k, v in full["properties"].items() if k != "standard_charge_information"}
+    meta["required"] = [r for r in full["required"] if r != "standard_charge_information"]
+    mk = jsonschema.Draft7Validator
+    fast = fast_ok_v3 if version == "3.0.0" else _fastjsonschema_filter(item)
+    return mk(item, format_checker=_FORMATS), mk(meta, format_checker=_FORMATS), mk(full, format_checker=_FORMATS), fast
+
+
+def _fastjsonschema_filter(schema):
+    try:
+        import fastjsonschema
+    except ImportError:  # pragma: no cover - optional speed-up
+        return None
+    try:
+        fn = fastjsonschema.compile(schema, formats={"date": _is_date})
+    except Exception:  # pragma: no cover
+        return None
+
+    def ok(item) -> bool:
+        try:
+            fn(item)
+            return True
+        except Exception:
+            return False
+
+    return ok
+
+
+# --- fast conservative v3.0.0 item check ---------------------------------------------------------
+_CODES3 = frozenset(BILLING_CODE_TYPES_V3)
+_DRUG = frozenset(DRUG_UNITS)
+_METH = frozenset(METHODOLOGIES)
+_SET = frozenset(SETTINGS)
+_NUM = (int, float)
+
+
+def _pos(v) -> bool:
+    t = type(v)
+    return (t is float or t is int) and v > 0
+
+
+def _str1(v) -> bool:
+    return type(v) is str and len(v) > 0
+
+
+def fast_ok_v3(item) -> bool:
+    """True only when ``item`` is surely valid against the v3.0.0 item schema."""
+    if type(item) is not dict or not _str1(item.get("description")):
+        return False
+    codes = item.get("code_information")
+    if type(codes) is not list or not codes:
+        return False
+    ndc = False
+    for c in codes:
+        if type(c) is not dict or not _str1(c.get("code")) or c.get("type") not in _CODES3:
+            return False
+        if c["type"] == "NDC":
+            ndc = True
+    if "drug_information" in item:
+        di = item["drug_information"]
+        if type(di) is not dict or not _pos(di.get("unit")) or di.get("type") not in _DRUG:
+            return False
+    elif ndc:
+        return False
+    scs = item.get("standard_charges")
+    if type(scs) is not list or not scs:
+        return False
+    for sc in scs:
+        if type(sc) is not dict or sc.get("setting") not in _SET:
+            return False
+        for k in ("minimum", "maximum", "gross_charge", "discounted_cash"):
+            if k in sc and not _pos(sc[k]):
+                return False
+        if "modifier_code" in sc:
+            mc = sc["modifier_code"]
+            if type(mc) is not list or not mc or not all(_str1(x) for x in mc):
+                return False
+        if "additional_generic_notes" in sc and not _str1(sc["additional_generic_notes"]):
+            return False
+        if "payers_information" in sc:
+            pis = sc["payers_information"]
+            if type(pis) is not list or not pis:
+                return False
+            dollar = False
+            for p in pis:
+                if type(p) is not dict or not _str1(p.get("payer_name")) or not _str1(p.get("plan_name")):
+                    return False
+                meth = p.get("methodology")
+                if meth not in _METH:
+                    return False
+                has_notes = "additional_payer_notes" in p
+                if has_notes and not _str1(p["additional_payer_notes"]):
+                    return False
+                d = "standard_charge_dollar" in p
+                pct = "standard_charge_percentage" in p
+                alg = "standard_charge_algorithm" in p
+                if not (d or pct or alg):
+                    return False
+                if (d and not _pos(p["standard_charge_dollar"])) or (pct and not _pos(p["standard_charge_percentage"])):
+                    return False
+                if alg and not _str1(p["standard_charge_algorithm"]):
+                    return False
+                for k in ("median_amount", "10th_percentile", "90th_percentile"):
+                    if k in p and not _pos(p[k]):
+                        return False
+                if "count" in p:
+                    cnt = p["count"]
+                    if type(cnt) is not str or not _COUNT.match(cnt):
+                        return False
+                else:
+                    cnt = None
+                if meth == "other" and not has_notes:
+                    return False
+                if pct or alg:
+                    if cnt is None:
+                        return False
+                    if cnt != "0" and not ("median_amount" in p and "10th_percentile" in p and "90th_percentile" in p):
+                        return False
+                if cnt == "0" and not has_notes:
+                    return False
+                dollar = dollar or d
+            if dollar and not ("minimum" in sc and "maximum" in sc):
+                return False
+        elif "gross_charge" not in sc and "discounted_cash" not in sc:
+            return False
+    return True
+
+
+# --- exact errors, ajv style --------------------------------------------------------------------
+def _ajv_message(e) -> str:
+    kw = e.validator
+    if kw == "required":
+        m = re.search(r"'(.+)' is a required property", e.message)
+        return f"must have required property '{m.group(1) if m else e.message}'"
+    if kw == "type":
+        return f"must be {e.validator_value}"
+    if kw == "enum":
+        return "must be equal to one of the allowed values"
+    if kw == "const":
+        return "must be equal to constant"
+    if kw == "minLength":
+        return f"must NOT have fewer than {e.validator_value} characters"
+    if kw == "minItems":
+        return f"must NOT have fewer than {e.validator_value} items"
+    if kw == "exclusiveMinimum":
+        return f"must be > {e.validator_value}"
+    if kw == "minimum":
+        return f"must be >= {e.validator_value}"
+    if kw == "pattern":
+        return f'must match pattern "{e.validator_value}"'
+    if kw == "format":
+        return f'must match format "{e.validator_value}"'
+    if kw == "anyOf":
+        return "must match a schema in anyOf"
+    return e.message
+
+
+def _jpath(prefix: str, path) -> str:
+    return prefix + "".join(f"/{p}" for p in path)
+
+
+def schema_errors(validator, instance, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(rule, message, path) for every error, flattened like ajv ``allErrors``: the branch errors
+    of a failed ``anyOf`` are reported too, and each failed ``then`` adds an ``if`` error."""
+    out: list[tuple[str, str, str]] = []
+    thens: dict = {}
+
+    def walk(e, base_path):
+        path = _jpath(prefix, list(base_path))
+        rel = list(e.relative_schema_path)
+        if "then" in rel:
+            k = rel.index("then")
+            key = (tuple(e.absolute_path)[: len(e.absolute_path) - 0], tuple(e.absolute_schema_path)[:k])
+            thens.setdefault(key, path if e.validator != "required" else path)
+        if e.validator == "anyOf":
+            for sub in e.context or ():
+                walk(sub, sub.absolute_path)
+        out.append((_KW_RULE.get(e.validator, "json_schema_other"), _ajv_message(e), path))
+
+    for e in validator.iter_errors(instance):
+        walk(e, e.absolute_path)
+    for (_k, _s), path in thens.items():
+        out.append(("json_if_then", 'must match "then" schema', path))
+    return out
+
+
+def _payer_alerts(item, index: int, v3: bool, rc: ReportCollector) -> None:
+    scs = item.get("standard_charges") if type(item) is dict else None
+    if type(scs) is not list:
+        return
+    for j, sc in enumerate(scs):
+        pis = sc.get("payers_information") if type(sc) is dict else None
+        if type(pis) is not list:
+            continue
+        for k, p in enumerate(pis):
+            if type(p) is not dict:
+                continue
+            path = f"/standard_charge_information/{index}/standard_charges/{j}/payers_information/{k}"
+            if v3:
+                if "estimated_amount" in p:
+                    rc.add("estimated_amount_v3", "The 'estimated amount' is no longer a required data element as "
+                           "of January 1, 2026. It has been replaced by the 10th percentile, median, 90th "
+                           "percentile, and count of allowed amounts.", path=path)
+                if p.get("count") == "999999999":
+                    rc.add("nine_nines", "Nine 9s used for count.", path=path + "/count")
+                for k2, fr in (("median_amount", "median amount"), ("10th_percentile", "10th percentile"),
+                               ("90th_percentile", "90th percentile")):
+                    x = p.get(k2)
+                    if type(x) in _NUM and x == 999999999:
+                        rc.add("nine_nines", f"Nine 9s used for {fr}.", path=f"{path}/{k2}")
+            else:
+                x = p.get("estimated_amount")
+                if type(x) in _NUM and x == 999999999:
+                    rc.add("nine_nines", "Nine 9s used for estimated amount.", path=path + "/estimated_amount")
+
+
+def validate_json(open_stream, rc: ReportCollector, version: str | None = None) -> dict:
+    """Validate a UTF-8 JSON byte stream (``open_stream()`` gives a fresh stream)."""
+    info = {"format": "json", "version": None, "rules_version": None, "rows_checked": 0}
+    top: dict = {}
+    try:
+        with open_stream() as s:
+            top, _ = collect_top(ijson.parse(s), stop_at_charges=True)
+    except (ijson.JSONError, ijson.IncompleteJSONError, ValueError) as e:
+        if not top:
+            rc.add("invalid_json", f"JSON parsing error: {e}. The validator is unable to review a syntactically "
+                   "invalid JSON file. Please ensure that your file is well-formatted JSON.", path="")
+            return info
+    if not isinstance(top, dict):
+        rc.add("invalid_json", "JSON parsing error: the top level is not an object.", path="")
+        return info
+    declared = top.get("version")
+    info["version"] = declared if isinstance(declared, str) else None
+    rv = version or resolve_version(info["version"])
+    info["rules_version"] = rv
+    item_v, meta_v, full_v, fast = schemas(rv)
+    v = vkey(rv)
+    alerts_on = v >= (2, 2, 0)
+    v3 = v >= (3, 0, 0)
+    n = 0
+    error = None
+    with open_stream() as s:
+        tracker = _TailTracker(s)
+        try:
+            for it in ijson.items(tracker, "standard_charge_information.item", use_float=True, buf_size=1 << 20):
+                tracker.mark()
+                if fast is None or not fast(it):
+                    for rule, msg, path in schema_errors(item_v, it, f"/standard_charge_information/{n}"):
+                        rc.add(rule, msg, path=path)
+                if alerts_on and type(it) is dict:
+                    _payer_alerts(it, n, v3, rc)
+                n += 1
+        except (ijson.JSONError, ijson.IncompleteJSONError, ValueError) as e:
+            error = e
+    info["rows_checked"] = n
+    if error is not None:
+        rc.reset_errors()
+        rc.add("invalid_json", f"JSON parsing error: {error}. The validator is unable to review a syntactically "
+               "invalid JSON file. Please ensure that your file is well-formatted JSON.", path="")
+        return info
+    if tracker.total < 8 * 1024**2 or n == 0:
+        try:
+            with open_stream() as s:
+                full, _ = collect_top(ijson.parse(s), stop_at_charges=False)
+            top.update({k: val for k, val in full.items() if k not in top})
+        except (ijson.JSONError, ijson.IncompleteJSONError, ValueError) as e:
+            rc.reset_errors()
+            rc.add("invalid_json", f"JSON parsing error: {e}. The validator is unable to review a syntactically "
+                   "invalid JSON file. Please ensure that your file is well-formatted JSON.", path="")
+            return info
+    elif not tracker.overflow:
+        top.update({k: val for k, val in _parse_tail(b"".join(tracker.since_mark)).items() if k not in top})
+    meta = {k: _plain(top[k]) for k in CAPTURED if k in top}
+    for rule, msg, path in schema_errors(meta_v if n else full_v, meta):
+        rc.add(rule, msg, path=path)
+    _file_alerts(meta, rv, rc)
+    return info
+
+
+def _plain(v):
+    """ijson Decimals -> int/float, so that types compare like JavaScript numbers."""
+    from decimal import Decimal
+
+    if isinstance(v, Decimal):
+        return int(v) if v == v.to_integral_value() and "E" not in str(v) and "." not in str(v) else float(v)
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_plain(x) for x in v]
+    return v
+
+
+def _file_alerts(meta: dict, rv: str, rc: ReportCollector) -> None:
+    v = vkey(rv)
+    if v[0] == 2:
+        aff = meta.get("affirmation")
+        if isinstance(aff, dict) and aff.get("confirm_affirmation") is False:
+            rc.add("false_attestation", "Affirmation value is false.", path="/affirmation/confirm_affirmation")
+    if v >= (3, 0, 0):
+        att = meta.get("attestation")
+        if isinstance(att, dict) and att.get("confirm_attestation") is False:
+            rc.add("false_attestation", "Attestation value is false.", path="/attestation/confirm_attestation")
+    expected = {(2, 1): ["2.0.0", "2.1.0"], (2, 2): ["2.0.0", "2.2.0", "2.2.1"], (3, 0): ["3.0.0"]}.get(v[:2])
+    ver = meta.get("version")
+    if expected and isinstance(ver, str) and ver not in expected:
+        exp = (f'the expected template version "{expected[0]}"' if len(expected) == 1 else
+               "an expected template version " + ", ".join(f'"{e}"' for e in expected))
+        rc.add("version_mismatch", f"The value in this MRF's version data element \"{ver}\" does not match {exp} "
+               "for the data dictionary requirements selected for validation.", path="/version")

@@ -1,0 +1,144 @@
+"""Rule ids, severities, official-validator classes and the CMS value lists.
+
+``RULES[rule] = (severity, official class or message family, short description)``; severity is
+``"error"`` (makes the file non-conformant) or ``"alert"`` (reported, does not).
+"""
+
+from __future__ import annotations
+
+SUPPORTED_VERSIONS = ("2.0.0", "2.1.0", "2.2.0", "3.0.0")
+
+RULES: dict[str, tuple[str, str, str]] = {
+    # --- file level / reading
+    "invalid_version": ("error", "InvalidVersionError", "requested rule set is not a supported version"),
+    "unreadable_file": ("error", "(none: the official validator needs a plain CSV/JSON stream)",
+                        "not CSV or JSON, empty, HTML, or a broken archive"),
+    "invalid_json": ("error", "InvalidJsonError", "JSON syntax error; nothing after it is checked"),
+    "min_rows": ("error", "MinRowsError", "CSV has no data row after the three header rows"),
+    # --- CSV rows 1-3
+    "header_blank_row": ("error", "HeaderBlankError", "row 1 or row 3 is blank"),
+    "header_column_missing": ("error", "HeaderColumnMissingError", "required row-1 header missing"),
+    "header_column_duplicate": ("error", "DuplicateHeaderColumnError", "row-1 header repeated"),
+    "invalid_state_code": ("error", "InvalidStateCodeError", "license_number|[state] state not a valid code"),
+    "header_value_required": ("error", "RequiredValueError (row 2)", "row-2 value of a required header is blank"),
+    "invalid_date": ("error", "InvalidDateError", "last_updated_on not YYYY-MM-DD / M/D/YYYY"),
+    "header_allowed_value": ("error", "AllowedValuesError (row 2)", "attestation/affirmation not true/false"),
+    "column_missing": ("error", "ColumnMissingError", "required row-3 column missing"),
+    "column_duplicate": ("error", "DuplicateColumnError", "row-3 column repeated"),
+    "placeholder_in_header": ("error", "PlaceholderError", "[i] / [payer_name] / [plan_name] left in row 3"),
+    "ambiguous_format": ("error", "AmbiguousFormatError", "neither clearly tall nor wide"),
+    "rows_not_evaluated": ("error", "ProblemsInHeaderError", "rows 1-3 have errors, data rows not checked"),
+    # --- CSV data rows: values
+    "required_value": ("error", "RequiredValueError", "description / setting blank"),
+    "allowed_value": ("error", "AllowedValuesError", "setting, code type, methodology, drug type not allowed"),
+    "invalid_number": ("error", "InvalidPositiveNumberError", "numeric element not a positive number"),
+    "invalid_count": ("error", "InvalidCountNumberError", "count not 0, '1 through 10' or an integer >= 11"),
+    # --- CSV conditional requirements (data dictionary numbering)
+    "cond_payer_plan_methodology": ("error", "RequiredValueError (payer-specific suffix)",
+                                    "1: negotiated charge needs payer, plan, methodology"),
+    "cond_charge_with_payer_plan": ("error", "ChargeWithPayerPlanError", "1 (converse): payer+plan need a charge"),
+    "cond_code_pair_missing": ("error", "CodePairMissingError", "2: a charge needs a code and code type"),
+    "cond_code_type_pair": ("error", "RequiredValueError (code/type)", "3: code and code type come in pairs"),
+    "cond_other_methodology_notes": ("error", "OtherMethodologyNotesError", "4: methodology 'other' needs notes"),
+    "cond_item_requires_charge": ("error", "ItemRequiresChargeError", "5: an item needs at least one charge"),
+    "cond_dollar_needs_min_max": ("error", "DollarNeedsMinMaxError", "6: dollar charge needs min and max"),
+    "cond_count_required": ("error", "PercentageAlgorithmCountError", "7: percentage/algorithm needs count"),
+    "cond_allowed_amounts_required": ("error", "PercentageAlgorithm{Median,10th,90th}Error",
+                                      "8: percentage/algorithm needs median, 10th, 90th (unless count 0)"),
+    "cond_count_zero_notes": ("error", "AllowedCountZeroNotesError", "9: count 0 needs notes"),
+    "cond_ndc_drug_info": ("error", "DrugInformationRequiredError", "10: NDC needs drug unit and type"),
+    "cond_modifier_info": ("error", "ModifierMissingInfoError", "11: modifier row needs a charge or notes"),
+    "cond_drug_unit_type_pair": ("error", "RequiredValueError (drug suffix)", "12: drug unit and type in pairs"),
+    "cond_estimated_amount_required": ("error", "PercentageAlgorithmEstimateError",
+                                       "v2.2: percentage/algorithm without dollar needs estimated_amount"),
+    # --- JSON schema (per keyword, as ajv reports them)
+    "json_required": ("error", "ajv required: must have required property", "JSON schema"),
+    "json_type": ("error", "ajv type: must be <type>", "JSON schema"),
+    "json_enum": ("error", "ajv enum: must be equal to one of the allowed values", "JSON schema"),
+    "json_const": ("error", "ajv const: must be equal to constant", "JSON schema"),
+    "json_min_length": ("error", "ajv minLength: must NOT have fewer than 1 characters", "JSON schema"),
+    "json_min_items": ("error", "ajv minItems: must NOT have fewer than 1 items", "JSON schema"),
+    "json_exclusive_minimum": ("error", "ajv exclusiveMinimum: must be > 0", "JSON schema"),
+    "json_minimum": ("error", "ajv minimum: must be >= N", "JSON schema"),
+    "json_pattern": ("error", "ajv pattern: must match pattern", "JSON schema"),
+    "json_format": ("error", "ajv format: must match format \"date\"", "JSON schema"),
+    "json_any_of": ("error", "ajv anyOf: must match a schema in anyOf", "JSON schema"),
+    "json_if_then": ("error", "ajv if: must match \"then\" schema", "JSON schema"),
+    "json_schema_other": ("error", "other ajv keyword", "JSON schema"),
+    # --- alerts (never make a file non-conformant)
+    "nine_nines": ("alert", "CsvNineNinesAlert / 'Nine 9s used for ...'", "999999999 placeholder amount"),
+    "estimated_amount_v3": ("alert", "EstimatedAmountAlert / JSON $message",
+                            "estimated_amount is no longer a data element in v3"),
+    "false_attestation": ("alert", "Csv/JsonFalseAttestationAlert, Csv/JsonFalseAffirmationAlert",
+                          "attestation (v3) / affirmation (v2) is false"),
+    "version_mismatch": ("alert", "Csv/JsonVersionMismatchAlert", "declared version differs from the rule set's"),
+}
+
+STATE_CODES = frozenset(
+    ["AL", "AK", "AS", "AZ", "AR", "CA", "CO", "CT", "DE", "DC", "FL", "GA", "GU", "HI", "ID", "IL", "IN", "IA", "KS", "KY", "LA", "ME", "MD", "MA", "MI", "MN", "MS", "MO", "MT", "NE", "NV", "NH", "NJ", "NM", "NY", "NC", "ND", "MP", "OH", "OK", "OR", "PA", "PR", "RI", "SC", "SD", "TN", "TX", "UT", "VT", "VI", "VA", "WA", "WV", "WI", "WY"]
+)
+BILLING_CODE_TYPES_V2 = (
+    "CPT", "HCPCS", "ICD", "DRG", "MS-DRG", "R-DRG", "S-DRG", "APS-DRG", "AP-DRG", "APR-DRG", "APC", "NDC",
+    "HIPPS", "LOCAL", "EAPG", "CDT", "RC", "CDM", "TRIS-DRG",
+)
+BILLING_CODE_TYPES_V3 = BILLING_CODE_TYPES_V2 + ("CMG", "MS-LTC-DRG")
+DRUG_UNITS = ("GR", "ME", "ML", "UN", "F2", "EA", "GM")
+METHODOLOGIES = ("case rate", "fee schedule", "percent of total billed charges", "per diem", "other")
+SETTINGS = ("inpatient", "outpatient", "both")
+
+AFFIRMATION = (
+    "To the best of its knowledge and belief, the hospital has included all applicable standard charge "
+    "information in accordance with the requirements of 45 CFR 180.50, and the information encoded is true, "
+    "accurate, and complete as of the date indicated."
+)
+ATTESTATION = (
+    "To the best of its knowledge and belief, this hospital has included all applicable standard charge "
+    "information in accordance with the requirements of 45 CFR 180.50, and the information encoded is true, "
+    "accurate, and complete as of the date in the file. This hospital has included all payer-specific "
+    "negotiated charges in dollars that can be expressed as a dollar amount. For payer-specific negotiated "
+    "charges that cannot be expressed as a dollar amount in the machine-readable file or not knowable in "
+    "advance, the hospital attests that the payer-specific negotiated charge is based on a contractual "
+    "algorithm, percentage or formula that precludes the provision of a dollar amount and has provided all "
+    "necessary information available to the hospital for the public to be able to derive the dollar amount, "
+    "including, but not limited to, the specific fee schedule or components referenced in such percentage, "
+    "algorithm or formula."
+)
+
+
+def vkey(version: str) -> tuple[int, int, int]:
+    """(major, minor, patch) of a supported version string."""
+    a, b, c = version.split(".")
+    return int(a), int(b), int(c)
+
+
+def resolve_version(declared: str | None) -> str:
+    """Rule set for a declared version: same major.minor (2.2.1 -> 2.2.0), else 3.0.0 (current rules)."""
+    import re
+
+    m = re.search(r"(\d+)(?:\.(\d+))?(?:\.(\d+))?", declared or "")
+    if m:
+        cand = f"{int(m.group(1))}.{int(m.group(2) or 0)}.0"
+        if cand in SUPPORTED_VERSIONS:
+            return cand
+    return "3.0.0"
+
+
+def header_columns(version: str) -> list[str]:
+    """Required row-1 headers for ``version`` (official order)."""
+    cols = ["hospital_name", "last_updated_on", "version", "hospital_address", "license_number | [state]"]
+    if vkey(version) >= (3, 0, 0):
+        cols += ["location_name", "type_2_npi", ATTESTATION, "attester_name"]
+    else:
+        cols += ["hospital_location", AFFIRMATION]
+    return cols
+
+
+def csv_cell(row0: int, col: int) -> str:
+    """Official cell name: 0-based record index and column index (-1: whole row)."""
+    if col is None or col < 0:
+        return f"row {row0 + 1}"
+    name = ""
+    while col >= 0:
+        name = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"[col % 26] + name
+        col = col // 26 - 1
+    return f"{name}{row0 + 1}"
