@@ -33,6 +33,7 @@ def test_demo_runs_itself_from_discovery_to_marts(tmp_path, demo_server):
     }
     started = time.monotonic()
     with dagster_dev(home, env):
+        print(f"dagster dev started after {time.monotonic() - started:.1f}s", flush=True)
         instance = None
 
         def exports_after_all_ingestion():

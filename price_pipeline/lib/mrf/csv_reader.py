@@ -242,8 +242,8 @@ class BatchBuilder:
                 out[name] = pa.array([getattr(g, attr) for g in groups], pa.string()).take(gtake)
             else:
                 out[name] = _null_str(m)
-        sel = pa.array(flat_idx)
         n_none = len(none_idx)
+        sel = pa.array(flat_idx)
         for fld in PAYER_FIELDS:
             t = long.get(fld)
             col = pa.concat_arrays([t.take(sel), _null_str(n_none)]) if t is not None else _null_str(m)

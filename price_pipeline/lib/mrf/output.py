@@ -20,6 +20,11 @@ QUARANTINE_SCHEMA = pa.schema([
 # Row groups of about this many rows: big enough for good compression and fast scans,
 # small enough to keep a wide file's expanded batches well under the memory budget.
 ROW_GROUP_ROWS = 128 * 1024
+# Min/max statistics where they help pruning (numbers, row numbers, short codes); computing
+# them for long free-text columns cost ~13% of the write time for nothing.
+STATS_COLUMNS = [f.name for f in PARSED_SCHEMA
+                 if not pa.types.is_string(f.type) or f.name in ("file_sha256", "setting", "billing_class",
+                                                                  "payer_name", "plan_name")]
 
 
 def quarantine_path(out_path: str | os.PathLike) -> str:
@@ -39,7 +44,8 @@ class ParsedSink:
     def __init__(self, out_path: str | os.PathLike, file_sha256: str | None):
         self.out_path = os.fspath(out_path)
         self.sha = file_sha256
-        self.writer = pq.ParquetWriter(self.out_path, PARSED_SCHEMA, compression="zstd", compression_level=1)
+        self.writer = pq.ParquetWriter(self.out_path, PARSED_SCHEMA, compression="zstd", compression_level=1,
+                                       write_statistics=STATS_COLUMNS)
         self.pending: list[pa.Table] = []
         self.pending_rows = 0
         self.rows = 0
