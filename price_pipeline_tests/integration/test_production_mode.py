@@ -81,5 +81,7 @@ def test_hospital_partition_and_dbt_build_on_postgres_and_s3(production):
         con.close()
     assert n == 1
     assert lake.exists("exports/mart_price_distribution.csv")
+    mart = instance.get_latest_materialization_event(dg.AssetKey("mart_price_distribution")).asset_materialization
+    assert mart.metadata["dagster/row_count"].value > 0
     # runs and their events live in PostgreSQL, materializations are visible through the instance
     assert instance.get_latest_materialization_event(dg.AssetKey("prices")) is not None

@@ -6,6 +6,7 @@ because DuckDB allows a single writing process per file.
 """
 
 
+import json
 import os
 import shutil
 import sys
@@ -62,7 +63,43 @@ def price_analytics_dbt_models(
     """Staging, intermediate and mart models over every hospital's prices, built with dbt-duckdb;
     dbt tests are reported as asset checks."""
     export_dbt_env(price_pipeline)
-    yield from dbt.cli(["build"], context=context).stream()
+    # DuckDB lets one process hold the file while dbt writes it, so row counts are read after
+    # the build (not per model while it runs); the events are held back until then.
+    invocation = dbt.cli(["build"], context=context, raise_on_error=False)
+    try:
+        events = list(invocation.stream())
+    except BaseException:
+        # Nobody reads dbt's output any more: stop it rather than leave it blocked on a pipe.
+        invocation.process.kill()
+        invocation.process.wait()
+        raise
+    invocation.process.wait()  # dbt must have released the warehouse file
+    yield from with_table_row_counts(events, price_pipeline)
+    if not invocation.is_successful():
+        raise invocation.get_error()
+
+
+def with_table_row_counts(events: list, price_pipeline: PricePipelineResource) -> list:
+    """Attach row counts of table models and the warehouse size to dbt's Output events."""
+    warehouse = Path(price_pipeline.warehouse_path)
+    if not warehouse.exists():
+        return events
+    nodes = json.loads(Path(dbt_project.manifest_path).read_text())["nodes"]
+    con = connect_duckdb(price_pipeline.lake, str(warehouse), read_only=True)
+    enriched = []
+    try:
+        for event in events:
+            unique_id = getattr(event, "metadata", {}).get("unique_id")
+            node = nodes.get(unique_id.value if hasattr(unique_id, "value") else unique_id) if unique_id else None
+            if isinstance(event, dg.Output) and node and node["config"].get("materialized") == "table":
+                rows = con.execute(f"SELECT count(*) FROM {node['relation_name']}").fetchone()[0]  # noqa: S608
+                event = event.with_metadata(
+                    {**event.metadata, "dagster/row_count": rows, "warehouse_bytes": warehouse.stat().st_size}
+                )
+            enriched.append(event)
+    finally:
+        con.close()
+    return enriched
 
 
 MART_EXPORTS = ("mart_price_distribution", "mart_hospital_summary", "mart_payer_comparison")

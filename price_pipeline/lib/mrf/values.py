@@ -27,10 +27,20 @@ _NUMBER_RE = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 _STRIP_RE = r"[$,%\s]"
 
 
+def _null_where_empty(t: pa.Array) -> pa.Array:
+    """``t`` with empty strings made null: a new validity bitmap over the same data (no copy)."""
+    if isinstance(t, pa.ChunkedArray):
+        t = t.combine_chunks()
+    keep = pc.fill_null(pc.greater(pc.binary_length(t), 0), False)
+    if t.type != pa.string() or t.offset or keep.offset:
+        return pc.if_else(keep, t, pa.scalar(None, t.type))
+    b = t.buffers()
+    return pa.Array.from_buffers(pa.string(), len(t), [keep.buffers()[1], b[1], b[2]])
+
+
 def clean_text(arr: pa.Array) -> pa.Array:
     """Trim surrounding whitespace; empty strings become null."""
-    t = pc.utf8_trim_whitespace(arr)
-    return pc.if_else(pc.equal(t, ""), pa.scalar(None, pa.string()), t)
+    return _null_where_empty(pc.utf8_trim_whitespace(arr))
 
 
 def clean_numeric(arr: pa.Array) -> tuple[pa.Array, pa.Array | None, pa.Array | None]:
@@ -41,13 +51,12 @@ def clean_numeric(arr: pa.Array) -> tuple[pa.Array, pa.Array | None, pa.Array | 
     """
     if arr.type != pa.string():
         arr = arr.cast(pa.string())
-    t = pc.utf8_trim_whitespace(arr)
-    # Fast path: already a clean number or empty (the normal case in valid files).
-    empty = pc.equal(t, "")
+    # Fast path: already a clean number or empty (the normal case in valid files): no trim.
     try:
-        vals = pc.cast(pc.if_else(empty, pa.scalar(None, pa.string()), t), pa.float64())
+        vals = pc.cast(_null_where_empty(arr), pa.float64())
         bad = None
     except pa.ArrowInvalid:
+        t = pc.utf8_trim_whitespace(arr)
         low = pc.utf8_lower(t)
         is_null = pc.is_in(low, value_set=_NULL_SET)
         stripped = pc.replace_substring_regex(t, _STRIP_RE, "")
