@@ -8,6 +8,10 @@ one JSON line per file (file, format, version, encoding, rows_parsed, rows_quara
 findings). Exit status is 0 even when files have findings; non-zero only on tool failures
 (e.g. unwritable output directory, missing input file).
 
+``price-pipeline quarantine [--hospital K]... [--limit N] [--summary]`` lists the current
+quarantine of the configured lake (files that failed to download or parse, rows the parser
+quarantined), one JSON line per entry with its reason (see docs/quality.md).
+
 ``price-pipeline validate FILE... [--max-errors N]`` checks each file against the CMS data
 dictionary rules (see :mod:`price_pipeline.lib.validate`) and prints one JSON report per file
 (file, format, version, valid, error/alert counts by rule, first N findings). Exit status 0
@@ -22,8 +26,6 @@ import json
 import os
 import sys
 from collections.abc import Callable
-
-from price_pipeline.lib.mrf import parse_to_parquet
 
 
 def _sha256(path: str) -> str:
@@ -42,6 +44,9 @@ def _setup_parse(p: argparse.ArgumentParser) -> None:
 
 
 def _run_parse(args: argparse.Namespace) -> int:
+    # Imported here: the parser pulls in pyarrow (and through it pandas); other commands need neither.
+    from price_pipeline.lib.mrf import parse_to_parquet
+
     os.makedirs(args.out, exist_ok=True)
     status = 0
     for path in args.files:
@@ -87,11 +92,41 @@ def _run_validate(args: argparse.Namespace) -> int:
     return status
 
 
+def _setup_quarantine(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--hospital", action="append", default=None, metavar="KEY",
+                   help="only this hospital (repeatable; default: every hospital in the lake)")
+    p.add_argument("--limit", type=int, default=None, help="print at most N entries")
+    p.add_argument("--summary", action="store_true", help="print counts only, one JSON object")
+
+
+def _run_quarantine(args: argparse.Namespace) -> int:
+    """Current quarantine, read live from the lake of the configured environment."""
+    from price_pipeline.lib.quality import quarantine
+    from price_pipeline.lib.storage import open_lake
+    from price_pipeline.settings import Settings
+
+    settings = Settings.from_env()
+    lake = open_lake(settings.lake_url, endpoint_url=settings.s3_endpoint_url)
+    table = quarantine.build_quarantine(lake, hospital_keys=args.hospital)
+    if args.summary:
+        print(json.dumps(quarantine.summarize(table)), flush=True)
+        return 0
+    for line in quarantine.to_json_lines(table, limit=args.limit):
+        print(line, flush=True)
+    return 0
+
+
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], str]] = {
     "parse": (_setup_parse, _run_parse, "parse MRF files to Parquet, one JSON summary line per file"),
     "validate": (_setup_validate, _run_validate,
                  "CMS conformance check (official-validator rules), one JSON report line per file"),
+    "quarantine": (_setup_quarantine, _run_quarantine,
+                   "list quarantined files and rows (with reason) of the lake, one JSON line per entry"),
 }
+
+from price_pipeline.ops_cli import OPS_COMMANDS  # noqa: E402 - job control: runs, backfills, failed hospitals
+
+COMMANDS.update(OPS_COMMANDS)
 
 
 def build_parser() -> argparse.ArgumentParser:

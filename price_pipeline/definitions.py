@@ -2,10 +2,13 @@
 
 Two code locations are built here (see workspace.yaml):
 
-* ``ingestion`` — catalog and per-hospital assets, the catalog sensor and schedules. Its run
-  workers never import dbt, which would add seconds to each of thousands of hospital runs.
-* ``analytics`` — the dbt models over all hospitals and the exports, plus the sensor that
-  rebuilds them when ingestion settles.
+* ``ingestion`` — catalog discovery, the per-hospital assets (files, parsed rows, conformance
+  reports, prices, price changes) with their checks, the catalog and change sensors, the
+  schedules, alerting and the ops report. Its run workers never import dbt or Great
+  Expectations, which would add seconds to each of thousands of hospital runs (the GX check
+  runs in its own job).
+* ``analytics`` — the dbt models over all hospitals, the exports and the table-wide quality
+  assets, plus the sensors that rebuild them once ingestion settles.
 
 Both read their configuration from :class:`price_pipeline.settings.Settings` (environment
 variables), so embedded and production differ by configuration only.
@@ -19,10 +22,16 @@ from price_pipeline.defs.catalog import assets as catalog_assets
 from price_pipeline.defs.catalog import checks as catalog_checks
 from price_pipeline.defs.catalog.jobs import refresh_catalog_job
 from price_pipeline.defs.catalog.schedules import refresh_catalog_schedule, weekly_full_rescan
-from price_pipeline.defs.catalog.sensors import catalog_sensor
+from price_pipeline.defs.catalog.sensors import catalog_sensor, mrf_change_sensor
 from price_pipeline.defs.ingestion import assets as ingestion_assets
 from price_pipeline.defs.ingestion import checks as ingestion_checks
+from price_pipeline.defs.ingestion import conformance as ingestion_conformance
+from price_pipeline.defs.ingestion import expectations as ingestion_expectations
+from price_pipeline.defs.ingestion import history as ingestion_history
 from price_pipeline.defs.ingestion.jobs import ingest_hospital_job
+from price_pipeline.defs.ops import assets as ops_assets
+from price_pipeline.defs.ops.freshness import with_freshness
+from price_pipeline.defs.ops.sensors import alert_on_check_failure, alert_on_run_failure
 from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.defs.resources import PricePipelineResource
 from price_pipeline.settings import Settings
@@ -34,15 +43,25 @@ def _price_pipeline_resource() -> PricePipelineResource:
 
 def ingestion() -> dg.Definitions:
     """Catalog discovery and per-hospital ingestion."""
-    return dg.Definitions(
-        assets=dg.load_assets_from_modules([catalog_assets, ingestion_assets]),
-        asset_checks=dg.load_asset_checks_from_modules([catalog_checks, ingestion_checks]),
-        jobs=[ingest_hospital_job, refresh_catalog_job],
-        sensors=[catalog_sensor],
-        schedules=[refresh_catalog_schedule, weekly_full_rescan],
+    return with_freshness(dg.Definitions(
+        assets=dg.load_assets_from_modules(
+            [catalog_assets, ingestion_assets, ingestion_history, ingestion_conformance, ops_assets]
+        ),
+        asset_checks=dg.load_asset_checks_from_modules(
+            [catalog_checks, ingestion_checks, ingestion_conformance, ingestion_expectations]
+        ),
+        jobs=[
+            ingest_hospital_job, refresh_catalog_job, ops_assets.ops_report_job,
+            ingestion_expectations.check_price_expectations_job,
+        ],
+        sensors=[
+            catalog_sensor, mrf_change_sensor, alert_on_run_failure, alert_on_check_failure,
+            ingestion_expectations.expectations_after_prices,
+        ],
+        schedules=[refresh_catalog_schedule, weekly_full_rescan, ops_assets.ops_report_schedule],
         resources={"price_pipeline": _price_pipeline_resource()},
         executor=dg.in_process_executor,
-    )
+    ))
 
 
 def analytics() -> dg.Definitions:
@@ -54,16 +73,20 @@ def analytics() -> dg.Definitions:
     from price_pipeline.defs.analytics import checks as analytics_checks
     from price_pipeline.defs.analytics.jobs import build_analytics_job
     from price_pipeline.defs.analytics.sensors import analytics_after_ingestion
+    from price_pipeline.defs.quality import assets as quality_assets
+    from price_pipeline.defs.quality.jobs import check_quality_job
+    from price_pipeline.defs.quality.sensors import quality_after_ingestion
 
     upstream = [
         dg.AssetSpec("prices", partitions_def=hospital_partitions, group_name="ingestion"),
         dg.AssetSpec("hospitals", group_name="catalog"),
+        dg.AssetSpec("conformance_reports", partitions_def=hospital_partitions, group_name="ingestion"),
     ]
-    return dg.Definitions(
-        assets=[*dg.load_assets_from_modules([analytics_assets]), *upstream],
+    return with_freshness(dg.Definitions(
+        assets=[*dg.load_assets_from_modules([analytics_assets, quality_assets]), *upstream],
         asset_checks=dg.load_asset_checks_from_modules([analytics_checks]),
-        jobs=[build_analytics_job],
-        sensors=[analytics_after_ingestion],
+        jobs=[build_analytics_job, check_quality_job],
+        sensors=[analytics_after_ingestion, quality_after_ingestion],
         resources={
             "price_pipeline": _price_pipeline_resource(),
             "dbt": DbtCliResource(
@@ -71,7 +94,7 @@ def analytics() -> dg.Definitions:
             ),
         },
         executor=dg.in_process_executor,
-    )
+    ))
 
 
 def all_definitions() -> dg.Definitions:

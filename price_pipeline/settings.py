@@ -45,6 +45,23 @@ class Settings:
     http_timeout_seconds: float = 60.0
     user_agent: str = "price_pipeline/0.1 (+https://github.com/price-pipeline)"
     dbt_target: str = "embedded"
+    # -- discovery and change detection (docs/discovery.md) --------------------------------------
+    # comma-separated discovery sources, in precedence order: catalog_api, cms_hpt, overrides
+    discovery_sources: tuple[str, ...] = ("catalog_api", "cms_hpt", "overrides")
+    # two-letter states queried one by one (empty: one national query)
+    catalog_states: tuple[str, ...] = ()
+    # POST endpoint that issues a catalog session token (empty: the catalog needs no session)
+    catalog_session_url: str | None = None
+    catalog_api_key: str | None = field(default=None, repr=False)
+    overrides_path: str | None = None
+    cms_hpt_recheck_hours: float = 24.0
+    cms_hpt_max_sites_per_tick: int = 1000
+    discovery_workers: int = 16
+    max_catalog_drop_fraction: float = 0.5
+    # client-side per-host limits of the downloader and probes (one process)
+    host_max_concurrency: int = 4
+    host_max_requests_per_second: float = 10.0
+    change_sweep_max_files: int = 2000
     extras: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -67,4 +84,16 @@ class Settings:
             max_decompression_ratio=int(_env("PRICE_PIPELINE_MAX_DECOMPRESSION_RATIO", "200")),
             http_timeout_seconds=float(_env("PRICE_PIPELINE_HTTP_TIMEOUT_SECONDS", "60")),
             dbt_target="production" if (lake_url or "").startswith("s3://") else "embedded",
+            discovery_sources=_csv(_env("PRICE_PIPELINE_DISCOVERY_SOURCES", "catalog_api,cms_hpt,overrides")),
+            catalog_states=tuple(s.upper() for s in _csv(_env("PRICE_PIPELINE_CATALOG_STATES"))),
+            catalog_session_url=_env("PRICE_PIPELINE_CATALOG_SESSION_URL"),
+            catalog_api_key=_env("PRICE_PIPELINE_CATALOG_API_KEY"),
+            overrides_path=_env("PRICE_PIPELINE_DISCOVERY_OVERRIDES"),
+            cms_hpt_recheck_hours=float(_env("PRICE_PIPELINE_CMS_HPT_RECHECK_HOURS", "24")),
+            cms_hpt_max_sites_per_tick=int(_env("PRICE_PIPELINE_CMS_HPT_MAX_SITES_PER_TICK", "1000")),
+            discovery_workers=int(_env("PRICE_PIPELINE_DISCOVERY_WORKERS", "16")),
+            max_catalog_drop_fraction=float(_env("PRICE_PIPELINE_MAX_CATALOG_DROP_FRACTION", "0.5")),
+            host_max_concurrency=int(_env("PRICE_PIPELINE_HOST_MAX_CONCURRENCY", "4")),
+            host_max_requests_per_second=float(_env("PRICE_PIPELINE_HOST_MAX_RPS", "10")),
+            change_sweep_max_files=int(_env("PRICE_PIPELINE_CHANGE_SWEEP_MAX_FILES", "2000")),
         )

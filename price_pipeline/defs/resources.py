@@ -32,6 +32,18 @@ class PricePipelineResource(dg.ConfigurableResource):
     max_decompression_ratio: int = 200
     http_timeout_seconds: float = 60.0
     dbt_target: str = "embedded"
+    # discovery and change detection (docs/discovery.md)
+    discovery_sources: list[str] = ["catalog_api", "cms_hpt", "overrides"]
+    catalog_states: list[str] = []
+    catalog_session_url: str | None = None
+    overrides_path: str | None = None
+    cms_hpt_recheck_hours: float = 24.0
+    cms_hpt_max_sites_per_tick: int = 1000
+    discovery_workers: int = 16
+    max_catalog_drop_fraction: float = 0.5
+    host_max_concurrency: int = 4
+    host_max_requests_per_second: float = 10.0
+    change_sweep_max_files: int = 2000
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "PricePipelineResource":
@@ -40,6 +52,8 @@ class PricePipelineResource(dg.ConfigurableResource):
             data_dir=str(settings.data_dir),
             warehouse_path=str(settings.warehouse_path),
             allowed_private_hosts=list(settings.allowed_private_hosts),
+            discovery_sources=list(settings.discovery_sources),
+            catalog_states=list(settings.catalog_states),
         )
         return cls(**values)
 
@@ -50,6 +64,8 @@ class PricePipelineResource(dg.ConfigurableResource):
             data_dir=Path(self.data_dir),
             warehouse_path=Path(self.warehouse_path),
             allowed_private_hosts=tuple(self.allowed_private_hosts),
+            discovery_sources=tuple(self.discovery_sources),
+            catalog_states=tuple(self.catalog_states),
         )
         return Settings(**values)
 

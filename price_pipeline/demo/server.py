@@ -11,6 +11,13 @@ Stdlib only (``http.server.ThreadingHTTPServer``), JSON over HTTP:
 * ``GET|HEAD /files/<name>`` -> the MRF bytes with Content-Length, ETag and Last-Modified;
   honours If-None-Match / If-Modified-Since (304), Range and If-Range (206 / 416).
 * ``GET /healthz`` -> ``{"status": "ok"}``.
+* ``POST /api/v1/session`` -> ``{"token", "expires_in"}`` when sessions are required
+  (``require_session=True``); an unknown or expired token gets what PRA's API gives: **200 with
+  an empty list** (or 401 with ``expired_status=401``). :meth:`DemoCatalogServer.expire_sessions`
+  expires every token.
+* ``GET /sites/<id>/cms-hpt.txt`` -> the hospital's ``cms-hpt.txt`` (rendered from the catalog
+  entry when it has ``"cms_hpt": true``, or the entry's own text/bytes), and any path set
+  with :meth:`DemoCatalogServer.set_static` (e.g. a system's root ``/cms-hpt.txt``).
 
 Tests drive it through :class:`DemoCatalogServer` (ephemeral port, background thread):
 ``set_hospitals`` / ``set_file`` simulate a hospital appearing, a file changing or an empty
@@ -25,16 +32,19 @@ from __future__ import annotations
 import argparse
 import copy
 import email.utils
+import gzip
 import hashlib
 import io
 import json
 import math
+import secrets
 import socket
 import struct
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -44,7 +54,9 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 from price_pipeline.demo import DATA_DIR
 
 CATALOG_PATH = "/api/v1/hospitals"
+SESSION_PATH = "/api/v1/session"
 FILES_PREFIX = "/files/"
+SITES_PREFIX = "/sites/"
 MAX_PER_PAGE = 500
 
 _CONTENT_TYPES = {
@@ -142,6 +154,12 @@ class Fault:
         return cls("content_type", times, content_type=content_type)
 
     @classmethod
+    def gzip_bomb(cls, decoded_bytes: int = 64 * 1024**2, *, times: int | None = None) -> Fault:
+        """200 with ``Content-Encoding: gzip`` (sent although the client asked for identity): a
+        small body that inflates to ``decoded_bytes`` zeros."""
+        return cls("gzip_bomb", times, after_bytes=decoded_bytes)
+
+    @classmethod
     def ignore_range(cls, *, times: int | None = None) -> Fault:
         """Behave like a server without Range support: always 200 with the full body."""
         return cls("ignore_range", times)
@@ -156,16 +174,16 @@ class StoredFile:
     content_type: str
     retrieved_at: str | None = None
 
-    @property
+    @cached_property
     def sha256(self) -> str:
         return hashlib.sha256(self.data).hexdigest()
 
-    @property
+    @cached_property
     def etag(self) -> str:
         # Strong validator derived from content: a changed file always gets a new ETag.
         return f'"{self.sha256[:32]}"'
 
-    @property
+    @cached_property
     def last_modified_http(self) -> str:
         return email.utils.formatdate(self.last_modified, usegmt=True)
 
@@ -208,6 +226,11 @@ class _State:
         self.files: dict[str, StoredFile] = {}
         self.faults: dict[str, list[Fault]] = {}
         self.requests: list[RequestRecord] = []
+        self.record_requests = True
+        self.static: dict[str, tuple[int, bytes, str]] = {}
+        self.require_session = False
+        self.expired_status = 200
+        self.tokens: set[str] = set()
         self.load(hospitals)
 
     def load(self, hospitals: list[dict] | None) -> None:
@@ -233,6 +256,8 @@ class _State:
             self.hospitals = copy.deepcopy(hospitals if hospitals is not None else doc_hospitals)
             self.faults = {}
             self.requests = []
+            self.static = {}
+            self.tokens = set()
 
     def take_fault(self, path: str) -> Fault | None:
         with self.lock:
@@ -282,21 +307,88 @@ class _Handler(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:
         self._dispatch(head=True)
 
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        if urlsplit(self.path).path.rstrip("/") != SESSION_PATH:
+            self._send_json({"error": "not found"}, status=404)
+            return
+        token = secrets.token_hex(8)
+        with self.state.lock:
+            self.state.tokens.add(token)
+        self._send_json({"token": token, "expires_in": 3600})
+
+    # -- sessions and cms-hpt.txt ---------------------------------------------------------------
+    def _session_ok(self) -> bool:
+        if not self.state.require_session:
+            return True
+        auth = self.headers.get("Authorization", "")
+        token = auth[len("Bearer ") :] if auth.startswith("Bearer ") else ""
+        with self.state.lock:
+            return token in self.state.tokens
+
+    def _expired_session(self, query: dict[str, list[str]], *, head: bool) -> None:
+        if self.state.expired_status != 200:
+            self._send_json({"error": "session expired"}, status=self.state.expired_status, head=head)
+            return
+        # What a real catalog did: a well-formed, empty page.
+        page = int((query.get("page") or ["1"])[0] or 1)
+        per_page = int((query.get("per_page") or ["50"])[0] or 50)
+        self._send_json(
+            {"page": page, "per_page": per_page, "total": 0, "total_pages": 0, "hospitals": []}, head=head
+        )
+
+    def _cms_hpt(self, site: str, *, head: bool) -> None:
+        with self.state.lock:
+            match = next(
+                (h for h in self.state.hospitals if h.get("website") == f"{SITES_PREFIX}{site}"), None
+            )
+            files = dict(self.state.files)
+        hpt = match.get("cms_hpt") if match else None
+        if not hpt:
+            self._send(404, {"Content-Type": "text/plain"}, b"not found", head=head)
+            return
+        if hpt is True:
+            rendered = self._render_hospital(match, files)
+            blocks = [
+                f"location-name: {match['name']}\n"
+                f"source-page-url: {self.base_url()}{SITES_PREFIX}{site}/price-transparency\n"
+                f"mrf-url: {f['url']}\n"
+                f"contact-name: Revenue Cycle Office\n"
+                f"contact-email: prices@{site}.example.org\n"
+                for f in rendered["files"]
+            ]
+            body = "\n".join(blocks).encode()
+        else:
+            body = hpt.encode() if isinstance(hpt, str) else bytes(hpt)
+        self._send(200, {"Content-Type": "text/plain"}, body, head=head)
+
     def _dispatch(self, *, head: bool) -> None:
         parts = urlsplit(self.path)
         path = unquote(parts.path)
-        with self.state.lock:
-            self.state.requests.append(
-                RequestRecord(self.command, path, parts.query, dict(self.headers.items()))
-            )
+        if self.state.record_requests:
+            with self.state.lock:
+                self.state.requests.append(
+                    RequestRecord(self.command, path, parts.query, dict(self.headers.items()))
+                )
         fault = self.state.take_fault(path)
-        if fault is not None and fault.kind in ("status", "redirect", "html"):
+        if fault is not None and fault.kind in ("status", "redirect", "html", "gzip_bomb"):
             self._send_fault_response(fault, head=head)
             return
-        if path == "/healthz":
+        static = self.state.static.get(path)
+        if static is not None:
+            status, body, ctype = static
+            self._send(status, {"Content-Type": ctype}, body, head=head)
+        elif path == "/healthz":
             self._send_json({"status": "ok"}, head=head)
         elif path.rstrip("/") == CATALOG_PATH:
+            if not self._session_ok():
+                self._expired_session(parse_qs(parts.query), head=head)
+                return
             self._catalog(parse_qs(parts.query), head=head)
+        elif path.startswith(SITES_PREFIX) and path.endswith("/cms-hpt.txt"):
+            self._cms_hpt(path[len(SITES_PREFIX) : -len("/cms-hpt.txt")], head=head)
         elif path.startswith(CATALOG_PATH + "/"):
             self._one_hospital(path[len(CATALOG_PATH) + 1 :], head=head)
         elif path.startswith(FILES_PREFIX):
@@ -352,6 +444,18 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_fault_response(self, fault: Fault, *, head: bool) -> None:
         headers = dict(fault.headers)
+        if fault.kind == "gzip_bomb":
+            buffer = io.BytesIO()
+            with gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=9) as gz:
+                block = b"\0" * (1024 * 1024)
+                left = fault.after_bytes
+                while left > 0:
+                    gz.write(block[: min(left, len(block))])
+                    left -= len(block)
+            headers.setdefault("Content-Encoding", "gzip")
+            headers.setdefault("Content-Type", "text/csv")
+            self._send(200, headers, buffer.getvalue(), head=head)
+            return
         if fault.kind == "redirect":
             location = fault.location or "/"
             if location.startswith("/"):
@@ -370,7 +474,10 @@ class _Handler(BaseHTTPRequestHandler):
     # -- catalog ----------------------------------------------------------------------------
     def _render_hospital(self, hospital: dict, files: dict[str, StoredFile]) -> dict:
         base = self.base_url()
-        out = {k: v for k, v in hospital.items() if k not in ("files", "demo")}
+        out = {k: v for k, v in hospital.items() if k not in ("files", "demo", "cms_hpt")}
+        website = out.get("website")
+        if isinstance(website, str) and website.startswith("/"):
+            out["website"] = base + website
         rendered = []
         for entry in hospital.get("files", []):
             item = dict(entry)
@@ -555,8 +662,11 @@ class DemoCatalogServer:
         hospitals: list[dict] | None = None,
         base_url: str | None = None,
         verbose: bool = False,
+        files: dict[str, bytes] | None = None,
     ):
         self._state = _State(Path(data_dir) if data_dir else DATA_DIR, hospitals)
+        for name, data in (files or {}).items():
+            self._state.files[name] = StoredFile(data, 1_748_736_000.0, content_type_for(name))
         self._initial_hospitals = copy.deepcopy(hospitals) if hospitals is not None else None
         self._httpd = _Server(
             (host, port), self._state, base_url=base_url.rstrip("/") if base_url else None, verbose=verbose
@@ -668,6 +778,38 @@ class DemoCatalogServer:
         with self._state.lock:
             self._state.faults.setdefault(path, []).append(fault)
 
+    def set_static(
+        self, path: str, data: bytes | str, *, status: int = 200, content_type: str = "text/plain"
+    ) -> None:
+        """Serve ``data`` at ``path`` (e.g. ``/cms-hpt.txt`` or ``/sites/x/cms-hpt.txt``) with ``status``."""
+        body = data.encode() if isinstance(data, str) else bytes(data)
+        with self._state.lock:
+            self._state.static[path] = (status, body, content_type)
+
+    def require_sessions(self, required: bool = True, *, expired_status: int = 200) -> None:
+        """Make the catalog require a token from ``POST /api/v1/session``; an expired or missing
+        token gets ``expired_status`` (200 = an empty list, as a misbehaving real catalog does)."""
+        with self._state.lock:
+            self._state.require_session = required
+            self._state.expired_status = expired_status
+
+    def expire_sessions(self) -> None:
+        with self._state.lock:
+            self._state.tokens.clear()
+
+    def set_record_requests(self, enabled: bool) -> None:
+        """Turn the request log off for load tests (it grows without bound)."""
+        with self._state.lock:
+            self._state.record_requests = enabled
+            self._state.requests.clear()
+
+    @property
+    def session_url(self) -> str:
+        return self.url + SESSION_PATH
+
+    def site_url(self, site: str) -> str:
+        return f"{self.url}{SITES_PREFIX}{site}"
+
     def clear_faults(self) -> None:
         with self._state.lock:
             self._state.faults.clear()
@@ -689,6 +831,56 @@ class DemoCatalogServer:
         )
 
 
+# A spread of real ZIP codes so the generated catalog exercises the ZIP-centroid enrichment.
+_GEN_PLACES = (
+    ("95816", "Sacramento", "CA"),
+    ("92101", "San Diego", "CA"),
+    ("53202", "Milwaukee", "WI"),
+    ("10016", "New York", "NY"),
+    ("60611", "Chicago", "IL"),
+    ("77030", "Houston", "TX"),
+    ("02114", "Boston", "MA"),
+    ("98104", "Seattle", "WA"),
+    ("30322", "Atlanta", "GA"),
+    ("85006", "Phoenix", "AZ"),
+)
+
+
+def generate_catalog(n: int, *, seed: int = 0, cms_hpt: bool = True) -> tuple[list[dict], dict[str, bytes]]:
+    """``n`` synthetic hospitals (each with one small CSV named by the CMS convention and, when
+    ``cms_hpt``, a ``cms-hpt.txt`` under ``/sites/<id>/``) and the files' bytes by name.
+
+    For load tests and the discovery benchmark: ``DemoCatalogServer(hospitals=h)`` then
+    ``set_file`` for each file (or pass ``files=`` to the constructor).
+    """
+    hospitals, files = [], {}
+    for i in range(n):
+        zip_code, city, state = _GEN_PLACES[(i + seed) % len(_GEN_PLACES)]
+        ein = f"{10 + i % 89:02d}{i:07d}"
+        npi = f"1{i + seed:09d}"
+        slug = f"generated-hospital-{i:05d}"
+        name = f"{ein}-{npi}_{slug}_standardcharges.csv"
+        files[name] = (
+            "description,code|1,code|1|type,standard_charge|gross\n"
+            f"Office visit {i},99213,CPT,{100 + i % 50}.00\n"
+        ).encode()
+        hospitals.append(
+            {
+                "id": f"gen-{i:05d}",
+                "ccn": f"{(i % 99) + 1:02d}{i:04d}"[-6:],
+                "name": f"Generated Hospital {i:05d}",
+                "address": f"{100 + i} Main St",
+                "city": city,
+                "state": state,
+                "zip": zip_code,
+                "website": f"{SITES_PREFIX}gen-{i:05d}",
+                "files": [{"name": name, "retrieved_at": "2025-06-02T08:00:00Z"}],
+                "cms_hpt": cms_hpt,
+            }
+        )
+    return hospitals, files
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Serve the bundled demo hospital catalog and MRF files.")
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: local only)")
@@ -696,10 +888,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=None, help="folder with catalog.json and files/")
     parser.add_argument("--base-url", default=None, help="public base URL put in file links")
     parser.add_argument("--quiet", action="store_true", help="do not log requests")
-    args = parser.parse_args(argv)
-    server = DemoCatalogServer(
-        args.host, args.port, data_dir=args.data_dir, base_url=args.base_url, verbose=not args.quiet
+    parser.add_argument(
+        "--generate", type=int, default=0, metavar="N", help="serve N synthetic hospitals instead (load tests)"
     )
+    args = parser.parse_args(argv)
+    hospitals = files = None
+    if args.generate:
+        hospitals, files = generate_catalog(args.generate)
+    server = DemoCatalogServer(
+        args.host,
+        args.port,
+        data_dir=args.data_dir,
+        base_url=args.base_url,
+        verbose=not args.quiet,
+        hospitals=hospitals,
+        files=files,
+    )
+    if args.generate:
+        server.set_record_requests(False)
     print(f"demo catalog: {server.catalog_url}  (Ctrl-C to stop)", flush=True)
     try:
         server.serve_forever()

@@ -52,3 +52,148 @@ def catalog_digest(fingerprints: dict[str, str]) -> str:
     """One short digest of a whole catalog state: the sensor cursor stores this, not the map."""
     text = json.dumps(sorted(fingerprints.items()), separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# -- the discovery pass: every source -> reconciled hospitals ----------------------------------
+
+
+@dataclass
+class DiscoveryResult:
+    """One discovery pass: reconciled hospital records plus what each source did."""
+
+    records: list[dict] = field(default_factory=list)
+    identifiers: list[tuple[str, str, str]] = field(default_factory=list)
+    claims_by_source: dict[str, list[tuple[str, dict]]] = field(default_factory=dict)
+    site_crawls: list[dict] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+    excluded: list[str] = field(default_factory=list)
+    stats: dict = field(default_factory=dict)
+
+    @property
+    def fingerprints(self) -> dict[str, str]:
+        return {r["hospital_key"]: r["files_fingerprint"] for r in self.records}
+
+
+def _due_sites(sites, crawls: dict, *, recheck_hours: float, limit: int, now) -> list[tuple[str, str, str]]:
+    """Websites to crawl this pass: never crawled first, then the oldest crawl beyond the recheck age."""
+    import datetime as dt
+
+    cutoff = now - dt.timedelta(hours=recheck_hours)
+    oldest = dt.datetime.min.replace(tzinfo=dt.UTC)
+    candidates = []
+    for anchor, name, website in sites:
+        crawl = crawls.get(website)
+        crawled_at = crawl["crawled_at"] if crawl else None
+        if crawled_at is not None and crawled_at.tzinfo is None:
+            crawled_at = crawled_at.replace(tzinfo=dt.UTC)
+        if crawled_at is None or crawled_at <= cutoff:
+            candidates.append((crawled_at or oldest, anchor, name, website))
+    candidates.sort(key=lambda c: c[0])
+    return [(anchor, name, website) for _, anchor, name, website in candidates[: max(0, limit)]]
+
+
+def discover(settings, registry, *, max_sites: int | None = None, catalog_source=None) -> DiscoveryResult:
+    """Run every configured source and reconcile their claims (nothing is written here).
+
+    Raises :class:`~price_pipeline.lib.catalog.CatalogError` when the catalog cannot be read
+    completely, and :class:`~price_pipeline.lib.discovery_sources.overrides.OverridesError` for a
+    broken overrides file. cms-hpt.txt trouble never raises: a site that errors keeps the
+    entries of its last good crawl; sites not due this pass use their stored entries. At most
+    ``settings.cms_hpt_max_sites_per_tick`` websites are crawled per pass (oldest crawl first).
+    """
+    import datetime as dt
+    import time
+
+    from price_pipeline.lib.discovery_sources import cms_hpt as hpt
+    from price_pipeline.lib.discovery_sources.catalog_api import CatalogApiSource
+    from price_pipeline.lib.discovery_sources.overrides import OverridesSource
+    from price_pipeline.lib.discovery_sources.reconcile import normalize_key, reconcile
+    from price_pipeline.lib.geo import enrich
+
+    started = time.monotonic()
+    out = DiscoveryResult()
+    sources = set(settings.discovery_sources)
+    claims = []
+    if "catalog_api" in sources:
+        res = (catalog_source or CatalogApiSource.from_settings(settings)).fetch()
+        claims.extend(res.claims)
+        out.stats["catalog_api"] = res.stats
+    if "overrides" in sources:
+        res = OverridesSource(settings.overrides_path).fetch()
+        claims.extend(res.claims)
+        out.stats["overrides"] = res.stats
+    if "cms_hpt" in sources:
+        # Each website's blocks are anchored to the claim that named the website (its key hint
+        # links them to that hospital in the reconciliation).
+        sites: dict[str, tuple[str, str, str]] = {}
+        for c in claims:
+            hint = c.key_hint or c.anchor
+            if c.website and hint and c.website not in sites:
+                sites[c.website] = (normalize_key(hint), c.name or "", c.website)
+        now = dt.datetime.now(dt.UTC)
+        crawls = registry.site_crawls()
+        limit = settings.cms_hpt_max_sites_per_tick if max_sites is None else max_sites
+        due = _due_sites(sites.values(), crawls, recheck_hours=settings.cms_hpt_recheck_hours, limit=limit, now=now)
+        source = hpt.CmsHptSource(due, settings=settings)
+        res = source.fetch()
+        claims.extend(res.claims)
+        crawled = set()
+        for anchor, name, website in due:
+            f = source.fetches[anchor]
+            crawled.add(website)
+            out.site_crawls.append(
+                {
+                    "website": website,
+                    "hospital_key": anchor,
+                    "url": f.url,
+                    "status": f.status,
+                    "entries_json": json.dumps([vars(e) for e in f.entries]) if f.status != "error" else None,
+                    "error": f.error,
+                }
+            )
+            if f.status == "error" and crawls.get(website, {}).get("entries_json"):
+                # keep what the site said last time
+                f.entries = [hpt.HptEntry(**e) for e in json.loads(crawls[website]["entries_json"])]
+                claims.extend(hpt.entries_to_claims(anchor, name, f))
+        # Sites not crawled this pass: their last known entries still stand.
+        for website, (anchor, name, _w) in sites.items():
+            crawl = crawls.get(website)
+            if website in crawled or not crawl or not crawl.get("entries_json"):
+                continue
+            stored = hpt.HptFetch(
+                website=website,
+                url=crawl.get("url"),
+                status="found",
+                entries=[hpt.HptEntry(**e) for e in json.loads(crawl["entries_json"])],
+            )
+            claims.extend(hpt.entries_to_claims(anchor, name, stored))
+        out.stats["cms_hpt"] = {**res.stats, "due": len(due), "websites": len(sites)}
+    final = reconcile(claims, registry.identifiers())
+    for record in final.records:
+        enrich(record)
+    out.records = final.records
+    out.identifiers = final.identifiers
+    out.conflicts = final.conflicts
+    out.excluded = final.excluded
+    for key, claim in final.attributed:
+        out.claims_by_source.setdefault(claim.source, []).append((key, claim.payload()))
+    out.stats["hospitals"] = len(out.records)
+    out.stats["files"] = sum(len(r["files"]) for r in out.records)
+    out.stats["seconds"] = round(time.monotonic() - started, 3)
+    return out
+
+
+def apply_discovery(registry, result: DiscoveryResult) -> dict[str, int]:
+    """Write a (guarded) discovery pass: claims per source, reconciled hospitals, identifiers,
+    cms-hpt crawl outcomes and pending file states for newly listed files."""
+    for source, claims in result.claims_by_source.items():
+        registry.record_claims(source, claims)
+    counts = registry.upsert_hospitals(
+        [{k: v for k, v in r.items() if k not in ("files", "claim_ids")} for r in result.records], source=None
+    )
+    registry.record_identifiers(result.identifiers)
+    registry.record_site_crawls(result.site_crawls)
+    counts["new_files"] = registry.ensure_file_states(
+        (r["hospital_key"], f["url"]) for r in result.records for f in r["files"]
+    )
+    return counts

@@ -7,6 +7,12 @@
     parsed/hospital_key=<k>/file_sha256=<sha>/quarantine.parquet
     parsed/hospital_key=<k>/current.json                      which parsed versions are current
     prices/hospital_key=<k>/prices.parquet                    canonical prices of the current files
+    prices_history/hospital_key=<k>/file_sha256=<sha>.parquet every version's prices, kept
+    prices_history/hospital_key=<k>/versions.parquet          the hospital's versions (current flag)
+    price_changes/hospital_key=<k>/changes.parquet            newest version vs the previous one
+    conformance/hospital_key=<k>/file_sha256=<sha>.json       CMS conformance report of one version
+    conformance/hospital_key=<k>/report.parquet               one summary row per current file
+    quality/quarantine.parquet, quality/price_anomalies.parquet   table-wide quality outputs
     catalog/hospital_catalog.json, catalog/hospitals.parquet
     exports/<name>.csv, exports/<name>.parquet
 """
@@ -16,6 +22,8 @@ from __future__ import annotations
 from price_pipeline.lib.storage import raw_key
 
 __all__ = [
+    "conformance_report_key",
+    "conformance_table_key",
     "files_manifest_key",
     "parsed_current_key",
     "parsed_prefix",
@@ -42,3 +50,29 @@ def prices_key(hospital_key: str) -> str:
 
 def prices_glob(lake_root: str) -> str:
     return f"{lake_root.rstrip('/')}/prices/*/prices.parquet"
+
+
+def conformance_report_key(hospital_key: str, file_sha256: str) -> str:
+    return f"conformance/hospital_key={hospital_key}/file_sha256={file_sha256}.json"
+
+
+def conformance_table_key(hospital_key: str) -> str:
+    return f"conformance/hospital_key={hospital_key}/report.parquet"
+
+
+QUARANTINE_KEY = "quality/quarantine.parquet"
+PRICE_ANOMALIES_KEY = "quality/price_anomalies.parquet"
+
+
+# Price history (price_pipeline.lib.price_history): every version's prices, the version list,
+# and the newest-vs-previous comparison.
+def prices_history_key(hospital_key: str, file_sha256: str) -> str:
+    return f"prices_history/hospital_key={hospital_key}/file_sha256={file_sha256}.parquet"
+
+
+def price_versions_key(hospital_key: str) -> str:
+    return f"prices_history/hospital_key={hospital_key}/versions.parquet"
+
+
+def price_changes_key(hospital_key: str) -> str:
+    return f"price_changes/hospital_key={hospital_key}/changes.parquet"

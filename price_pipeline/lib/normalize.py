@@ -14,8 +14,13 @@ One output row per charge kind and amount:
 
 ``primary_code`` / ``primary_code_type``: the first code by type priority
 CPT > HCPCS > MS-DRG > APR-DRG > other DRGs (any type containing "DRG") > NDC > CDT > RC >
-any other type > LOCAL; ties keep the file's code order. Code types are compared trimmed and
-upper-cased; codes themselves are left as published.
+any other type > LOCAL; ties keep the file's code order, over the cleaned codes.
+
+Codes are cleaned by code type before anything else (:mod:`price_pipeline.lib.codes`: CPT /
+HCPCS five upper-case characters, MS-DRG three digits, revenue codes four digits, NDC 11
+digits, LOCAL as published, code types upper-cased with common misspellings mapped), so
+``codes``, ``primary_code`` and the item identity use cleaned codes; ``mrf_parsed`` keeps
+them as published.
 
 ``last_updated_on`` is parsed to a date (YYYY-MM-DD or M/D/YYYY); ``hospital_name`` and
 ``template_version`` come from the file header. DuckDB runs with a memory limit, no insertion
@@ -31,6 +36,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from . import codes as code_cleaning
 from .mrf.values import parse_date
 from .schemas import PRICES_SCHEMA
 
@@ -48,7 +54,10 @@ END"""
 # Constant SQL (the priority CASE is a module constant); file paths are bound parameters.
 _QUERY = """
 WITH src AS (
-  SELECT p.*, h.hospital_key, h.hospital_name, h.last_updated_on, h.template_version,
+  SELECT p.* REPLACE (
+           list_transform(p.codes, lambda c: {'code': pp_clean_code(c.code, c.type),
+                                              'type': pp_clean_code_type(c.type)}) AS codes),
+         h.hospital_key, h.hospital_name, h.last_updated_on, h.template_version,
          coalesce(p.file_sha256, h.sha) AS sha
   FROM read_parquet($files, filename = true) p JOIN hdr h ON h.filename = p.filename
 ),
@@ -131,6 +140,7 @@ def normalize_to_prices(parsed: list[ParsedInput], out_path: str | os.PathLike, 
             con = duckdb.connect(config={"memory_limit": memory_limit, "preserve_insertion_order": False,
                                          "temp_directory": tmp, "threads": max(1, min(4, os.cpu_count() or 1))})
             try:
+                code_cleaning.register(con)
                 con.register("hdr", hdr)
                 reader = con.sql(_QUERY, params={"files": files}).to_arrow_reader(64 * 1024)
                 for batch in reader:

@@ -2,7 +2,14 @@
 
 SQLAlchemy Core over SQLite by default (WAL mode, so concurrent run workers can write) and
 PostgreSQL in production (``PRICE_PIPELINE_REGISTRY_URL=postgresql://…``). Tables are created
-on first use; every write is an upsert so reruns are idempotent.
+on first use (columns added since are added in place); every write is an upsert so reruns are
+idempotent.
+
+Tables: ``hospitals`` (current reconciled view, removed ones kept), ``catalog_claims`` (every
+claim of every discovery source), ``hospital_identifiers`` (CCN/EIN/NPI -> stable key),
+``file_versions`` (every version of every file), ``file_states`` (per-file change-detection
+state: validators, size, range fingerprint, last check) and ``host_profiles`` (which change
+signals a host's server has proven trustworthy).
 """
 
 from __future__ import annotations
@@ -35,6 +42,101 @@ hospitals = sa.Table(
     sa.Column("first_seen_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("removed_at", sa.DateTime(timezone=True)),
+    # Added by the discovery work (issue 5); migrated in place on older registries.
+    sa.Column("ein", sa.String(16)),
+    sa.Column("npi", sa.String(16)),
+    sa.Column("address_standardized", sa.Text),
+    sa.Column("zip5", sa.String(5)),
+    sa.Column("county", sa.Text),
+    sa.Column("latitude", sa.Float),
+    sa.Column("longitude", sa.Float),
+    sa.Column("geo_source", sa.String(32)),
+    sa.Column("sources", sa.Text),  # comma-separated discovery sources that claim this hospital
+    sa.Column("files_fingerprint", sa.String(32)),
+    sa.Column("files_json", sa.Text),  # the reconciled file list [{url, source, ...}]
+)
+
+# Identifier -> hospital key. Keeps partition keys stable when a later source brings a
+# better identifier (a CCN for a hospital first seen by name only keeps its first key).
+hospital_identifiers = sa.Table(
+    "hospital_identifiers",
+    metadata,
+    sa.Column("kind", sa.String(8), primary_key=True),  # ccn | npi | ein | name
+    sa.Column("value", sa.String(128), primary_key=True),
+    sa.Column("hospital_key", sa.String(64), nullable=False, index=True),
+    sa.Column("first_seen_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Current change-detection state of each listed file (one row per hospital x url).
+file_states = sa.Table(
+    "file_states",
+    metadata,
+    sa.Column("hospital_key", sa.String(64), primary_key=True),
+    sa.Column("url", sa.String(2048), primary_key=True),
+    sa.Column("host", sa.Text),
+    sa.Column("etag", sa.Text),
+    sa.Column("last_modified", sa.Text),
+    sa.Column("size", sa.BigInteger),
+    sa.Column("sha256", sa.String(64)),
+    sa.Column("range_fingerprint", sa.String(64)),
+    sa.Column("status", sa.String(16)),  # ok | failed | changed | pending
+    sa.Column("last_signal", sa.String(24)),
+    sa.Column("error", sa.Text),
+    sa.Column("consecutive_failures", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_checked_at", sa.DateTime(timezone=True)),
+    sa.Column("last_changed_at", sa.DateTime(timezone=True)),
+    sa.Column("last_downloaded_at", sa.DateTime(timezone=True)),
+)
+
+# Per host: how often each signal was confirmed or contradicted by a full download.
+host_profiles = sa.Table(
+    "host_profiles",
+    metadata,
+    sa.Column("host", sa.String(255), primary_key=True),
+    sa.Column("conditional_ok", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("conditional_bad", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("head_ok", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("head_bad", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("range_ok", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("range_bad", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("updated_at", sa.DateTime(timezone=True)),
+)
+
+# The last cms-hpt.txt crawl of each website (errors keep the previous entries).
+site_crawls = sa.Table(
+    "site_crawls",
+    metadata,
+    sa.Column("website", sa.String(2048), primary_key=True),
+    sa.Column("hospital_key", sa.String(64), index=True),
+    sa.Column("url", sa.Text),
+    sa.Column("status", sa.String(16)),  # found | missing | error | unsafe | none
+    sa.Column("entries_json", sa.Text),
+    sa.Column("error", sa.Text),
+    sa.Column("crawled_at", sa.DateTime(timezone=True)),
+    sa.Column("found_at", sa.DateTime(timezone=True)),
+)
+
+HOST_SIGNALS = ("conditional", "head", "range")
+_HOSPITAL_VALUE_COLUMNS = (
+    "ccn",
+    "name",
+    "address",
+    "city",
+    "state",
+    "zip",
+    "website",
+    "ein",
+    "npi",
+    "address_standardized",
+    "zip5",
+    "county",
+    "latitude",
+    "longitude",
+    "geo_source",
+    "sources",
+    "files_fingerprint",
+    "files_json",
 )
 
 # Every claim a discovery source made about a hospital, kept with its source and timestamps, so a
@@ -116,60 +218,143 @@ class Registry:
                 cur.close()
 
         metadata.create_all(self.engine)
+        self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """Registries created before a column existed get it added (nullable columns only)."""
+        inspector = sa.inspect(self.engine)
+        with self.engine.begin() as conn:
+            for table in metadata.sorted_tables:
+                present = {c["name"] for c in inspector.get_columns(table.name)}
+                for column in table.columns:
+                    if column.name not in present and column.nullable:
+                        ddl_type = column.type.compile(dialect=self.engine.dialect)
+                        conn.execute(
+                            sa.text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {ddl_type}')
+                        )
+
+    def _upsert(self, conn, table: sa.Table, rows: list[dict[str, Any]], keys: Sequence[str]) -> None:
+        """INSERT … ON CONFLICT (keys) DO UPDATE for SQLite and PostgreSQL, many rows at once."""
+        if not rows:
+            return
+        if self.engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        columns = list(rows[0])
+        for start in range(0, len(rows), 500):
+            stmt = insert(table).values(rows[start : start + 500])
+            updates = {c: stmt.excluded[c] for c in columns if c not in keys}
+            conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=updates))
 
     def dispose(self) -> None:
         self.engine.dispose()
 
     # -- hospitals ---------------------------------------------------------------------------
-    def upsert_hospitals(self, rows: Iterable[dict[str, Any]], *, source: str) -> dict[str, int]:
-        """Record the hospitals a source lists now; returns counts of new/updated rows."""
+    def upsert_hospitals(self, rows: Iterable[dict[str, Any]], *, source: str | None) -> dict[str, int]:
+        """Record the hospitals a source lists now; returns counts of new/updated rows.
+
+        Columns absent from a row keep their stored value (a catalog-only caller does not wipe
+        the coordinates the reconciler added). Bulk statements: 6,000 hospitals take well
+        under a second on SQLite.
+        """
         now = _now()
+        rows = list(rows)
         counts = {"new": 0, "seen": 0}
         with self.engine.begin() as conn:
-            existing = {r.hospital_key: r for r in conn.execute(sa.select(hospitals))}
+            existing = {k for (k,) in conn.execute(sa.select(hospitals.c.hospital_key))}
+            inserts, updates_by_cols = [], {}
             for row in rows:
                 key = row["hospital_key"]
-                values = {k: row.get(k) for k in ("ccn", "name", "address", "city", "state", "zip", "website")}
+                values = {k: row.get(k) for k in _HOSPITAL_VALUE_COLUMNS if k in row}
+                for k in ("ccn", "name", "address", "city", "state", "zip", "website"):
+                    values.setdefault(k, row.get(k))
                 if key in existing:
-                    conn.execute(
-                        hospitals.update()
-                        .where(hospitals.c.hospital_key == key)
-                        .values(**values, status="active", last_seen_at=now, removed_at=None)
-                    )
+                    cols = tuple(sorted(values))
+                    updates_by_cols.setdefault(cols, []).append({"_key": key, **values})
                     counts["seen"] += 1
                 else:
-                    conn.execute(
-                        hospitals.insert().values(
-                            hospital_key=key, **values, status="active", first_seen_at=now, last_seen_at=now
-                        )
+                    existing.add(key)
+                    inserts.append(
+                        {
+                            **{c: None for c in _HOSPITAL_VALUE_COLUMNS},
+                            **values,
+                            "hospital_key": key,
+                            "status": "active",
+                            "first_seen_at": now,
+                            "last_seen_at": now,
+                            "removed_at": None,
+                        }
                     )
                     counts["new"] += 1
-                self._record_claim(conn, key, source, row, now)
+            if inserts:
+                conn.execute(hospitals.insert(), inserts)
+            for cols, params in updates_by_cols.items():
+                stmt = (
+                    hospitals.update()
+                    .where(hospitals.c.hospital_key == sa.bindparam("_key"))
+                    .values(
+                        **{c: sa.bindparam(c) for c in cols},
+                        status="active",
+                        last_seen_at=now,
+                        removed_at=None,
+                    )
+                )
+                conn.execute(stmt, params)
+            if source is not None:
+                self._record_claims(conn, source, [(row["hospital_key"], row) for row in rows], now)
         return counts
 
-    def _record_claim(self, conn, key: str, source: str, payload: dict[str, Any], now) -> None:
-        text = json.dumps(payload, sort_keys=True, default=str)
-        digest = hashlib.sha256(text.encode()).hexdigest()
-        updated = conn.execute(
-            catalog_claims.update()
-            .where(
-                (catalog_claims.c.hospital_key == key)
-                & (catalog_claims.c.source == source)
-                & (catalog_claims.c.payload_sha256 == digest)
+    def record_claims(self, source: str, claims: Iterable[tuple[str, dict[str, Any]]]) -> int:
+        """Keep ``(hospital_key, payload)`` claims of one source (new payloads inserted, seen ones touched)."""
+        claims = list(claims)
+        with self.engine.begin() as conn:
+            self._record_claims(conn, source, claims, _now())
+        return len(claims)
+
+    def _record_claims(self, conn, source: str, claims: list[tuple[str, dict[str, Any]]], now) -> None:
+        prepared = []
+        for key, payload in claims:
+            text = json.dumps(payload, sort_keys=True, default=str)
+            prepared.append((key, hashlib.sha256(text.encode()).hexdigest(), text))
+        if not prepared:
+            return
+        known = {
+            (k, d)
+            for k, d in conn.execute(
+                sa.select(catalog_claims.c.hospital_key, catalog_claims.c.payload_sha256).where(
+                    catalog_claims.c.source == source
+                )
             )
-            .values(last_seen_at=now)
-        )
-        if updated.rowcount == 0:
-            conn.execute(
-                catalog_claims.insert().values(
-                    hospital_key=key,
+        }
+        seen = [{"_key": k, "_digest": d} for k, d, _ in prepared if (k, d) in known]
+        fresh: dict[tuple[str, str], dict[str, Any]] = {}
+        for k, d, text in prepared:
+            if (k, d) not in known:
+                fresh[(k, d)] = dict(
+                    hospital_key=k,
                     source=source,
-                    payload_sha256=digest,
+                    payload_sha256=d,
                     payload=text,
                     first_seen_at=now,
                     last_seen_at=now,
                 )
+        if seen:
+            conn.execute(
+                catalog_claims.update()
+                .where(
+                    (catalog_claims.c.hospital_key == sa.bindparam("_key"))
+                    & (catalog_claims.c.source == source)
+                    & (catalog_claims.c.payload_sha256 == sa.bindparam("_digest"))
+                )
+                .values(last_seen_at=now),
+                seen,
             )
+        if fresh:
+            conn.execute(catalog_claims.insert(), list(fresh.values()))
+
+    def _record_claim(self, conn, key: str, source: str, payload: dict[str, Any], now) -> None:
+        self._record_claims(conn, source, [(key, payload)], now)
 
     def mark_removed(self, keys: Sequence[str]) -> int:
         """Mark hospitals no longer listed; their history and files stay."""
@@ -261,3 +446,196 @@ class Registry:
             if row["url"] == url and row["status"] == "ok":
                 return row
         return None
+
+    def hospital(self, hospital_key: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(hospitals).where(hospitals.c.hospital_key == hospital_key)).first()
+        return dict(row._mapping) if row else None
+
+    def hospital_files(self, hospital_key: str) -> list[dict[str, Any]] | None:
+        """The reconciled file list of a hospital (``None`` when discovery never stored one)."""
+        row = self.hospital(hospital_key)
+        if not row or not row.get("files_json"):
+            return None
+        return json.loads(row["files_json"])
+
+    def active_fingerprints(self) -> dict[str, str | None]:
+        """``{hospital_key: files_fingerprint}`` of every active hospital, in one query."""
+        query = sa.select(hospitals.c.hospital_key, hospitals.c.files_fingerprint).where(
+            hospitals.c.status == "active"
+        )
+        with self.engine.connect() as conn:
+            return dict(conn.execute(query).all())
+
+    # -- identifiers -------------------------------------------------------------------------
+    def identifiers(self) -> dict[tuple[str, str], str]:
+        """``{(kind, value): hospital_key}`` of every identifier ever reconciled."""
+        query = sa.select(
+            hospital_identifiers.c.kind, hospital_identifiers.c.value, hospital_identifiers.c.hospital_key
+        )
+        with self.engine.connect() as conn:
+            return {(kind, value): key for kind, value, key in conn.execute(query)}
+
+    def record_identifiers(self, items: Iterable[tuple[str, str, str]]) -> None:
+        """Record ``(kind, value, hospital_key)``; an identifier keeps the key it was first given."""
+        now = _now()
+        items = list(dict.fromkeys(items))
+        if not items:
+            return
+        with self.engine.begin() as conn:
+            known = {
+                (k, v)
+                for k, v in conn.execute(sa.select(hospital_identifiers.c.kind, hospital_identifiers.c.value))
+            }
+            fresh = {}
+            for kind, value, key in items:
+                if (kind, value) not in known:
+                    fresh[(kind, value)] = dict(
+                        kind=kind, value=value, hospital_key=key, first_seen_at=now, last_seen_at=now
+                    )
+            if fresh:
+                conn.execute(hospital_identifiers.insert(), list(fresh.values()))
+
+    # -- file states (change detection) ------------------------------------------------------
+    def file_states(
+        self, hospital_keys: Iterable[str] | None = None
+    ) -> dict[tuple[str, str], dict[str, Any]]:
+        query = sa.select(file_states)
+        if hospital_keys is not None:
+            query = query.where(file_states.c.hospital_key.in_(list(hospital_keys)))
+        with self.engine.connect() as conn:
+            return {(r.hospital_key, r.url): dict(r._mapping) for r in conn.execute(query)}
+
+    def file_states_after(self, watermark: tuple[str, str] | None, limit: int) -> list[dict[str, Any]]:
+        """Up to ``limit`` file states ordered by (hospital_key, url) after ``watermark`` (a sweep)."""
+        query = sa.select(file_states).order_by(file_states.c.hospital_key, file_states.c.url).limit(limit)
+        if watermark is not None:
+            hk, url = watermark
+            query = query.where(
+                (file_states.c.hospital_key > hk)
+                | ((file_states.c.hospital_key == hk) & (file_states.c.url > url))
+            )
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def upsert_file_states(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Insert or update file states; every row must carry the same columns."""
+        rows = list(rows)
+        if not rows:
+            return
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for row in rows:
+            row = dict(row)
+            row.setdefault("host", urlsplit(row["url"]).hostname)
+            groups.setdefault(tuple(sorted(row)), []).append(row)
+        with self.engine.begin() as conn:
+            for group in groups.values():
+                self._upsert(conn, file_states, group, ("hospital_key", "url"))
+
+    def ensure_file_states(self, listed: Iterable[tuple[str, str]]) -> int:
+        """Create ``pending`` states for (hospital_key, url) pairs not tracked yet; returns how many."""
+        listed = list(dict.fromkeys(listed))
+        with self.engine.begin() as conn:
+            known = {
+                (k, u) for k, u in conn.execute(sa.select(file_states.c.hospital_key, file_states.c.url))
+            }
+            fresh = [
+                {
+                    "hospital_key": k,
+                    "url": u,
+                    "host": urlsplit(u).hostname,
+                    "status": "pending",
+                    "consecutive_failures": 0,
+                }
+                for k, u in listed
+                if (k, u) not in known
+            ]
+            if fresh:
+                conn.execute(file_states.insert(), fresh)
+        return len(fresh)
+
+    # -- host profiles -----------------------------------------------------------------------
+    def host_profiles(self) -> dict[str, dict[str, Any]]:
+        with self.engine.connect() as conn:
+            return {r.host: dict(r._mapping) for r in conn.execute(sa.select(host_profiles))}
+
+    def record_host_signals(self, observations: Iterable[tuple[str, str, bool]]) -> None:
+        """Count ``(host, signal, confirmed)`` observations; ``signal`` in :data:`HOST_SIGNALS`."""
+        deltas: dict[str, dict[str, int]] = {}
+        for host, signal, confirmed in observations:
+            if signal not in HOST_SIGNALS or not host:
+                continue
+            column = f"{signal}_{'ok' if confirmed else 'bad'}"
+            deltas.setdefault(host, {}).setdefault(column, 0)
+            deltas[host][column] += 1
+        if not deltas:
+            return
+        now = _now()
+        with self.engine.begin() as conn:
+            known = {
+                h
+                for (h,) in conn.execute(
+                    sa.select(host_profiles.c.host).where(host_profiles.c.host.in_(list(deltas)))
+                )
+            }
+            for host, cols in deltas.items():
+                if host not in known:
+                    conn.execute(
+                        host_profiles.insert().values(
+                            host=host,
+                            **{f"{s}_{o}": 0 for s in HOST_SIGNALS for o in ("ok", "bad")},
+                            updated_at=now,
+                        )
+                    )
+                conn.execute(
+                    host_profiles.update()
+                    .where(host_profiles.c.host == host)
+                    .values(**{c: host_profiles.c[c] + n for c, n in cols.items()}, updated_at=now)
+                )
+
+    # -- cms-hpt.txt crawls ------------------------------------------------------------------
+    def site_crawls(self) -> dict[str, dict[str, Any]]:
+        with self.engine.connect() as conn:
+            return {r.website: dict(r._mapping) for r in conn.execute(sa.select(site_crawls))}
+
+    def record_site_crawls(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Upsert crawl outcomes ``{website, hospital_key, url, status, entries_json, error}``.
+
+        An ``error`` outcome keeps the entries of the last good crawl (a flaky website does not
+        lose its files); ``missing`` clears them (the hospital took the file down).
+        """
+        now = _now()
+        rows = list(rows)
+        if not rows:
+            return
+        with self.engine.begin() as conn:
+            previous = (
+                {
+                    r.website: r
+                    for r in conn.execute(
+                        sa.select(site_crawls).where(site_crawls.c.website.in_([r["website"] for r in rows]))
+                    )
+                }
+                if len(rows) <= 500
+                else {r.website: r for r in conn.execute(sa.select(site_crawls))}
+            )
+            out = []
+            for row in rows:
+                prev = previous.get(row["website"])
+                entries = row.get("entries_json")
+                found_at = now if row["status"] == "found" else (prev.found_at if prev else None)
+                if row["status"] in ("error",) and prev is not None:
+                    entries = prev.entries_json
+                out.append(
+                    {
+                        "website": row["website"],
+                        "hospital_key": row.get("hospital_key"),
+                        "url": row.get("url"),
+                        "status": row["status"],
+                        "entries_json": entries,
+                        "error": row.get("error"),
+                        "crawled_at": now,
+                        "found_at": found_at,
+                    }
+                )
+            self._upsert(conn, site_crawls, out, ("website",))

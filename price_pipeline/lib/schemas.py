@@ -98,3 +98,57 @@ PRICES_SCHEMA = pa.schema(
         ("additional_generic_notes", pa.string()),
     ]
 )
+
+# One row per file version of a hospital ever normalised (prices_history/hospital_key=<k>/versions.parquet).
+PRICE_VERSIONS_SCHEMA = pa.schema(
+    [
+        ("hospital_key", pa.string()),
+        ("file_sha256", pa.string()),
+        # 1, 2, 3 ... in the order the pipeline first saw the versions of the hospital.
+        ("version_seq", pa.int64()),
+        ("url", pa.string()),
+        ("last_updated_on", pa.date32()),
+        ("template_version", pa.string()),
+        ("rows", pa.int64()),
+        ("is_current", pa.bool_()),
+        ("first_seen_at", pa.timestamp("s", tz="UTC")),
+        ("last_seen_at", pa.timestamp("s", tz="UTC")),
+        ("superseded_at", pa.timestamp("s", tz="UTC")),
+    ]
+)
+
+# Newest version of a hospital vs the version it replaced (price_changes/hospital_key=<k>/changes.parquet).
+PRICE_CHANGES_SCHEMA = pa.schema(
+    [
+        ("hospital_key", pa.string()),
+        ("old_file_sha256", pa.string()),
+        ("new_file_sha256", pa.string()),
+        ("old_last_updated_on", pa.date32()),
+        ("new_last_updated_on", pa.date32()),
+        # added (only in the new version), removed (only in the old one), changed (value differs)
+        ("change_kind", pa.string()),
+        ("description", pa.string()),
+        ("setting", pa.string()),
+        ("billing_class", pa.string()),
+        ("modifiers", pa.string()),
+        ("drug_unit_of_measurement", pa.float64()),
+        ("drug_type_of_measurement", pa.string()),
+        ("primary_code", pa.string()),
+        ("primary_code_type", pa.string()),
+        ("payer_name", pa.string()),
+        ("plan_name", pa.string()),
+        ("charge_kind", pa.string()),
+        ("old_amount", pa.float64()),
+        ("new_amount", pa.float64()),
+        ("amount_change", pa.float64()),
+        ("amount_change_ratio", pa.float64()),
+        ("old_percentage", pa.float64()),
+        ("new_percentage", pa.float64()),
+        ("old_value_text", pa.string()),
+        ("new_value_text", pa.string()),
+        ("old_source_row", pa.int64()),
+        ("new_source_row", pa.int64()),
+        ("old_source_path", pa.string()),
+        ("new_source_path", pa.string()),
+    ]
+)

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from price_pipeline.lib.schemas import PRICES_SCHEMA
+from price_pipeline.lib.schemas import PRICE_VERSIONS_SCHEMA, PRICES_SCHEMA
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PROJECT_DIR = REPO_ROOT / "dbt_analytics"
@@ -131,12 +131,14 @@ def _lake_rows() -> dict[str, list[dict]]:
         p("h2", SHA_H2, 6, "99213", "negotiated_dollar", amount=90.0, payer="Molina", plan="Medicaid HMO"),
         p("h2", SHA_H2, 7, "70450", "gross", amount=1200.0),
         p("h2", SHA_H2, 7, "70450", "negotiated_dollar", amount=500.0, payer="Aetna", plan="PPO"),
+        # A payer no seed row or rule knows: listed by the review queue.
+        p("h2", SHA_H2, 8, "70450", "negotiated_dollar", amount=450.0, payer="Acme Benefit Trust", plan="Gold"),
     ]
     h3_row = p("h3", SHA_H3, 4, "99213", "negotiated_dollar", amount=200.0, payer="Aetna", plan="PPO")
     h3 = [
         p("h3", SHA_H3, 4, "99213", "gross", amount=250.0),
         h3_row,
-        dict(h3_row),  # an exact duplicate: kept once
+        dict(h3_row),  # an exact duplicate (same source row): the views keep both
     ]
     h4 = [
         p("h4", SHA_H4_OLD, 4, "99213", "gross", amount=9999.0, updated=dt.date(2024, 1, 1)),
@@ -190,10 +192,34 @@ HOSPITALS = [
 
 
 def write_lake(lake: Path) -> None:
+    """The lake as the prices asset writes it: current prices, every version's prices, the version list.
+
+    A hospital's versions are ordered by last_updated_on; the newest is current.
+    """
     for key, rows in _lake_rows().items():
         folder = lake / "prices" / f"hospital_key={key}"
+        history = lake / "prices_history" / f"hospital_key={key}"
         folder.mkdir(parents=True)
-        pq.write_table(pa.Table.from_pylist(rows, schema=PRICES_SCHEMA), folder / "prices.parquet")
+        history.mkdir(parents=True)
+        by_sha: dict[str, list[dict]] = {}
+        for row in rows:
+            by_sha.setdefault(row["file_sha256"], []).append(row)
+        ordered = sorted(by_sha, key=lambda sha: by_sha[sha][0]["last_updated_on"])
+        versions = []
+        for seq, sha in enumerate(ordered, start=1):
+            table = pa.Table.from_pylist(by_sha[sha], schema=PRICES_SCHEMA)
+            pq.write_table(table, history / f"file_sha256={sha}.parquet")
+            current = sha == ordered[-1]
+            if current:
+                pq.write_table(table, folder / "prices.parquet")
+            seen = dt.datetime.combine(by_sha[sha][0]["last_updated_on"], dt.time(), dt.UTC)
+            versions.append({
+                "hospital_key": key, "file_sha256": sha, "version_seq": seq, "url": f"https://{key}.example.org/mrf.csv",
+                "last_updated_on": by_sha[sha][0]["last_updated_on"], "template_version": "2.2.0",
+                "rows": table.num_rows, "is_current": current, "first_seen_at": seen, "last_seen_at": seen,
+                "superseded_at": None if current else seen + dt.timedelta(days=30),
+            })
+        pq.write_table(pa.Table.from_pylist(versions, schema=PRICE_VERSIONS_SCHEMA), history / "versions.parquet")
     # An in-flight upload of the local lake: not Parquet, and must never be read.
     (lake / "prices" / "hospital_key=h1" / ".tmp-0123-prices.parquet").write_bytes(b"partial")
     catalog = lake / "catalog"
@@ -267,8 +293,10 @@ def test_build_runs_every_test_and_no_warning(built: Path) -> None:
 
 
 def test_staging_normalises_and_deduplicates(built: Path) -> None:
-    # h3 published one row twice: one fact.
-    assert query(built, "select count(*) from stg_prices where hospital_key = 'h3'") == [(2,)]
+    # h3 published one row twice: staging is a view and keeps both (same price_key).
+    assert query(built, "select count(*), count(distinct price_key) from stg_prices where hospital_key = 'h3'") == [
+        (3, 2)
+    ]
     rows = query(
         built,
         "select primary_code, primary_code_type, setting, charge_kind from stg_prices "
@@ -298,6 +326,65 @@ def test_payer_classes(built: Path) -> None:
     assert classes[("BCBS", "PPO")] == "commercial"
 
 
+def test_payer_map_canonicalises_and_queues_unmapped(built: Path) -> None:
+    rows = query(
+        built,
+        "select payer_name, plan_name, payer_canonical, product, payer_class, mapping_method, mapping_confidence "
+        "from int_payer_map order by all",
+    )
+    by_pair = {(r[0], r[1]): r[2:] for r in rows}
+    assert by_pair[("Aetna", "PPO")] == ("Aetna", "PPO", "commercial", "seed_payer", 0.95)
+    assert by_pair[("Molina", "Medicaid HMO")][:3] == ("Molina Healthcare", "HMO", "managed_medicaid")
+    assert by_pair[("UnitedHealthcare", "Choice Plus")][:3] == ("UnitedHealthcare", "PPO", "commercial")
+    assert by_pair[("Cigna", "Open Access Plus")][:2] == ("Cigna", "POS")
+    assert by_pair[("Aetna", "Medicare Advantage HMO")][:3] == ("Aetna", "HMO", "medicare_advantage")
+    assert by_pair[("Acme Benefit Trust", "Gold")] == (None, "unknown", "unknown", "unmapped", 0.0)
+    queue = query(
+        built,
+        "select review_rank, payer_name, plan_name, review_reason, n_prices, n_hospitals from unmapped_payers",
+    )
+    assert queue == [(1, "Acme Benefit Trust", "Gold", "no_canonical_payer", 1, 1)]
+
+
+def test_price_index_relative_to_peers(built: Path) -> None:
+    # 99213 gross: h1 200, h2 300, h3 250 -> market median 250; the only unsuppressed gross cell.
+    rows = query(
+        built,
+        "select hospital_key, n_cells_compared, price_index, rank_national from mart_hospital_price_index "
+        "where index_basis = 'gross' order by hospital_key",
+    )
+    assert [(r[0], r[1], r[3]) for r in rows] == [("h1", 1, 1), ("h2", 1, 3), ("h3", 1, 2)]
+    assert [r[2] for r in rows] == pytest.approx([80.0, 120.0, 100.0])
+    # negotiated dollars, commercial 99213: hospital medians 110, 160, 200 vs market 160.
+    (h1,) = query(
+        built,
+        "select price_index from mart_hospital_price_index where hospital_key = 'h1' and index_basis = 'negotiated_dollar'",
+    )
+    assert h1[0] == pytest.approx(100 * 110 / 160)
+
+
+def test_price_trends_across_versions(built: Path) -> None:
+    rows = query(
+        built,
+        "select file_sha256, version_seq, is_current, previous_file_sha256, n_prices, n_cells_matched, "
+        "change_vs_previous_pct, price_index_vs_first from mart_price_trends where hospital_key = 'h4' "
+        "order by version_seq",
+    )
+    assert rows == [
+        (SHA_H4_OLD, 1, False, None, 1, 0, None, 100.0),
+        (SHA_H4_NEW, 2, True, SHA_H4_OLD, 5, 0, None, 100.0),
+    ]
+
+
+def test_item_codes_bridge(built: Path) -> None:
+    rows = query(
+        built,
+        "select hospital_key, code_type, code, is_primary, is_well_formed from mart_item_codes "
+        "where hospital_key = 'h4'",
+    )
+    assert rows == [("h4", "HCPCS", "J1100", True, True)]
+
+
 def _cell(built: Path, code: str, kind: str, payer_class: str) -> dict:
     rows = query(
         built,
@@ -316,7 +403,7 @@ def test_distribution_is_hospital_weighted(built: Path) -> None:
     # h1 median(100, 120) = 110, h2 median(150, 170) = 160, h3 200.
     cell = _cell(built, "99213", "negotiated_dollar", "commercial")
     assert cell["n_hospitals"] == 3
-    assert cell["n_prices"] == 5
+    assert cell["n_prices"] == 6  # h3 published its row twice (same source row): both rows count
     assert cell["suppressed"] is False
     assert cell["median_value"] == pytest.approx(160.0)  # a row-weighted median would be 150
     assert cell["p10_value"] == pytest.approx(110 + 0.2 * 50)

@@ -135,3 +135,14 @@ def test_prices_are_queryable_across_hospitals(instance, settings, catalog_ready
         [layout.prices_glob(settings.lake_url)],
     ).fetchall()
     assert [r[0] for r in rows] == sorted(keys) and all(r[1] > 0 for r in rows)
+
+
+def test_mrf_header_identity_is_recorded_as_a_claim(instance, settings, catalog_ready):
+    """The v3 header's type-2 NPIs become identifiers discovery reconciles on."""
+    key = key_of(catalog_ready, ("csv_tall", "3.0.0"))
+    assert materialize_hospital(instance, settings, key).success
+    registry = Registry(settings.registry_url)
+    header_claim = registry.latest_claim_payload(key, "mrf_header")
+    assert header_claim["hospital_name"] == "West Mercy Hospital"
+    assert header_claim["type_2_npi"] == ["0000000001", "0000000002", "0000000003"]
+    assert registry.identifiers()[("npi", "0000000001")] == key

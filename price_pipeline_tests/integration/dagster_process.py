@@ -50,7 +50,27 @@ def dagster_dev(home: Path, env: dict[str, str], *, production: bool = False) ->
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
+        kill_stragglers(home)
         log.close()
+
+
+def kill_stragglers(home: Path) -> int:
+    """Kill every process still running with this DAGSTER_HOME (code servers that `dagster dev`
+    started in their own session survive the process-group signal). Returns how many."""
+    marker = f"DAGSTER_HOME={home}".encode()
+    killed = 0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if marker in environ:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(proc.name), signal.SIGKILL)
+                killed += 1
+    return killed
 
 
 def tail(path: Path, lines: int = 60) -> str:

@@ -77,7 +77,7 @@ def test_primary_code_priority(tmp_path):
     p.write_text("\n".join(head + body) + "\n")
     got = {r["description"]: (r["primary_code"], r["primary_code_type"]) for r in prices(tmp_path, p, "c")}
     assert got == {"a": ("99213", "CPT"), "b": ("470", "MS-DRG"), "c": ("J1100", "HCPCS"),
-                   "d": ("1234-5678-90", "NDC"), "e": ("12", "APR-DRG"), "f": ("12", "TRIS-DRG"),
+                   "d": ("01234567890", "NDC"), "e": ("12", "APR-DRG"), "f": ("12", "TRIS-DRG"),
                    "g": ("D0120", "CDT"), "h": ("X1", "CDM"), "i": ("0001", "LOCAL")}
 
 

@@ -33,8 +33,8 @@ price_stats as (
 
 file_versions as (
 
-    select hospital_key, count(distinct file_sha256) as n_file_versions
-    from {{ ref('stg_prices') }}
+    select hospital_key, count(*) as n_file_versions
+    from {{ ref('int_price_versions') }}
     group by hospital_key
 
 )

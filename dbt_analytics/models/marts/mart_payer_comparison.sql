@@ -3,7 +3,7 @@
   payer-plan has, its median negotiated dollar rate, and how that compares with the same
   hospital's gross charges for the same items (same code, setting, billing class, modifiers,
   description), so "what share of the chargemaster does this plan pay" is comparable across
-  hospitals.
+  hospitals. Canonical payer, plan, product and payer class come from int_payer_map.
 -#}
 
 with prices as (
@@ -65,7 +65,11 @@ select
     payer_stats.hospital_key,
     payer_stats.payer_name,
     payer_stats.plan_name,
-    coalesce(payer_class.payer_class, 'unknown')      as payer_class,
+    payer_map.payer_canonical,
+    payer_map.plan_canonical,
+    coalesce(payer_map.product, 'unknown')            as product,
+    coalesce(payer_map.payer_class, 'unknown')        as payer_class,
+    coalesce(payer_map.mapping_confidence, 0.0)       as mapping_confidence,
     payer_stats.n_prices,
     payer_stats.n_negotiated_dollar,
     payer_stats.n_codes,
@@ -81,6 +85,6 @@ left join compared
     on payer_stats.hospital_key = compared.hospital_key
     and payer_stats.payer_name = compared.payer_name
     and payer_stats.plan_name is not distinct from compared.plan_name
-left join {{ ref('int_payer_class') }} as payer_class
-    on payer_stats.payer_name = payer_class.payer_name
-    and payer_stats.plan_name is not distinct from payer_class.plan_name
+left join {{ ref('int_payer_map') }} as payer_map
+    on payer_stats.payer_name = payer_map.payer_name
+    and payer_stats.plan_name is not distinct from payer_map.plan_name

@@ -1,59 +1,16 @@
 {#-
   Cross-hospital price distribution per primary_code x primary_code_type x setting x
-  charge_kind x payer_class. Hospital-weighted: each hospital first collapses to its own median
-  for the cell, and the percentiles are taken over those hospital medians, so a hospital that
-  publishes 400 plan rows for a code weighs as much as one that publishes 3. min/max are the raw
-  extremes over all prices of the cell. Cells with fewer than var('min_hospitals_for_stats')
-  hospitals are suppressed (statistics NULL), see schema.yml.
+  charge_kind x payer_class over the current file versions. Hospital-weighted: each hospital
+  first collapses to its own median for the cell (int_hospital_cell_stats), and the percentiles
+  are taken over those hospital medians, so a hospital that publishes 400 plan rows for a code
+  weighs as much as one that publishes 3. min/max are the raw extremes over all prices of the
+  cell. Cells with fewer than var('min_hospitals_for_stats') hospitals are suppressed
+  (statistics NULL), see schema.yml.
 -#}
 
 {%- set min_hospitals = var('min_hospitals_for_stats', 3) %}
 
-with prices as (
-
-    select
-        prices.hospital_key,
-        prices.primary_code,
-        prices.primary_code_type,
-        prices.setting,
-        prices.charge_kind,
-        case
-            when prices.payer_name is null then 'not_applicable'
-            else coalesce(payer_class.payer_class, 'unknown')
-        end as payer_class,
-        case
-            when prices.charge_kind = 'negotiated_percentage' then prices.percentage
-            else prices.amount
-        end as value
-    from {{ ref('int_prices_current') }} as prices
-    left join {{ ref('int_payer_class') }} as payer_class
-        on prices.payer_name = payer_class.payer_name
-        and prices.plan_name is not distinct from payer_class.plan_name
-    where prices.primary_code is not null
-        and prices.charge_kind in {{ sql_list(numeric_charge_kinds()) }}
-
-),
-
-per_hospital as (
-
-    select
-        primary_code,
-        primary_code_type,
-        setting,
-        charge_kind,
-        payer_class,
-        hospital_key,
-        count(*)        as n_prices,
-        median(value)   as hospital_median,
-        min(value)      as min_value,
-        max(value)      as max_value
-    from prices
-    where value is not null
-    group by all
-
-),
-
-cells as (
+with cells as (
 
     select
         primary_code,
@@ -70,8 +27,9 @@ cells as (
         quantile_cont(hospital_median, 0.90)       as p90_value,
         min(min_value)                             as min_value,
         max(max_value)                             as max_value
-    from per_hospital
-    group by all
+    from {{ ref('int_hospital_cell_stats') }}
+    where is_current
+    group by primary_code, primary_code_type, setting, charge_kind, payer_class
 
 )
 

@@ -1,14 +1,13 @@
-{{ config(materialized='table') }}
-
 {#-
-  One row per price fact of every file version in the lake: typed, trimmed, enums lower-cased,
-  codes upper-cased, exact re-loads of the same fact collapsed. Materialised as a table so the
-  lake's Parquet files are scanned once per build; everything downstream reads DuckDB storage.
+  One row per price fact of every file version kept in the lake's price history (all versions,
+  current and superseded): typed, trimmed, enums lower-cased, codes upper-cased. A view: the
+  Parquet files are read by the models that aggregate them, never copied.
+  Codes are already cleaned by code type in the normaliser (price_pipeline.lib.codes).
 -#}
 
 with source as (
 
-    select * from {{ source('lake', 'prices') }}
+    select * from {{ source('history', 'prices_history') }}
 
 ),
 
@@ -42,32 +41,19 @@ cleaned as (
         {{ clean_text('additional_generic_notes') }}         as additional_generic_notes
     from source
 
-),
-
-keyed as (
-
-    select
-        {{ surrogate_key([
-            'hospital_key', 'file_sha256', 'source_row', 'source_path',
-            'description', 'primary_code', 'primary_code_type', 'setting', 'billing_class',
-            'modifiers', 'drug_unit_of_measurement', 'drug_type_of_measurement',
-            'payer_name', 'plan_name', 'charge_kind'
-        ]) }}                                                as price_key,
-        {{ surrogate_key([
-            'hospital_key', 'description', 'primary_code', 'primary_code_type', 'setting',
-            'billing_class', 'modifiers', 'drug_unit_of_measurement', 'drug_type_of_measurement'
-        ]) }}                                                as item_key,
-        *,
-        charge_kind in {{ sql_list(item_level_charge_kinds()) }} as is_item_level
-    from cleaned
-
 )
 
-select *
-from keyed
--- The same fact loaded twice (e.g. a partition re-published with duplicate rows) is kept once;
--- the order makes the survivor deterministic.
-qualify row_number() over (
-    partition by price_key
-    order by amount nulls last, percentage nulls last, value_text nulls last, methodology nulls last
-) = 1
+select
+    {{ surrogate_key([
+        'hospital_key', 'file_sha256', 'source_row', 'source_path',
+        'description', 'primary_code', 'primary_code_type', 'setting', 'billing_class',
+        'modifiers', 'drug_unit_of_measurement', 'drug_type_of_measurement',
+        'payer_name', 'plan_name', 'charge_kind'
+    ]) }}                                                    as price_key,
+    {{ surrogate_key([
+        'hospital_key', 'description', 'primary_code', 'primary_code_type', 'setting',
+        'billing_class', 'modifiers', 'drug_unit_of_measurement', 'drug_type_of_measurement'
+    ]) }}                                                    as item_key,
+    *,
+    charge_kind in {{ sql_list(item_level_charge_kinds()) }} as is_item_level
+from cleaned

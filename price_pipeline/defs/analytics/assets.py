@@ -102,9 +102,21 @@ def with_table_row_counts(events: list, price_pipeline: PricePipelineResource) -
     return enriched
 
 
-MART_EXPORTS = ("mart_price_distribution", "mart_hospital_summary", "mart_payer_comparison")
-# extract name -> warehouse relation; prices_current holds each hospital's latest file version.
-EXTRACTS = {**{name: name for name in MART_EXPORTS}, "prices_current": "int_prices_current"}
+MART_EXPORTS = (
+    "mart_price_distribution",
+    "mart_hospital_summary",
+    "mart_payer_comparison",
+    "mart_hospital_price_index",
+    "mart_price_trends",
+    "mart_item_codes",
+)
+# extract name -> warehouse relation; prices_current holds each hospital's current file versions,
+# unmapped_payers is the payer-mapping review queue (most frequent first).
+EXTRACTS = {
+    **{name: name for name in MART_EXPORTS},
+    "unmapped_payers": "unmapped_payers",
+    "prices_current": "int_prices_current",
+}
 
 
 @dg.asset(

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 
 from price_pipeline.defs.resources import PricePipelineResource
 from price_pipeline.lib import catalog as catalog_lib
-from price_pipeline.lib.discovery import guard_against_shrink
+from price_pipeline.lib.discovery import apply_discovery, discover, guard_against_shrink
 
 CATALOG_SNAPSHOT_KEY = "catalog/hospital_catalog.json"
 HOSPITALS_KEY = "catalog/hospitals.parquet"
@@ -33,6 +33,11 @@ def hospital_record(h: catalog_lib.CatalogHospital) -> dict:
     return record
 
 
+def snapshot_records(records: list[dict]) -> list[dict]:
+    """Reconciled records as written to the lake snapshot (no internal bookkeeping fields)."""
+    return [{k: v for k, v in r.items() if k not in ("files_json",)} for r in records]
+
+
 @dg.asset(
     group_name="catalog",
     kinds={"python", "json"},
@@ -41,33 +46,45 @@ def hospital_record(h: catalog_lib.CatalogHospital) -> dict:
 def hospital_catalog(
     context: dg.AssetExecutionContext, config: HospitalCatalogConfig, price_pipeline: PricePipelineResource
 ) -> dg.MaterializeResult:
-    """Every hospital the PRA-style catalog API lists, with its MRF links, as fetched now.
+    """Every hospital the discovery sources know, reconciled, with its MRF links, as found now.
 
-    Each entry is kept in the registry as a claim (source, payload, first and last seen), and the
-    whole listing is snapshotted to the lake. An empty or sharply shrunken catalog fails the
-    materialization instead of removing hospitals.
+    Sources (``PRICE_PIPELINE_DISCOVERY_SOURCES``): the PRA-style catalog API, each hospital's
+    ``cms-hpt.txt`` and the manual overrides file. Every claim is kept in the registry with its
+    source and timestamps; claims are merged on CCN, NPI and EIN+name into one record per
+    hospital with a standardised address and ZIP-centroid coordinates. The listing is
+    snapshotted to the lake. An empty or sharply shrunken result fails the materialization
+    instead of removing hospitals (set ``allow_shrink`` to confirm a real drop).
     """
     started = time.monotonic()
-    listed = catalog_lib.fetch_catalog(price_pipeline.catalog_url)
     registry = price_pipeline.registry
+    settings = price_pipeline.settings
+    result = discover(settings, registry)
     previously_active = len(registry.list_hospitals(status="active"))
     if not config.allow_shrink:
-        guard_against_shrink(previously_active, len(listed))
-    records = [hospital_record(h) for h in listed]
-    counts = registry.upsert_hospitals(records, source=CATALOG_SOURCE)
+        guard_against_shrink(
+            previously_active, len(result.records), max_drop_fraction=settings.max_catalog_drop_fraction
+        )
+    counts = apply_discovery(registry, result)
+    records = snapshot_records(result.records)
     payload = json.dumps(
         {"fetched_from": price_pipeline.catalog_url, "fetched_at": time.time(), "hospitals": records},
         default=str,
     ).encode()
     price_pipeline.lake.put_bytes(payload, CATALOG_SNAPSHOT_KEY)
     n_files = sum(len(r["files"]) for r in records)
-    context.log.info(f"catalog lists {len(records)} hospitals and {n_files} files ({counts['new']} new)")
+    for conflict in result.conflicts[:20]:
+        context.log.warning(f"identity conflict: {conflict}")
+    context.log.info(f"discovery found {len(records)} hospitals and {n_files} files ({counts['new']} new)")
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(records),
             "hospitals": len(records),
             "files": n_files,
             "new_hospitals": counts["new"],
+            "new_files": counts["new_files"],
+            "identity_conflicts": len(result.conflicts),
+            "excluded_by_overrides": len(result.excluded),
+            "sources": dg.MetadataValue.json(result.stats),
             "bytes": len(payload),
             "duration_seconds": round(time.monotonic() - started, 3),
             "lake_key": dg.MetadataValue.path(price_pipeline.lake.uri(CATALOG_SNAPSHOT_KEY)),
@@ -85,6 +102,14 @@ HOSPITALS_SCHEMA = pa.schema(
         ("state", pa.string()),
         ("zip", pa.string()),
         ("website", pa.string()),
+        ("ein", pa.string()),
+        ("npi", pa.string()),
+        ("address_standardized", pa.string()),
+        ("zip5", pa.string()),
+        ("county", pa.string()),
+        ("latitude", pa.float64()),
+        ("longitude", pa.float64()),
+        ("sources", pa.string()),
         ("status", pa.string()),
         ("n_files", pa.int64()),
         ("first_seen_at", pa.timestamp("us", tz="UTC")),
@@ -100,7 +125,8 @@ HOSPITALS_SCHEMA = pa.schema(
     owners=["team:ingestion"],
 )
 def hospitals(context: dg.AssetExecutionContext, price_pipeline: PricePipelineResource) -> dg.MaterializeResult:
-    """One row per hospital ever listed: identity, address, status (active or removed) and file count.
+    """One row per hospital ever listed: identity (CCN, EIN, NPI), address (as published and
+    standardised, with ZIP-centroid coordinates), status (active or removed) and file count.
 
     Hospitals missing from the latest catalog snapshot are marked removed; their history stays.
     Written to the lake as ``catalog/hospitals.parquet`` for dbt.

@@ -30,7 +30,13 @@ def weekly_full_rescan(context: dg.ScheduleEvaluationContext):
         dg.RunRequest(
             partition_key=key,
             run_key=f"rescan:{stamp}:{key}",
-            tags={"price_pipeline/trigger": "weekly_full_rescan", "price_pipeline/hospital": key},
+            # force_download: skip the change probes and download everything, which also checks
+            # (and, if need be, distrusts) each host's cheap change signals.
+            tags={
+                "price_pipeline/trigger": "weekly_full_rescan",
+                "price_pipeline/hospital": key,
+                "price_pipeline/force_download": "true",
+            },
         )
         for key in keys
     ]

@@ -1,57 +1,84 @@
-"""The catalog sensor: turns catalog changes into hospital partitions and ingestion runs."""
+"""Catalog and change sensors: discovery -> hospital partitions; changed files -> ingestion runs.
+
+Both keep their cursors small: the catalog sensor stores a digest of the whole reconciled
+catalog, the change sensor a watermark (the last file it probed); everything per hospital and
+per file lives in the registry.
+"""
 
 
+import hashlib
 import json
 import os
 import time
+from urllib.parse import urlsplit
 
 import dagster as dg
 
-from price_pipeline.defs.catalog.assets import CATALOG_SOURCE, hospital_record
 from price_pipeline.defs.catalog.jobs import refresh_catalog_job
 from price_pipeline.defs.ingestion.jobs import ingest_hospital_job
 from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.defs.resources import PricePipelineResource
-from price_pipeline.lib import catalog as catalog_lib
-from price_pipeline.lib.discovery import catalog_digest, diff_catalog, guard_against_shrink
+from price_pipeline.lib import change_detection
+from price_pipeline.lib.discovery import (
+    apply_discovery,
+    catalog_digest,
+    diff_catalog,
+    discover,
+    guard_against_shrink,
+)
+from price_pipeline.lib.ops.tags import hospital_run_tags
 
 SENSOR_INTERVAL_SECONDS = int(os.environ.get("PRICE_PIPELINE_CATALOG_SENSOR_INTERVAL", "30"))
+CHANGE_SENSOR_INTERVAL_SECONDS = int(os.environ.get("PRICE_PIPELINE_CHANGE_SENSOR_INTERVAL", "600"))
+HOST_TAG = "price_pipeline/host"
 
 
-@dg.sensor(
-    jobs=[ingest_hospital_job, refresh_catalog_job],
-    minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Polls the hospital catalog; adds/removes hospital partitions and requests ingestion "
-    "runs for new hospitals and hospitals whose file list changed.",
-)
-def catalog_sensor(context: dg.SensorEvaluationContext, price_pipeline: PricePipelineResource):
-    """One tick: fetch the catalog, refuse an empty or collapsed one, then diff it against the
-    fingerprints the registry holds. The cursor is a digest of the whole catalog, not a map."""
-    listed = catalog_lib.fetch_catalog(price_pipeline.catalog_url)
-    records = {r["hospital_key"]: r for r in (hospital_record(h) for h in listed)}
-    current = {key: r["files_fingerprint"] for key, r in records.items()}
+def primary_host(record: dict) -> str:
+    """The host serving a hospital's first file (the run tag that per-host run limits key on)."""
+    for f in record.get("files", []):
+        host = urlsplit(f["url"]).hostname
+        if host:
+            return host[:63]
+    return "none"
+
+
+def ingestion_tags(key: str, host: str, trigger: str) -> dict[str, str]:
+    # hospital_run_tags adds dagster/priority for PRICE_PIPELINE_PRIORITY_HOSPITALS (read per tick)
+    return {**hospital_run_tags(key), "price_pipeline/trigger": trigger, "price_pipeline/hospital": key,
+            HOST_TAG: host}
+
+
+def evaluate_catalog_tick(
+    context: dg.SensorEvaluationContext, price_pipeline: PricePipelineResource
+) -> dg.SensorResult | dg.SkipReason:
+    """One tick: discover, refuse an empty or collapsed result, then diff against the registry."""
+    settings = price_pipeline.settings
+    registry = price_pipeline.registry
+    result = discover(settings, registry)
+    records = {r["hospital_key"]: r for r in result.records}
+    current = result.fingerprints
     existing_partitions = set(context.instance.get_dynamic_partitions(hospital_partitions.name))
+    known = registry.active_fingerprints()
 
-    # Raises: the tick fails visibly and nothing is removed.
-    guard_against_shrink(len(existing_partitions), len(current))
+    # Raises: the tick fails visibly and nothing is changed or removed. The baseline is what the
+    # registry holds as active (an operator's confirmed shrink, via refresh_catalog with
+    # allow_shrink, lowers it), or the partitions when the registry is new.
+    guard_against_shrink(
+        len(known) or len(existing_partitions), len(current), max_drop_fraction=settings.max_catalog_drop_fraction
+    )
 
     digest = catalog_digest(current)
     cursor = json.loads(context.cursor) if context.cursor else {}
     if cursor.get("digest") == digest and existing_partitions == set(current):
+        # Still record claims' last-seen times and the cms-hpt crawl outcomes of this pass.
+        apply_discovery(registry, result)
         return dg.SkipReason(f"catalog unchanged ({len(current)} hospitals)")
 
-    registry = price_pipeline.registry
-    known = {
-        key: payload.get("files_fingerprint")
-        for key, payload in registry.latest_claim_payloads(CATALOG_SOURCE).items()
-        if key in existing_partitions
-    }
-    diff = diff_catalog(known, current)
-    # Partitions that exist but never got a claim recorded (e.g. added by hand) are ingested too.
+    diff = diff_catalog({k: v for k, v in known.items() if k in existing_partitions}, current)
+    # Partitions that exist but never got a record (e.g. added by hand) are ingested too.
     to_ingest = sorted(set(diff.added) | set(diff.changed) | (set(current) - existing_partitions))
     removed = sorted(existing_partitions - set(current))
-    registry.upsert_hospitals(list(records.values()), source=CATALOG_SOURCE)
+    apply_discovery(registry, result)
     if removed:
         registry.mark_removed(removed)
 
@@ -60,13 +87,11 @@ def catalog_sensor(context: dg.SensorEvaluationContext, price_pipeline: PricePip
             job_name=ingest_hospital_job.name,
             partition_key=key,
             run_key=f"{key}:{current[key]}",
-            tags={"price_pipeline/trigger": "catalog_sensor", "price_pipeline/hospital": key},
+            tags=ingestion_tags(key, primary_host(records[key]), "catalog_sensor"),
         )
         for key in to_ingest
     ]
-    run_requests.append(
-        dg.RunRequest(job_name=refresh_catalog_job.name, run_key=f"catalog:{digest}")
-    )
+    run_requests.append(dg.RunRequest(job_name=refresh_catalog_job.name, run_key=f"catalog:{digest}"))
     new_partitions = sorted(set(current) - existing_partitions)
     partition_requests = []
     if new_partitions:
@@ -75,10 +100,82 @@ def catalog_sensor(context: dg.SensorEvaluationContext, price_pipeline: PricePip
         partition_requests.append(hospital_partitions.build_delete_request(removed))
     context.log.info(
         f"catalog: {len(current)} hospitals, {len(new_partitions)} new partitions, {len(diff.changed)} "
-        f"changed, {len(removed)} removed; {len(run_requests) - 1} ingestion runs requested"
+        f"changed, {len(removed)} removed, {len(result.conflicts)} identity conflicts; "
+        f"{len(run_requests) - 1} ingestion runs requested; sources {result.stats}"
     )
     return dg.SensorResult(
         run_requests=run_requests,
         dynamic_partitions_requests=partition_requests,
         cursor=json.dumps({"digest": digest, "hospitals": len(current), "at": int(time.time())}),
     )
+
+
+@dg.sensor(
+    jobs=[ingest_hospital_job, refresh_catalog_job],
+    minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Discovers hospitals (catalog API, cms-hpt.txt, overrides); adds/removes hospital "
+    "partitions and requests ingestion runs for new hospitals and hospitals whose file list changed.",
+)
+def catalog_sensor(context: dg.SensorEvaluationContext, price_pipeline: PricePipelineResource):
+    """Discovery tick; the cursor is a 16-character digest of the whole catalog, not a map."""
+    return evaluate_catalog_tick(context, price_pipeline)
+
+
+def evaluate_change_tick(
+    context: dg.SensorEvaluationContext, price_pipeline: PricePipelineResource
+) -> dg.SensorResult | dg.SkipReason:
+    """Probe the next slice of tracked files (after the cursor's watermark) for changes."""
+    settings = price_pipeline.settings
+    registry = price_pipeline.registry
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    after = tuple(cursor["after"]) if cursor.get("after") else None
+    limit = max(1, settings.change_sweep_max_files)
+    rows = registry.file_states_after(after, limit)
+    partitions = set(context.instance.get_dynamic_partitions(hospital_partitions.name))
+    candidates = [r for r in rows if r["hospital_key"] in partitions and r.get("sha256") and r.get("status") == "ok"]
+    result = change_detection.sweep(candidates, settings=settings, profiles=registry.host_profiles())
+    change_detection.record_sweep(registry, result)
+    # A short slice means the sweep reached the end: the next tick starts over.
+    next_after = [rows[-1]["hospital_key"], rows[-1]["url"]] if len(rows) == limit else None
+    new_cursor = json.dumps(
+        {
+            "after": next_after,
+            "sweep": int(cursor.get("sweep", 0)) + (0 if next_after else 1),
+            "at": int(time.time()),
+        }
+    )
+    changed = {}
+    for r in result.results:
+        if r.verdict == "changed":
+            changed.setdefault(r.hospital_key, []).append(f"{r.url}|{r.etag}|{r.last_modified}|{r.size}")
+    if not changed:
+        return dg.SensorResult(
+            run_requests=[],
+            cursor=new_cursor,
+            skip_reason=dg.SkipReason(f"{len(candidates)} files probed, none changed ({result.counts})"),
+        )
+    hosts = {r["hospital_key"]: urlsplit(r["url"]).hostname or "none" for r in candidates}
+    run_requests = [
+        dg.RunRequest(
+            job_name=ingest_hospital_job.name,
+            partition_key=key,
+            run_key=f"change:{key}:{hashlib.sha256('/'.join(sorted(sigs)).encode()).hexdigest()[:16]}",
+            tags=ingestion_tags(key, hosts.get(key, "none")[:63], "mrf_change_sensor"),
+        )
+        for key, sigs in sorted(changed.items())
+    ]
+    context.log.info(f"{len(candidates)} files probed in {result.seconds:.1f}s: {result.counts}")
+    return dg.SensorResult(run_requests=run_requests, cursor=new_cursor)
+
+
+@dg.sensor(
+    job=ingest_hospital_job,
+    minimum_interval_seconds=CHANGE_SENSOR_INTERVAL_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Probes tracked MRFs with the cheapest trustworthy signal (conditional GET, HEAD size, "
+    "range fingerprint) and requests an ingestion run for hospitals whose files changed.",
+)
+def mrf_change_sensor(context: dg.SensorEvaluationContext, price_pipeline: PricePipelineResource):
+    """Change sweep; the cursor is a watermark (last probed hospital_key/url), not a map."""
+    return evaluate_change_tick(context, price_pipeline)

@@ -7,13 +7,16 @@ from collections import Counter
 import dagster as dg
 
 from price_pipeline.defs.catalog.assets import CATALOG_SOURCE
+from price_pipeline.defs.ops.retries import DOWNLOAD_RETRY, LAKE_RETRY, classified
 from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.defs.resources import PricePipelineResource
-from price_pipeline.lib import ingest, layout
+from price_pipeline.lib import ingest, layout, price_history
 
-# Network hiccups and lock contention heal on their own; a bad file does not, and the assets
-# record those as findings instead of raising, so what raises is worth retrying.
-TRANSIENT_RETRY = dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+# Retry policies (exponential backoff with jitter) and failure classification live in the ops
+# domain: @classified turns permanent errors (bad file, missing catalog entry) into
+# dg.Failure(allow_retries=False) and transient ones (network, 5xx, lock contention) into
+# retryable failures, and adds duration/throughput metadata.
+TRANSIENT_RETRY = LAKE_RETRY
 
 
 # A hospital is the unit of failure and retry: one partition per run keeps a bad file from
@@ -21,7 +24,14 @@ TRANSIENT_RETRY = dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPO
 ONE_HOSPITAL_PER_RUN = dg.BackfillPolicy.multi_run(max_partitions_per_run=1)
 
 
+FORCE_DOWNLOAD_TAG = "price_pipeline/force_download"
+
+
 def _listed_urls(price_pipeline: PricePipelineResource, hospital_key: str) -> list[str]:
+    """The hospital's reconciled file list (all discovery sources); the catalog claim as a fallback."""
+    files = price_pipeline.registry.hospital_files(hospital_key)
+    if files is not None:
+        return [f["url"] for f in files]
     claim = price_pipeline.registry.latest_claim_payload(hospital_key, CATALOG_SOURCE)
     if claim is None:
         raise dg.Failure(
@@ -35,14 +45,18 @@ def _listed_urls(price_pipeline: PricePipelineResource, hospital_key: str) -> li
     partitions_def=hospital_partitions,
     group_name="ingestion",
     kinds={"python", "http"},
-    retry_policy=TRANSIENT_RETRY,
+    retry_policy=DOWNLOAD_RETRY,
     backfill_policy=ONE_HOSPITAL_PER_RUN,
     owners=["team:ingestion"],
 )
+@classified
 def mrf_files(context: dg.AssetExecutionContext, price_pipeline: PricePipelineResource) -> dg.MaterializeResult:
     """The hospital's machine-readable files, downloaded and stored by sha256 in the lake.
 
-    Every downloaded version is kept (``raw/<aa>/<sha256>.<ext>``) and recorded in the file-version
+    A file with a stored version is probed first (conditional GET, HEAD size, range
+    fingerprint: the cheapest signal its host has proven trustworthy) and not downloaded again
+    when unchanged; its version's last-seen time is bumped. The run tag
+    ``price_pipeline/force_download=true`` (the weekly re-scan) downloads everything. Every downloaded version is kept (``raw/<aa>/<sha256>.<ext>``) and recorded in the file-version
     registry; identical bytes are stored once. Failed and rejected downloads are recorded with
     their reason. Raises (and retries) only when every file failed for a transient reason.
     """
@@ -58,6 +72,7 @@ def mrf_files(context: dg.AssetExecutionContext, price_pipeline: PricePipelineRe
             settings=price_pipeline.settings,
             scratch_dir=scratch,
             log=context.log.info,
+            force=context.run.tags.get(FORCE_DOWNLOAD_TAG) == "true",
         )
     failures = [f for f in manifest.files if f.status != "ok"]
     if urls and not manifest.ok_files and failures and all(f.error_kind == "transient" for f in failures):
@@ -69,11 +84,15 @@ def mrf_files(context: dg.AssetExecutionContext, price_pipeline: PricePipelineRe
             "files_ok": len(manifest.ok_files),
             "files_failed": len(failures),
             "new_versions": sum(1 for f in manifest.files if f.stored_new_bytes),
+            "files_unchanged": sum(1 for f in manifest.files if f.unchanged),
             "bytes": total_bytes,
             "duration_seconds": round(time.monotonic() - started, 3),
             "files": dg.MetadataValue.json(
                 [
-                    {k: getattr(f, k) for k in ("url", "status", "sha256", "size", "error", "error_kind")}
+                    {
+                        k: getattr(f, k)
+                        for k in ("url", "status", "sha256", "size", "error", "error_kind", "unchanged", "signal")
+                    }
                     for f in manifest.files
                 ]
             ),
@@ -86,10 +105,11 @@ def mrf_files(context: dg.AssetExecutionContext, price_pipeline: PricePipelineRe
     partitions_def=hospital_partitions,
     group_name="ingestion",
     kinds={"python", "parquet"},
-    retry_policy=TRANSIENT_RETRY,
+    retry_policy=LAKE_RETRY,
     backfill_policy=ONE_HOSPITAL_PER_RUN,
     owners=["team:ingestion"],
 )
+@classified
 def mrf_parsed(context: dg.AssetExecutionContext, price_pipeline: PricePipelineResource) -> dg.MaterializeResult:
     """Source-faithful rows of each current file, one Parquet per file version.
 
@@ -101,6 +121,7 @@ def mrf_parsed(context: dg.AssetExecutionContext, price_pipeline: PricePipelineR
     key = context.partition_key
     with price_pipeline.scratch_dir("mrf_parsed") as scratch:
         versions = ingest.parse_hospital_files(key, lake=price_pipeline.lake, scratch_dir=scratch)
+    npis_recorded = ingest.record_header_claims(key, versions, registry=price_pipeline.registry)
     rows = sum(v.summary.get("rows_parsed", 0) for v in versions)
     findings_by_rule: Counter[str] = Counter()
     for v in versions:
@@ -110,6 +131,7 @@ def mrf_parsed(context: dg.AssetExecutionContext, price_pipeline: PricePipelineR
         metadata={
             "dagster/row_count": rows,
             "files_parsed": len(versions),
+            "header_npis_recorded": npis_recorded,
             "files_readable": sum(1 for v in versions if v.summary.get("ok")),
             "rows_quarantined": sum(v.summary.get("rows_quarantined", 0) for v in versions),
             "bytes": sum(price_pipeline.lake.size(v.rows_key) for v in versions),
@@ -136,20 +158,25 @@ def mrf_parsed(context: dg.AssetExecutionContext, price_pipeline: PricePipelineR
     partitions_def=hospital_partitions,
     group_name="ingestion",
     kinds={"duckdb", "parquet"},
-    retry_policy=TRANSIENT_RETRY,
+    retry_policy=LAKE_RETRY,
     backfill_policy=ONE_HOSPITAL_PER_RUN,
     owners=["team:ingestion"],
 )
+@classified
 def prices(context: dg.AssetExecutionContext, price_pipeline: PricePipelineResource) -> dg.MaterializeResult:
     """The hospital's prices in the canonical long schema: one row per charge kind and amount.
 
-    Built with DuckDB from the current parsed files, with lineage (file sha256, source row or
-    JSON path) on every row, and published as ``prices/hospital_key=<key>/prices.parquet``.
+    Built with DuckDB from the current parsed files (codes cleaned by code type), with lineage
+    (file sha256, source row or JSON path) on every row, and published as
+    ``prices/hospital_key=<key>/prices.parquet``. Every file version's prices are also kept in
+    ``prices_history/hospital_key=<key>/file_sha256=<sha>.parquet`` with the version list in
+    ``prices_history/hospital_key=<key>/versions.parquet`` (never deleted when superseded).
     """
     started = time.monotonic()
     key = context.partition_key
     with price_pipeline.scratch_dir("prices") as scratch:
-        rows, size = ingest.build_hospital_prices(key, lake=price_pipeline.lake, scratch_dir=scratch)
+        result = price_history.build_hospital_prices_with_history(key, lake=price_pipeline.lake, scratch_dir=scratch)
+    rows, size = result.rows, result.bytes
     seconds = time.monotonic() - started
     return dg.MaterializeResult(
         metadata={
@@ -158,5 +185,7 @@ def prices(context: dg.AssetExecutionContext, price_pipeline: PricePipelineResou
             "duration_seconds": round(seconds, 3),
             "rows_per_second": round(rows / seconds, 1) if seconds else None,
             "lake_key": dg.MetadataValue.path(price_pipeline.lake.uri(layout.prices_key(key))),
+            "current_versions": dg.MetadataValue.json(result.current_versions),
+            "versions_in_history": result.versions_known,
         }
     )

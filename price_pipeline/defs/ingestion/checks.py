@@ -14,21 +14,39 @@ from price_pipeline.defs.ingestion.assets import mrf_files, mrf_parsed, prices
 from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.defs.resources import PricePipelineResource
 from price_pipeline.lib import ingest, layout
+from price_pipeline.lib.quality import MIN_ROW_RATIO, row_count_collapsed
 from price_pipeline.lib.schemas import PRICES_SCHEMA
+
+# Run tag with which an operator accepts a legitimately smaller new version (see docs/quality.md).
+ACCEPT_ROW_DROP_TAG = "price_pipeline/accept_row_drop"
 
 
 @dg.asset_check(asset=mrf_files, partitions_def=hospital_partitions, blocking=True)
 def mrf_files_has_a_price_file(
     context: dg.AssetCheckExecutionContext, price_pipeline: PricePipelineResource
 ) -> dg.AssetCheckResult:
-    """At least one listed file downloaded as data (not an error page) and stored by sha256."""
+    """At least one listed file downloaded as data (not an error page) and stored by sha256.
+
+    When it fails, the hospital's steps downstream (conformance_reports included) are skipped, so
+    the check records the conformance summary of the rejected/failed files itself: the compliance
+    marts then show the hospital as serving no conformant file instead of not checked."""
     manifest = ingest.FilesManifest.from_json(
         price_pipeline.lake.get_bytes(layout.files_manifest_key(context.partition_key))
     )
     problems = [{"url": f.url, "status": f.status, "error": f.error} for f in manifest.files if f.status != "ok"]
+    recorded = False
+    if not manifest.ok_files:
+        from price_pipeline.lib.quality import conformance
+
+        conformance.validate_hospital(context.partition_key, lake=price_pipeline.lake)
+        recorded = True
     return dg.AssetCheckResult(
         passed=bool(manifest.ok_files),
-        metadata={"files_ok": len(manifest.ok_files), "problems": dg.MetadataValue.json(problems[:20])},
+        metadata={
+            "files_ok": len(manifest.ok_files),
+            "problems": dg.MetadataValue.json(problems[:20]),
+            "conformance_recorded": recorded,
+        },
     )
 
 
@@ -47,6 +65,62 @@ def mrf_parsed_has_rows(
     return dg.AssetCheckResult(
         passed=rows > 0,
         metadata={"rows": rows, "unreadable_files": dg.MetadataValue.json(unreadable)},
+    )
+
+
+def _row_count(record) -> int | None:
+    value = record.asset_materialization.metadata.get("dagster/row_count") if record else None
+    return None if value is None else int(value.value)
+
+
+def published_parsed_row_count(instance: dg.DagsterInstance, hospital_key: str) -> int | None:
+    """Rows of the parsed version behind the hospital's currently published prices.
+
+    That is the newest ``mrf_parsed`` materialization older than the newest ``prices``
+    materialization of the partition (None when prices were never published).
+    """
+    latest_prices = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=prices.key, asset_partitions=[hospital_key]), limit=1
+    ).records
+    if not latest_prices:
+        return None
+    feeding = instance.fetch_materializations(
+        dg.AssetRecordsFilter(
+            asset_key=mrf_parsed.key, asset_partitions=[hospital_key], before_storage_id=latest_prices[0].storage_id
+        ),
+        limit=1,
+    ).records
+    return _row_count(feeding[0]) if feeding else None
+
+
+@dg.asset_check(asset=mrf_parsed, partitions_def=hospital_partitions, blocking=True)
+def mrf_parsed_row_count_not_collapsed(
+    context: dg.AssetCheckExecutionContext, price_pipeline: PricePipelineResource
+) -> dg.AssetCheckResult:
+    """Holds back a new parse with less than half the rows of the version behind the published
+    prices: the step fails, ``prices`` is not rebuilt, and the previous prices stay published
+    until the drop is explained (rerun with the run tag ``price_pipeline/accept_row_drop=true``
+    to publish a legitimately smaller file)."""
+    key = context.partition_key
+    versions = ingest.current_parsed_versions(key, lake=price_pipeline.lake)
+    current = sum(v.summary.get("rows_parsed", 0) for v in versions)  # as mrf_parsed's dagster/row_count
+    previous = published_parsed_row_count(context.instance, key)
+    collapsed = row_count_collapsed(previous, current)
+    accepted = collapsed and context.run.tags.get(ACCEPT_ROW_DROP_TAG, "").lower() == "true"
+    return dg.AssetCheckResult(
+        passed=not collapsed or accepted,
+        metadata={
+            "rows": current,
+            "published_rows": previous,
+            "ratio": round(current / previous, 4) if previous else None,
+            "min_ratio": MIN_ROW_RATIO,
+            "held_back": collapsed and not accepted,
+            "accepted_by_tag": accepted,
+        },
+        description=(
+            f"{current} rows is less than {MIN_ROW_RATIO:.0%} of the {previous} rows behind the published "
+            "prices: the new version is held back" if collapsed and not accepted else None
+        ),
     )
 
 

@@ -15,7 +15,12 @@ status 200 under a ``.csv`` name. :func:`download` therefore
 * enforces ``settings.max_download_bytes`` on the announced Content-Length and while streaming;
 * never reports a truncated file as good: the byte count must match Content-Length;
 * sniffs the first bytes: HTML where data was expected fails with reason ``html_instead_of_data``
-  (the bytes are kept at ``result.path`` as evidence; the caller decides what to do with them).
+  (the bytes are kept at ``result.path`` as evidence; the caller decides what to do with them);
+* decodes a ``Content-Encoding: gzip/deflate`` body (sent by servers that ignore our
+  ``Accept-Encoding: identity``) on the fly, capped by ``max_download_bytes`` and by
+  ``settings.max_decompression_ratio`` (reason ``decompression_bomb``); a ZIP whose members
+  declare more than that ratio is rejected the same way (gzip *files* are capped when parsed);
+* takes a slot of the per-host limiter (:mod:`~price_pipeline.lib.http.limits`) for each request.
 
 On success the file is renamed to ``<dest_dir>/<sha256>.<ext>``; the caller moves it into the lake
 (``storage.raw_key(result.sha256, result.extension)``). On failure no partial file is left behind,
@@ -31,6 +36,7 @@ import random
 import tempfile
 import time
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +45,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 import httpx
 
+from price_pipeline.lib.http.limits import HostLimiter, limiter_for
 from price_pipeline.lib.http.url_safety import UnsafeUrlError, check_url
 from price_pipeline.settings import Settings
 
@@ -50,6 +57,8 @@ RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504, 520, 521, 522
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 KNOWN_EXTENSIONS = ("csv", "json", "zip", "gz", "xlsx", "html", "bin")
 SNIFF_BYTES = 4096
+# The ratio cap only applies once this much was decoded (tiny, repetitive bodies compress well).
+RATIO_CHECK_AFTER = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -93,7 +102,8 @@ class DownloadResult:
     error: str | None = None
     error_kind: ErrorKind | None = None
     # Machine-readable failure code: unsafe_url, too_many_redirects, http_status, too_large,
-    # truncated, connection, timeout, html_instead_of_data, range_not_satisfiable, empty.
+    # truncated, connection, timeout, html_instead_of_data, range_not_satisfiable, empty,
+    # decompression_bomb, unsupported_encoding.
     reason: str | None = None
     extension: str = "bin"
     not_modified: bool = False
@@ -215,6 +225,7 @@ class _Partial:
         self.total: int | None = None
         self.validator: str | None = None  # strong ETag or Last-Modified of the partial body
         self.accept_ranges = False
+        self.wire_bytes = 0  # bytes received before any Content-Encoding was decoded
 
     def restart(self) -> None:
         self.fh.seek(0)
@@ -225,6 +236,7 @@ class _Partial:
         self.total = None
         self.validator = None
         self.accept_ranges = False
+        self.wire_bytes = 0
 
     def write(self, chunk: bytes) -> None:
         self.fh.write(chunk)
@@ -268,6 +280,7 @@ def download(
     chunk_size: int | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
+    limiter: HostLimiter | None = None,
 ) -> DownloadResult:
     """Download ``url`` into ``dest_dir`` and return a :class:`DownloadResult` (never raises for HTTP trouble).
 
@@ -278,6 +291,7 @@ def download(
     and is not closed.
     """
     policy = retry or RetryPolicy()
+    limiter = limiter or limiter_for(settings)
     dest = Path(dest_dir)
     dest.mkdir(parents=True, exist_ok=True)
     own_client = client is None
@@ -300,6 +314,7 @@ def download(
                     expected_last_modified,
                     max_redirects,
                     chunk_size,
+                    limiter,
                 )
             except _Failure as failure:
                 result.error, result.reason, result.error_kind = str(failure), failure.reason, failure.kind
@@ -325,7 +340,7 @@ def download(
                 result.ok, result.not_modified = True, True
                 result.error = result.reason = result.error_kind = None
                 return result
-            return _finish(partial, result, allow_html)
+            return _finish(partial, result, allow_html, settings)
     finally:
         if not partial.fh.closed:
             partial.fh.close()
@@ -345,6 +360,7 @@ def _attempt(
     expected_last_modified: str | None,
     max_redirects: int,
     chunk_size: int | None,
+    limiter: HostLimiter,
 ) -> str:
     """One request chain (redirects included). Returns "done" or "not_modified"; raises _Failure."""
     current = url
@@ -366,7 +382,10 @@ def _attempt(
             if expected_last_modified:
                 headers["If-Modified-Since"] = expected_last_modified
         try:
-            with http.stream("GET", current, headers=headers, follow_redirects=False) as response:
+            with (
+                limiter.slot(current),
+                http.stream("GET", current, headers=headers, follow_redirects=False) as response,
+            ):
                 result.status_code = response.status_code
                 result.final_url = str(response.url)
                 status = response.status_code
@@ -473,10 +492,27 @@ def _receive(
         # If-Range needs a strong validator: weak ETags may not be used for byte ranges.
         partial.validator = etag if etag and not etag.startswith("W/") else last_modified
         partial.accept_ranges = response.headers.get("Accept-Ranges", "").lower() == "bytes"
+    encoding = response.headers.get("Content-Encoding", "").strip().lower()
+    decoder = None
+    if encoding in ("gzip", "x-gzip", "deflate"):
+        # The server ignored Accept-Encoding: identity. Store the decoded bytes (what the hospital
+        # publishes); Content-Length counts encoded bytes; no resume (offsets are encoded ones).
+        decoder = zlib.decompressobj(47)  # gzip or zlib header, auto-detected
+        partial.accept_ranges = False
+        if resuming:
+            partial.restart()
+    elif encoding not in ("", "identity"):
+        raise _Failure(
+            "unsupported_encoding", f"Content-Encoding {encoding!r} not supported", "permanent", status=status
+        )
     # chunk_size None: write what the socket delivers. A fixed size would make httpx buffer up to it,
     # and whatever sits in that buffer is lost when the connection drops (nothing left to resume).
     for chunk in response.iter_raw(chunk_size):
-        partial.write(chunk)
+        partial.wire_bytes += len(chunk)
+        if decoder is None:
+            partial.write(chunk)
+        else:
+            _write_decoded(decoder, chunk, partial, settings, status)
         if partial.size > settings.max_download_bytes:
             raise _Failure(
                 "too_large",
@@ -484,16 +520,69 @@ def _receive(
                 "permanent",
                 status=status,
             )
+    if decoder is not None:
+        _write_decoded(decoder, b"", partial, settings, status, final=True)
     partial.fh.flush()
-    if partial.total is not None and partial.size != partial.total:
-        if partial.size > partial.total:
+    received = partial.wire_bytes if decoder is not None else partial.size
+    if partial.total is not None and received != partial.total:
+        if received > partial.total:
             partial.restart()
         raise _Failure(
-            "truncated", f"received {partial.size} of {partial.total} bytes", "transient", status=status
+            "truncated", f"received {received} of {partial.total} bytes", "transient", status=status
         )
 
 
-def _finish(partial: _Partial, result: DownloadResult, allow_html: bool) -> DownloadResult:
+def _write_decoded(
+    decoder, chunk: bytes, partial: _Partial, settings: Settings, status: int, final: bool = False
+) -> None:
+    """Inflate ``chunk`` in bounded pieces, enforcing the size and ratio caps as output grows."""
+    data = chunk
+    while True:
+        try:
+            out = decoder.decompress(data, 1024 * 1024) if data or not final else decoder.flush()
+        except zlib.error as exc:
+            raise _Failure(
+                "truncated", f"corrupt compressed body: {exc}", "transient", status=status
+            ) from exc
+        if out:
+            partial.write(out)
+        if partial.size > settings.max_download_bytes:
+            raise _Failure(
+                "too_large",
+                f"decoded body exceeds max_download_bytes {settings.max_download_bytes}",
+                "permanent",
+                status=status,
+            )
+        if partial.size > RATIO_CHECK_AFTER and partial.size > settings.max_decompression_ratio * max(
+            partial.wire_bytes, 1
+        ):
+            raise _Failure(
+                "decompression_bomb",
+                f"Content-Encoding body inflates more than {settings.max_decompression_ratio}x "
+                f"({partial.wire_bytes} -> {partial.size}+ bytes)",
+                "permanent",
+                status=status,
+            )
+        data = decoder.unconsumed_tail
+        if not data and (not final or not out):
+            return
+
+
+def zip_bomb_reason(path: str | os.PathLike, compressed_size: int, max_ratio: int) -> str | None:
+    """Why a ZIP looks like a bomb (declared sizes above ``max_ratio`` x its size), or None."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            declared = sum(info.file_size for info in zf.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return None  # not a readable ZIP: the parser reports it
+    if declared > RATIO_CHECK_AFTER and declared > max_ratio * max(compressed_size, 1):
+        return f"ZIP members declare {declared} bytes from {compressed_size} ({declared // max(compressed_size, 1)}x)"
+    return None
+
+
+def _finish(
+    partial: _Partial, result: DownloadResult, allow_html: bool, settings: Settings | None = None
+) -> DownloadResult:
     """Name the complete file by its hash, classify it, and fill the result."""
     partial.fh.close()
     result.sha256 = partial.hasher.hexdigest()
@@ -508,6 +597,18 @@ def _finish(partial: _Partial, result: DownloadResult, allow_html: bool) -> Down
         result.ok, result.reason, result.error_kind = False, "empty", "permanent"
         result.error = "the server sent an empty body"
         return result
+    if result.extension in ("zip", "xlsx") and settings is not None:
+        bomb = zip_bomb_reason(final, result.size, settings.max_decompression_ratio)
+        if bomb:
+            final.unlink(missing_ok=True)
+            result.path = None
+            result.ok, result.reason, result.error_kind, result.error = (
+                False,
+                "decompression_bomb",
+                "permanent",
+                bomb,
+            )
+            return result
     if result.extension == "html" and not allow_html:
         result.ok = False
         result.reason = "html_instead_of_data"

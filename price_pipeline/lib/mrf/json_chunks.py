@@ -57,6 +57,7 @@ _STRINGS = re.compile(rb'"[^"]*"')
 _ESCAPE = re.compile(rb"\\.", re.S)
 _WS = b" \t\r\n"
 _FIRST_KEY = re.compile(rb'\{[ \t\r\n]*"((?:[^"\\]|\\.){1,200})"[ \t\r\n]*:')
+_LEAD_WS = re.compile(rb"[ \t\r\n]*")
 _AFTER_KEY = re.compile(rb'[ \t\r\n]*:[ \t\r\n]*\[')
 # Exact scanner: 1 = quote, 2 = opening bracket, 3 = closing bracket.
 _LUT = np.zeros(256, dtype=np.uint8)
@@ -160,25 +161,31 @@ def _read_items(nd: bytes, expected: int) -> pa.StructArray | None:
                                       fields=list(ITEM_FULL_T))
 
 
-def process_chunk(chunk: bytes, base: int, cand: re.Pattern | None, sha: str | None):
-    """Worker: ``("ok", n_items, table, nines)`` or ``("raw", chunk)`` for the sequential path."""
+def chunk_items(chunk: bytes, cand: re.Pattern | None) -> pa.StructArray | None:
+    """The items of a chunk (``ITEM_FULL_T``), or None when Arrow cannot read them exactly."""
     nd, nsep = _to_ndjson(chunk, cand)
     items = _read_items(nd, nsep + 1) if nsep or cand is None else None
     if items is None:
         ends, _ = _item_ends(chunk)
         if not len(ends):
-            return ("raw", chunk)
+            return None
         arr = bytearray(chunk)
         for e in ends[:-1].tolist():
             p = e
             while arr[p] in _WS:
                 p += 1
             if arr[p] != ord(","):
-                return ("raw", chunk)
+                return None
             arr[p] = ord("\n")
         items = _read_items(bytes(arr), len(ends))
-        if items is None:
-            return ("raw", chunk)
+    return items
+
+
+def process_chunk(chunk: bytes, base: int, cand: re.Pattern | None, sha: str | None):
+    """Worker: ``("ok", n_items, table, nines)`` or ``("raw", chunk)`` for the sequential path."""
+    items = chunk_items(chunk, cand)
+    if items is None:
+        return ("raw", chunk)
     n = len(items)
     res = flatten_items(items, np.arange(base, base + n, dtype=np.int64), sha)
     if res is None:
@@ -230,10 +237,19 @@ def _outside_string(buf: bytes) -> bool:
     return not (_neutral(buf, False).count(b'"') & 1)
 
 
-def read_charges_parallel(open_stream, *, sink, fc, sha, flat, chunk_bytes: int = CHUNK_BYTES,
-                          workers: int = 2, max_inflight: int = 2,
-                          min_bytes: int = 0) -> tuple[int, bytes | None, int, Exception | None]:
+def read_charges_parallel(open_stream, *, sink=None, fc=None, sha=None, flat=None, chunk_bytes: int = CHUNK_BYTES,
+                          workers: int = 2, max_inflight: int = 2, min_bytes: int = 0, process=None,
+                          consume=None, verify_cuts: bool = True) -> tuple[int, bytes | None, int, Exception | None]:
     """Stream the charges array of a JSON MRF into ``sink``.
+
+    Hook for other consumers of the chunks (the conformance validator): ``process(chunk, base,
+    cand)`` runs in the worker threads instead of :func:`process_chunk` and ``consume(result,
+    base)`` in the main thread, in file order, instead of writing to ``sink``; it returns
+    ``(n_items, error)`` (``error`` not None stops the reading, as a JSON error does).
+    ``verify_cuts=False`` skips the main thread's bracket-depth check of each candidate cut (the
+    item count estimate is then meaningless): only for a ``process`` that itself proves each
+    chunk is a comma-separated sequence of complete items (e.g. Arrow read every line exactly)
+    and a ``consume`` that treats anything else as an error.
 
     Returns ``(n_items, tail, total_bytes, error)``: ``tail`` is the text after the array's
     ``]`` (None when over ``MAX_TAIL_BYTES``), ``error`` a JSON error met by the sequential
@@ -259,6 +275,12 @@ def read_charges_parallel(open_stream, *, sink, fc, sha, flat, chunk_bytes: int 
         def _consume(res, base) -> None:
             if state["error"] is not None:
                 return
+            if consume is not None:
+                n_done, err = consume(res, base)
+                state["n"] += n_done
+                if err is not None:
+                    state["error"] = err
+                return
             if res[0] == "ok" and base == state["n"]:
                 _, n, table, nines = res[:4]
                 add_nines(fc, nines)
@@ -283,7 +305,9 @@ def read_charges_parallel(open_stream, *, sink, fc, sha, flat, chunk_bytes: int 
 
         def submit(chunk: bytes, n_est: int) -> None:
             nonlocal est
-            if pool is not None:
+            if process is not None:
+                fut = pool.submit(process, chunk, est, cand) if pool is not None else process(chunk, est, cand)
+            elif pool is not None:
                 fut = pool.submit(_process_keep, chunk, est, cand, sha)
             else:
                 fut = _process_keep(chunk, est, cand, sha)
@@ -296,7 +320,7 @@ def read_charges_parallel(open_stream, *, sink, fc, sha, flat, chunk_bytes: int 
             while True:
                 while len(buf) < chunk_bytes and not f.eof:
                     buf += f.read(max(READ_BYTES, chunk_bytes - len(buf)))
-                lead = len(buf) - len(buf.lstrip(_WS))
+                lead = _LEAD_WS.match(buf).end()  # (no copy of the buffer)
                 if lead:
                     buf = buf[lead:]
                 if not buf:
@@ -321,7 +345,7 @@ def read_charges_parallel(open_stream, *, sink, fc, sha, flat, chunk_bytes: int 
                         for mm in cand.finditer(buf):
                             last = mm
                     if last is not None:
-                        n_est = _closed_items(buf[: last.start() + 1])
+                        n_est = _closed_items(buf[: last.start() + 1]) if verify_cuts else 1
                         if n_est:
                             cut = last.start() + 1
                 if cut is None:
@@ -370,6 +394,8 @@ def read_charges_parallel(open_stream, *, sink, fc, sha, flat, chunk_bytes: int 
         finally:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
+        if state["error"] is not None:  # stopped at a JSON error (the loop left without a tail)
+            return state["n"], b"", f.total, state["error"]
         # tail: the rest of the payload, bounded
         parts = [tail]
         size = len(tail)

@@ -128,7 +128,8 @@ def validate_file(path: str | os.PathLike, *, max_findings: int = 1000, version:
             elif kind == "csv":
                 from .csv_check import validate_csv
 
-                info.update(validate_csv(opener, rc, version))
+                plain = src.path if src.compression is None and encoding in ("utf-8", "utf-8-sig") else None
+                info.update(validate_csv(opener, rc, version, plain_path=plain, bom=bom))
             else:
                 rc.add("unreadable_file", f"content is {kind}, not CSV or JSON")
     except DecompressionLimit as e:

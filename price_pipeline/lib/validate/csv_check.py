@@ -38,7 +38,9 @@ from .rules import (
     vkey,
 )
 
-BLOCK_SIZE = 8 * 1024**2
+BLOCK_SIZE = 1024**2  # Arrow reads ahead 32 blocks: this bounds the reader's memory
+GROUP_BYTES = 8 * 1024**2  # batches checked together
+THREADS = True  # Arrow parses CSV blocks on all cores (restarted without for rows of the wrong width)
 _NUM_RE = r"^(?:\d+(?:\.\d*)?|\.\d+)$"
 _COUNT_RE = r"^(1[1-9]|[2-9]\d+|[1-9]\d{2,})$"
 _NINES_RE = r"^\+?0*999999999(?:\.0*)?$"
@@ -360,8 +362,12 @@ def read_head(stream) -> tuple[list[list[str]], bytes, int]:
     return rows[:3], buf, ends[min(len(ends), 3) - 1]
 
 
-def validate_csv(open_stream, rc: ReportCollector, version: str | None = None) -> dict:
-    """Validate a UTF-8 CSV byte stream. ``open_stream()`` returns a fresh stream (BOM removed)."""
+def validate_csv(open_stream, rc: ReportCollector, version: str | None = None, plain_path: str | None = None,
+                 bom: int = 0) -> dict:
+    """Validate a UTF-8 CSV byte stream. ``open_stream()`` returns a fresh stream (BOM removed).
+
+    ``plain_path``: the payload is this uncompressed UTF-8 file (with a ``bom``-byte BOM): Arrow
+    then reads the body from the file itself (native I/O, no Python in the loop)."""
     info = {"format": None, "version": None, "rules_version": None, "rows_checked": 0}
     with open_stream() as stream:
         rows, buf, body_at = read_head(stream)
@@ -402,13 +408,28 @@ def validate_csv(open_stream, rc: ReportCollector, version: str | None = None) -
                    "remaining rows were not evaluated.", row=1, cell=csv_cell(0, 0))
             return info
         _column_alerts(layout, rc)
-        body = pa.PythonFile(io.BufferedReader(PrefixedReader(buf[body_at:], stream), 1 << 22), mode="r")
-        checked, records = _check_body(body, layout, rc)
-        info["rows_checked"] = checked
-        if records < 1:
-            rc.reset_errors()
-            rc.add("min_rows", "At least one row must be present", row=1, cell=csv_cell(0, 0))
+        saved = rc.snapshot()
+        res = _check_body(_body(stream, buf, body_at, plain_path, bom), layout, rc, threads=THREADS)
+    if res is None:  # rows with a wrong field count: their numbers need the sequential reader
+        rc.restore(saved)
+        with open_stream() as stream:
+            _rows, buf, body_at = read_head(stream)
+            res = _check_body(_body(stream, buf, body_at, plain_path, bom), layout, rc, threads=False)
+    checked, records = res
+    info["rows_checked"] = checked
+    if records < 1:
+        rc.reset_errors()
+        rc.add("min_rows", "At least one row must be present", row=1, cell=csv_cell(0, 0))
     return info
+
+
+def _body(stream, buf: bytes, body_at: int, plain_path: str | None, bom: int):
+    """Arrow input positioned at the first data record."""
+    if plain_path is not None:
+        f = pa.OSFile(plain_path)
+        f.seek(bom + body_at)
+        return f
+    return pa.PythonFile(io.BufferedReader(PrefixedReader(buf[body_at:], stream), 1 << 22), mode="r")
 
 
 def _column_alerts(layout: CsvLayout, rc: ReportCollector) -> None:
@@ -425,15 +446,23 @@ def _column_alerts(layout: CsvLayout, rc: ReportCollector) -> None:
                    column=cols[idx], cell=csv_cell(2, idx))
 
 
-def _check_body(body, layout: CsvLayout, rc: ReportCollector) -> tuple[int, int]:
-    """Stream the data rows through the vectorised checks. Returns (rows checked, records seen)."""
+def _check_body(body, layout: CsvLayout, rc: ReportCollector, threads: bool = False) -> tuple[int, int] | None:
+    """Stream the data rows through the vectorised checks. Returns (rows checked, records seen).
+
+    ``threads``: Arrow parses blocks on all cores; it does not number invalid rows (wrong field
+    count) then, so at the first one this returns None and the caller starts over without.
+    """
     ncols = len(layout.columns)
     names = [f"c{i}" for i in range(ncols)]
     skipped: list[int] = []
     recovered: list[tuple[int, list[str]]] = []
+    unnumbered = []
 
     def on_invalid(row) -> str:
         num = row.number
+        if num is None:
+            unnumbered.append(1)
+            return "skip"
         skipped.append(num)
         try:
             fields = next(csv.reader(io.StringIO(row.text, newline="")), [])
@@ -443,7 +472,7 @@ def _check_body(body, layout: CsvLayout, rc: ReportCollector) -> tuple[int, int]
         recovered.append((num, fields))
         return "skip"
 
-    read_opts = pacsv.ReadOptions(use_threads=False, block_size=BLOCK_SIZE, column_names=names)
+    read_opts = pacsv.ReadOptions(use_threads=threads, block_size=BLOCK_SIZE, column_names=names)
     parse_opts = pacsv.ParseOptions(delimiter=",", quote_char='"', double_quote=True, escape_char=False,
                                     newlines_in_values=True, ignore_empty_lines=False,
                                     invalid_row_handler=on_invalid)
@@ -458,11 +487,34 @@ def _check_body(body, layout: CsvLayout, rc: ReportCollector) -> tuple[int, int]
         if "Empty CSV" in str(e):
             return 0, 0
         raise
+    # Small Arrow blocks keep the reader's read-ahead (32 blocks) small; the checks run on groups
+    # of batches (GROUP_BYTES) so that their per-call overhead stays small. Findings come out in
+    # the same order as batch by batch: the rows of a group are in file order.
+    pending: list = []
+    pending_rows: list = []
+    pending_bytes = 0
+
+    def check_pending() -> int:
+        nonlocal pending_bytes
+        if not pending:
+            return 0
+        if len(pending) == 1:
+            cols = [pending[0].column(j) for j in range(ncols)]
+        else:
+            cols = [pa.concat_arrays([b.column(j) for b in pending]) for j in range(ncols)]
+        rows = np.concatenate(pending_rows)
+        pending.clear()
+        pending_rows.clear()
+        pending_bytes = 0
+        return checker.check(cols, rows)
+
     while True:
         try:
             batch = reader.read_next_batch()
         except StopIteration:
             break
+        if unnumbered:
+            return None
         n = batch.num_rows
         if n:
             r = np.arange(returned + 1, returned + n + 1, dtype=np.int64)
@@ -471,9 +523,16 @@ def _check_body(body, layout: CsvLayout, rc: ReportCollector) -> tuple[int, int]
                 s = s - np.arange(len(s))
                 r = r + np.searchsorted(s, r, side="right")
             returned += n
-            checked += checker.check([batch.column(j) for j in range(ncols)], r + 3)
+            pending.append(batch)
+            pending_rows.append(r + 3)
+            pending_bytes += batch.nbytes
+        if recovered or pending_bytes >= GROUP_BYTES:
+            checked += check_pending()
         if recovered:
             checked += _flush_recovered(recovered, checker, ncols)
+    if unnumbered:
+        return None
+    checked += check_pending()
     if recovered:
         checked += _flush_recovered(recovered, checker, ncols)
     records = returned + len(skipped)
@@ -486,6 +545,62 @@ def _flush_recovered(recovered, checker, ncols) -> int:
     cols = list(zip(*[f for _, f in items], strict=True))
     rows = np.array([num for num, _ in items], dtype=np.int64) + 3
     return checker.check([pa.array(cols[i], pa.string()) for i in range(ncols)], rows)
+
+
+def _nonempty(a) -> np.ndarray:
+    return pc.greater(pc.binary_length(a), 0).to_numpy(zero_copy_only=False)
+
+
+def _offsets_data(a):
+    """Offsets (int32, this array's slice) and data bytes (numpy) of a string array without nulls."""
+    bufs = a.buffers()
+    offs = np.frombuffer(bufs[1], dtype=np.int32, count=len(a) + 1, offset=a.offset * 4)
+    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None and len(bufs[2]) else np.zeros(1, np.uint8)
+    return offs, data
+
+
+def trim(a):
+    """``utf8_trim_whitespace``, skipped when no value starts or ends with a byte that could be
+    whitespace (ASCII <= 0x20 or DEL, or any non-ASCII byte): most columns of most files."""
+    if a.type != pa.string() or a.null_count or len(a) == 0:
+        return pc.utf8_trim_whitespace(a)
+    offs, data = _offsets_data(a)
+    lens = offs[1:] - offs[:-1]
+    ne = lens > 0
+    if not ne.any():
+        return a
+    first = data[offs[:-1][ne]]
+    last = data[offs[1:][ne] - 1]
+    if ((first <= 0x20) | (first >= 0x7F)).any() or ((last <= 0x20) | (last >= 0x7F)).any():
+        return pc.utf8_trim_whitespace(a)
+    return a
+
+
+_NUMERIC_BYTE = np.zeros(256, dtype=bool)
+_NUMERIC_BYTE[list(b"0123456789.")] = True
+
+
+def positive_mask(a) -> np.ndarray:
+    """Per value: matches ``^(?:\\d+(?:\\.\\d*)?|\\.\\d+)$`` and has a digit 1-9 (a positive number as the
+    official validator writes it). Fast path when every byte of the column is a digit or ``.``."""
+    if a.type == pa.string() and not a.null_count and len(a):
+        offs, data = _offsets_data(a)
+        lo, hi = int(offs[0]), int(offs[-1])
+        if hi > lo and _NUMERIC_BYTE[data[lo:hi]].all():
+            # only digits and dots: one dot at most, a digit, and not only zeros
+            ok = pc.less_equal(pc.count_substring(a, "."), 1).to_numpy(zero_copy_only=False)
+            lens = offs[1:] - offs[:-1]
+            ne = lens > 0
+            first = np.zeros(len(a), dtype=np.uint8)
+            first[ne] = data[offs[:-1][ne]]
+            zeroish = np.flatnonzero(ne & ((first == 0x30) | (first == 0x2E)))
+            if len(zeroish):  # leading zero or dot: is there a non-zero digit?
+                sub = a.take(pa.array(zeroish))
+                nz = pc.greater(pc.binary_length(pc.utf8_ltrim(sub, characters="0.")), 0)
+                ok[zeroish] &= nz.to_numpy(zero_copy_only=False)
+            return ok & ne
+    ok = pc.and_(pc.match_substring_regex(a, _NUM_RE), pc.match_substring_regex(a, "[1-9]"))
+    return ok.to_numpy(zero_copy_only=False)
 
 
 class RowChecker:
@@ -506,18 +621,21 @@ class RowChecker:
             idx = self.L.label_index.get(label)
             if idx is None:
                 return None
-            a = self._cols[idx]
+            a = trim(self._cols[idx])
             self._cache_arr[label] = a
+        return a
+
+    def _lower(self, label):
+        a = self._cache_lower.get(label)
+        if a is None:
+            a = self._cache_lower[label] = pc.utf8_lower(self._arr(label))
         return a
 
     def present(self, label) -> np.ndarray:
         m = self._cache_present.get(label)
         if m is None:
             a = self._arr(label)
-            if a is None:
-                m = np.zeros(self.n, dtype=bool)
-            else:
-                m = pc.greater(pc.binary_length(a), 0).to_numpy(zero_copy_only=False)
+            m = np.zeros(self.n, dtype=bool) if a is None else _nonempty(a)
             self._cache_present[label] = m
         return m
 
@@ -558,12 +676,17 @@ class RowChecker:
         a = self._arr(label)
         if a is None:
             return np.zeros(self.n, dtype=bool)
-        vs = self._sets.get(allowed)
-        if vs is None:
-            vs = self._sets[allowed] = pa.array([x.lower() for x in allowed], pa.string())
+        sets = self._sets.get(allowed)
+        if sets is None:
+            low = [x.lower() for x in allowed]
+            # exact match with an allowed value as written or in lower case implies a case-insensitive match
+            sets = self._sets[allowed] = (pa.array(low, pa.string()),
+                                          pa.array(sorted(set(low) | set(allowed)), pa.string()))
         r = self._cache_in.get(key)
         if r is None:
-            r = pc.is_in(pc.utf8_lower(a), value_set=vs).to_numpy(zero_copy_only=False)
+            r = pc.is_in(a, value_set=sets[1]).to_numpy(zero_copy_only=False)
+            if not r.all():
+                r = pc.is_in(self._lower(label), value_set=sets[0]).to_numpy(zero_copy_only=False)
             self._cache_in[key] = r
         return r
 
@@ -577,7 +700,11 @@ class RowChecker:
         a = self._arr(label)
         if a is None:
             return np.zeros(self.n, dtype=bool)
-        return pc.equal(pc.utf8_lower(a), text.lower()).to_numpy(zero_copy_only=False)
+        # only values of the right length can match: lower-case just those when there are any
+        cand = pc.equal(pc.binary_length(a), len(text.encode()))
+        if not pc.any(cand).as_py():
+            return np.zeros(self.n, dtype=bool)
+        return pc.equal(self._lower(label), text.lower()).to_numpy(zero_copy_only=False)
 
     # -- rule families ----------------------------------------------------------------------
     def required(self, rule, label, suffix="", where=None):
@@ -606,8 +733,7 @@ class RowChecker:
             p = p & where
         if not p.any():
             return
-        ok = pc.and_(pc.match_substring_regex(a, _NUM_RE), pc.match_substring_regex(a, "[1-9]"))
-        bad = p & ~ok.to_numpy(zero_copy_only=False)
+        bad = p & ~positive_mask(a)
         name = self.col_name(label)
         self.emit("invalid_number", bad, label, lambda i: (
             f'"{name}" value "{self.value(label, i)}" is not a positive number. You must encode a positive, '
@@ -631,6 +757,8 @@ class RowChecker:
         a = self._arr(label)
         if a is None:
             return
+        if not pc.any(pc.match_substring(a, "999999999")).as_py():
+            return
         m = pc.match_substring_regex(a, _NINES_RE).to_numpy(zero_copy_only=False)
         self.emit("nine_nines", m, label, f"Nine 9s used for {friendly}.")
 
@@ -643,22 +771,29 @@ class RowChecker:
     # -- one batch ---------------------------------------------------------------------------
     def check(self, cols: list, rows: np.ndarray) -> int:
         n = len(rows)
-        trimmed = [pc.utf8_trim_whitespace(c) for c in cols]
-        # blank records (every field empty) are skipped, as the official validator does
-        nonblank = np.zeros(n, dtype=bool)
-        for t in trimmed:
-            nonblank |= pc.greater(pc.binary_length(t), 0).to_numpy(zero_copy_only=False)
-        if not nonblank.all():
-            keep = pa.array(nonblank)
-            trimmed = [t.filter(keep) for t in trimmed]
-            rows = rows[nonblank]
-            n = len(rows)
+        # blank records (every field empty after trimming) are skipped, as the official validator
+        # does; only records with a blank description can be blank, so only those are looked at
+        di = self.L.label_index.get("description")
+        maybe = ~_nonempty(trim(cols[di])) if di is not None else np.ones(n, dtype=bool)
+        if maybe.any():
+            idx = np.flatnonzero(maybe)
+            take = pa.array(idx)
+            blank = np.ones(len(idx), dtype=bool)
+            for c in cols:
+                blank &= ~_nonempty(trim(c.take(take)))
+            if blank.any():
+                nonblank = np.ones(n, dtype=bool)
+                nonblank[idx[blank]] = False
+                keep = pa.array(nonblank)
+                cols = [c.filter(keep) for c in cols]
+                rows = rows[nonblank]
+                n = len(rows)
         if not n:
             return 0
-        self._cols = trimmed
+        self._cols = cols
         self.rows = rows
         self.n = n
-        self._cache_arr, self._cache_present, self._cache_in = {}, {}, {}
+        self._cache_arr, self._cache_present, self._cache_in, self._cache_lower = {}, {}, {}, {}
         self._cands: list = []
         self._order = 0
         self._run()

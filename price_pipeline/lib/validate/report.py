@@ -76,6 +76,15 @@ class ReportCollector:
             f["cell"] = cell
         self.findings.append(f)
 
+    def snapshot(self) -> tuple:
+        """State to go back to with :meth:`restore` (when a fast path hands over to the exact one)."""
+        return len(self.findings), dict(self.errors_by_rule), dict(self.alerts_by_rule)
+
+    def restore(self, state: tuple) -> None:
+        n, errors, alerts = state
+        del self.findings[n:]
+        self.errors_by_rule, self.alerts_by_rule = dict(errors), dict(alerts)
+
     def reset_errors(self) -> None:
         """Forget errors (not alerts): used when a JSON syntax error makes the rest meaningless."""
         self.errors_by_rule.clear()

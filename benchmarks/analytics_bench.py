@@ -1,0 +1,396 @@
+"""Analytics speed: the full dbt build vs one plain DuckDB query computing the main mart (issue 6).
+
+Builds (once, cached in ``benchmarks/.work/analytics_lake``) a lake shaped exactly like the
+pipeline's: ``prices/hospital_key=<k>/prices.parquet`` (PRICES_SCHEMA, ~100k rows per hospital,
+50 M rows over 500 hospitals by default), the same rows as the current version in
+``prices_history/`` plus an older version for a tenth of the hospitals (rates 3-8 % lower, some
+items missing), ``versions.parquet`` per hospital and ``catalog/hospitals.parquet``. Every
+hospital prices ~4,000 items drawn from a shared pool of codes (CPT, HCPCS, MS-DRG, RC, NDC) with
+gross, discounted cash and ~24 payer/plan rows (negotiated dollars, some percentages and
+algorithms), payer names spelled in several ways, so the marts have real work to do.
+
+Then, back to back on the same machine (order alternates with ``--repeat``):
+
+* ``dbt build`` of the whole project (seeds, every model, every test) in a subprocess, timed
+  around the subprocess (dbt start-up included);
+* one DuckDB query (same threads and memory limit as the dbt profile) computing
+  ``mart_price_distribution`` from the same lake, the payer classes included, written to a table.
+
+The two results are compared row for row (they must be the same mart). Prints rows/s for both
+and the ratio; the last line is ``RESULT ...``; exit status 1 when dbt takes more than
+``--target`` (2.0) times the query.
+
+    .venv/bin/python benchmarks/analytics_bench.py                      # 50 M rows, 500 hospitals
+    .venv/bin/python benchmarks/analytics_bench.py --rows 2000000 --hospitals 50   # quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from price_pipeline.lib.schemas import PRICE_VERSIONS_SCHEMA, PRICES_SCHEMA  # noqa: E402
+
+PROJECT_DIR = REPO / "dbt_analytics"
+DBT = Path(sys.executable).parent / "dbt"
+THREADS = 2
+MEMORY_LIMIT = os.environ.get("PRICE_PIPELINE_DUCKDB_MEMORY_LIMIT", "2GB")
+
+# Raw payer/plan spellings as hospitals publish them (several per payer, some unmapped).
+PAYER_PLANS = [
+    ("Aetna", "PPO"), ("AETNA", "Aetna Choice POS II"), ("Aetna Medicare", "Aetna Medicare Advantage HMO"),
+    ("Aetna Better Health", "Medicaid"), ("Cigna", "Open Access Plus"), ("CIGNA HEALTHCARE", "PPO"),
+    ("Cigna", "Medicare Advantage PPO"), ("UnitedHealthcare", "Choice Plus"), ("UHC", "Options PPO"),
+    ("United Healthcare", "Medicare Advantage HMO"), ("UnitedHealthcare Community Plan", "Medicaid"),
+    ("Blue Cross Blue Shield", "PPO"), ("BCBS", "Blue Advantage HMO"), ("Anthem Blue Cross", "Pathway HMO"),
+    ("Humana", "Gold Plus HMO"), ("Humana", "Choice PPO"), ("Molina Healthcare", "Medicaid HMO"),
+    ("Centene Ambetter", "Marketplace EPO"), ("Kaiser Permanente", "HMO"), ("Oscar Health", "EPO"),
+    ("Medicare", "Traditional"), ("Medicaid", "Fee for Service"), ("Tricare", "Select"),
+    ("MultiPlan", "PHCS PPO"), ("Workers Compensation", "All Plans"), ("Regional Health Alliance", "Gold"),
+    ("Acme Benefit Trust", "Standard"), ("Lakeside Physicians Network", "All Products"),
+    ("Wellcare", "Medicare HMO"), ("Meritain Health", "Self-funded PPO"),
+]
+CODE_TYPES = ["CPT", "CPT", "CPT", "CPT", "HCPCS", "MS-DRG", "RC", "NDC"]
+SETTINGS = ["outpatient", "outpatient", "inpatient", "both"]
+
+
+def _code(i: int, code_type: str) -> str:
+    if code_type == "CPT":
+        return f"{10000 + i * 7 % 89999:05d}"
+    if code_type == "HCPCS":
+        return f"{'JGAE'[i % 4]}{i % 9999:04d}"
+    if code_type == "MS-DRG":
+        return f"{i % 999 + 1:03d}"
+    if code_type == "RC":
+        return f"{100 + i % 900:04d}"
+    return f"{i:011d}"
+
+
+def _pool(n_codes: int) -> pa.Table:
+    """The shared item pool: code, type, setting, description, base price."""
+    rows = []
+    for i in range(n_codes):
+        code_type = CODE_TYPES[i % len(CODE_TYPES)]
+        rows.append({
+            "pool_id": i,
+            "code": _code(i, code_type),
+            "code_type": code_type,
+            "rc": f"{300 + i % 500:04d}",
+            "setting": SETTINGS[i % len(SETTINGS)],
+            "description": f"Service {code_type} {_code(i, code_type)} - standard item {i}",
+            "base": round(20 + (i * 7919 % 10007) * 1.7, 2),
+        })
+    return pa.Table.from_pylist(rows)
+
+
+_GEN_SQL = """
+WITH items AS (
+  SELECT p.*, row_number() OVER () AS item_no
+  FROM pool p
+  WHERE hash(p.pool_id, $seed) % $pool_size < $n_items
+),
+payers AS (
+  SELECT pp.*, row_number() OVER () AS payer_no FROM payer_plans pp
+  WHERE hash(pp.payer_id, $seed) % 30 < $n_payers
+),
+item_rows AS (
+  SELECT i.*, k.kind, NULL::VARCHAR AS payer_name, NULL::VARCHAR AS plan_name,
+         CASE k.kind WHEN 'gross' THEN i.base * (1.5 + $hfactor)
+                     ELSE i.base * (1.1 + $hfactor) END AS amt,
+         NULL::DOUBLE AS pct, NULL::VARCHAR AS txt
+  FROM items i, (VALUES ('gross'), ('discounted_cash')) k(kind)
+),
+payer_rows AS (
+  SELECT i.*,
+         CASE WHEN hash(i.pool_id, p.payer_id, $seed) % 20 = 0 THEN 'negotiated_percentage'
+              WHEN hash(i.pool_id, p.payer_id, $seed) % 25 = 1 THEN 'negotiated_algorithm'
+              ELSE 'negotiated_dollar' END AS kind,
+         p.payer_name, p.plan_name, p.payer_no,
+         i.base * (0.55 + $hfactor + (hash(i.pool_id, p.payer_id) % 40) / 100.0) AS amt,
+         40 + (hash(i.pool_id, p.payer_id) % 50)::DOUBLE AS pct,
+         '110% of Medicare fee schedule' AS txt
+  FROM items i, payers p
+)
+SELECT
+  $hospital_key AS hospital_key, $sha AS file_sha256,
+  (3 + item_no * 30 + coalesce(payer_no, 0))::BIGINT AS source_row, NULL::VARCHAR AS source_path,
+  $hospital_name AS hospital_name, $updated::DATE AS last_updated_on, '3.0.0' AS template_version,
+  description, setting, 'facility' AS billing_class, NULL::VARCHAR AS modifiers,
+  CASE WHEN code_type = 'NDC' THEN 1.0 END AS drug_unit_of_measurement,
+  CASE WHEN code_type = 'NDC' THEN 'UN' END AS drug_type_of_measurement,
+  code AS primary_code, code_type AS primary_code_type,
+  [{'code': code, 'type': code_type}, {'code': rc, 'type': 'RC'}] AS codes,
+  payer_name, plan_name, kind AS charge_kind,
+  CASE WHEN kind IN ('negotiated_percentage', 'negotiated_algorithm') THEN NULL
+       ELSE round(amt * $rate, 2) END AS amount,
+  CASE WHEN kind = 'negotiated_percentage' THEN pct END AS percentage,
+  CASE WHEN kind = 'negotiated_algorithm' THEN txt END AS value_text,
+  CASE WHEN payer_name IS NOT NULL THEN 'fee schedule' END AS methodology,
+  NULL::VARCHAR AS additional_payer_notes, NULL::VARCHAR AS additional_generic_notes
+FROM (SELECT *, NULL::BIGINT AS payer_no FROM item_rows UNION ALL BY NAME SELECT * FROM payer_rows)
+"""
+
+
+def _write_version(con, out: Path, *, hospital_key: str, sha: str, name: str, updated: dt.date,
+                   hfactor: float, rate: float, seed: int, n_items: int, n_payers: int, pool_size: int) -> int:
+    params = {"seed": seed, "pool_size": pool_size, "n_items": n_items, "n_payers": n_payers,
+              "hfactor": hfactor, "hospital_key": hospital_key, "sha": sha, "hospital_name": name,
+              "updated": updated.isoformat(), "rate": rate}
+    table = con.sql(_GEN_SQL, params=params).to_arrow_table().select(PRICES_SCHEMA.names).cast(PRICES_SCHEMA)
+    pq.write_table(table, out, compression="zstd", row_group_size=128 * 1024)
+    return table.num_rows
+
+
+def generate_lake(lake: Path, *, hospitals: int, rows: int, seed: int = 7) -> dict:
+    """Write the benchmark lake (idempotent: a finished lake is reused)."""
+    stamp = lake / "_generated.json"
+    wanted = {"hospitals": hospitals, "rows": rows, "seed": seed, "format": 3}
+    if stamp.exists() and json.loads(stamp.read_text()).get("params") == wanted:
+        return json.loads(stamp.read_text())
+    if lake.exists():
+        shutil.rmtree(lake)
+    lake.mkdir(parents=True)
+    per_hospital = rows // hospitals
+    n_payers_avg = 24
+    n_items = max(10, per_hospital // (n_payers_avg + 2))
+    pool_size = max(n_items * 3 // 2, 50)
+    con = duckdb.connect(config={"threads": THREADS, "memory_limit": MEMORY_LIMIT})
+    con.register("pool", _pool(pool_size))
+    con.register("payer_plans", pa.table({
+        "payer_id": list(range(len(PAYER_PLANS))),
+        "payer_name": [p for p, _ in PAYER_PLANS],
+        "plan_name": [q for _, q in PAYER_PLANS],
+    }))
+    started = time.monotonic()
+    total_current = total_history = 0
+    catalog = []
+    for h in range(hospitals):
+        key = f"bench-{h:04d}"
+        name = f"Bench Hospital {h}"
+        hfactor = (h % 17) / 20.0
+        folder = lake / "prices" / f"hospital_key={key}"
+        history = lake / "prices_history" / f"hospital_key={key}"
+        folder.mkdir(parents=True)
+        history.mkdir(parents=True)
+        sha = hashlib.sha256(f"{key}-v2".encode()).hexdigest()
+        common = {"hospital_key": key, "name": name, "hfactor": hfactor, "seed": seed + h,
+                  "n_items": n_items, "n_payers": 24, "pool_size": pool_size}
+        n = _write_version(con, folder / "prices.parquet", sha=sha, updated=dt.date(2025, 6, 1), rate=1.0, **common)
+        os.link(folder / "prices.parquet", history / f"file_sha256={sha}.parquet")
+        total_current += n
+        total_history += n
+        now = dt.datetime(2025, 6, 2, tzinfo=dt.UTC)
+        versions = [{"hospital_key": key, "file_sha256": sha, "version_seq": 1, "url": f"https://{key}.example.org/mrf.csv",
+                     "last_updated_on": dt.date(2025, 6, 1), "template_version": "3.0.0", "rows": n,
+                     "is_current": True, "first_seen_at": now, "last_seen_at": now, "superseded_at": None}]
+        if h % 10 == 0:  # a tenth of the hospitals also have an older version
+            old_sha = hashlib.sha256(f"{key}-v1".encode()).hexdigest()
+            old_n = _write_version(con, history / f"file_sha256={old_sha}.parquet", sha=old_sha,
+                                   updated=dt.date(2025, 1, 1), rate=0.95, **{**common, "n_items": n_items * 9 // 10})
+            total_history += old_n
+            then = dt.datetime(2025, 1, 2, tzinfo=dt.UTC)
+            versions[0]["version_seq"] = 2
+            versions.insert(0, {**versions[0], "file_sha256": old_sha, "version_seq": 1, "rows": old_n,
+                                "last_updated_on": dt.date(2025, 1, 1), "is_current": False,
+                                "first_seen_at": then, "last_seen_at": then, "superseded_at": now})
+        pq.write_table(pa.Table.from_pylist(versions, schema=PRICE_VERSIONS_SCHEMA), history / "versions.parquet")
+        catalog.append({"hospital_key": key, "ccn": f"{h:06d}", "name": name, "address": "1 Main St",
+                        "city": "Springfield", "state": ["TX", "FL", "CA", "NY", "OH"][h % 5], "zip": "07001",
+                        "website": f"https://{key}.example.org", "status": "active"})
+        if h % 50 == 49:
+            print(f"  generated {h + 1}/{hospitals} hospitals, {total_current:,} current rows "
+                  f"({time.monotonic() - started:.0f}s)", flush=True)
+    (lake / "catalog").mkdir()
+    pq.write_table(pa.Table.from_pylist(catalog), lake / "catalog" / "hospitals.parquet")
+    info = {"params": wanted, "current_rows": total_current, "history_rows": total_history,
+            "generate_seconds": round(time.monotonic() - started, 1)}
+    stamp.write_text(json.dumps(info))
+    return info
+
+
+# mart_price_distribution in one statement, from the current prices and the payer seeds
+# (the same precedence as int_payer_map: seed exact plan, seed payer row, payer_class_rules).
+PLAIN_QUERY = r"""
+CREATE OR REPLACE TABLE plain_distribution AS
+WITH prices AS (
+  SELECT * FROM read_parquet('{lake}/prices/*/prices.parquet', hive_partitioning = false, union_by_name = true)
+),
+pairs AS (
+  SELECT DISTINCT nullif(trim(payer_name), '') AS payer_name, nullif(trim(plan_name), '') AS plan_name
+  FROM prices WHERE nullif(trim(payer_name), '') IS NOT NULL
+),
+keyed AS (
+  SELECT *, nullif(trim(regexp_replace(lower(payer_name), '[^a-z0-9]+', ' ', 'g')), '') AS payer_key,
+            nullif(trim(regexp_replace(lower(plan_name), '[^a-z0-9]+', ' ', 'g')), '') AS plan_key
+  FROM pairs
+),
+seed AS (
+  SELECT nullif(trim(regexp_replace(lower(payer_key), '[^a-z0-9]+', ' ', 'g')), '') AS payer_key,
+         CASE WHEN trim(plan_key) = '*' THEN '*' ELSE nullif(trim(regexp_replace(lower(plan_key), '[^a-z0-9]+', ' ', 'g')), '') END AS plan_key,
+         nullif(lower(trim(payer_class)), '') AS payer_class
+  FROM read_csv('{seeds}/payer_plan_map.csv', header = true, all_varchar = true)
+),
+rules AS (
+  SELECT rule_priority::INTEGER AS rule_priority, pattern, payer_class
+  FROM read_csv('{seeds}/payer_class_rules.csv', header = true, all_varchar = true)
+),
+class_match AS (
+  SELECT k.payer_name, k.plan_name, r.payer_class FROM keyed k
+  JOIN rules r ON regexp_matches(lower(k.payer_name || ' | ' || coalesce(k.plan_name, '')), r.pattern)
+  QUALIFY row_number() OVER (PARTITION BY k.payer_name, k.plan_name ORDER BY r.rule_priority) = 1
+),
+payer_classes AS (
+  SELECT k.payer_name, k.plan_name, coalesce(e.payer_class, p.payer_class, c.payer_class, 'unknown') AS payer_class
+  FROM keyed k
+  LEFT JOIN seed e ON k.payer_key = e.payer_key AND k.plan_key = e.plan_key
+  LEFT JOIN seed p ON k.payer_key = p.payer_key AND p.plan_key = '*'
+  LEFT JOIN class_match c ON k.payer_name = c.payer_name AND k.plan_name IS NOT DISTINCT FROM c.plan_name
+),
+facts AS (
+  SELECT p.hospital_key, nullif(upper(trim(p.primary_code)), '') AS primary_code,
+         nullif(upper(trim(p.primary_code_type)), '') AS primary_code_type,
+         nullif(lower(trim(p.setting)), '') AS setting, lower(trim(p.charge_kind)) AS charge_kind,
+         CASE WHEN nullif(trim(p.payer_name), '') IS NULL THEN 'not_applicable' ELSE coalesce(pc.payer_class, 'unknown') END AS payer_class,
+         CASE WHEN lower(trim(p.charge_kind)) = 'negotiated_percentage' THEN p.percentage ELSE p.amount END AS value
+  FROM prices p
+  LEFT JOIN payer_classes pc ON nullif(trim(p.payer_name), '') = pc.payer_name
+       AND nullif(trim(p.plan_name), '') IS NOT DISTINCT FROM pc.plan_name
+  WHERE nullif(trim(p.primary_code), '') IS NOT NULL
+    AND lower(trim(p.charge_kind)) IN ('gross', 'discounted_cash', 'minimum', 'maximum', 'negotiated_dollar',
+        'negotiated_percentage', 'estimated_amount', 'median', 'percentile_10th', 'percentile_90th')
+),
+per_hospital AS (
+  SELECT primary_code, primary_code_type, setting, charge_kind, payer_class, hospital_key,
+         count(*) AS n_prices, median(value) AS m, min(value) AS mn, max(value) AS mx
+  FROM facts WHERE value IS NOT NULL GROUP BY ALL
+),
+cells AS (
+  SELECT primary_code, primary_code_type, setting, charge_kind, payer_class, count(*) AS n_hospitals,
+         sum(n_prices) AS n_prices, quantile_cont(m, 0.5) AS median_value, quantile_cont(m, 0.1) AS p10_value,
+         quantile_cont(m, 0.25) AS p25_value, quantile_cont(m, 0.75) AS p75_value, quantile_cont(m, 0.9) AS p90_value,
+         min(mn) AS min_value, max(mx) AS max_value
+  FROM per_hospital GROUP BY ALL
+)
+SELECT primary_code, primary_code_type, setting, charge_kind, payer_class, n_hospitals::INTEGER AS n_hospitals,
+       n_prices::BIGINT AS n_prices, n_hospitals < 3 AS suppressed,
+       CASE WHEN n_hospitals >= 3 THEN median_value END AS median_value,
+       CASE WHEN n_hospitals >= 3 THEN p10_value END AS p10_value,
+       CASE WHEN n_hospitals >= 3 THEN p90_value END AS p90_value
+FROM cells
+"""
+
+COMPARE = """
+SELECT count(*) FROM (
+  (SELECT primary_code, primary_code_type, setting, charge_kind, payer_class, n_hospitals, n_prices, suppressed,
+          round(median_value, 6), round(p10_value, 6), round(p90_value, 6) FROM plain_distribution
+   EXCEPT ALL
+   SELECT primary_code, primary_code_type, setting, charge_kind, payer_class, n_hospitals, n_prices, suppressed,
+          round(median_value, 6), round(p10_value, 6), round(p90_value, 6) FROM dbt.mart_price_distribution)
+  UNION ALL
+  (SELECT primary_code, primary_code_type, setting, charge_kind, payer_class, n_hospitals, n_prices, suppressed,
+          round(median_value, 6), round(p10_value, 6), round(p90_value, 6) FROM dbt.mart_price_distribution
+   EXCEPT ALL
+   SELECT primary_code, primary_code_type, setting, charge_kind, payer_class, n_hospitals, n_prices, suppressed,
+          round(median_value, 6), round(p10_value, 6), round(p90_value, 6) FROM plain_distribution)
+)
+"""
+
+
+def run_dbt_build(lake: Path, work: Path) -> float:
+    warehouse = work / "dbt_warehouse.duckdb"
+    warehouse.unlink(missing_ok=True)
+    env = {**os.environ, "PRICE_PIPELINE_LAKE_URL": str(lake), "PRICE_PIPELINE_WAREHOUSE_PATH": str(warehouse),
+           "PRICE_PIPELINE_DBT_TARGET": "embedded", "PRICE_PIPELINE_DUCKDB_MEMORY_LIMIT": MEMORY_LIMIT,
+           "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    command = [str(DBT), "build", "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR),
+               "--target-path", str(work / "dbt_target"), "--log-path", str(work / "dbt_logs")]
+    started = time.monotonic()
+    result = subprocess.run(command, env=env, cwd=work, capture_output=True, text=True)
+    seconds = time.monotonic() - started
+    if result.returncode != 0:
+        print(result.stdout[-5000:], result.stderr[-2000:])
+        raise SystemExit("dbt build failed")
+    return seconds
+
+
+def run_plain_query(lake: Path, work: Path) -> float:
+    database = work / "plain.duckdb"
+    database.unlink(missing_ok=True)
+    con = duckdb.connect(str(database), config={"threads": THREADS, "memory_limit": MEMORY_LIMIT,
+                                                "preserve_insertion_order": False})
+    try:
+        sql = PLAIN_QUERY.format(lake=str(lake).replace("'", "''"),
+                                 seeds=str(PROJECT_DIR / "seeds").replace("'", "''"))
+        started = time.monotonic()
+        con.execute(sql)
+        return time.monotonic() - started
+    finally:
+        con.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=50_000_000)
+    parser.add_argument("--hospitals", type=int, default=500)
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--target", type=float, default=2.0)
+    parser.add_argument("--work-dir", type=Path, default=REPO / "benchmarks" / ".work")
+    args = parser.parse_args()
+
+    work = args.work_dir.resolve()
+    lake = work / ("analytics_lake" if (args.rows, args.hospitals) == (50_000_000, 500)
+                   else f"analytics_lake_{args.rows}_{args.hospitals}")
+    run_dir = work / "analytics_run"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    info = generate_lake(lake, hospitals=args.hospitals, rows=args.rows)
+    current, history = info["current_rows"], info["history_rows"]
+    print(f"lake {lake}: {current:,} current rows, {history:,} rows in history, {args.hospitals} hospitals")
+
+    dbt_times, query_times = [], []
+    for i in range(args.repeat):
+        order = ("dbt", "query") if i % 2 == 0 else ("query", "dbt")
+        for side in order:
+            if side == "dbt":
+                dbt_times.append(run_dbt_build(lake, run_dir))
+                print(f"  run {i + 1}: dbt build {dbt_times[-1]:.1f}s", flush=True)
+            else:
+                query_times.append(run_plain_query(lake, run_dir))
+                print(f"  run {i + 1}: plain query {query_times[-1]:.1f}s", flush=True)
+
+    con = duckdb.connect(str(run_dir / "plain.duckdb"))
+    con.execute(f"ATTACH '{run_dir / 'dbt_warehouse.duckdb'}' AS dbt (READ_ONLY)")
+    mismatches = con.execute(COMPARE).fetchone()[0]
+    cells = con.execute("SELECT count(*) FROM plain_distribution").fetchone()[0]
+    con.close()
+
+    dbt_s, query_s = statistics.median(dbt_times), statistics.median(query_times)
+    ratio = dbt_s / query_s
+    print(f"dbt build (whole project): {dbt_s:.1f}s, {history / dbt_s:,.0f} history rows/s")
+    print(f"plain query (mart_price_distribution): {query_s:.1f}s, {current / query_s:,.0f} rows/s")
+    print(f"mart_price_distribution: {cells:,} cells, {mismatches} differing rows between dbt and the query")
+    ok = ratio <= args.target and mismatches == 0
+    print(f"RESULT analytics_bench rows={current} hospitals={args.hospitals} dbt_s={dbt_s:.1f} "
+          f"query_s={query_s:.1f} ratio={ratio:.2f} target<={args.target} "
+          f"dbt_rows_per_s={history / dbt_s:.0f} query_rows_per_s={current / query_s:.0f} "
+          f"mart_equal={mismatches == 0} {'PASS' if ok else 'FAIL'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

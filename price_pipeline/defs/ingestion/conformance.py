@@ -1,0 +1,150 @@
+"""CMS conformance of each hospital's files: the ``conformance_reports`` asset and its checks.
+
+The asset runs the same validator as ``price-pipeline validate``
+(:func:`price_pipeline.lib.validate.validate_file`) on every current file of the hospital, stores
+one capped JSON report per file version and a per-hospital summary Parquet (the dbt source of the
+``compliance`` marts), and shows the result as materialization metadata. It depends on
+``mrf_files`` only, so it neither waits for nor holds back parsing: CMS non-conformance is a
+compliance finding, not a reason to stop publishing prices (the checks warn).
+"""
+
+import json
+import time
+
+import dagster as dg
+import pyarrow.parquet as pq
+
+from price_pipeline.defs.ingestion.assets import ONE_HOSPITAL_PER_RUN, TRANSIENT_RETRY, mrf_files
+from price_pipeline.defs.partitions import hospital_partitions
+from price_pipeline.defs.resources import PricePipelineResource
+from price_pipeline.lib import layout
+from price_pipeline.lib.quality import conformance
+
+# Findings shown per file in the metadata (the stored report keeps conformance.DEFAULT_MAX_FINDINGS).
+FINDINGS_IN_METADATA = 10
+
+
+def _rules_table(errors: dict[str, int], alerts: dict[str, int]) -> str:
+    lines = ["| rule | severity | count |", "| --- | --- | ---: |"]
+    rows = [(r, "error", n) for r, n in errors.items()] + [(r, "alert", n) for r, n in alerts.items()]
+    for rule, severity, n in sorted(rows, key=lambda x: (-x[2], x[0])):
+        lines.append(f"| `{rule}` | {severity} | {n} |")
+    return "\n".join(lines) if rows else "No errors or alerts."
+
+
+@dg.asset(
+    deps=[mrf_files],
+    partitions_def=hospital_partitions,
+    group_name="ingestion",
+    kinds={"python", "json", "parquet"},
+    retry_policy=TRANSIENT_RETRY,
+    backfill_policy=ONE_HOSPITAL_PER_RUN,
+    owners=["team:ingestion"],
+)
+def conformance_reports(
+    context: dg.AssetExecutionContext, price_pipeline: PricePipelineResource
+) -> dg.MaterializeResult:
+    """CMS conformance report of each current file (valid, error and alert counts by rule, first
+    findings with row/column or JSON path), stored per file version as
+    ``conformance/hospital_key=<k>/file_sha256=<sha>.json`` and summarised in
+    ``conformance/hospital_key=<k>/report.parquet`` for the compliance marts."""
+    started = time.monotonic()
+    key = context.partition_key
+    result = conformance.validate_hospital(key, lake=price_pipeline.lake, log=context.log.info)
+    errors, alerts = result.totals()
+    files = [
+        {
+            "file_sha256": r.get("file_sha256"),
+            "url": r.get("url"),
+            "download_status": r.get("download_status"),
+            "format": r.get("format"),
+            "version": r.get("version"),
+            "rules_version": r.get("rules_version"),
+            "valid": r.get("valid"),
+            "errors": r.get("errors"),
+            "alerts": r.get("alerts"),
+            "errors_by_rule": r.get("errors_by_rule", {}),
+            "alerts_by_rule": r.get("alerts_by_rule", {}),
+            "findings_truncated": r.get("findings_truncated"),
+            "first_findings": r.get("findings", [])[:FINDINGS_IN_METADATA],
+            "report": r.get("report_key"),
+        }
+        for r in result.reports
+    ]
+    return dg.MaterializeResult(
+        metadata={
+            "valid": result.valid,
+            "files_checked": len(result.validated),
+            "files_valid": sum(1 for r in result.validated if r["valid"]),
+            "errors": sum(errors.values()),
+            "alerts": sum(alerts.values()),
+            "errors_by_rule": dg.MetadataValue.json(errors),
+            "alerts_by_rule": dg.MetadataValue.json(alerts),
+            "rules": dg.MetadataValue.md(_rules_table(errors, alerts)),
+            "files": dg.MetadataValue.json(files),
+            "lake_key": dg.MetadataValue.path(price_pipeline.lake.uri(layout.conformance_table_key(key))),
+            "duration_seconds": round(time.monotonic() - started, 3),
+        }
+    )
+
+
+def _reports(context: dg.AssetCheckExecutionContext, price_pipeline: PricePipelineResource) -> list[dict]:
+    lake = price_pipeline.lake
+    with lake.local_copy(layout.conformance_table_key(context.partition_key)) as path:
+        rows = pq.read_table(path).to_pylist()
+    reports = []
+    for row in rows:
+        if row["report_key"] and lake.exists(row["report_key"]):
+            reports.append(json.loads(lake.get_bytes(row["report_key"])))
+        else:
+            reports.append({**row, "errors_by_rule": {}, "alerts_by_rule": {}, "findings": []})
+    return reports
+
+
+@dg.asset_check(asset=conformance_reports, partitions_def=hospital_partitions)
+def conformance_reports_files_conform(
+    context: dg.AssetCheckExecutionContext, price_pipeline: PricePipelineResource
+) -> dg.AssetCheckResult:
+    """Warns when a current file breaks CMS rules (errors) or could not be validated; the prices
+    still flow (non-conformance is reported in the compliance marts, not held back)."""
+    reports = _reports(context, price_pipeline)
+    failing = [r for r in reports if not r.get("valid")]
+    return dg.AssetCheckResult(
+        passed=bool(reports) and not failing,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "files": len(reports),
+            "non_conformant_files": len(failing),
+            "examples": dg.MetadataValue.json(
+                [
+                    {
+                        "url": r.get("url"),
+                        "download_status": r.get("download_status"),
+                        "errors_by_rule": r.get("errors_by_rule"),
+                        "first_errors": [f for f in r.get("findings", []) if f.get("severity") == "error"][:5],
+                    }
+                    for r in failing[:10]
+                ]
+            ),
+        },
+    )
+
+
+@dg.asset_check(asset=conformance_reports, partitions_def=hospital_partitions)
+def conformance_reports_no_cms_alerts(
+    context: dg.AssetCheckExecutionContext, price_pipeline: PricePipelineResource
+) -> dg.AssetCheckResult:
+    """Warns on CMS alerts (nine-9s placeholders, estimated amounts in v3, false attestation,
+    version mismatch): allowed by the rules, but worth a look."""
+    reports = _reports(context, price_pipeline)
+    alerts: dict[str, int] = {}
+    for r in reports:
+        for rule, n in (r.get("alerts_by_rule") or {}).items():
+            alerts[rule] = alerts.get(rule, 0) + n
+    examples = [f for r in reports for f in r.get("findings", []) if f.get("severity") == "alert"][:10]
+    return dg.AssetCheckResult(
+        passed=not alerts,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"alerts": sum(alerts.values()), "alerts_by_rule": dg.MetadataValue.json(alerts),
+                  "examples": dg.MetadataValue.json(examples)},
+    )

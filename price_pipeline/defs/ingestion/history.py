@@ -1,0 +1,52 @@
+"""Price history per hospital: what changed between the newest file version and the previous one."""
+
+import time
+
+import dagster as dg
+
+from price_pipeline.defs.ingestion.assets import ONE_HOSPITAL_PER_RUN, prices
+from price_pipeline.defs.ops.retries import LAKE_RETRY, classified
+from price_pipeline.defs.partitions import hospital_partitions
+from price_pipeline.defs.resources import PricePipelineResource
+from price_pipeline.lib import layout, price_history
+
+
+@dg.asset(
+    deps=[prices],
+    partitions_def=hospital_partitions,
+    group_name="ingestion",
+    kinds={"duckdb", "parquet"},
+    retry_policy=LAKE_RETRY,
+    backfill_policy=ONE_HOSPITAL_PER_RUN,
+    owners=["team:analytics"],
+)
+@classified
+def price_changes(context: dg.AssetExecutionContext, price_pipeline: PricePipelineResource) -> dg.MaterializeResult:
+    """How the hospital's prices moved: its newest file version compared with the version it replaced.
+
+    Rows are matched on the natural key (item description, codes, setting, billing class,
+    modifiers, drug unit, payer, plan, charge kind) and written to
+    ``price_changes/hospital_key=<key>/changes.parquet`` as ``added``, ``removed`` or
+    ``changed`` (old and new amount / percentage / text, the change and its ratio). Unchanged
+    rows are only counted. With a single version the file is empty.
+    """
+    started = time.monotonic()
+    key = context.partition_key
+    with price_pipeline.scratch_dir("price_changes") as scratch:
+        result = price_history.compute_price_changes(key, lake=price_pipeline.lake, scratch_dir=scratch)
+    counts = result.counts
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": counts["added"] + counts["removed"] + counts["changed"],
+            "rows_added": counts["added"],
+            "rows_removed": counts["removed"],
+            "rows_changed": counts["changed"],
+            "rows_unchanged": counts["unchanged"],
+            "has_previous_version": result.old_file_sha256 is not None,
+            "new_file_sha256": result.new_file_sha256 or "",
+            "old_file_sha256": result.old_file_sha256 or "",
+            "bytes": result.bytes,
+            "duration_seconds": round(time.monotonic() - started, 3),
+            "lake_key": dg.MetadataValue.path(price_pipeline.lake.uri(layout.price_changes_key(key))),
+        }
+    )

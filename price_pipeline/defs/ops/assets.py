@@ -1,0 +1,146 @@
+"""The ``ops_report`` asset: per-day success/failure rates, p50/p95 run durations, throughput,
+backlog and the slowest hospitals, computed from the Dagster instance's run and event history."""
+
+
+import json
+import time
+
+import dagster as dg
+
+from price_pipeline.defs.ops.failed import failed_hospitals
+from price_pipeline.defs.partitions import hospital_partitions
+from price_pipeline.defs.resources import PricePipelineResource
+from price_pipeline.lib.ops import report as report_lib
+from price_pipeline.lib.ops.tags import PARTITION_TAG
+
+OPS_REPORT_KEY = "ops/ops_report.json"
+MEASURED_ASSETS = ("mrf_files", "mrf_parsed", "prices")
+RUN_PAGE = 1000
+
+
+class OpsReportConfig(dg.Config):
+    days: int = 14
+    top_slowest: int = 10
+
+
+def _number(metadata, key):
+    value = metadata.get(key)
+    value = getattr(value, "value", value)
+    return value if isinstance(value, int | float) else None
+
+
+def collect_runs(instance: dg.DagsterInstance, since: float) -> list[report_lib.RunSample]:
+    from datetime import UTC, datetime
+
+    samples, cursor = [], None
+    created_after = datetime.fromtimestamp(since, tz=UTC)
+    while True:
+        records = instance.get_run_records(dg.RunsFilter(created_after=created_after), limit=RUN_PAGE, cursor=cursor)
+        for r in records:
+            samples.append(
+                report_lib.RunSample(
+                    run_id=r.dagster_run.run_id,
+                    job_name=r.dagster_run.job_name,
+                    status=r.dagster_run.status.value,
+                    created_at=r.create_timestamp.timestamp(),
+                    hospital_key=r.dagster_run.tags.get(PARTITION_TAG),
+                    start_time=r.start_time,
+                    end_time=r.end_time,
+                )
+            )
+        if len(records) < RUN_PAGE:
+            return samples
+        cursor = records[-1].dagster_run.run_id
+
+
+def collect_materializations(instance: dg.DagsterInstance, since: float) -> list[report_lib.MaterializationSample]:
+    samples = []
+    for asset in MEASURED_ASSETS:
+        cursor = None
+        while True:
+            result = instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), after_timestamp=since), limit=RUN_PAGE, cursor=cursor
+            )
+            for record in result.records:
+                materialization = record.asset_materialization
+                if materialization is None:
+                    continue
+                metadata = materialization.metadata or {}
+                samples.append(
+                    report_lib.MaterializationSample(
+                        asset=asset,
+                        timestamp=record.timestamp,
+                        hospital_key=materialization.partition,
+                        duration_seconds=_number(metadata, "duration_seconds"),
+                        rows=_number(metadata, "dagster/row_count"),
+                        bytes=_number(metadata, "bytes"),
+                    )
+                )
+            if not result.has_more:
+                break
+            cursor = result.cursor
+    return samples
+
+
+def compute_ops_report(instance: dg.DagsterInstance, *, days: int = 14, top: int = 10) -> dict:
+    now = time.time()
+    since = now - days * 86400
+    runs = collect_runs(instance, since)
+    return report_lib.build_report(
+        runs,
+        collect_materializations(instance, since),
+        partitions=instance.get_dynamic_partitions(hospital_partitions.name),
+        materialized=instance.get_materialized_partitions(dg.AssetKey("prices")),
+        failed_hospitals=len(failed_hospitals(instance)),
+        top=top,
+        now=now,
+    )
+
+
+@dg.asset(
+    group_name="ops",
+    kinds={"python", "json"},
+    owners=["team:platform"],
+)
+def ops_report(
+    context: dg.AssetExecutionContext, config: OpsReportConfig, price_pipeline: PricePipelineResource
+) -> dg.MaterializeResult:
+    """Per day: runs, success and failure rates, p50/p95 run duration, rows and bytes per second;
+    plus the backlog (queued/running runs, hospitals never ingested, failed hospitals) and the
+    slowest hospitals. Written to ``ops/ops_report.json`` in the lake."""
+    started = time.monotonic()
+    report = compute_ops_report(context.instance, days=config.days, top=config.top_slowest)
+    payload = json.dumps(report, default=str, indent=1).encode()
+    price_pipeline.lake.put_bytes(payload, OPS_REPORT_KEY)
+    today = report["days"][0] if report["days"] else {}
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(report["days"]),
+            "bytes": len(payload),
+            "duration_seconds": round(time.monotonic() - started, 3),
+            "runs_today": today.get("runs", 0),
+            "success_rate_today": today.get("success_rate"),
+            "p95_duration_seconds_today": today.get("p95_duration_seconds"),
+            "rows_per_second_today": today.get("rows_per_second"),
+            **{f"backlog_{k}": v for k, v in report["backlog"].items()},
+            "report": dg.MetadataValue.md(report_lib.markdown(report)),
+            "lake_key": dg.MetadataValue.path(price_pipeline.lake.uri(OPS_REPORT_KEY)),
+        }
+    )
+
+
+ops_report_job = dg.define_asset_job(
+    name="ops_report_job",
+    selection=dg.AssetSelection.assets(ops_report),
+    executor_def=dg.in_process_executor,
+    description="Recompute the ops report.",
+    tags={"price_pipeline/layer": "ops"},
+)
+
+ops_report_schedule = dg.ScheduleDefinition(
+    name="ops_report_hourly",
+    job=ops_report_job,
+    cron_schedule="7 * * * *",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Refreshes the ops report every hour.",
+)

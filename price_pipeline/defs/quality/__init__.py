@@ -1,0 +1,1 @@
+"""quality domain: table-wide checks over all hospitals and the quarantine view."""

@@ -1,0 +1,125 @@
+"""Table-wide quality over every hospital: anomaly checks in SQL and the quarantine table.
+
+Both assets read the lake only (DuckDB over the per-hospital Parquet files, through
+:func:`price_pipeline.lib.storage.connect_duckdb` for S3) and never the warehouse, so they do not
+need the ``duckdb_warehouse`` pool and run beside the dbt build.
+"""
+
+import os
+import tempfile
+import time
+
+import dagster as dg
+import pyarrow.parquet as pq
+
+from price_pipeline.defs.resources import PricePipelineResource
+from price_pipeline.lib import layout
+from price_pipeline.lib.quality import quarantine as quarantine_lib
+from price_pipeline.lib.quality import table_checks
+from price_pipeline.lib.schemas import PRICES_SCHEMA
+from price_pipeline.lib.storage import connect_duckdb
+
+PRICES = dg.AssetKey("prices")
+QUALITY_CHECK_NAMES = tuple(table_checks.CHECKS)
+
+
+def _prices_uris(lake) -> list[str]:
+    return [lake.uri(k) for k in lake.list_keys("prices/") if k.endswith("/prices.parquet")]
+
+
+def _publish(lake, table, key: str) -> int:
+    fd, tmp = tempfile.mkstemp(suffix=".parquet")
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp)
+        lake.put_file(tmp, key)
+        return os.path.getsize(tmp)
+    finally:
+        os.unlink(tmp)
+
+
+@dg.asset(
+    deps=[PRICES],
+    group_name="quality",
+    kinds={"duckdb", "parquet"},
+    owners=["team:analytics"],
+    check_specs=[
+        dg.AssetCheckSpec(name, asset="price_anomalies", description=description)
+        for name, description in table_checks.CHECKS.items()
+    ],
+)
+def price_anomalies(context: dg.AssetExecutionContext, price_pipeline: PricePipelineResource) -> dg.MaterializeResult:
+    """Table-wide checks in SQL over every hospital's prices (duplicates, placeholder values,
+    negotiated above gross, extreme outliers per code across hospitals by robust z-score); the
+    flagged rows with lineage are written to ``quality/price_anomalies.parquet``. Each check
+    warns with its count and up to 10 examples."""
+    started = time.monotonic()
+    lake = price_pipeline.lake
+    uris = _prices_uris(lake)
+    con = connect_duckdb(lake)
+    try:
+        if uris:
+            con.read_parquet(uris, union_by_name=True).create_view("prices_files")
+        else:  # no hospital has prices yet: the same columns, no rows
+            con.from_arrow(PRICES_SCHEMA.empty_table()).create_view("prices_files")
+        results, flagged = table_checks.run_table_checks(con, "prices_files")
+    finally:
+        con.close()
+    size = _publish(lake, flagged, layout.PRICE_ANOMALIES_KEY)
+    check_results = [
+        dg.AssetCheckResult(
+            check_name=r.name,
+            passed=r.passed,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "flagged_rows": r.flagged,
+                "rows_checked": r.stats.get("rows_checked", 0),
+                "hospitals_checked": r.stats.get("hospitals_checked", 0),
+                "by_hospital": dg.MetadataValue.json(r.stats.get("by_hospital", {})),
+                "examples": dg.MetadataValue.json(r.examples),
+            },
+        )
+        for r in results
+    ]
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": flagged.num_rows,
+            "flagged_by_check": dg.MetadataValue.json({r.name: r.flagged for r in results}),
+            "prices_files": len(uris),
+            "bytes": size,
+            "lake_key": dg.MetadataValue.path(lake.uri(layout.PRICE_ANOMALIES_KEY)),
+            "duration_seconds": round(time.monotonic() - started, 3),
+        },
+        check_results=check_results,
+    )
+
+
+@dg.asset(
+    deps=[PRICES],
+    group_name="quality",
+    kinds={"duckdb", "parquet"},
+    owners=["team:analytics"],
+)
+def quarantine(context: dg.AssetExecutionContext, price_pipeline: PricePipelineResource) -> dg.MaterializeResult:
+    """Every current failure of every hospital in one table, ``quality/quarantine.parquet``: files
+    that failed to download or were rejected, files that could not be parsed, and rows the parser
+    quarantined, each with its reason and where the evidence is kept. A rerun that fixes a
+    hospital removes its entries (``price-pipeline quarantine`` lists it)."""
+    started = time.monotonic()
+    lake = price_pipeline.lake
+    table = quarantine_lib.build_quarantine(lake)
+    size = _publish(lake, table, layout.QUARANTINE_KEY)
+    summary = quarantine_lib.summarize(table)
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": table.num_rows,
+            "by_kind": dg.MetadataValue.json(summary["by_kind"]),
+            "by_hospital": dg.MetadataValue.json(summary["by_hospital"]),
+            "examples": dg.MetadataValue.json(
+                [{k: v for k, v in r.items() if v is not None} for r in table.slice(0, 10).to_pylist()]
+            ),
+            "bytes": size,
+            "lake_key": dg.MetadataValue.path(lake.uri(layout.QUARANTINE_KEY)),
+            "duration_seconds": round(time.monotonic() - started, 3),
+        }
+    )

@@ -1,0 +1,205 @@
+"""CMS conformance reports for a hospital's current files, stored in the lake.
+
+For every file of the hospital's current download manifest that has bytes (status ``ok``, or
+``rejected``: an HTML page behind a price-file link is non-conformant too), the validator behind
+``price-pipeline validate`` (:func:`price_pipeline.lib.validate.validate_file`) is run and its
+report stored as ``conformance/hospital_key=<k>/file_sha256=<sha>.json``. Counts by rule are
+always complete; only the first ``max_findings`` findings are kept, so a file with a million
+errors still gives a report of a few kilobytes.
+
+``conformance/hospital_key=<k>/report.parquet`` holds one summary row per listed file
+(:data:`REPORT_SCHEMA`), downloads that failed included (``valid`` NULL); it is written on every
+run, with zero rows when nothing was listed, so the dbt source always has a file to read once the
+hospital has run. Reports of identical bytes are reused while the validator code is unchanged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from price_pipeline.lib import layout
+from price_pipeline.lib.ingest import FilesManifest
+from price_pipeline.lib.storage import Lake
+
+# Findings kept per file in the stored report (counts stay complete).
+DEFAULT_MAX_FINDINGS = 100
+# Rules listed in the summary row's top_rules text.
+TOP_RULES = 5
+
+RULE_COUNT = pa.struct([("rule", pa.string()), ("severity", pa.string()), ("count", pa.int64())])
+
+REPORT_SCHEMA = pa.schema(
+    [
+        ("hospital_key", pa.string()),
+        ("file_sha256", pa.string()),
+        ("url", pa.string()),
+        ("download_status", pa.string()),  # ok | rejected | failed (no bytes: not validated)
+        ("format", pa.string()),
+        ("declared_version", pa.string()),
+        ("rules_version", pa.string()),
+        ("valid", pa.bool_()),  # NULL when there were no bytes to validate
+        ("errors", pa.int64()),
+        ("alerts", pa.int64()),
+        ("rule_counts", pa.list_(RULE_COUNT)),
+        ("top_rules", pa.string()),
+        ("rows_checked", pa.int64()),
+        ("findings_kept", pa.int64()),
+        ("findings_truncated", pa.bool_()),
+        ("report_key", pa.string()),
+        ("validated_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+
+def _validator_revision() -> str:
+    """Digest of the validator's code and schemas: a cached report is reused only while it matches."""
+    root = Path(__file__).resolve().parents[1] / "validate"
+    h = hashlib.sha256()
+    for path in sorted([*root.glob("*.py"), *root.glob("schemas/*.json")]):
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+VALIDATOR_REVISION = _validator_revision()
+
+
+@dataclass
+class HospitalConformance:
+    """Reports of one hospital's current files (``reports``: JSON-ready dicts, one per file)."""
+
+    hospital_key: str
+    reports: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def validated(self) -> list[dict[str, Any]]:
+        return [r for r in self.reports if r.get("valid") is not None]
+
+    @property
+    def valid(self) -> bool:
+        """Every listed file downloaded and conforms."""
+        return bool(self.reports) and all(r.get("valid") for r in self.reports)
+
+    def totals(self) -> tuple[dict[str, int], dict[str, int]]:
+        errors: dict[str, int] = {}
+        alerts: dict[str, int] = {}
+        for r in self.validated:
+            for rule, n in r["errors_by_rule"].items():
+                errors[rule] = errors.get(rule, 0) + n
+            for rule, n in r["alerts_by_rule"].items():
+                alerts[rule] = alerts.get(rule, 0) + n
+        return dict(sorted(errors.items())), dict(sorted(alerts.items()))
+
+
+def _top_rules(report: dict[str, Any]) -> str:
+    counts = [*report.get("errors_by_rule", {}).items(), *report.get("alerts_by_rule", {}).items()]
+    counts.sort(key=lambda kv: (-kv[1], kv[0]))
+    return ", ".join(f"{rule}:{n}" for rule, n in counts[:TOP_RULES])
+
+
+def _summary_row(hospital_key: str, report: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
+    validated = report.get("valid") is not None
+    rule_counts = [
+        {"rule": rule, "severity": severity, "count": n}
+        for severity, bucket in (("error", "errors_by_rule"), ("alert", "alerts_by_rule"))
+        for rule, n in report.get(bucket, {}).items()
+    ]
+    return {
+        "hospital_key": hospital_key,
+        "file_sha256": report.get("file_sha256"),
+        "url": report.get("url"),
+        "download_status": report.get("download_status"),
+        "format": report.get("format"),
+        "declared_version": report.get("version"),
+        "rules_version": report.get("rules_version"),
+        "valid": report.get("valid"),
+        "errors": report.get("errors") if validated else None,
+        "alerts": report.get("alerts") if validated else None,
+        "rule_counts": rule_counts,
+        "top_rules": _top_rules(report) or None,
+        "rows_checked": report.get("rows_checked"),
+        "findings_kept": len(report.get("findings", [])),
+        "findings_truncated": report.get("findings_truncated"),
+        "report_key": report.get("report_key"),
+        "validated_at": now,
+    }
+
+
+def _cached_report(lake: Lake, key: str, max_findings: int) -> dict[str, Any] | None:
+    if not lake.exists(key):
+        return None
+    try:
+        cached = json.loads(lake.get_bytes(key))
+    except (ValueError, OSError):
+        return None
+    if cached.get("validator_revision") == VALIDATOR_REVISION and cached.get("max_findings") == max_findings:
+        return cached
+    return None
+
+
+def validate_hospital(
+    hospital_key: str,
+    *,
+    lake: Lake,
+    max_findings: int = DEFAULT_MAX_FINDINGS,
+    reuse: bool = True,
+    log=None,
+) -> HospitalConformance:
+    """Validate the hospital's current files, store the reports and the summary table."""
+    from price_pipeline.lib.validate import validate_file
+
+    manifest = FilesManifest.from_json(lake.get_bytes(layout.files_manifest_key(hospital_key)))
+    result = HospitalConformance(hospital_key)
+    now = dt.datetime.now(dt.UTC)
+    for outcome in manifest.files:
+        base = {
+            "hospital_key": hospital_key,
+            "file_sha256": outcome.sha256 if outcome.raw_key else None,
+            "url": outcome.url,
+            "download_status": outcome.status,
+        }
+        if not outcome.raw_key:  # failed download: nothing to validate
+            report = {**base, "valid": None, "errors": None, "alerts": None, "errors_by_rule": {},
+                      "alerts_by_rule": {}, "findings": [], "download_error": outcome.error}
+            result.reports.append(report)
+            result.rows.append(_summary_row(hospital_key, report, now))
+            continue
+        key = layout.conformance_report_key(hospital_key, outcome.sha256)
+        report = _cached_report(lake, key, max_findings) if reuse else None
+        if report is None:
+            with lake.local_copy(outcome.raw_key) as path:
+                checked = validate_file(path, max_findings=max_findings).as_dict()
+            checked["file"] = outcome.raw_key  # the lake key, not a temporary local path
+            report = {**base, **checked, "report_key": key, "validator_revision": VALIDATOR_REVISION,
+                      "max_findings": max_findings, "validated_at": now.isoformat()}
+            lake.put_bytes(json.dumps(report, indent=1, default=str).encode(), key)
+        else:
+            report = {**report, **base}
+        if log:
+            log(f"{outcome.url}: valid={report['valid']} errors={report['errors']} alerts={report['alerts']}")
+        result.reports.append(report)
+        result.rows.append(_summary_row(hospital_key, report, now))
+    write_summary_table(lake, hospital_key, result.rows)
+    return result
+
+
+def write_summary_table(lake: Lake, hospital_key: str, rows: list[dict[str, Any]]) -> None:
+    table = pa.Table.from_pylist(rows, schema=REPORT_SCHEMA)
+    fd, tmp = tempfile.mkstemp(suffix=".parquet")
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp)
+        lake.put_file(tmp, layout.conformance_table_key(hospital_key))
+    finally:
+        os.unlink(tmp)

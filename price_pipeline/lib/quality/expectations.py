@@ -1,0 +1,161 @@
+"""The Great Expectations (1.x) suite run on one hospital's ``prices`` partition.
+
+GX is imported inside :func:`run_price_expectations` only: importing it costs seconds, and the
+ingestion code location must not pay that at load time.
+
+Two batches are validated from the partition's Parquet with an ephemeral GX context and a pandas
+datasource (only the needed columns are loaded):
+
+* ``prices_long`` — one row per price (the table as stored): nulls (lineage, charge kind, the
+  value its kind requires), allowed values (charge kind, setting, billing class, drug unit type;
+  compared trimmed and lower/upper-cased, as the dbt staging layer does), ranges (amounts in
+  [0, 10,000,000], percentages in [0, 1000]).
+* ``prices_wide`` — one row per item (item-level kinds) or per item × payer/plan (payer kinds)
+  with the kinds as columns: ``minimum ≤ maximum``, ``percentile_10th ≤ median ≤ percentile_90th``.
+
+Partitions above ``MAX_ROWS`` rows are validated on a reproducible sample of that many rows
+(DuckDB reservoir sample, seed 42); the result says so (``sampled``), and the ``unexpected``
+counts are then counts in the sample.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Any
+
+from price_pipeline.lib.schemas import CHARGE_KINDS
+
+MAX_ROWS = 200_000
+MAX_AMOUNT = 10_000_000.0
+MAX_PERCENTAGE = 1000.0
+SETTINGS = ["inpatient", "outpatient", "both"]
+BILLING_CLASSES = ["professional", "facility", "both"]
+DRUG_TYPES = ["GR", "ME", "ML", "UN", "F2", "EA", "GM"]
+DOLLAR_KINDS = ["gross", "discounted_cash", "minimum", "maximum", "negotiated_dollar", "estimated_amount",
+                "median", "percentile_10th", "percentile_90th"]
+
+_LONG_SQL = """
+SELECT hospital_key, file_sha256, source_row, source_path, charge_kind, amount, percentage, value_text,
+       lower(trim(setting)) AS setting, lower(trim(billing_class)) AS billing_class,
+       upper(trim(drug_type_of_measurement)) AS drug_type_of_measurement
+FROM read_parquet(?) {sample}
+"""
+
+_ITEM = ("file_sha256, description, primary_code, primary_code_type, setting, billing_class, modifiers, "
+         "drug_unit_of_measurement, drug_type_of_measurement, payer_name, plan_name")
+
+_WIDE_SQL = f"""
+SELECT {_ITEM},
+       max(amount) FILTER (WHERE charge_kind = 'minimum') AS minimum,
+       max(amount) FILTER (WHERE charge_kind = 'maximum') AS maximum,
+       max(amount) FILTER (WHERE charge_kind = 'percentile_10th') AS percentile_10th,
+       max(amount) FILTER (WHERE charge_kind = 'median') AS median,
+       max(amount) FILTER (WHERE charge_kind = 'percentile_90th') AS percentile_90th
+FROM read_parquet(?)
+WHERE charge_kind IN ('minimum', 'maximum', 'percentile_10th', 'median', 'percentile_90th')
+GROUP BY ALL
+"""  # noqa: S608 - constant
+
+
+def _load_frames(path: str | os.PathLike, max_rows: int):
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        total = con.execute("SELECT count(*) FROM read_parquet(?)", [str(path)]).fetchall()[0][0]
+        sampled = total > max_rows
+        sample = f"USING SAMPLE reservoir({int(max_rows)} ROWS) REPEATABLE (42)" if sampled else ""
+        long = con.execute(_LONG_SQL.format(sample=sample), [str(path)]).fetchdf()
+        wide = con.execute(f"SELECT * FROM ({_WIDE_SQL}) {sample}", [str(path)]).fetchdf()  # noqa: S608
+    finally:
+        con.close()
+    return long, wide, total, sampled
+
+
+def build_suites(gx) -> dict[str, Any]:
+    """The two expectation suites (``prices_long``, ``prices_wide``) built with the ``gx`` module."""
+    E = gx.expectations
+    dollar_condition = "charge_kind in " + repr(DOLLAR_KINDS)
+    long = gx.ExpectationSuite(
+        name="prices_long",
+        expectations=[
+            E.ExpectTableRowCountToBeBetween(min_value=1),
+            *[E.ExpectColumnValuesToNotBeNull(column=c) for c in ("hospital_key", "file_sha256", "charge_kind")],
+            E.ExpectColumnValuesToBeInSet(column="charge_kind", value_set=list(CHARGE_KINDS)),
+            E.ExpectColumnValuesToBeInSet(column="setting", value_set=SETTINGS),
+            E.ExpectColumnValuesToBeInSet(column="billing_class", value_set=BILLING_CLASSES),
+            E.ExpectColumnValuesToBeInSet(column="drug_type_of_measurement", value_set=DRUG_TYPES),
+            E.ExpectColumnValuesToNotBeNull(column="amount", row_condition=dollar_condition,
+                                            condition_parser="pandas"),
+            E.ExpectColumnValuesToNotBeNull(column="percentage", row_condition="charge_kind == 'negotiated_percentage'",
+                                            condition_parser="pandas"),
+            E.ExpectColumnValuesToBeBetween(column="amount", min_value=0, max_value=MAX_AMOUNT),
+            E.ExpectColumnValuesToBeBetween(column="percentage", min_value=0, max_value=MAX_PERCENTAGE),
+        ],
+    )
+    pair = {"ignore_row_if": "either_value_is_missing", "or_equal": True}
+    wide = gx.ExpectationSuite(
+        name="prices_wide",
+        expectations=[
+            E.ExpectColumnPairValuesAToBeGreaterThanB(column_A="maximum", column_B="minimum", **pair),
+            E.ExpectColumnPairValuesAToBeGreaterThanB(column_A="median", column_B="percentile_10th", **pair),
+            E.ExpectColumnPairValuesAToBeGreaterThanB(column_A="percentile_90th", column_B="median", **pair),
+        ],
+    )
+    return {"prices_long": long, "prices_wide": wide}
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars and tuples of them as plain Python values (for JSON metadata)."""
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    value = value.item() if hasattr(value, "item") else value
+    return None if isinstance(value, float) and value != value else value  # NaN -> null
+
+
+def _describe(result) -> dict[str, Any]:
+    config = result.expectation_config
+    kwargs = {k: v for k, v in config.kwargs.items() if k not in ("batch_id",) and v is not None}
+    outcome = result.result or {}
+    return {
+        "expectation": config.type,
+        "kwargs": kwargs,
+        "success": bool(result.success),
+        "unexpected_count": outcome.get("unexpected_count"),
+        "unexpected_percent": outcome.get("unexpected_percent"),
+        "examples": [_plain(v) for v in (outcome.get("partial_unexpected_list") or [])[:5]],
+        **({"observed_value": outcome["observed_value"]} if "observed_value" in outcome else {}),
+        **({"error": str(result.exception_info.get("exception_message"))}
+           if getattr(result, "exception_info", None) and result.exception_info.get("raised_exception") else {}),
+    }
+
+
+def run_price_expectations(path: str | os.PathLike | Path, *, max_rows: int = MAX_ROWS) -> dict[str, Any]:
+    """Validate one prices Parquet file; returns ``{success, rows, sampled, results: [...]}``."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")  # no telemetry calls from a pipeline
+    import great_expectations as gx
+
+    long, wide, total, sampled = _load_frames(path, max_rows)
+    context = gx.get_context(mode="ephemeral")
+    with contextlib.suppress(Exception):  # cosmetic: progress bars only
+        context.variables.progress_bars = {"globally": False}
+    datasource = context.data_sources.add_pandas("prices")
+    results: list[dict[str, Any]] = []
+    suites = build_suites(gx)
+    for name, frame in (("prices_long", long), ("prices_wide", wide)):
+        suite = context.suites.add(suites[name])
+        batch = datasource.add_dataframe_asset(name).add_batch_definition_whole_dataframe("all").get_batch(
+            batch_parameters={"dataframe": frame}
+        )
+        validation = batch.validate(suite, result_format="SUMMARY")
+        results.extend({"suite": name, **_describe(r)} for r in validation.results)
+    return {
+        "success": all(r["success"] for r in results),
+        "rows": total,
+        "rows_validated": len(long),
+        "sampled": sampled,
+        "items_validated": len(wide),
+        "results": results,
+    }

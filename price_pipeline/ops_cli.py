@@ -1,0 +1,502 @@
+"""``price-pipeline`` job-control subcommands: thin wrappers over Dagster's own APIs.
+
+Reads (``runs``, ``failed-hospitals``) and partition changes (``add-hospitals``) use the Dagster
+instance of ``$DAGSTER_HOME`` (the same storage the web UI and the daemon use: SQLite or
+PostgreSQL). Everything that launches or stops work (``launch``, ``backfill``, ``reexecute``,
+``cancel``, ``retry-failed``) goes through the running webserver's GraphQL API (``--url``,
+default ``http://127.0.0.1:3000``), so runs are queued, prioritised and limited exactly like the
+ones started from the UI or by sensors. Nothing here re-implements Dagster.
+
+Exit status: 0 on success, 1 when Dagster refused the request, 2 on usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
+
+from price_pipeline.lib.ops.tags import PARTITION_TAG, PRIORITY_BULK, hospital_run_tags
+
+DEFAULT_URL = os.environ.get("PRICE_PIPELINE_DAGSTER_URL", "http://127.0.0.1:3000")
+INGESTION_ASSETS = ("mrf_files", "mrf_parsed", "prices")
+PARTITIONS_NAME = "hospitals"
+RUN_STATUSES = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "SUCCESS", "FAILURE", "CANCELING", "CANCELED")
+
+
+class CliError(Exception):
+    """A request Dagster refused, reported on stderr with exit status 1."""
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _instance():
+    import dagster as dg
+
+    if not os.environ.get("DAGSTER_HOME"):
+        raise CliError("DAGSTER_HOME is not set: point it at the instance folder (make run uses ./.dagster_home)")
+    return dg.DagsterInstance.get()
+
+
+def graphql(url: str, query: str, variables: dict | None = None, *, timeout: float = 60.0) -> dict:
+    """POST one GraphQL request to the webserver and return its ``data``."""
+    import httpx
+
+    try:
+        response = httpx.post(f"{url.rstrip('/')}/graphql", json={"query": query, "variables": variables or {}},
+                              timeout=timeout)
+    except httpx.HTTPError as exc:
+        raise CliError(f"cannot reach the Dagster webserver at {url}: {type(exc).__name__}") from exc
+    if response.status_code != 200:
+        raise CliError(f"GraphQL request failed: HTTP {response.status_code}: {response.text[:300]}")
+    body = response.json()
+    if body.get("errors"):
+        raise CliError("GraphQL errors: " + "; ".join(e.get("message", "") for e in body["errors"]))
+    return body["data"]
+
+
+def graphql_client(url: str):
+    from dagster_graphql import DagsterGraphQLClient
+
+    parts = urlsplit(url)
+    return DagsterGraphQLClient(
+        parts.hostname or "127.0.0.1",
+        port_number=parts.port,
+        use_https=parts.scheme == "https",
+        path_prefix=parts.path.rstrip("/"),
+    )
+
+
+def _read_keys(path: str) -> list[str]:
+    stream = sys.stdin if path == "-" else open(path)  # noqa: SIM115 - closed below unless stdin
+    try:
+        return [line.split("#", 1)[0].strip() for line in stream if line.split("#", 1)[0].strip()]
+    finally:
+        if stream is not sys.stdin:
+            stream.close()
+
+
+def _add_hospital_args(p: argparse.ArgumentParser, *, allow_all: bool = True) -> None:
+    p.add_argument("--hospital", "-H", action="append", default=[], metavar="KEY",
+                   help="hospital partition key (repeatable; comma-separated lists accepted)")
+    p.add_argument("--hospitals-from", metavar="FILE", help="file with one hospital key a line ('-' = stdin)")
+    p.add_argument("--range", dest="key_range", metavar="FIRST..LAST",
+                   help="every hospital from FIRST to LAST in partition order (as in the UI)")
+    if allow_all:
+        p.add_argument("--all", action="store_true", help="every hospital partition")
+
+
+def resolve_hospitals(args: argparse.Namespace, existing: list[str]) -> list[str]:
+    """The hospital keys named by --hospital/--hospitals-from/--range/--all, in partition order,
+    each once; unknown keys are an error (add them with ``add-hospitals`` first)."""
+    wanted: list[str] = []
+    for item in args.hospital:
+        wanted += [k.strip() for k in item.split(",") if k.strip()]
+    if getattr(args, "hospitals_from", None):
+        wanted += _read_keys(args.hospitals_from)
+    if getattr(args, "key_range", None):
+        first, sep, last = args.key_range.partition("..")
+        if not sep or first not in existing or last not in existing:
+            raise CliError(f"--range {args.key_range!r}: both ends must be existing hospital keys (FIRST..LAST)")
+        i, j = existing.index(first), existing.index(last)
+        wanted += existing[min(i, j): max(i, j) + 1]
+    if getattr(args, "all", False):
+        wanted += existing
+    unknown = sorted(set(wanted) - set(existing))
+    if unknown:
+        raise CliError(f"unknown hospital partitions: {', '.join(unknown[:20])} (add them with add-hospitals)")
+    order = {k: i for i, k in enumerate(existing)}
+    return sorted(set(wanted), key=order.__getitem__)
+
+
+def _asset_keys(assets: str) -> list[str]:
+    return [a.strip() for a in assets.split(",") if a.strip()]
+
+
+def _parse_tags(items: Iterable[str]) -> dict[str, str]:
+    tags = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise CliError(f"--tag {item!r}: expected KEY=VALUE")
+        tags[key] = value
+    return tags
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    """ISO-8601 (``2025-01-31``, ``2025-01-31T12:00``) or relative (``90m``, ``24h``, ``7d``)."""
+    if not value:
+        return None
+    units = {"m": "minutes", "h": "hours", "d": "days"}
+    if value[-1] in units and value[:-1].replace(".", "", 1).isdigit():
+        return datetime.now(UTC) - timedelta(**{units[value[-1]]: float(value[:-1])})
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _print(rows: list[dict], columns: list[str], as_json: bool) -> None:
+    if as_json:
+        for row in rows:
+            print(json.dumps(row, default=str), flush=True)
+        return
+    if not rows:
+        print("(none)")
+        return
+    widths = {c: min(60, max(len(c), *(len(str(r.get(c, "") or "")) for r in rows))) for c in columns}
+    print("  ".join(c.ljust(widths[c]) for c in columns))
+    for r in rows:
+        print("  ".join(str(r.get(c, "") or "")[: widths[c]].ljust(widths[c]) for c in columns))
+
+
+def _fmt_ts(ts: float | None) -> str | None:
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S") if ts else None
+
+
+def _hospital_urls(keys: list[str]) -> dict[str, list[str]]:
+    """File URLs per hospital from the registry's latest catalog claim (for the download-host tag)."""
+    try:
+        from price_pipeline.lib.registry import Registry
+        from price_pipeline.settings import Settings
+
+        registry = Registry(Settings.from_env().registry_url)
+        payloads = registry.latest_claim_payloads("catalog_api")
+    except Exception:  # the registry is optional for launching; tags just get no host
+        return {}
+    return {k: [f.get("url", "") for f in payloads.get(k, {}).get("files", [])] for k in keys}
+
+
+# ---------------------------------------------------------------------------- add-hospitals
+
+
+def _setup_add(p: argparse.ArgumentParser) -> None:
+    p.add_argument("keys", nargs="*", help="hospital partition keys ([a-z0-9_-], at most 64 characters)")
+    p.add_argument("--hospitals-from", metavar="FILE", help="file with one key a line ('-' = stdin)")
+
+
+def _run_add(args: argparse.Namespace) -> int:
+    import re
+
+    keys = list(args.keys) + (_read_keys(args.hospitals_from) if args.hospitals_from else [])
+    bad = [k for k in keys if not re.fullmatch(r"[a-z0-9_-]{1,64}", k)]
+    if bad or not keys:
+        raise CliError(f"invalid or missing hospital keys: {bad[:10]}")
+    with _instance() as instance:
+        existing = set(instance.get_dynamic_partitions(PARTITIONS_NAME))
+        new = [k for k in dict.fromkeys(keys) if k not in existing]
+        if new:
+            instance.add_dynamic_partitions(PARTITIONS_NAME, new)
+    print(json.dumps({"added": new, "already_present": sorted(set(keys) & existing)}))
+    return 0
+
+
+# ---------------------------------------------------------------------------- launch
+
+
+def _setup_launch(p: argparse.ArgumentParser) -> None:
+    _add_hospital_args(p)
+    p.add_argument("--assets", default=",".join(INGESTION_ASSETS),
+                   help=f"comma-separated asset keys (default {','.join(INGESTION_ASSETS)})")
+    p.add_argument("--job", default=None, help="job to run (default ingest_hospital for hospital assets, "
+                   "else the implicit asset job __ASSET_JOB)")
+    p.add_argument("--location", default=None, help="code location (default ingestion; analytics for dbt/exports)")
+    p.add_argument("--priority", type=int, default=None, help="dagster/priority tag (higher runs first)")
+    p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="extra run tag (repeatable)")
+    p.add_argument("--url", default=DEFAULT_URL, help=f"Dagster webserver (default {DEFAULT_URL})")
+
+
+def _run_launch(args: argparse.Namespace) -> int:
+    from dagster_graphql import DagsterGraphQLClientError
+
+    assets = _asset_keys(args.assets)
+    partitioned = any(a in INGESTION_ASSETS for a in assets)
+    with _instance() as instance:
+        hospitals = resolve_hospitals(args, instance.get_dynamic_partitions(PARTITIONS_NAME))
+    if partitioned and not hospitals:
+        raise CliError("hospital assets need --hospital, --hospitals-from, --range or --all")
+    job = args.job or ("ingest_hospital" if assets and set(assets) <= set(INGESTION_ASSETS) else "__ASSET_JOB")
+    location = args.location or ("ingestion" if partitioned or job != "__ASSET_JOB" else "analytics")
+    extra = _parse_tags(args.tag)
+    client = graphql_client(args.url)
+    urls = _hospital_urls(hospitals)
+    launched = []
+    for key in hospitals or [None]:
+        tags = dict(extra)
+        if key is not None:
+            tags.update({PARTITION_TAG: key, **hospital_run_tags(key, urls.get(key, []), priority=args.priority)})
+        elif args.priority is not None:
+            tags["dagster/priority"] = str(args.priority)
+        tags.setdefault("price_pipeline/trigger", "cli")
+        try:
+            run_id = client.submit_job_execution(
+                job, repository_location_name=location, repository_name="__repository__", tags=tags,
+                asset_selection=assets or None,
+            )
+        except DagsterGraphQLClientError as exc:
+            raise CliError(f"launch refused for {key or job}: {exc}") from exc
+        launched.append({"run_id": run_id, "hospital": key, "job": job})
+        print(json.dumps(launched[-1]), flush=True)
+    return 0
+
+
+# ---------------------------------------------------------------------------- backfill
+
+LAUNCH_BACKFILL = """
+mutation LaunchBackfill($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on Error { message }
+  }
+}
+"""
+
+
+def launch_backfill(url: str, assets: list[str], hospitals: list[str], *, tags: dict[str, str], title: str) -> str:
+    """An asset backfill over the hospitals; the assets' BackfillPolicy.multi_run batches it into
+    one run per hospital, queued with the tags given."""
+    data = graphql(url, LAUNCH_BACKFILL, {"params": {
+        "assetSelection": [{"path": a.split("/")} for a in assets],
+        "partitionNames": hospitals,
+        "tags": [{"key": k, "value": v} for k, v in tags.items()],
+        "title": title,
+    }})["launchPartitionBackfill"]
+    if data["__typename"] != "LaunchBackfillSuccess":
+        raise CliError(f"backfill refused ({data['__typename']}): {data.get('message', '')}")
+    return data["backfillId"]
+
+
+def _setup_backfill(p: argparse.ArgumentParser) -> None:
+    _add_hospital_args(p)
+    p.add_argument("--assets", default=",".join(INGESTION_ASSETS), help="comma-separated asset keys")
+    p.add_argument("--priority", type=int, default=PRIORITY_BULK,
+                   help=f"dagster/priority of the backfill's runs (default {PRIORITY_BULK}: behind fresh work)")
+    p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="extra run tag (repeatable)")
+    p.add_argument("--title", default=None, help="backfill title shown in the UI")
+    p.add_argument("--url", default=DEFAULT_URL, help=f"Dagster webserver (default {DEFAULT_URL})")
+
+
+def _run_backfill(args: argparse.Namespace) -> int:
+    with _instance() as instance:
+        hospitals = resolve_hospitals(args, instance.get_dynamic_partitions(PARTITIONS_NAME))
+    if not hospitals:
+        raise CliError("no hospitals selected (--hospital, --hospitals-from, --range or --all)")
+    tags = {"dagster/priority": str(args.priority), "price_pipeline/trigger": "cli-backfill", **_parse_tags(args.tag)}
+    backfill_id = launch_backfill(args.url, _asset_keys(args.assets), hospitals, tags=tags,
+                                  title=args.title or f"{len(hospitals)} hospitals from the CLI")
+    print(json.dumps({"backfill_id": backfill_id, "hospitals": len(hospitals)}))
+    return 0
+
+
+# ---------------------------------------------------------------------------- reexecute / cancel
+
+REEXECUTE = """
+mutation Reexecute($params: ReexecutionParams!) {
+  launchRunReexecution(reexecutionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId status } }
+    ... on Error { message }
+  }
+}
+"""
+
+
+def _setup_reexecute(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_ids", nargs="+", help="failed run ids")
+    p.add_argument("--all-steps", action="store_true", help="re-run every step instead of from failure")
+    p.add_argument("--url", default=DEFAULT_URL, help=f"Dagster webserver (default {DEFAULT_URL})")
+
+
+def _run_reexecute(args: argparse.Namespace) -> int:
+    status = 0
+    for run_id in args.run_ids:
+        strategy = "ALL_STEPS" if args.all_steps else "FROM_FAILURE"
+        data = graphql(args.url, REEXECUTE, {"params": {"parentRunId": run_id, "strategy": strategy}})
+        result = data["launchRunReexecution"]
+        if result["__typename"] == "LaunchRunSuccess":
+            print(json.dumps({"parent_run_id": run_id, "run_id": result["run"]["runId"], "strategy": strategy}))
+        else:
+            print(f"{run_id}: {result['__typename']}: {result.get('message', '')}", file=sys.stderr)
+            status = 1
+    return status
+
+
+def _setup_cancel(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_ids", nargs="+", help="queued or running run ids")
+    p.add_argument("--url", default=DEFAULT_URL, help=f"Dagster webserver (default {DEFAULT_URL})")
+
+
+def _run_cancel(args: argparse.Namespace) -> int:
+    from dagster_graphql import DagsterGraphQLClientError
+
+    client = graphql_client(args.url)
+    status = 0
+    for run_id in args.run_ids:
+        try:
+            client.terminate_run(run_id)
+            print(json.dumps({"run_id": run_id, "canceled": True}))
+        except DagsterGraphQLClientError as exc:
+            print(f"{run_id}: {exc}", file=sys.stderr)
+            status = 1
+    return status
+
+
+# ---------------------------------------------------------------------------- runs
+
+
+def _setup_runs(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--status", action="append", default=[], choices=RUN_STATUSES, type=str.upper,
+                   help="run status (repeatable)")
+    p.add_argument("--hospital", "-H", default=None, help="hospital partition key")
+    p.add_argument("--asset", default=None, help="only runs that selected this asset")
+    p.add_argument("--job", default=None, help="job name")
+    p.add_argument("--since", default=None, help="created after: ISO date/time or 90m, 24h, 7d")
+    p.add_argument("--until", default=None, help="created before: ISO date/time or 90m, 24h, 7d")
+    p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="run tag (repeatable)")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--json", action="store_true", help="one JSON object a line")
+
+
+def list_runs(instance, args: argparse.Namespace) -> list[dict]:
+    import dagster as dg
+
+    tags = _parse_tags(args.tag)
+    if args.hospital:
+        tags[PARTITION_TAG] = args.hospital
+    filters = dg.RunsFilter(
+        statuses=[dg.DagsterRunStatus(s) for s in args.status] or None,
+        job_name=args.job,
+        tags=tags or None,
+        created_after=_parse_time(args.since),
+        created_before=_parse_time(args.until),
+    )
+    rows, cursor = [], None
+    while len(rows) < args.limit:
+        records = instance.get_run_records(filters, limit=max(args.limit, 100), cursor=cursor)
+        for r in records:
+            run = r.dagster_run
+            assets = sorted(k.to_user_string() for k in (run.asset_selection or []))
+            if args.asset and args.asset not in assets:
+                continue
+            duration = (r.end_time - r.start_time) if r.end_time and r.start_time else None
+            rows.append({
+                "run_id": run.run_id, "status": run.status.value, "job": run.job_name,
+                "hospital": run.tags.get(PARTITION_TAG), "priority": run.tags.get("dagster/priority"),
+                "created": r.create_timestamp.strftime("%Y-%m-%d %H:%M:%S"), "started": _fmt_ts(r.start_time),
+                "ended": _fmt_ts(r.end_time), "duration_s": round(duration, 1) if duration is not None else None,
+                "assets": ",".join(assets), "backfill": run.tags.get("dagster/backfill"),
+            })
+            if len(rows) >= args.limit:
+                break
+        if len(records) < max(args.limit, 100):
+            break
+        cursor = records[-1].dagster_run.run_id
+    return rows
+
+
+def _run_runs(args: argparse.Namespace) -> int:
+    with _instance() as instance:
+        rows = list_runs(instance, args)
+    _print(rows, ["run_id", "status", "job", "hospital", "priority", "created", "duration_s", "assets"], args.json)
+    return 0
+
+
+# ---------------------------------------------------------------------------- failed-hospitals / retry-failed
+
+
+def _setup_failed(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kind", choices=("permanent", "transient", "canceled"), default=None,
+                   help="only failures of this kind")
+    p.add_argument("--json", action="store_true", help="one JSON object a line")
+
+
+def _run_failed(args: argparse.Namespace) -> int:
+    from price_pipeline.defs.ops.failed import failed_hospitals
+
+    with _instance() as instance:
+        rows = [f.as_dict() for f in failed_hospitals(instance, kind=args.kind)]
+    for row in rows:
+        row["failed_at"] = _fmt_ts(row["failed_at"])
+    _print(rows, ["hospital_key", "failure_kind", "failed_at", "run_id", "step", "reason"], args.json)
+    return 0
+
+
+def _setup_retry_failed(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kind", choices=("permanent", "transient", "canceled"), default=None,
+                   help="only hospitals whose failure is of this kind")
+    p.add_argument("--hospital", "-H", action="append", default=[], help="only these hospitals (repeatable)")
+    p.add_argument("--assets", default=",".join(INGESTION_ASSETS), help="comma-separated asset keys")
+    p.add_argument("--priority", type=int, default=PRIORITY_BULK, help="dagster/priority of the retries")
+    p.add_argument("--dry-run", action="store_true", help="list what would be retried, launch nothing")
+    p.add_argument("--url", default=DEFAULT_URL, help=f"Dagster webserver (default {DEFAULT_URL})")
+
+
+def _run_retry_failed(args: argparse.Namespace) -> int:
+    from price_pipeline.defs.ops.failed import failed_hospitals
+
+    only = {k.strip() for item in args.hospital for k in item.split(",") if k.strip()}
+    with _instance() as instance:
+        failed = [f for f in failed_hospitals(instance, kind=args.kind) if not only or f.hospital_key in only]
+    keys = [f.hospital_key for f in failed]
+    if args.dry_run or not keys:
+        print(json.dumps({"would_retry" if args.dry_run else "retried": keys}))
+        return 0
+    tags = {"dagster/priority": str(args.priority), "price_pipeline/trigger": "retry-failed"}
+    backfill_id = launch_backfill(args.url, _asset_keys(args.assets), keys, tags=tags,
+                                  title=f"retry {len(keys)} failed hospitals")
+    print(json.dumps({"backfill_id": backfill_id, "retried": keys}))
+    return 0
+
+
+# ---------------------------------------------------------------------------- wait (for scripts and tests)
+
+
+def _setup_wait(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_ids", nargs="+")
+    p.add_argument("--timeout", type=float, default=600)
+
+
+def _run_wait(args: argparse.Namespace) -> int:
+    deadline = time.monotonic() + args.timeout
+    with _instance() as instance:
+        while True:
+            runs = [instance.get_run_by_id(r) for r in args.run_ids]
+            if all(r is not None and r.is_finished for r in runs):
+                for r in runs:
+                    print(json.dumps({"run_id": r.run_id, "status": r.status.value}))
+                return 0 if all(r.status.value == "SUCCESS" for r in runs) else 1
+            if time.monotonic() > deadline:
+                raise CliError("timed out waiting for runs")
+            time.sleep(1)
+
+
+def _wrap(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    def wrapped(args: argparse.Namespace) -> int:
+        try:
+            return run(args)
+        except CliError as exc:
+            print(f"price-pipeline: {exc}", file=sys.stderr)
+            return 1
+
+    return wrapped
+
+
+OPS_COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], str]] = {
+    "add-hospitals": (_setup_add, _wrap(_run_add), "add hospital partitions (Dagster instance)"),
+    "launch": (_setup_launch, _wrap(_run_launch), "launch one run per hospital for an asset selection (GraphQL)"),
+    "backfill": (_setup_backfill, _wrap(_run_backfill),
+                 "launch an asset backfill for a list/range of hospitals, one run each (GraphQL)"),
+    "reexecute": (_setup_reexecute, _wrap(_run_reexecute), "re-execute failed runs from failure (GraphQL)"),
+    "cancel": (_setup_cancel, _wrap(_run_cancel), "cancel queued or running runs (GraphQL)"),
+    "runs": (_setup_runs, _wrap(_run_runs), "list runs by status, hospital, asset, job and time (instance)"),
+    "failed-hospitals": (_setup_failed, _wrap(_run_failed),
+                         "hospitals whose latest run failed, with the reason (the dead-letter queue)"),
+    "retry-failed": (_setup_retry_failed, _wrap(_run_retry_failed),
+                     "relaunch the failed hospitals in bulk as one backfill (GraphQL)"),
+    "wait": (_setup_wait, _wrap(_run_wait), "wait until runs finish; exit 0 only if all succeeded"),
+}

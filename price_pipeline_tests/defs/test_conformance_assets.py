@@ -1,0 +1,134 @@
+"""conformance_reports for demo hospitals, the row-count hold-back, and the GX check in a run."""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+import pyarrow.parquet as pq
+import pytest
+
+from price_pipeline.lib import layout
+from price_pipeline.lib.storage import LocalLake
+from price_pipeline_tests.defs.helpers import materialize_catalog
+from price_pipeline_tests.defs.quality_helpers import (
+    check,
+    check_metadata,
+    demo_hospital,
+    metadata,
+    run_hospital,
+)
+
+
+@pytest.fixture
+def instance():
+    with dg.DagsterInstance.ephemeral() as inst:
+        yield inst
+
+
+@pytest.fixture
+def catalog(instance, settings, demo_server):
+    assert materialize_catalog(instance, settings).success
+    hospitals = json.loads(LocalLake(settings.lake_url).get_bytes("catalog/hospital_catalog.json"))["hospitals"]
+    return {h["name"]: h for h in hospitals}
+
+
+def test_valid_hospital_gets_a_clean_report_and_expectations_pass(instance, settings, catalog):
+    key, _ = demo_hospital(catalog, layout="csv_tall", version="3.0.0")
+    result = run_hospital(instance, settings, key, gx=True)
+    assert result.success
+    md = metadata(result, "conformance_reports")
+    assert md["valid"] is True and md["files_checked"] == 1 and md["errors"] == 0 and md["alerts"] == 0
+    (file_md,) = md["files"]
+    assert file_md["format"] == "csv_tall" and file_md["rules_version"] == "3.0.0" and file_md["valid"]
+    assert check(result, "conformance_reports_files_conform").passed
+    # the Great Expectations suite ran on the partition and passed
+    gx = check(result, "prices_meet_expectations")
+    gx_md = check_metadata(gx)
+    assert gx.passed, gx_md["failed"]
+    assert gx_md["expectations"] >= 10 and gx_md["rows_validated"] == metadata(result, "prices")["dagster/row_count"]
+
+    lake = LocalLake(settings.lake_url)
+    (row,) = pq.read_table(lake.uri(layout.conformance_table_key(key))).to_pylist()
+    assert row["valid"] is True and row["errors"] == 0 and row["download_status"] == "ok"
+    report = json.loads(lake.get_bytes(layout.conformance_report_key(key, row["file_sha256"])))
+    assert report["valid"] is True and report["findings"] == []
+
+
+def test_non_conformant_and_broken_hospitals_are_reported_but_prices_flow(instance, settings, catalog):
+    key, _ = demo_hospital(catalog, layout="csv_tall", version="2.0.0")  # CMS errors, parses fine
+    result = run_hospital(instance, settings, key)
+    assert result.success  # conformance warns, it does not hold prices back
+    md = metadata(result, "conformance_reports")
+    assert md["valid"] is False and md["errors"] > 0 and md["errors_by_rule"] == {"cond_code_pair_missing": 6}
+    first = md["files"][0]["first_findings"][0]
+    assert first["rule"] == "cond_code_pair_missing" and first["row"] >= 4
+    failed = check(result, "conformance_reports_files_conform")
+    assert not failed.passed and failed.severity == dg.AssetCheckSeverity.WARN
+    assert result.asset_materializations_for_node("prices")
+
+    broken, _ = demo_hospital(catalog, expect="html_instead_of_data")
+    result = run_hospital(instance, settings, broken)
+    assert not result.success  # mrf_files_has_a_price_file blocks, as before
+    blocked = check(result, "mrf_files_has_a_price_file")
+    assert not blocked.passed and check_metadata(blocked)["conformance_recorded"] is True
+    # conformance_reports is skipped downstream of the blocking check, which recorded the summary
+    assert not result.asset_materializations_for_node("conformance_reports")
+    lake = LocalLake(settings.lake_url)
+    (row,) = pq.read_table(lake.uri(layout.conformance_table_key(broken))).to_pylist()
+    assert row["download_status"] == "rejected" and row["valid"] is False
+    assert row["rule_counts"] == [{"rule": "unreadable_file", "severity": "error", "count": 1}]
+
+
+def test_findings_are_capped_but_counts_complete(settings, tmp_path):
+    from price_pipeline.lib.ingest import FileOutcome, FilesManifest
+    from price_pipeline.lib.quality import conformance
+    from price_pipeline.lib.storage import raw_key
+
+    lake = LocalLake(settings.lake_url)
+    header = (
+        "hospital_name,last_updated_on,version,hospital_location,hospital_address,license_number|CA,"
+        "to the best of its knowledge and belief, the hospital has included all applicable standard charge "
+        "information in accordance with the requirements of 45 CFR 180.50\n"
+    )
+    body = "description,setting\n" + "x,nowhere\n" * 500
+    data = (header + "H,2024-01-01,3.0.0,L,A,1,true\n" + body).encode()
+    key = raw_key("f" * 64, "csv")
+    lake.put_bytes(data, key)
+    manifest = FilesManifest("h-many", [FileOutcome(url="http://x/f.csv", status="ok", sha256="f" * 64, raw_key=key)])
+    lake.put_bytes(manifest.to_json(), layout.files_manifest_key("h-many"))
+    result = conformance.validate_hospital("h-many", lake=lake, max_findings=5)
+    (report,) = result.reports
+    assert report["errors"] > 5 and len(report["findings"]) == 5 and report["findings_truncated"]
+    assert len(lake.get_bytes(layout.conformance_report_key("h-many", "f" * 64))) < 20_000
+
+
+def test_a_version_with_less_than_half_the_rows_is_held_back(instance, settings, catalog, demo_server):
+    key, name = demo_hospital(catalog, layout="csv_tall", version="3.0.0")
+    lake = LocalLake(settings.lake_url)
+    first = run_hospital(instance, settings, key)
+    assert first.success
+    published = lake.get_bytes(layout.prices_key(key))
+    rows_before = metadata(first, "mrf_parsed")["dagster/row_count"]
+
+    original = demo_server.file_bytes(name)
+    lines = original.decode("utf-8").splitlines(keepends=True)
+    try:
+        demo_server.set_file(name, "".join(lines[:5]).encode())  # header rows + two data rows
+        second = run_hospital(instance, settings, key)
+        assert not second.success
+        held = check(second, "mrf_parsed_row_count_not_collapsed")
+        held_md = check_metadata(held)
+        assert not held.passed and held_md["held_back"] is True
+        assert held_md["published_rows"] == rows_before and held_md["rows"] < rows_before / 2
+        assert not second.asset_materializations_for_node("prices")
+        assert lake.get_bytes(layout.prices_key(key)) == published  # the previous prices stay published
+
+        # a plain rerun keeps holding it back; the operator's tag releases it
+        assert not check(run_hospital(instance, settings, key), "mrf_parsed_row_count_not_collapsed").passed
+        accepted = run_hospital(instance, settings, key, tags={"price_pipeline/accept_row_drop": "true"})
+        assert accepted.success
+        assert check_metadata(check(accepted, "mrf_parsed_row_count_not_collapsed"))["accepted_by_tag"] is True
+        assert lake.get_bytes(layout.prices_key(key)) != published
+    finally:
+        demo_server.set_file(name, original)

@@ -1,0 +1,105 @@
+"""The web UI in a real browser: `dagster dev` ingests a demo hospital by itself, then headless
+Chromium (Debian's ``chromium``, driven over the DevTools protocol) checks that the global asset
+lineage loads, that the hospital partition of ``prices`` shows its materialization, and that the
+checks tab shows its check results. Screenshots go to ``test-artifacts/`` (gitignored; CI keeps
+them as artefacts).
+
+Skips where chromium is not installed, except in CI (``CI=true``), where it must be there
+(``.ci/run`` installs it).
+"""
+
+import os
+import time
+
+import dagster as dg
+import pytest
+
+from price_pipeline.demo.server import DemoCatalogServer
+from price_pipeline_tests.browser import ARTIFACTS_DIR, chromium_binary, headless_chromium
+from price_pipeline_tests.conftest import host_port
+from price_pipeline_tests.integration.dagster_process import dagster_dev, tail, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+HOSPITAL = "ccn-050901"  # the first demo hospital (CSV tall, CMS v3)
+CHECK = "prices_schema_and_lineage_complete"
+
+
+@pytest.fixture
+def chromium() -> str:
+    binary = chromium_binary()
+    if binary is None:
+        reason = "chromium is not installed (Debian: apt-get install chromium); the browser test needs it"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return binary
+
+
+def _shoot(page, name: str, shots: list) -> None:
+    path = page.screenshot(ARTIFACTS_DIR / f"browser_ui_{name}.png")
+    shots.append(path)
+    print(f"screenshot: {path}", flush=True)
+
+
+def test_ui_shows_lineage_partition_materialization_and_checks(tmp_path, chromium):
+    home = tmp_path / "dagster_home"
+    shots: list = []
+    with DemoCatalogServer(host="127.0.0.1", port=0) as server:
+        server.set_hospitals(server.hospitals()[:1])  # one hospital: the partition shown is known
+        env = {
+            "PRICE_PIPELINE_DATA_DIR": str(tmp_path / "data"),
+            "PRICE_PIPELINE_CATALOG_URL": server.catalog_url,
+            "PRICE_PIPELINE_ALLOWED_PRIVATE_HOSTS": host_port(server.catalog_url),
+            "PRICE_PIPELINE_CATALOG_SENSOR_INTERVAL": "5",
+        }
+        with dagster_dev(home, env) as (_, port):
+            instance = dg.DagsterInstance.from_config(str(home))
+            try:
+
+                def hospital_run_succeeded():
+                    try:
+                        runs = instance.get_runs(dg.RunsFilter(job_name="ingest_hospital"))
+                    except Exception:  # storage still initialising
+                        return False
+                    finished = [r for r in runs if r.is_finished]
+                    if finished and finished[0].status != dg.DagsterRunStatus.SUCCESS:
+                        pytest.fail(f"ingestion run failed: {finished[0].run_id}")
+                    return bool(finished) and instance.get_latest_materialization_event(dg.AssetKey("prices"))
+
+                try:
+                    event = wait_for(hospital_run_succeeded, timeout=180, what="the hospital's prices")
+                except TimeoutError:
+                    pytest.fail(f"no prices materialization; dagster dev log:\n{tail(home / 'dagster_dev.log')}")
+                assert event.dagster_event.partition == HOSPITAL
+            finally:
+                instance.dispose()
+
+            base = f"http://127.0.0.1:{port}"
+            started = time.monotonic()
+            with headless_chromium(chromium, log_path=tmp_path / "chromium.log") as page:
+                # 1. the global asset lineage: groups load collapsed; Alt+E expands them all
+                page.navigate(f"{base}/asset-groups")
+                page.wait_for_text("Global asset lineage", "ingestion", "catalog", "analytics")
+                for kind in ("rawKeyDown", "keyUp"):
+                    page.send("Input.dispatchKeyEvent", type=kind, modifiers=1, key="e", code="KeyE",
+                              windowsVirtualKeyCode=69)
+                page.wait_for_text("hospital_catalog", "mrf_files", "mrf_parsed", "prices", "stg_prices")
+                time.sleep(1)  # let the graph settle its layout before the picture
+                _shoot(page, "01_global_lineage", shots)
+
+                # 2. the hospital partition of prices: materialized, with its metadata
+                page.navigate(f"{base}/assets/prices?view=partitions&partition={HOSPITAL}")
+                text = page.wait_for_text(HOSPITAL, "Materialized", "Latest materialization", "dagster/row_count",
+                                          f"hospital_key={HOSPITAL}/prices.parquet")
+                assert "Materialized (1)" in text, text[:2000]
+                _shoot(page, "02_prices_partition", shots)
+
+                # 3. the checks tab: the blocking check passed on this partition
+                page.navigate(f"{base}/assets/prices?view=checks&checkDetail={CHECK}")
+                text = page.wait_for_text("Checks (", CHECK, "Latest execution", "Passed", "Partition", HOSPITAL,
+                                          "rows_without_lineage")
+                assert "This is a blocking asset check." in text
+                _shoot(page, "03_prices_checks", shots)
+            print(f"browser part took {time.monotonic() - started:.1f}s", flush=True)
+    assert len(shots) == 3 and all(p.stat().st_size > 10_000 for p in shots), shots
