@@ -6,6 +6,7 @@ because DuckDB allows a single writing process per file.
 """
 
 
+import contextlib
 import json
 import os
 import shutil
@@ -42,13 +43,30 @@ class PriceDbtTranslator(DagsterDbtTranslator):
         return spec.replace_attributes(group_name="analytics")
 
 
-def export_dbt_env(price_pipeline: PricePipelineResource) -> None:
-    """dbt reads the lake and warehouse locations from the environment (profiles.yml, sources)."""
-    os.environ["PRICE_PIPELINE_LAKE_URL"] = price_pipeline.lake.root_url
-    os.environ["PRICE_PIPELINE_WAREHOUSE_PATH"] = price_pipeline.warehouse_path
+@contextlib.contextmanager
+def dbt_environment(price_pipeline: PricePipelineResource):
+    """dbt reads the lake and warehouse locations from the environment (profiles.yml, sources).
+
+    They are set only while the dbt process starts (it copies the environment) and restored
+    afterwards, so nothing leaks into the rest of the process (an in-process run, a test).
+    """
+    wanted = {
+        "PRICE_PIPELINE_LAKE_URL": price_pipeline.lake.root_url,
+        "PRICE_PIPELINE_WAREHOUSE_PATH": price_pipeline.warehouse_path,
+    }
     if price_pipeline.s3_endpoint_url:
-        os.environ["PRICE_PIPELINE_S3_ENDPOINT_URL"] = price_pipeline.s3_endpoint_url
+        wanted["PRICE_PIPELINE_S3_ENDPOINT_URL"] = price_pipeline.s3_endpoint_url
+    saved = {name: os.environ.get(name) for name in wanted}
     Path(price_pipeline.warehouse_path).parent.mkdir(parents=True, exist_ok=True)
+    os.environ.update(wanted)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @dbt_assets(
@@ -62,10 +80,10 @@ def price_analytics_dbt_models(
 ):
     """Staging, intermediate and mart models over every hospital's prices, built with dbt-duckdb;
     dbt tests are reported as asset checks."""
-    export_dbt_env(price_pipeline)
     # DuckDB lets one process hold the file while dbt writes it, so row counts are read after
     # the build (not per model while it runs); the events are held back until then.
-    invocation = dbt.cli(["build"], context=context, raise_on_error=False)
+    with dbt_environment(price_pipeline):
+        invocation = dbt.cli(["build"], context=context, raise_on_error=False)
     try:
         events = list(invocation.stream())
     except BaseException:
