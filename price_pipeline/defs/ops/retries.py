@@ -58,7 +58,10 @@ def _with_throughput(result, seconds: float):
     duration = duration.value if isinstance(duration, dg.MetadataValue) else duration
     rows = metadata.get("dagster/row_count")
     size = metadata.get("bytes")
-    if isinstance(duration, int | float) and duration > 0:
+    if isinstance(duration, int | float):
+        # A recorded duration rounds to 0.0 for a body faster than a millisecond; the rate then
+        # uses the measured seconds (never divides by zero).
+        duration = duration if duration > 0 else max(seconds, 1e-6)
         if isinstance(rows, int) and "rows_per_second" not in metadata:
             metadata["rows_per_second"] = round(rows / duration, 1)
         if isinstance(size, int) and "bytes_per_second" not in metadata:
