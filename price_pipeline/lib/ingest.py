@@ -233,8 +233,7 @@ def _download_one(
             fingerprint = fingerprint_file(result.path, result.size)
         key = layout.raw_key(result.sha256, result.extension or "bin")
         if not lake.exists(key):
-            mover = getattr(lake, "move_file", lake.put_file)
-            mover(result.path, key)
+            lake.move_file(result.path, key)
             outcome.stored_new_bytes = True
         outcome.raw_key = key
         Path(result.path).unlink(missing_ok=True)

@@ -12,10 +12,15 @@ import contextlib
 import os
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
+
+# Local writes go to a hidden sibling with this prefix, then are renamed into place.
+TEMP_PREFIX = ".tmp-"
 
 
 def raw_key(sha256: str, extension: str) -> str:
@@ -33,6 +38,9 @@ class Lake(Protocol):
 
     def put_file(self, local_path: str | os.PathLike, key: str) -> None:
         """Publish a finished local file under ``key`` atomically (replacing any previous object)."""
+
+    def move_file(self, local_path: str | os.PathLike, key: str) -> None:
+        """Like ``put_file``, but the local file may be consumed (a rename where possible)."""
 
     def put_bytes(self, data: bytes, key: str) -> None: ...
 
@@ -52,6 +60,18 @@ class Lake(Protocol):
 
     def uri(self, key: str) -> str:
         """Address of the object for DuckDB / dbt (a path locally, ``s3://`` on S3)."""
+
+    def sweep_abandoned_writes(self, older_than_seconds: float, *, now: float | None = None) -> list[AbandonedWrite]:
+        """Remove what writers killed mid-write left behind (never visible to readers)."""
+
+
+@dataclass(frozen=True)
+class AbandonedWrite:
+    """A write that never completed: a local temp file or an unfinished S3 multipart upload."""
+
+    key: str
+    bytes: int
+    started_at: float
 
 
 class LocalLake:
@@ -74,7 +94,7 @@ class LocalLake:
 
     def _tmp_sibling(self, target: Path) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
-        return target.parent / f".tmp-{uuid.uuid4().hex}-{target.name}"
+        return target.parent / f"{TEMP_PREFIX}{uuid.uuid4().hex}-{target.name}"
 
     def put_file(self, local_path: str | os.PathLike, key: str) -> None:
         target = self._path(key)
@@ -123,7 +143,7 @@ class LocalLake:
         return sorted(
             p.relative_to(self.root).as_posix()
             for p in base.rglob("*")
-            if p.is_file() and not p.name.startswith(".tmp-")
+            if p.is_file() and not p.name.startswith(TEMP_PREFIX)
         )
 
     def delete(self, key: str) -> None:
@@ -134,6 +154,22 @@ class LocalLake:
 
     def uri(self, key: str) -> str:
         return str(self._path(key))
+
+    def sweep_abandoned_writes(self, older_than_seconds: float, *, now: float | None = None) -> list[AbandonedWrite]:
+        # A worker killed between writing its temp sibling and the rename leaves ``.tmp-*``
+        # behind. The age threshold keeps writes that are still in progress safe.
+        cutoff = (time.time() if now is None else now) - older_than_seconds
+        removed = []
+        for path in self.root.rglob(f"{TEMP_PREFIX}*"):
+            try:
+                stat = path.stat()
+            except FileNotFoundError:  # its writer just finished (renamed) or cleaned up
+                continue
+            if not path.is_file() or stat.st_mtime > cutoff:
+                continue
+            path.unlink(missing_ok=True)
+            removed.append(AbandonedWrite(path.relative_to(self.root).as_posix(), stat.st_size, stat.st_mtime))
+        return removed
 
 
 class S3Lake:
@@ -208,6 +244,28 @@ class S3Lake:
 
     def uri(self, key: str) -> str:
         return f"{self.root_url}/{key}"
+
+    def sweep_abandoned_writes(self, older_than_seconds: float, *, now: float | None = None) -> list[AbandonedWrite]:
+        # boto3 streams large files as multipart uploads; a killed writer leaves its parts
+        # stored (and billed) until the upload is aborted.
+        cutoff = (time.time() if now is None else now) - older_than_seconds
+        strip = f"{self.prefix}/" if self.prefix else ""
+        removed = []
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key("")):
+            for upload in page.get("Uploads", []):
+                started = upload["Initiated"].timestamp()
+                if started > cutoff:
+                    continue
+                size = self._uploaded_bytes(upload["Key"], upload["UploadId"])
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+                removed.append(AbandonedWrite(upload["Key"][len(strip) :], size, started))
+        return removed
+
+    def _uploaded_bytes(self, key: str, upload_id: str) -> int:
+        paginator = self.client.get_paginator("list_parts")
+        pages = paginator.paginate(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        return sum(part["Size"] for page in pages for part in page.get("Parts", []))
 
 
 def open_lake(url: str, *, endpoint_url: str | None = None) -> Lake:

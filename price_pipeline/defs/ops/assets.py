@@ -129,11 +129,36 @@ def ops_report(
     )
 
 
+class LakeHousekeepingConfig(dg.Config):
+    # Far longer than any single write takes (a 13 GB copy included), so a write that is
+    # still in progress is never touched.
+    abandoned_after_hours: float = 12.0
+
+
+@dg.asset(
+    group_name="ops",
+    kinds={"python"},
+    owners=["team:platform"],
+)
+def lake_housekeeping(config: LakeHousekeepingConfig, price_pipeline: PricePipelineResource) -> dg.MaterializeResult:
+    """Removes writes that never completed: the hidden ``.tmp-*`` files a killed worker leaves
+    in a local lake, and unfinished multipart uploads on S3 (which are stored and billed until
+    aborted). Readers never saw them, so nothing visible changes; the metadata says what went."""
+    removed = price_pipeline.lake.sweep_abandoned_writes(config.abandoned_after_hours * 3600)
+    return dg.MaterializeResult(
+        metadata={
+            "abandoned_writes_removed": len(removed),
+            "bytes_freed": sum(item.bytes for item in removed),
+            "examples": dg.MetadataValue.json([item.key for item in removed[:20]]),
+        }
+    )
+
+
 ops_report_job = dg.define_asset_job(
     name="ops_report_job",
-    selection=dg.AssetSelection.assets(ops_report),
+    selection=dg.AssetSelection.assets(ops_report, lake_housekeeping),
     executor_def=dg.in_process_executor,
-    description="Recompute the ops report.",
+    description="Recompute the ops report and sweep abandoned lake writes.",
     tags={"price_pipeline/layer": "ops"},
 )
 
