@@ -5,8 +5,8 @@ Two code locations are built here (see workspace.yaml):
 * ``ingestion`` — catalog discovery, the per-hospital assets (files, parsed rows, conformance
   reports, prices, price changes) with their checks, the catalog and change sensors, the
   schedules, alerting and the ops report. Its run workers never import dbt or Great
-  Expectations, which would add seconds to each of thousands of hospital runs (the GX check
-  runs in its own job).
+  Expectations, which would add seconds to each of thousands of hospital runs (the GX suite
+  runs as the ``prices_expectations`` asset in its own job, imported lazily).
 * ``analytics`` — the dbt models over all hospitals, the exports and the table-wide quality
   assets, plus the sensors that rebuild them once ingestion settles.
 
@@ -45,11 +45,12 @@ def ingestion() -> dg.Definitions:
     """Catalog discovery and per-hospital ingestion."""
     return with_freshness(dg.Definitions(
         assets=dg.load_assets_from_modules(
-            [catalog_assets, ingestion_assets, ingestion_history, ingestion_conformance, ops_assets]
+            [
+                catalog_assets, ingestion_assets, ingestion_history, ingestion_conformance,
+                ingestion_expectations, ops_assets,
+            ]
         ),
-        asset_checks=dg.load_asset_checks_from_modules(
-            [catalog_checks, ingestion_checks, ingestion_conformance, ingestion_expectations]
-        ),
+        asset_checks=dg.load_asset_checks_from_modules([catalog_checks, ingestion_checks, ingestion_conformance]),
         jobs=[
             ingest_hospital_job, refresh_catalog_job, ops_assets.ops_report_job,
             ingestion_expectations.check_price_expectations_job,

@@ -13,13 +13,13 @@ from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline_tests.defs.helpers import resources_for
 
 CONFORMANCE_CHECKS = dg.load_asset_checks_from_modules([conformance])
-GX_CHECKS = dg.load_asset_checks_from_modules([expectations])
 INGESTION_CHECKS = dg.load_asset_checks_from_modules([ingestion_checks])
 
 
 def run_hospital(instance, settings, key: str, *, gx: bool = False, tags: dict | None = None):
     """mrf_files, conformance_reports, mrf_parsed and prices of one hospital, with every check
-    (the Great Expectations one only when ``gx``); never raises on a failed step."""
+    (and ``prices_expectations`` with its Great Expectations check only when ``gx``); never
+    raises on a failed step."""
     if key not in instance.get_dynamic_partitions(hospital_partitions.name):
         instance.add_dynamic_partitions(hospital_partitions.name, [key])
     return dg.materialize(
@@ -30,7 +30,7 @@ def run_hospital(instance, settings, key: str, *, gx: bool = False, tags: dict |
             ingestion_assets.prices,
             *INGESTION_CHECKS,
             *CONFORMANCE_CHECKS,
-            *(GX_CHECKS if gx else []),
+            *([expectations.prices_expectations] if gx else []),
         ],
         partition_key=key,
         instance=instance,

@@ -48,5 +48,7 @@ def test_every_asset_has_docstring_group_and_kinds():
         assert node.description, key
         assert node.kinds, key
     partitioned = {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).partitions_def}
-    assert partitioned == {"mrf_files", "mrf_parsed", "prices", "price_changes", "conformance_reports"}
+    assert partitioned == {
+        "mrf_files", "mrf_parsed", "prices", "price_changes", "conformance_reports", "prices_expectations",
+    }
     dg.Definitions.validate_loadable(defs)

@@ -8,6 +8,7 @@ import sys
 import dagster as dg
 
 from price_pipeline import definitions
+from price_pipeline.defs.partitions import hospital_partitions
 
 
 def test_ingestion_location_imports_neither_great_expectations_nor_dbt():
@@ -54,14 +55,21 @@ def test_expectations_run_off_the_ingestion_run_and_a_sensor_requests_them():
     from price_pipeline.defs.ingestion.expectations import expectations_after_prices
 
     ingestion = definitions.ingestion()
-    gx_check = dg.AssetCheckKey(dg.AssetKey("prices"), "prices_meet_expectations")
-    def checks_of(job_name: str) -> set:
-        return set(ingestion.resolve_job_def(job_name).asset_layer.asset_graph.asset_check_keys)
+    gx_check = dg.AssetCheckKey(dg.AssetKey("prices_expectations"), "prices_meet_expectations")
 
-    ingest_checks = checks_of("ingest_hospital")
-    assert gx_check not in ingest_checks
-    assert dg.AssetCheckKey(dg.AssetKey("prices"), "prices_schema_and_lineage_complete") in ingest_checks
-    assert checks_of("check_price_expectations") == {gx_check}
+    def graph_of(job_name: str):
+        return ingestion.resolve_job_def(job_name).asset_layer.asset_graph
+
+    ingest = graph_of("ingest_hospital")
+    assert gx_check not in set(ingest.asset_check_keys)
+    assert dg.AssetKey("prices_expectations") not in ingest.get_all_asset_keys()
+    assert dg.AssetCheckKey(dg.AssetKey("prices"), "prices_schema_and_lineage_complete") in set(ingest.asset_check_keys)
+    gx_job = ingestion.resolve_job_def("check_price_expectations")
+    assert set(gx_job.asset_layer.asset_graph.asset_check_keys) == {gx_check}
+    assert gx_job.asset_layer.executable_asset_keys == {dg.AssetKey("prices_expectations")}
+    # what the daemon needs to accept partitioned run requests for this job
+    assert gx_job.partitions_def == hospital_partitions
+    assert ingestion.get_sensor_def("expectations_after_prices").default_status == dg.DefaultSensorStatus.RUNNING
 
     with dg.DagsterInstance.ephemeral() as instance:
         context = dg.build_sensor_context(instance=instance)
@@ -72,3 +80,52 @@ def test_expectations_run_off_the_ingestion_run_and_a_sensor_requests_them():
         assert sorted(r.partition_key for r in result.run_requests) == ["h1", "h2"]
         again = expectations_after_prices(dg.build_sensor_context(instance=instance, cursor=result.cursor))
         assert isinstance(again, dg.SkipReason)
+
+
+def test_the_sensor_daemon_accepts_and_queues_the_expectations_run_requests(tmp_path, monkeypatch):
+    """The real sensor daemon iteration, against the ingestion location served over gRPC as in
+    production, turns a prices materialization into a queued, partitioned
+    check_price_expectations run (the rejected-run-request failure of the check-only job)."""
+    import logging
+
+    from dagster._core.scheduler.instigation import TickStatus
+    from dagster._core.test_utils import create_test_daemon_workspace_context, instance_for_test
+    from dagster._core.workspace.load_target import ModuleTarget
+    from dagster._daemon.sensor import execute_sensor_iteration
+
+    from price_pipeline.settings import PROJECT_ROOT
+
+    # the code server builds its resources from the environment: point it at a scratch lake
+    monkeypatch.setenv("PRICE_PIPELINE_DATA_DIR", str(tmp_path / "data"))
+    queued = {"module": "dagster._core.run_coordinator", "class": "QueuedRunCoordinator"}
+    with instance_for_test(overrides={"run_coordinator": queued}) as instance:
+        instance.add_dynamic_partitions(hospital_partitions.name, ["h1", "h2"])
+        for key in ("h1", "h2"):
+            instance.report_runless_asset_event(dg.AssetMaterialization("prices", partition=key))
+        target = ModuleTarget(
+            module_name="price_pipeline.definitions", attribute="ingestion",
+            working_directory=str(PROJECT_ROOT), location_name="ingestion",
+        )
+        with create_test_daemon_workspace_context(target, instance) as workspace_context:
+            location = next(iter(workspace_context.create_request_context().get_code_location_entries().values()))
+            assert location.code_location is not None, location.load_error
+            (repo,) = location.code_location.get_repositories().values()
+            # only this sensor ticks: the others (catalog polling, alerts) are not under test
+            for remote_sensor in repo.get_sensors():
+                if remote_sensor.name != "expectations_after_prices":
+                    instance.stop_sensor(
+                        remote_sensor.get_remote_origin_id(), remote_sensor.selector_id, remote_sensor
+                    )
+            list(execute_sensor_iteration(workspace_context, logging.getLogger("sensor-test"), None, None))
+
+            sensor = repo.get_sensor("expectations_after_prices")
+            (tick,) = instance.get_ticks(sensor.get_remote_origin_id(), sensor.selector_id)
+            assert tick.status == TickStatus.SUCCESS, tick.error
+            runs = instance.get_runs()
+            assert len(runs) == 2 == len(tick.run_ids)
+            assert sorted(r.tags["dagster/partition"] for r in runs) == ["h1", "h2"]
+            for run in runs:
+                assert run.job_name == "check_price_expectations"
+                assert run.status == dg.DagsterRunStatus.QUEUED
+                plan = instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id)
+                assert [step.key for step in plan.steps] == ["prices_expectations"]

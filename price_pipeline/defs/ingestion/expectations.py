@@ -1,10 +1,17 @@
-"""The Great Expectations suite on each hospital's prices, as a non-blocking asset check.
+"""The Great Expectations suite on each hospital's prices: a small partitioned asset and its check.
 
-Great Expectations is imported inside the check (through
+``prices_expectations`` (partitioned like ``prices``, depending on it) runs the suite on the
+hospital's ``prices`` partition and carries the non-blocking check ``prices_meet_expectations``,
+whose result is the suite's outcome. It is an asset rather than a bare asset check because the
+daemon only accepts partitioned run requests for a job with a partitions definition, and in
+Dagster 1.13 a job that selects nothing but a partitioned asset check has none; a job over this
+partitioned asset has one, so ``expectations_after_prices`` can run by default.
+
+Great Expectations is imported inside the asset (through
 :func:`price_pipeline.lib.quality.expectations.run_price_expectations`), never at module load:
-the ingestion code location loads without it, and only a run that executes this check pays the
-import (several seconds). The check warns (it does not block): the blocking checks of ``prices``
-(schema, lineage) are cheap and decide whether data moves on; this one reports anomalies.
+the ingestion code location loads without it, and only a run of ``check_price_expectations``
+pays the import (several seconds). The check warns (it does not block): the blocking checks of
+``prices`` (schema, lineage) are cheap and decide whether data moves on; this one reports anomalies.
 """
 
 import dagster as dg
@@ -14,52 +21,98 @@ from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.defs.resources import PricePipelineResource
 from price_pipeline.lib import layout
 
+EXPECTATIONS_CHECK = "prices_meet_expectations"
 
-@dg.asset_check(asset=prices, partitions_def=hospital_partitions)
-def prices_meet_expectations(
-    context: dg.AssetCheckExecutionContext, price_pipeline: PricePipelineResource
-) -> dg.AssetCheckResult:
-    """Great Expectations suite on the hospital's prices: nulls, allowed values, amount and
-    percentage ranges, minimum <= maximum and p10 <= median <= p90 (warning)."""
+
+def _results_table(results: list[dict]) -> str:
+    rows = ["| suite | expectation | column(s) | ok | unexpected |", "| --- | --- | --- | --- | ---: |"]
+    for r in results:
+        kwargs = r["kwargs"]
+        columns = kwargs.get("column") or f"{kwargs.get('column_A', '')} >= {kwargs.get('column_B', '')}"
+        ok = "yes" if r["success"] else "**no**"
+        rows.append(f"| {r['suite']} | `{r['expectation']}` | {columns} | {ok} | {r['unexpected_count'] or 0} |")
+    return "\n".join(rows)
+
+
+@dg.asset(
+    deps=[prices],
+    partitions_def=hospital_partitions,
+    group_name="ingestion",
+    kinds={"python", "pandas"},
+    owners=["team:ingestion"],
+    check_specs=[
+        dg.AssetCheckSpec(
+            EXPECTATIONS_CHECK,
+            asset="prices_expectations",
+            description="Great Expectations suite on the hospital's prices passed (warning).",
+        )
+    ],
+)
+def prices_expectations(
+    context: dg.AssetExecutionContext, price_pipeline: PricePipelineResource
+) -> dg.MaterializeResult:
+    """Great Expectations suite run on the hospital's ``prices`` partition: nulls, allowed values,
+    amount and percentage ranges, minimum <= maximum and p10 <= median <= p90. The materialization
+    records the outcome (expectation counts, failures, a results table); the warning check
+    ``prices_meet_expectations`` passes when every expectation held."""
+    key = layout.prices_key(context.partition_key)
+    lake = price_pipeline.lake
+    if not lake.exists(key):
+        # A finding, not a crash: the partition's prices were never written (or were removed).
+        reason = f"no prices file at {key}: the suite could not run"
+        return dg.MaterializeResult(
+            metadata={"suite_ran": False, "reason": reason},
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name=EXPECTATIONS_CHECK,
+                    passed=False,
+                    severity=dg.AssetCheckSeverity.WARN,
+                    metadata={"reason": reason},
+                )
+            ],
+        )
+
     from price_pipeline.lib.quality.expectations import run_price_expectations
 
-    with price_pipeline.lake.local_copy(layout.prices_key(context.partition_key)) as path:
+    with lake.local_copy(key) as path:
         outcome = run_price_expectations(path)
     failed = [r for r in outcome["results"] if not r["success"]]
-    return dg.AssetCheckResult(
-        passed=outcome["success"],
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={
-            "expectations": len(outcome["results"]),
-            "failed_expectations": len(failed),
-            "rows": outcome["rows"],
-            "rows_validated": outcome["rows_validated"],
-            "sampled": outcome["sampled"],
-            "failed": dg.MetadataValue.json(failed),
-            "results": dg.MetadataValue.md(
-                "\n".join(
-                    ["| suite | expectation | column(s) | ok | unexpected |", "| --- | --- | --- | --- | ---: |"]
-                    + [
-                        f"| {r['suite']} | `{r['expectation']}` | "
-                        f"{r['kwargs'].get('column') or r['kwargs'].get('column_A', '') + ' >= ' + r['kwargs'].get('column_B', '')} | "
-                        f"{'yes' if r['success'] else '**no**'} | {r['unexpected_count'] or 0} |"
-                        for r in outcome["results"]
-                    ]
-                )
-            ),
-        },
+    summary = {
+        "expectations": len(outcome["results"]),
+        "failed_expectations": len(failed),
+        "rows": outcome["rows"],
+        "rows_validated": outcome["rows_validated"],
+        "sampled": outcome["sampled"],
+    }
+    return dg.MaterializeResult(
+        metadata={"suite_ran": True, "success": outcome["success"], **summary},
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=EXPECTATIONS_CHECK,
+                passed=outcome["success"],
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={
+                    **summary,
+                    "failed": dg.MetadataValue.json(failed),
+                    "results": dg.MetadataValue.md(_results_table(outcome["results"])),
+                },
+            )
+        ],
     )
 
+
+# The check's key, for selections that must exclude or name it.
+prices_meet_expectations = dg.AssetCheckKey(prices_expectations.key, EXPECTATIONS_CHECK)
 
 # Off the hospital's ingestion run: the GX import would add seconds to each of thousands of
 # ingest_hospital runs. A low-priority run per new prices materialization validates the partition
 # instead (dagster/partition limits keep it from overlapping that hospital's ingestion).
 check_price_expectations_job = dg.define_asset_job(
     name="check_price_expectations",
-    selection=dg.AssetSelection.checks(prices_meet_expectations),
+    selection=dg.AssetSelection.assets(prices_expectations),
     partitions_def=hospital_partitions,
     executor_def=dg.in_process_executor,
-    description="Great Expectations suite on one hospital's prices (warning check).",
+    description="Great Expectations suite on one hospital's prices (prices_expectations and its warning check).",
     tags={"price_pipeline/layer": "quality", "dagster/priority": "-1"},
 )
 
@@ -69,11 +122,7 @@ EXPECTATIONS_BATCH = 200  # prices materializations handled per sensor tick
 @dg.sensor(
     job=check_price_expectations_job,
     minimum_interval_seconds=30,
-    # Stopped by default: in Dagster 1.13 a job that selects only a partitioned asset check has no
-    # partitions definition, so the daemon rejects the partitioned run requests this sensor makes
-    # (its function is tested directly). Until that is reworked, run the GX check from the UI
-    # with the prices partition, or start this sensor once the job targets a partitioned asset.
-    default_status=dg.DefaultSensorStatus.STOPPED,
+    default_status=dg.DefaultSensorStatus.RUNNING,
     description="Requests a check_price_expectations run for each hospital whose prices were materialized.",
 )
 def expectations_after_prices(context: dg.SensorEvaluationContext):
