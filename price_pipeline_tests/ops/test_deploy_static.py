@@ -68,28 +68,102 @@ def test_dockerfile_copies_what_the_services_need():
     assert yaml.safe_load(cmd)[0] == "dagster-webserver"
 
 
-# The keys this file sets, as the chart's values.yaml (version above) defines them.
-HELM_KEYS = {
-    "global": {"postgresqlSecretName"},
-    "dagsterWebserver": {"replicaCount", "image", "service", "envSecrets"},
-    "dagster-user-deployments": {"enabled", "enableSubchart", "deployments"},
-    "runLauncher": {"type", "config"},
-    "postgresql": {"enabled", "postgresqlHost", "postgresqlUsername", "postgresqlDatabase", "postgresqlParams",
-                   "service"},
-    "generatePostgresqlPasswordSecret": None,
-    "computeLogManager": {"type", "config"},
-    "dagsterDaemon": {"enabled", "runCoordinator", "runMonitoring", "runRetries", "envSecrets"},
-    "telemetry": {"enabled"},
-}
+# The keys and types deploy/helm/values.yaml uses, written from a reading of the chart's
+# values.schema.json (dagster-io/dagster helm/dagster/values.schema.json at commit
+# bdb8547fab497826eeec292bc160b549a0a329ef, the newest stored chart schema found for the 1.13 line;
+# the values validated against those definitions with jsonschema when this was written). Stricter
+# than the chart on purpose: every object is closed, so a misspelt key fails here even where the
+# chart's schema would let it through (e.g. the top level and S3ComputeLogManager are open there).
+HELM_SCHEMA_CHECKED_AGAINST = "bdb8547fab497826eeec292bc160b549a0a329ef"
+
+
+def _obj(required: dict | None = None, optional: dict | None = None) -> dict:
+    props = {**(required or {}), **(optional or {})}
+    return {"type": "object", "properties": props, "required": sorted(required or {}), "additionalProperties": False}
+
+
+_STR, _INT, _BOOL = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}
+_PULL = {"enum": ["Always", "IfNotPresent", "Never"]}
+_IMAGE = _obj({"repository": _STR, "tag": {"type": ["string", "integer"]}, "pullPolicy": _PULL})
+_SECRETS = {"type": "array", "items": _obj({"name": _STR}), "minItems": 1}
+_RESOURCES = _obj(optional={"requests": {"type": "object"}, "limits": {"type": "object"}})
+_TAG_LIMIT = _obj(
+    {"key": _STR, "limit": _INT},
+    {"value": {"anyOf": [_STR, _obj({"applyLimitPerUniqueValue": _BOOL})]}},
+)
+HELM_VALUES_SCHEMA = _obj({
+    "global": _obj({"postgresqlSecretName": _STR}),
+    "dagsterWebserver": _obj({
+        "replicaCount": _INT, "image": _IMAGE,
+        "service": _obj({"type": {"enum": ["ClusterIP", "NodePort", "LoadBalancer"]}, "port": _INT}),
+        "envSecrets": _SECRETS,
+    }),
+    "dagster-user-deployments": _obj({
+        "enabled": _BOOL, "enableSubchart": _BOOL,
+        "deployments": {"type": "array", "minItems": 1, "items": _obj(
+            {"name": _STR, "image": _IMAGE, "dagsterApiGrpcArgs": {"type": "array", "items": _STR}, "port": _INT},
+            {"envSecrets": _SECRETS, "resources": _RESOURCES},
+        )},
+    }),
+    "runLauncher": _obj({
+        "type": {"const": "K8sRunLauncher"},
+        "config": _obj({"k8sRunLauncher": _obj(optional={
+            "envSecrets": _SECRETS,
+            "runK8sConfig": _obj(optional={"containerConfig": _obj(optional={"resources": _RESOURCES})}),
+        })}),
+    }),
+    "postgresql": _obj({
+        "enabled": _BOOL, "postgresqlHost": _STR, "postgresqlUsername": _STR, "postgresqlDatabase": _STR,
+        "postgresqlParams": {"type": "object"}, "service": _obj({"port": _INT}),
+    }),
+    "generatePostgresqlPasswordSecret": _BOOL,
+    "computeLogManager": _obj({
+        "type": {"const": "S3ComputeLogManager"},
+        "config": _obj({"s3ComputeLogManager": _obj({"bucket": _STR}, {"prefix": _STR, "skipEmptyFiles": _BOOL})}),
+    }),
+    "dagsterDaemon": _obj({
+        "enabled": _BOOL,
+        "runCoordinator": _obj({
+            "enabled": _BOOL, "type": {"const": "QueuedRunCoordinator"},
+            "config": _obj({"queuedRunCoordinator": _obj(
+                {"maxConcurrentRuns": _INT, "tagConcurrencyLimits": {"type": "array", "items": _TAG_LIMIT}}
+            )}),
+        }),
+        # free-form objects in the chart; these are the instance's run_monitoring / run_retries keys
+        "runMonitoring": _obj({"enabled": _BOOL}, {k: _INT for k in (
+            "startTimeoutSeconds", "pollIntervalSeconds", "maxResumeRunAttempts", "maxRuntimeSeconds")}),
+        "runRetries": _obj({"enabled": _BOOL}, {"maxRetries": _INT}),
+        "envSecrets": _SECRETS,
+    }),
+    "telemetry": _obj({"enabled": _BOOL}),
+})
+
+
+def _helm_schema_errors(values: dict) -> list[str]:
+    import jsonschema
+
+    validator = jsonschema.Draft7Validator(HELM_VALUES_SCHEMA)
+    return ["/".join(map(str, e.absolute_path)) + ": " + e.message for e in validator.iter_errors(values)]
+
+
+def test_the_helm_values_schema_rejects_a_typo_and_a_wrong_type():
+    values = yaml.safe_load((DEPLOY / "helm/values.yaml").read_text())
+    assert _helm_schema_errors(values) == []
+    typo = yaml.safe_load((DEPLOY / "helm/values.yaml").read_text())
+    typo["computeLogManager"]["config"]["s3ComputeLogManager"]["skipEmptyFile"] = True
+    assert any("skipEmptyFile" in e for e in _helm_schema_errors(typo))
+    wrong_type = yaml.safe_load((DEPLOY / "helm/values.yaml").read_text())
+    wrong_type["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]["maxConcurrentRuns"] = "25"
+    assert any("maxConcurrentRuns" in e for e in _helm_schema_errors(wrong_type))
+    misplaced = yaml.safe_load((DEPLOY / "helm/values.yaml").read_text())
+    misplaced["dagsterWebserver"]["runCoordinator"] = {}
+    assert _helm_schema_errors(misplaced)
 
 
 def test_helm_values_use_the_charts_keys_and_match_the_instance_policy():
     values = yaml.safe_load((DEPLOY / "helm/values.yaml").read_text())
     assert HELM_CHART_VERSION in (DEPLOY / "helm/values.yaml").read_text()
-    assert set(values) <= set(HELM_KEYS), set(values) - set(HELM_KEYS)
-    for key, allowed in HELM_KEYS.items():
-        if allowed is not None:
-            assert set(values[key]) <= allowed, (key, set(values[key]) - allowed)
+    assert _helm_schema_errors(values) == []
     assert values["runLauncher"]["type"] == "K8sRunLauncher"
     assert set(values["runLauncher"]["config"]) == {"k8sRunLauncher"}
     assert values["computeLogManager"]["type"] == "S3ComputeLogManager"
