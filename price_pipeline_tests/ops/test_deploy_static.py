@@ -195,7 +195,9 @@ def test_instance_configs_are_valid_dagster_instance_config(path):
     keys = {t["key"] for t in config["concurrency"]["runs"]["tag_concurrency_limits"]}
     assert {"price_pipeline/hospital", "dagster/partition", "price_pipeline/host"} <= keys
     assert config["concurrency"]["pools"]["default_limit"] == 1  # duckdb_warehouse: single writer
+    assert config.get("freshness", {}).get("enabled", True) is True  # the freshness daemon evaluates policies
     if "production" in path:
         assert config["storage"]["postgres"]["postgres_url"] == {"env": "DAGSTER_PG_URL"}
         assert config["compute_logs"]["class"] == "S3ComputeLogManager"
         assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
+        assert config["freshness"] == {"enabled": True}
