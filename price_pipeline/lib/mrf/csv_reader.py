@@ -41,7 +41,16 @@ from .header import (
     looks_like_column_row,
     parse_csv_header,
 )
-from .values import clean_numeric, clean_text
+from .values import (
+    EMPTY_STR,
+    bool_to_numpy,
+    clean_numeric,
+    clean_text,
+    from_numpy,
+    int_to_numpy,
+    repeat_str,
+    str_array,
+)
 
 _TOKEN = re.compile(rb'["\r\n]')
 MAX_HEADER_BYTES = 64 * 1024**2
@@ -136,15 +145,15 @@ class BatchBuilder:
         vals, bad, nines = clean_numeric(arr)
         fc = self.fc
         if bad is not None:
-            idx = bad.to_numpy()
+            idx = int_to_numpy(bad)
             keep = idx[: fc.room]
-            raw = arr.take(pa.array(keep)).to_pylist() if len(keep) else []
+            raw = arr.take(from_numpy(keep)).to_pylist() if len(keep) else []
             for j, v in zip(keep, raw, strict=True):
                 fc.add("non_numeric_amount", "warning", f"not a number: {v!r}", row=int(rows[j]),
                        column=colname_of(j))
             fc.count_only(len(idx) - len(keep))
         if nines is not None:
-            idx = nines.to_numpy()
+            idx = int_to_numpy(nines)
             keep = idx[: fc.room]
             for j in keep:
                 fc.add("nine_nines_placeholder", "info", "999999999-style placeholder amount kept as published",
@@ -162,19 +171,19 @@ class BatchBuilder:
             t = clean_text(cols(ti)) if ti is not None else _null_str(n)
             code_arrs.append(c)
             type_arrs.append(t)
-            valid.append(pc.or_(pc.is_valid(c), pc.is_valid(t)).to_numpy(zero_copy_only=False))
+            valid.append(bool_to_numpy(pc.or_(pc.is_valid(c), pc.is_valid(t))))
         k = len(pairs)
         vm = np.stack(valid, axis=1)  # n x k
         counts = vm.sum(axis=1)
         offsets = np.zeros(n + 1, dtype=np.int32)
         np.cumsum(counts, out=offsets[1:])
         ri, ki = np.nonzero(vm)  # row-major: codes of a row stay in column order
-        flat = pa.array(ki.astype(np.int64) * n + ri)
+        flat = from_numpy(ki.astype(np.int64) * n + ri)
         codes = pa.concat_arrays(code_arrs).take(flat) if k > 1 else code_arrs[0].take(flat)
         types = pa.concat_arrays(type_arrs).take(flat) if k > 1 else type_arrs[0].take(flat)
         structs = pa.StructArray.from_arrays([codes, types], fields=list(CODE_STRUCT))
-        mask = pa.array(counts == 0)
-        return pa.ListArray.from_arrays(pa.array(offsets), structs, mask=mask)
+        mask = from_numpy(counts == 0)
+        return pa.ListArray.from_arrays(from_numpy(offsets), structs, mask=mask)
 
     # -- main ----------------------------------------------------------------------------
     def build(self, colget, n: int, rows: np.ndarray) -> pa.Table:
@@ -191,13 +200,13 @@ class BatchBuilder:
         out["codes"] = self._codes(colget, n)
         if lay.fmt == "csv_wide":
             return self._unpivot(colget, n, rows, out)
-        return self._assemble(out, n, pa.array(rows, pa.int64()))
+        return self._assemble(out, n, from_numpy(rows.astype(np.int64, copy=False)))
 
     def _assemble(self, out: dict, n: int, source_row: pa.Array) -> pa.Table:
         arrays = []
         for f in PARSED_SCHEMA:
             if f.name == "file_sha256":
-                arrays.append(pa.array([self.sha] * n, pa.string()) if self.sha else _null_str(n))
+                arrays.append(repeat_str(self.sha, n))
             elif f.name == "source_row":
                 arrays.append(source_row)
             elif f.name in out:
@@ -224,7 +233,7 @@ class BatchBuilder:
             parts = [p.combine_chunks() if isinstance(p, pa.ChunkedArray) else p for p in parts]
             t = clean_text(pa.concat_arrays(parts))
             long[fld] = t
-            present |= pc.is_valid(t).to_numpy(zero_copy_only=False)
+            present |= bool_to_numpy(pc.is_valid(t))
         flat_idx = np.flatnonzero(present)
         gid_present = (flat_idx // n).astype(np.int32) if n else flat_idx.astype(np.int32)
         any_present = np.zeros(n, dtype=bool)
@@ -233,17 +242,17 @@ class BatchBuilder:
         all_idx = np.concatenate([flat_idx % n if n else flat_idx, none_idx]).astype(np.int64)
         gid = np.concatenate([gid_present, np.full(len(none_idx), -1, dtype=np.int32)])
         m = len(all_idx)
-        take = pa.array(all_idx)
+        take = from_numpy(all_idx)
         out = {k: v.take(take) for k, v in base.items()}
         src = rows[all_idx]
-        gtake = pa.array(np.where(gid < 0, 0, gid), mask=gid < 0) if G else None
+        gtake = from_numpy(np.where(gid < 0, 0, gid), mask=gid < 0) if G else None
         for name, attr in (("payer_name", "payer"), ("plan_name", "plan")):
             if G:
-                out[name] = pa.array([getattr(g, attr) for g in groups], pa.string()).take(gtake)
+                out[name] = str_array([getattr(g, attr) for g in groups]).take(gtake)
             else:
                 out[name] = _null_str(m)
         n_none = len(none_idx)
-        sel = pa.array(flat_idx)
+        sel = from_numpy(flat_idx)
         for fld in PAYER_FIELDS:
             t = long.get(fld)
             col = pa.concat_arrays([t.take(sel), _null_str(n_none)]) if t is not None else _null_str(m)
@@ -256,7 +265,7 @@ class BatchBuilder:
                         return g.headers.get(_f) if g else _f
                     col = self._numeric(col, src, colname)
             out[fld] = col
-        return self._assemble(out, m, pa.array(src, pa.int64()))
+        return self._assemble(out, m, from_numpy(src.astype(np.int64, copy=False)))
 
 
 def read_csv(stream, *, encoding: str, plain_path: str | None, body_offset_base: int, sink, fc, sha,
@@ -393,7 +402,7 @@ def _read_body(body, layout: Layout, first_row: int, sink, fc, sha) -> None:
         recovered.clear()
         cols = list(zip(*[f for _, f in items], strict=True))
         src = np.array([r if r is not None else -1 for r, _ in items], dtype=np.int64)
-        t = builder.build(lambda i: pa.array(cols[i], pa.string()), len(items), src)
+        t = builder.build(lambda i: str_array(list(cols[i])), len(items), src)
         sink.write(t)
 
     try:
@@ -433,16 +442,16 @@ def _read_body(body, layout: Layout, first_row: int, sink, fc, sha) -> None:
         desc_i = layout.base.get("description")
         if desc_i is not None:
             desc = colmap[names[desc_i]]
-            maybe_blank = pc.equal(desc, "")
+            maybe_blank = pc.equal(desc, EMPTY_STR)
             if pc.any(maybe_blank).as_py():
                 allempty = maybe_blank
                 for a in colmap.values():
-                    allempty = pc.and_(allempty, pc.equal(pc.utf8_trim_whitespace(a), ""))
+                    allempty = pc.and_(allempty, pc.equal(pc.utf8_trim_whitespace(a), EMPTY_STR))
                 if pc.any(allempty).as_py():
                     keep = pc.invert(allempty)
                     blank_rows += n - pc.sum(keep.cast(pa.int64())).as_py()
                     colmap = {k: v.filter(keep) for k, v in colmap.items()}
-                    src_rows = src_rows[keep.to_numpy(zero_copy_only=False)]
+                    src_rows = src_rows[bool_to_numpy(keep)]
                     n = len(src_rows)
         if n:
             sink.write(builder.build(lambda i, _c=colmap: _c[names[i]], n, src_rows))

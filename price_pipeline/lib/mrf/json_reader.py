@@ -36,7 +36,18 @@ from ijson.common import ObjectBuilder
 
 from ..schemas import CODES_TYPE, PARSED_SCHEMA
 from .header import json_header
-from .values import clean_text, text, to_float
+from .values import (
+    EMPTY_STR,
+    FALSE,
+    bool_to_numpy,
+    clean_text,
+    from_numpy,
+    int_to_numpy,
+    repeat_str,
+    str_array,
+    text,
+    to_float,
+)
 
 CHUNK = 1 << 20
 BATCH_ITEMS = 4096
@@ -60,17 +71,20 @@ _SC_FULL_T = pa.struct(list(_SC_T) + [pa.field("payers_information", pa.list_(_P
 # One standard_charge_information item, nested (what pyarrow.json and pa.array produce).
 ITEM_FULL_T = pa.struct(list(_ITEM_T) + [pa.field("standard_charges", pa.list_(_SC_FULL_T))])
 NINES = 999_999_999
+_NINES_F64 = from_numpy(np.array([float(NINES)]))[0]
+_PIPE, _S_SCI, _S_SC, _S_CLOSE, _S_PAYERS = (
+    str_array(["|", "standard_charge_information[", "].standard_charges[", "]", ".payers_information["]))
 
 
 def _idx_str(a: np.ndarray) -> pa.Array:
-    return pa.array(a).cast(pa.string())
+    return from_numpy(a).cast(pa.string())
 
 
 def _nines_rows(vals: pa.Array) -> list[int]:
     mx = pc.max(vals).as_py()
     if mx is None or mx < NINES:
         return []
-    return pc.indices_nonzero(pc.fill_null(pc.greater_equal(vals, NINES), False)).to_numpy().tolist()
+    return int_to_numpy(pc.indices_nonzero(pc.fill_null(pc.greater_equal(vals, _NINES_F64), FALSE))).tolist()
 
 
 def flatten_items(items: pa.StructArray, gidx: np.ndarray, sha: str | None):
@@ -88,13 +102,13 @@ def flatten_items(items: pa.StructArray, gidx: np.ndarray, sha: str | None):
     sc = pc.list_flatten(scl)
     if sc.null_count:
         return None
-    sc_item = pc.list_parent_indices(scl).to_numpy()
+    sc_item = int_to_numpy(pc.list_parent_indices(scl))
     nsc = len(sc)
-    lens_sc = pc.list_value_length(scl).to_numpy(zero_copy_only=False).astype(np.int64)
+    lens_sc = int_to_numpy(pc.list_value_length(scl)).astype(np.int64)
     sc_start = np.cumsum(lens_sc) - lens_sc
     sc_j = np.arange(nsc, dtype=np.int64) - sc_start[sc_item]
     pl = sc.field("payers_information")
-    lens = pc.fill_null(pc.list_value_length(pl), 0).to_numpy(zero_copy_only=False).astype(np.int64)
+    lens = int_to_numpy(pc.list_value_length(pl)).astype(np.int64)
     payers = pc.list_flatten(pl)
     if payers.null_count:
         return None
@@ -106,7 +120,7 @@ def flatten_items(items: pa.StructArray, gidx: np.ndarray, sha: str | None):
     if mods.null_count < len(mods):
         mflat = pc.list_flatten(mods)
         if mflat.null_count or (len(mflat) and not pc.all(pc.and_(
-                pc.equal(pc.utf8_trim_whitespace(mflat), mflat), pc.not_equal(mflat, ""))).as_py()):
+                pc.equal(pc.utf8_trim_whitespace(mflat), mflat), pc.not_equal(mflat, EMPTY_STR))).as_py()):
             return None
     counts = np.maximum(lens, 1)
     n = int(counts.sum())
@@ -117,20 +131,21 @@ def flatten_items(items: pa.StructArray, gidx: np.ndarray, sha: str | None):
     no_payer = lens[row_sc] == 0
     item_idx = sc_item[row_sc]
     # Take only the flat fields (taking the nested structs would copy every item's charges per row).
-    item_take = pa.array(item_idx)
+    item_take = from_numpy(item_idx)
     it_rows = pa.StructArray.from_arrays([items.field(f.name) for f in _ITEM_T], fields=list(_ITEM_T),
                                          mask=None).take(item_take)
-    sc_rows = pa.StructArray.from_arrays([sc.field(f.name) for f in _SC_T], fields=list(_SC_T)).take(pa.array(row_sc))
+    sc_rows = pa.StructArray.from_arrays([sc.field(f.name) for f in _SC_T], fields=list(_SC_T)).take(from_numpy(row_sc))
     p_idx = np.where(no_payer, 0, p_start[row_sc] + row_k)
-    p_rows = payers.take(pa.array(p_idx, mask=no_payer)) if len(payers) else pa.nulls(n, _PAYER_T)
+    p_rows = payers.take(from_numpy(p_idx, mask=no_payer)) if len(payers) else pa.nulls(n, _PAYER_T)
     # Codes: trimmed, empty -> null, an empty list -> null (as the per-row path does).
     code_clean = pa.StructArray.from_arrays(
         [clean_text(code_vals.field("code")), clean_text(code_vals.field("type"))], fields=list(CODES_TYPE.value_type))
     clen = pc.list_value_length(codes_l)
-    cnull = pc.or_(pc.is_null(clen), pc.equal(clen, 0)).to_numpy(zero_copy_only=False)
+    clen_np = int_to_numpy(clen)
+    cnull = bool_to_numpy(pc.is_null(clen)) | (clen_np == 0)
     offs = np.zeros(n_items + 1, dtype=np.int32)
-    np.cumsum(pc.fill_null(clen, 0).to_numpy(zero_copy_only=False), out=offs[1:])
-    codes_items = pa.ListArray.from_arrays(pa.array(offs), code_clean, mask=pa.array(cnull))
+    np.cumsum(clen_np, out=offs[1:])
+    codes_items = pa.ListArray.from_arrays(from_numpy(offs), code_clean, mask=from_numpy(cnull))
     out = {}
     out["description"] = clean_text(pc.struct_field(it_rows, "description"))
     out["codes"] = codes_items.take(item_take)
@@ -139,7 +154,7 @@ def flatten_items(items: pa.StructArray, gidx: np.ndarray, sha: str | None):
     out["drug_type_of_measurement"] = clean_text(pc.struct_field(drug, "type"))
     for f in ("setting", "billing_class", "additional_generic_notes"):
         out[f] = clean_text(pc.struct_field(sc_rows, f))
-    out["modifiers"] = clean_text(pc.binary_join(pc.struct_field(sc_rows, "modifier_code"), "|"))
+    out["modifiers"] = clean_text(pc.binary_join(pc.struct_field(sc_rows, "modifier_code"), _PIPE))
     for src, dst in _CHARGE_NUM:
         out[dst] = pc.struct_field(sc_rows, src)
     out["payer_name"] = clean_text(pc.struct_field(p_rows, "payer_name"))
@@ -150,9 +165,9 @@ def flatten_items(items: pa.StructArray, gidx: np.ndarray, sha: str | None):
         out[dst] = clean_text(pc.struct_field(p_rows, src))
     gi = gidx[item_idx]
     sci_path = pc.binary_join_element_wise(
-        "standard_charge_information[", _idx_str(gi), "].standard_charges[", _idx_str(sc_j[row_sc]), "]", "")
-    payer_path = pc.binary_join_element_wise(sci_path, ".payers_information[", _idx_str(row_k), "]", "")
-    out["source_path"] = pc.if_else(pa.array(no_payer), sci_path, payer_path)
+        _S_SCI, _idx_str(gi), _S_SC, _idx_str(sc_j[row_sc]), _S_CLOSE, EMPTY_STR)
+    payer_path = pc.binary_join_element_wise(sci_path, _S_PAYERS, _idx_str(row_k), _S_CLOSE, EMPTY_STR)
+    out["source_path"] = pc.if_else(from_numpy(no_payer), sci_path, payer_path)
     # 999999999-style amounts: once per JSON value (item, charge or payer object).
     nines: list[tuple[str, str]] = []
     unit = pc.struct_field(items.field("drug_information"), "unit")
@@ -168,7 +183,7 @@ def flatten_items(items: pa.StructArray, gidx: np.ndarray, sha: str | None):
     arrays = []
     for f in PARSED_SCHEMA:
         if f.name == "file_sha256":
-            arrays.append(pa.array([sha] * n, pa.string()) if sha else pa.nulls(n, pa.string()))
+            arrays.append(repeat_str(sha, n))
         elif f.name == "source_row":
             arrays.append(pa.nulls(n, pa.int64()))
         else:
@@ -229,6 +244,18 @@ def collect_top(events, stop_at_charges: bool) -> tuple[dict, bool]:
     return top, False
 
 
+def _py_column(values: list, typ: pa.DataType) -> pa.Array:
+    """Arrow column of Python values; strings and floats without ``pa.array`` (see values.from_numpy)."""
+    if all(v is None for v in values):
+        return pa.nulls(len(values), typ)
+    if typ == pa.string() and all(v is None or v.__class__ is str for v in values):
+        return str_array(values)
+    if typ == pa.float64() and all(v is None or v.__class__ is float for v in values):
+        mask = np.array([v is None for v in values], dtype=bool)
+        return from_numpy(np.array([0.0 if v is None else v for v in values], dtype=np.float64), mask=mask)
+    return pa.array(values, typ)
+
+
 class _Rows:
     """Column-wise accumulator of flattened rows."""
 
@@ -247,11 +274,11 @@ class _Rows:
         arrays = []
         for f in PARSED_SCHEMA:
             if f.name == "file_sha256":
-                arrays.append(pa.array([sha] * self.n, pa.string()))
+                arrays.append(repeat_str(sha, self.n))
             elif f.name == "source_row":
                 arrays.append(pa.nulls(self.n, pa.int64()))
             else:
-                arrays.append(pa.array(self.cols[f.name], f.type))
+                arrays.append(_py_column(self.cols[f.name], f.type))
         self.__init__()
         return pa.Table.from_arrays(arrays, schema=PARSED_SCHEMA)
 
