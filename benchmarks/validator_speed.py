@@ -6,8 +6,17 @@ Generates (and caches in benchmarks/.work) a ~1 GB tall CSV and a ~200 MB JSON w
 plus files of 1/4 the size for the memory-flatness check, then times each validator as a
 separate process (ours: ``python -m price_pipeline.cli validate``; official: node
 ``hpt_validator_run.mjs``), ``--repeat`` times each, alternating, printing the median MB/s, peak
-RSS and the throughput ratio of the medians, and a final ``RESULT ...`` line. Exit status 1 when a ratio is < 5 or our peak RSS grows with file size
-(more than 1.5x + 64 MB from the 1/4-size file to the full one).
+RSS and the throughput ratio of the medians, and a final ``RESULT ...`` line (sizes, MB/s and
+peak RSS of both sides, ratios, load average). Exit status 1 when a ratio is < 5, the verdicts
+differ, or our peak RSS grows with file size (more than 1.5x + 64 MB from the 1/4-size file to the
+full one).
+
+Bytecode: our side runs with a bytecode cache (``PYTHONPYCACHEPREFIX=benchmarks/.work/pycache``,
+``PYTHONDONTWRITEBYTECODE`` dropped for that child only), as an installed package normally has its
+``.pyc`` files; the size-check runs warm it. Without it every run compiles pandas, pyarrow and
+jsonschema from source (~1.5 CPU-s per run on this machine, when the environment sets
+``PYTHONDONTWRITEBYTECODE=1`` and the venv was installed without bytecode). ``--no-bytecode-cache``
+measures that case.
 """
 
 from __future__ import annotations
@@ -44,11 +53,19 @@ _OURS = ("import resource, sys; from price_pipeline.cli import main; rc = main(s
          "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(rc)")
 
 
-def ours(path: str) -> tuple[float, int, dict]:
+def ours_env(bytecode_cache: bool) -> dict:
+    env = dict(os.environ)
+    if bytecode_cache:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = os.path.join(WORK, "pycache")
+    return env
+
+
+def ours(path: str, env: dict) -> tuple[float, int, dict]:
     """Our CLI in a fresh process; its own peak RSS (ru_maxrss of that process)."""
     t0 = time.perf_counter()
     p = subprocess.run([sys.executable, "-c", _OURS, "validate", path, "--max-errors", "100"], capture_output=True,
-                       text=True)
+                       text=True, env=env)
     dt = time.perf_counter() - t0
     if p.returncode != 0:
         raise RuntimeError(p.stderr[-2000:])
@@ -62,7 +79,12 @@ def official(path: str, kind: str, node_dir: str) -> tuple[float, int, dict]:
     p = subprocess.run(["node", "--max-old-space-size=8192", RUNNER, path, "3.0.0", kind, "100"],
                        capture_output=True, text=True, env=env)
     dt = time.perf_counter() - p0
-    res = json.loads(p.stdout)
+    try:
+        res = json.loads(p.stdout)
+    except ValueError:
+        res = {"crashed": (p.stdout + p.stderr)[-2000:]}
+    if "crashed" in res:
+        print(f"official validator failed on {path}: {res['crashed'][:500]}")
     return dt, int(res.get("peak_rss", 0)), res
 
 
@@ -72,17 +94,27 @@ def main(argv=None) -> int:
     ap.add_argument("--json-mb", type=int, default=200)
     ap.add_argument("--node-dir", default=os.path.join(WORK, "node"))
     ap.add_argument("--repeat", type=int, default=2, help="runs per side and file (medians are reported)")
+    ap.add_argument("--formats", default="tall,json", help="comma-separated subset of tall,json (default both)")
+    ap.add_argument("--no-bytecode-cache", action="store_true",
+                    help="run our side without a .pyc cache (compiles every import from source)")
     args = ap.parse_args(argv)
+    env = ours_env(not args.no_bytecode_cache)
+    if not os.path.exists(os.path.join(args.node_dir, "node_modules", "@cmsgov", "hpt-validator")):
+        print(f"official validator not installed in {args.node_dir}; install it with:\n"
+              f"  mkdir -p {args.node_dir} && cd {args.node_dir} && npm init -y && npm install @cmsgov/hpt-validator")
+        return 2
+    load0 = os.getloadavg()[0]
     os.chdir(ROOT)
     os.makedirs(WORK, exist_ok=True)
-    cases = [("tall", args.csv_mb, "csv"), ("json", args.json_mb, "json")]
+    wanted = set(args.formats.split(","))
+    cases = [c for c in (("tall", args.csv_mb, "csv"), ("json", args.json_mb, "json")) if c[0] in wanted]
     ok = True
     summary = []
     # memory flatness: our peak RSS on a quarter-size file
     small_rss = {}
     for fmt, mb, _kind in cases:
         small = ensure(fmt, max(1, mb // 4))
-        dt, rss, rep = ours(small)
+        dt, rss, rep = ours(small, env)
         small_rss[fmt] = rss
         print(f"ours     {fmt:5} {os.path.getsize(small) / 1e6:8.1f} MB  {dt:7.2f} s  peak RSS {rss / 1e6:7.1f} MB "
               f"(size check) valid={rep['valid']}")
@@ -92,7 +124,7 @@ def main(argv=None) -> int:
         size = os.path.getsize(path) / 1e6
         runs = []
         for _ in range(max(1, args.repeat)):  # back to back, alternating, so both sides see the same load
-            runs.append((ours(path), official(path, kind, args.node_dir)))
+            runs.append((ours(path, env), official(path, kind, args.node_dir)))
         o_dt = statistics.median(o[0] for o, _ in runs)
         t_dt = statistics.median(t[0] for _, t in runs)
         o_rss = max(o[1] for o, _ in runs)
@@ -109,7 +141,9 @@ def main(argv=None) -> int:
               f"{o_rss / 1e6:.0f} MB at full size{', GROWS' if grow else ', flat'})")
         ok &= ratio >= 5 and not grow and o_rep["valid"] == t_rep.get("valid")
         summary.append(f"{fmt}={size:.0f}MB ours={size / o_dt:.1f}MB/s official={size / t_dt:.1f}MB/s "
-                       f"ratio={ratio:.2f} rss={o_rss / 1e6:.0f}MB")
+                       f"ratio={ratio:.2f} rss={o_rss / 1e6:.0f}MB official_rss={t_rss / 1e6:.0f}MB "
+                       f"rss_quarter={small_rss[fmt] / 1e6:.0f}MB")
+    summary.append(f"load={load0:.1f}->{os.getloadavg()[0]:.1f}")
     print("RESULT " + ("PASS " if ok else "FAIL ") + " ".join(summary))
     return 0 if ok else 1
 

@@ -124,7 +124,8 @@ def validate_file(path: str | os.PathLike, *, max_findings: int = 1000, version:
             if kind == "json":
                 from .json_check import validate_json
 
-                info.update(validate_json(opener, rc, version))
+                plain = src.path if src.compression is None and encoding == "utf-8" and not bom else None
+                info.update(validate_json(opener, rc, version, plain_path=plain))
             elif kind == "csv":
                 from .csv_check import validate_csv
 
