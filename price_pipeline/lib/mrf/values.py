@@ -114,18 +114,24 @@ def _string_offsets(t: pa.Array) -> np.ndarray:
 
 
 def _needs_trim(t: pa.Array) -> bool:
-    """False only when no value of ``t`` (a ``pa.string()`` array) starts or ends with whitespace."""
+    """False only when no value of ``t`` (a ``pa.string()`` array) starts or ends with whitespace.
+
+    Looks at the byte at every value start and before every value end. For an empty value
+    these are bytes of its neighbours (or clamped to the first/last byte): at worst an
+    unneeded trim, never a missed one.
+    """
     n = len(t)
     if n == 0:
         return False
     offs = _string_offsets(t)
-    nonempty = offs[1:] > offs[:-1]
-    if not nonempty.any():
+    start, end = int(offs[0]), int(offs[-1])
+    if end == start:
         return False
     data = np.frombuffer(t.buffers()[2], dtype=np.uint8)
-    first = offs[:-1][nonempty]
-    last = offs[1:][nonempty] - 1
-    return bool(_MAYBE_SPACE[data[first]].any() or _MAYBE_SPACE[data[last]].any())
+    first = data[np.minimum(offs[:-1], end - 1)]
+    if _MAYBE_SPACE[first].any():
+        return True
+    return bool(_MAYBE_SPACE[data[np.maximum(offs[1:] - 1, start)]].any())
 
 
 def _null_where_empty(t: pa.Array) -> pa.Array:
