@@ -89,3 +89,58 @@ def test_round_trip_property(parse, rows):
         assert r["gross_charge"] == gross and r["negotiated_dollar"] == dollar
         assert r["payer_name"] == payer.strip()
         assert r["negotiated_algorithm"] == ((algo or "").strip() or None)
+
+
+# --- Arrow helpers that avoid pa.array (and its pandas import) -------------------------------
+_WS = [" ", "\t", "\n", "\r", "\u00a0", "\u2003", "\u3000", "x", "\u00e9", ""]
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.lists(st.one_of(st.none(), st.lists(st.sampled_from(_WS), max_size=4).map("".join)), max_size=12),
+       skip=st.integers(min_value=0, max_value=3))
+def test_clean_text_matches_plain_trim(values, skip):
+    """The whitespace pre-check never skips a needed trim (also on sliced arrays)."""
+    from price_pipeline.lib.mrf.values import clean_text
+
+    arr = pa.array(["pad"] * skip + values, pa.string()).slice(skip)
+    expected = [None if v is None or not v.strip() else v for v in pa.compute.utf8_trim_whitespace(arr).to_pylist()]
+    assert clean_text(arr).to_pylist() == expected
+
+
+def test_buffer_built_arrays():
+    import numpy as np
+
+    from price_pipeline.lib.mrf.values import bool_to_numpy, from_numpy, int_to_numpy, repeat_str, str_array
+
+    assert from_numpy(np.array([1, 2, 3]), mask=np.array([False, True, False])).to_pylist() == [1, None, 3]
+    assert from_numpy(np.array([True, False] * 5)).to_pylist() == [True, False] * 5
+    assert from_numpy(np.array([1.5], dtype=np.float64)).type == pa.float64()
+    assert str_array(["a", None, "\u00e9", ""]).to_pylist() == ["a", None, "\u00e9", ""]
+    assert repeat_str("ab", 3).to_pylist() == ["ab"] * 3 and repeat_str(None, 2).to_pylist() == [None, None]
+    assert repeat_str("", 2).to_pylist() == ["", ""] and len(repeat_str("x", 0)) == 0
+    b = pa.array([True, None, False, True, True, False, True, True, True, False])
+    assert bool_to_numpy(b.slice(1)).tolist() == [False, False, True, True, False, True, True, True, False]
+    i = pa.array([5, None, 7, 8], pa.int32())
+    assert int_to_numpy(i.slice(1)).tolist() == [0, 7, 8] and int_to_numpy(pa.array([], pa.int64())).tolist() == []
+    assert int_to_numpy(pa.array([3], pa.uint64())).dtype == np.uint64
+
+
+def test_parsing_does_not_import_pandas(tmp_path):
+    """``pa.array``/``pa.scalar`` import pandas (~1.5-2 s of start-up); the parser avoids them."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    fixtures = Path(__file__).resolve().parent.parent / "fixtures" / "cms"
+    files = [str(fixtures / n) for n in ("V3.0.0_Tall_CSV_Format_Example.csv", "V3.0.0_Wide_CSV_Format_Example.csv",
+                                         "V3.0.0_JSON_Format_Example.json")]
+    code = (
+        "import sys\n"
+        "from price_pipeline.lib.mrf import parse_to_parquet\n"
+        "for i, f in enumerate(sys.argv[2:]):\n"
+        "    s = parse_to_parquet(f, sys.argv[1] + f'/{i}.parquet', json_full_parse_below=0)\n"
+        "    assert s.ok and s.rows_parsed > 0, s\n"
+        "print('pandas' in sys.modules)\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code, str(tmp_path), *files], capture_output=True, text=True, check=True)
+    assert p.stdout.strip() == "False"
