@@ -1,7 +1,8 @@
 """The web UI in a real browser: `dagster dev` ingests a demo hospital by itself, then headless
 Chromium (Debian's ``chromium``, driven over the DevTools protocol) checks that the global asset
-lineage loads, that the hospital partition of ``prices`` shows its materialization, and that the
-checks tab shows its check results. Screenshots go to ``test-artifacts/`` (gitignored; CI keeps
+lineage loads, that the hospital partition of ``prices`` shows its materialization, that the
+checks tab shows its check results, and that ``hospital_catalog`` shows its freshness policy
+evaluated as passing. Screenshots go to ``test-artifacts/`` (gitignored; CI keeps
 them as artefacts).
 
 Skips where chromium is not installed, except in CI (``CI=true``), where it must be there
@@ -52,6 +53,8 @@ def test_ui_shows_lineage_partition_materialization_and_checks(tmp_path, chromiu
             "PRICE_PIPELINE_CATALOG_URL": server.catalog_url,
             "PRICE_PIPELINE_ALLOWED_PRIVATE_HOSTS": host_port(server.catalog_url),
             "PRICE_PIPELINE_CATALOG_SENSOR_INTERVAL": "5",
+            # the freshness daemon evaluates every 30 s by default; sooner, so the state is there
+            "FRESHNESS_DAEMON_INTERVAL_SECONDS": "5",
         }
         with dagster_dev(home, env) as (_, port):
             instance = dg.DagsterInstance.from_config(str(home))
@@ -107,5 +110,14 @@ def test_ui_shows_lineage_partition_materialization_and_checks(tmp_path, chromiu
                                           "rows_without_lineage")
                 assert "This is a blocking asset check." in text
                 _shoot(page, "03_prices_checks", shots)
+
+                # 4. freshness: the catalog's policy is shown and evaluated (the freshness daemon
+                # ran on the catalog materialization that preceded the hospital run)
+                page.navigate(f"{base}/assets/hospital_catalog")
+                # the overview's "Freshness policy" row shows the daemon's state (the windows are in
+                # its hover card); "Not evaluated" would mean the daemon never ran on it
+                page.wait_for_text("Latest materialization", "Freshness policy")
+                page.wait_for_text("Freshness policy\nPassing", timeout=30)
+                _shoot(page, "04_catalog_freshness", shots)
             print(f"browser part took {time.monotonic() - started:.1f}s", flush=True)
-    assert len(shots) == 4 and all(p.stat().st_size > 10_000 for p in shots), shots
+    assert len(shots) == 5 and all(p.stat().st_size > 10_000 for p in shots), shots

@@ -56,7 +56,7 @@ def test_freshness_daemon_records_pass_warn_fail_for_catalog_and_marts(instance)
         for key in (CATALOG, MART):
             instance.report_runless_asset_event(dg.AssetMaterialization(key))
         materialized_at = dt.datetime.fromtimestamp(
-            instance.get_latest_materialization_event(CATALOG).timestamp, dt.timezone.utc
+            instance.get_latest_materialization_event(CATALOG).timestamp, dt.UTC
         )
         daemon = FreshnessDaemon()
 
