@@ -229,6 +229,33 @@ def _json_mutations(base):
     }
 
 
+LARGE_JSON_ITEMS = 2600  # ~12 MB: over json_check.CHUNKED_MIN_BYTES, so the chunked Arrow path decides
+
+
+def _large_json_files() -> list[str]:
+    """A gen_mrf JSON big enough for the chunked path, and copies with a defect / alerts deep inside."""
+    base = os.path.join(CORPUS, "gen_json_large.json")
+    subprocess.run([sys.executable, GEN, "--format", "json", "--rows", str(LARGE_JSON_ITEMS), "--payers", "50",
+                    "--seed", "5", "--out", base, "--jobs", "1"], check=True, capture_output=True)
+    with open(base, "rb") as f:
+        text = f.read()
+    mid = len(text) * 2 // 3
+    out = [base]
+    k = text.index(b'"setting":"', mid) + len(b'"setting":"')
+    e = text.index(b'"', k)
+    k2 = text.index(b'{"payer_name":"', mid)
+    while b"median_amount" in text[k2: text.index(b"}", k2)]:  # no duplicate member
+        k2 = text.index(b'{"payer_name":"', k2 + 1)
+    k2 += 1
+    for name, data in (("json_large_bad_setting", text[:k] + b"Outpatient" + text[e:]),
+                       ("json_large_nines", text[:k2] + b'"median_amount":999999999,"estimated_amount":5,' + text[k2:])):
+        path = os.path.join(CORPUS, name + ".json")
+        with open(path, "wb") as f:
+            f.write(data)
+        out.append(path)
+    return out
+
+
 def build_corpus() -> list[str]:
     if os.path.isdir(CORPUS):
         shutil.rmtree(CORPUS)
@@ -265,6 +292,7 @@ def build_corpus() -> list[str]:
         with open(out, "w", encoding="utf-8") as f:
             json.dump(d, f, indent=1)
         files.append(out)
+    files += _large_json_files()
     trunc = os.path.join(CORPUS, "json_truncated.json")
     with open(os.path.join(SHARED, "v3.0/examples/V3.0.0_JSON_Format_Example.json"), "rb") as f:
         data = f.read()
