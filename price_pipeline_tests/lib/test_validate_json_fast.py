@@ -245,3 +245,39 @@ def test_odd_documents_match_sequential(tmp_path, monkeypatch, chunked, case):
 def test_fixtures_match_sequential(monkeypatch, chunked, path):
     fast, seq = both(path, monkeypatch)
     assert fast == seq
+
+
+@pytest.mark.parametrize("name", ["valid", "bad_setting", "nines_median"])
+def test_gzip_stream_path_matches_sequential(tmp_path, monkeypatch, chunked, name):
+    """Compressed files cannot be read by offset: they take the parser's streaming cutter."""
+    import gzip
+
+    fn = {"valid": lambda it: None, "bad_setting": BAD["bad_setting"], "nines_median": ALERTS["nines_median"]}[name]
+    p = tmp_path / "g.json.gz"
+    p.write_bytes(gzip.compress(json.dumps(doc(mutate(17, fn))).encode()))
+    fast, seq = both(str(p), monkeypatch)
+    assert fast == seq and fast["compression"] == "gzip"
+    assert chunked["ok"] > 3
+
+
+def test_plain_reader_cuts_by_offset(tmp_path, monkeypatch, chunked):
+    """Plain files go through read_plain_file (chunks read by offset), with the same result."""
+    calls = []
+    orig = json_fast.read_plain_file
+    monkeypatch.setattr(json_fast, "read_plain_file", lambda *a, **k: calls.append(1) or orig(*a, **k))
+    path = write(tmp_path, "p.json", doc(mutate(39, BAD["zero_min"])), indent=1)
+    fast, seq = both(path, monkeypatch)
+    assert fast == seq and calls and not fast["valid"]
+
+
+def test_json_path_does_not_import_pandas(tmp_path):
+    """pa.array / pa.scalar / to_numpy import pandas (~0.2-1.3 s per process); the JSON path avoids them."""
+    import subprocess
+    import sys
+
+    path = write(tmp_path, "n.json", doc(mutate(5, ALERTS["nines_median"])))
+    code = ("import sys\nfrom price_pipeline.lib.validate import json_check, validate_file\n"
+            "json_check.CHUNKED_MIN_BYTES = 0\njson_check.CHUNK_BYTES = 2000\n"
+            f"r = validate_file({path!r})\nassert r.alerts == 1, r.as_dict()\nprint('pandas' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
