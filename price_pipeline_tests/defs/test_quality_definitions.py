@@ -82,6 +82,34 @@ def test_expectations_run_off_the_ingestion_run_and_a_sensor_requests_them():
         assert isinstance(again, dg.SkipReason)
 
 
+def test_expectations_wait_until_ingestion_and_analytics_have_settled():
+    """GX runs are requested only once no ingestion, catalog or analytics run is queued or running
+    and none changed state in the last QUIET_SECONDS, so they never take the slot the wave's
+    analytics build needs; the cursor does not move while waiting."""
+    import time
+    from unittest import mock
+
+    from dagster._core.test_utils import create_run_for_test
+
+    from price_pipeline.defs.ingestion import expectations
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        instance.report_runless_asset_event(dg.AssetMaterialization("prices", partition="h1"))
+        build = create_run_for_test(instance, job_name="build_analytics", status=dg.DagsterRunStatus.STARTED,
+                                    tags={"price_pipeline/layer": "analytics"})
+        waiting = expectations.expectations_after_prices(dg.build_sensor_context(instance=instance))
+        assert isinstance(waiting, dg.SkipReason) and "analytics run is queued or running" in waiting.skip_message
+
+        instance.report_run_failed(instance.get_run_by_id(build.run_id))  # the build ended just now
+        waiting = expectations.expectations_after_prices(dg.build_sensor_context(instance=instance))
+        assert isinstance(waiting, dg.SkipReason) and "ended less than" in waiting.skip_message
+
+        later = time.time() + expectations.QUIET_SECONDS + 1
+        with mock.patch.object(expectations.time, "time", return_value=later):
+            result = expectations.expectations_after_prices(dg.build_sensor_context(instance=instance))
+        assert [r.partition_key for r in result.run_requests] == ["h1"]
+
+
 def test_the_sensor_daemon_accepts_and_queues_the_expectations_run_requests(tmp_path, monkeypatch):
     """The real sensor daemon iteration, against the ingestion location served over gRPC as in
     production, turns a prices materialization into a queued, partitioned

@@ -14,6 +14,9 @@ pays the import (several seconds). The check warns (it does not block): the bloc
 ``prices`` (schema, lineage) are cheap and decide whether data moves on; this one reports anomalies.
 """
 
+import datetime
+import time
+
 import dagster as dg
 
 from price_pipeline.defs.ingestion.assets import prices
@@ -118,6 +121,34 @@ check_price_expectations_job = dg.define_asset_job(
 
 EXPECTATIONS_BATCH = 200  # prices materializations handled per sensor tick
 
+# Runs the suite must not compete with for the queue's few run slots: a GX run started while the
+# wave's analytics build is still to be requested would hold a slot that build then waits for.
+BUSY_LAYERS = ("ingestion", "catalog", "analytics")
+ACTIVE_STATUSES = [
+    dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
+]
+# After the last ingestion/catalog/analytics run changed state, wait this long: three ticks of
+# analytics_after_ingestion (15 s), so the build it requests for the wave is queued first.
+QUIET_SECONDS = 45
+
+
+def pipeline_busy(instance: dg.DagsterInstance) -> str | None:
+    """Why GX runs should wait, or None: an ingestion, catalog or analytics run is queued or
+    running, or one changed state less than ``QUIET_SECONDS`` ago."""
+    now = time.time()
+    for layer in BUSY_LAYERS:
+        tags = {"price_pipeline/layer": layer}
+        if instance.get_runs_count(dg.RunsFilter(statuses=ACTIVE_STATUSES, tags=tags)):
+            return f"a {layer} run is queued or running"
+        latest = instance.get_run_records(dg.RunsFilter(tags=tags), limit=1, order_by="update_timestamp")
+        changed = latest[0].update_timestamp if latest else None
+        if changed is not None and changed.tzinfo is None:  # stored naive, in UTC
+            changed = changed.replace(tzinfo=datetime.UTC)
+        if changed is not None and now - changed.timestamp() < QUIET_SECONDS:
+            return f"a {layer} run ended less than {QUIET_SECONDS} s ago"
+    return None
+
 
 @dg.sensor(
     job=check_price_expectations_job,
@@ -126,7 +157,12 @@ EXPECTATIONS_BATCH = 200  # prices materializations handled per sensor tick
     description="Requests a check_price_expectations run for each hospital whose prices were materialized.",
 )
 def expectations_after_prices(context: dg.SensorEvaluationContext):
-    """The cursor is the storage id of the newest prices materialization already requested."""
+    """The cursor is the storage id of the newest prices materialization already requested.
+    Nothing is requested (and the cursor stays) while the pipeline is busy: the suite is
+    low-priority work for when a wave of ingestion and its analytics build have settled."""
+    busy = pipeline_busy(context.instance)
+    if busy:
+        return dg.SkipReason(f"waiting: {busy}")
     after = int(context.cursor or 0)
     records = context.instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=prices.key, after_storage_id=after or None),
