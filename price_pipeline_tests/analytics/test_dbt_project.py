@@ -139,6 +139,18 @@ def _lake_rows() -> dict[str, list[dict]]:
         p("h3", SHA_H3, 4, "99213", "gross", amount=250.0),
         h3_row,
         dict(h3_row),  # an exact duplicate (same source row): the views keep both
+        # An item with payer rows only (no gross/cash/min/max row): its codes still reach mart_item_codes.
+        p(
+            "h3",
+            SHA_H3,
+            9,
+            "0001U",
+            "negotiated_dollar",
+            amount=75.0,
+            payer="Aetna",
+            plan="PPO",
+            codes=[{"code": "0001U", "type": "CPT"}, {"code": "0300", "type": "RC"}],
+        ),
     ]
     h4 = [
         p("h4", SHA_H4_OLD, 4, "99213", "gross", amount=9999.0, updated=dt.date(2024, 1, 1)),
@@ -295,7 +307,7 @@ def test_build_runs_every_test_and_no_warning(built: Path) -> None:
 def test_staging_normalises_and_deduplicates(built: Path) -> None:
     # h3 published one row twice: staging is a view and keeps both (same price_key).
     assert query(built, "select count(*), count(distinct price_key) from stg_prices where hospital_key = 'h3'") == [
-        (3, 2)
+        (4, 3)
     ]
     rows = query(
         built,
@@ -383,6 +395,20 @@ def test_item_codes_bridge(built: Path) -> None:
         "where hospital_key = 'h4'",
     )
     assert rows == [("h4", "HCPCS", "J1100", True, True)]
+    # Secondary codes too, also for an item that has no item-level row (read from its payer rows).
+    rows = query(
+        built,
+        "select code_type, code, is_primary, is_well_formed from mart_item_codes "
+        "where hospital_key = 'h3' and item_key in (select item_key from mart_item_codes where code = '0001U') "
+        "order by code_type",
+    )
+    assert rows == [("CPT", "0001U", True, True), ("RC", "0300", False, True)]
+    # Every current item of every hospital is in the bridge (stg_prices.item_key is the same key).
+    assert query(
+        built,
+        "select count(distinct item_key) from int_prices_current "
+        "where item_key not in (select item_key from mart_item_codes)",
+    ) == [(0,)]
 
 
 def _cell(built: Path, code: str, kind: str, payer_class: str) -> dict:

@@ -14,21 +14,24 @@
   collapsed. product is the seed's when given, else detected in the plan and payer text
   (product_from_text). payer_class is the seed's when given, else the first payer_class_rules
   match on lower("payer_name | plan_name"), else 'unknown'. Also counts how often each raw pair
-  occurs (the review queue's frequencies).
+  occurs (the review queue's frequencies, from int_price_groups). Regexes run once per distinct
+  pair here, never per price row: int_price_facts carries payer_pair_id instead.
 -#}
 
 with pairs as (
 
+    -- From the narrow int_price_groups pass (counts per file version x raw strings), so the
+    -- mapping never reads the row-level prices.
     select
         payer_name,
         plan_name,
-        count(*)                              as n_prices,
-        count(*) filter (where is_current)    as n_current_prices,
-        count(distinct hospital_key)          as n_hospitals,
-        min(last_updated_on)                  as first_published_on,
-        max(last_updated_on)                  as last_published_on,
-        min(hospital_key)                     as example_hospital_key
-    from {{ ref('int_prices') }}
+        cast(sum(n_rows) as bigint)                           as n_prices,
+        cast(coalesce(sum(n_rows) filter (where is_current), 0) as bigint) as n_current_prices,
+        count(distinct hospital_key)                          as n_hospitals,
+        min(last_updated_on)                                  as first_published_on,
+        max(last_updated_on)                                  as last_published_on,
+        min(hospital_key)                                     as example_hospital_key
+    from {{ ref('int_price_groups') }}
     where payer_name is not null
     group by payer_name, plan_name
 
@@ -144,6 +147,8 @@ decided as (
 )
 
 select
+    -- Integer key of the pair used by the row-level int_price_facts (only stable within a build).
+    cast(row_number() over (order by payer_name, plan_name nulls first) as integer) as payer_pair_id,
     {{ surrogate_key(['payer_name', 'plan_name']) }} as payer_plan_key,
     payer_name,
     plan_name,

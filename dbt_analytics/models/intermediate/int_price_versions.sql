@@ -20,6 +20,11 @@ removed as (
 )
 
 select
+    -- Small integer keys for the row-level int_price_facts (joins and group-bys on integers
+    -- instead of 64-character strings); only stable within one build.
+    cast(row_number() over (order by versions.hospital_key, versions.version_seq, versions.file_sha256) as integer)
+                                                                  as version_id,
+    cast(dense_rank() over (order by versions.hospital_key) as integer) as hospital_id,
     versions.hospital_key,
     versions.file_sha256,
     versions.version_seq,

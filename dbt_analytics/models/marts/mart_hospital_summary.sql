@@ -1,15 +1,17 @@
 {#-
   One row per catalogued hospital (removed ones included, flagged, with zero counts) describing
-  its current file version. Counts come from int_prices_current.
+  its current file version (the prices of int_prices_current). Built from small aggregates only:
+  file attributes and row counts from int_price_groups, item and code counts from
+  int_current_items, payer counts from int_price_groups x int_payer_map.
 -#}
 
-with prices as (
+with current_groups as (
 
-    select * from {{ ref('int_prices_current') }}
+    select * from {{ ref('int_price_groups') }} where is_current
 
 ),
 
-price_stats as (
+file_stats as (
 
     select
         hospital_key,
@@ -17,17 +19,37 @@ price_stats as (
         max(hospital_name)                                       as file_hospital_name,
         max(last_updated_on)                                     as last_updated_on,
         max(template_version)                                    as template_version,
-        count(distinct item_key)                                 as n_items,
-        count(distinct coalesce(primary_code_type, '') || ':' || primary_code) as n_codes,
         count(distinct payer_name)                               as n_payers,
         count(distinct case when payer_name is not null
             then payer_name || chr(31) || coalesce(plan_name, '') end) as n_payer_plans,
-        count(*)                                                 as n_prices,
-        count(*) filter (where charge_kind in
-            ('negotiated_dollar', 'negotiated_percentage', 'negotiated_algorithm')) as n_negotiated,
-        count(*) filter (where charge_kind = 'negotiated_dollar') as n_negotiated_dollar
-    from prices
+        cast(sum(n_rows) as bigint)                              as n_prices,
+        cast(coalesce(sum(n_rows) filter (where charge_kind in
+            ('negotiated_dollar', 'negotiated_percentage', 'negotiated_algorithm')), 0) as bigint) as n_negotiated,
+        cast(coalesce(sum(n_rows) filter (where charge_kind = 'negotiated_dollar'), 0) as bigint) as n_negotiated_dollar
+    from current_groups
     group by hospital_key
+
+),
+
+item_stats as (
+
+    select
+        versions.hospital_key,
+        count(*)                                                 as n_items,
+        count(distinct coalesce(items.primary_code_type, '') || ':' || items.primary_code) as n_codes
+    from {{ ref('int_current_items') }} as items
+    inner join (select distinct hospital_id, hospital_key from {{ ref('int_price_versions') }}) as versions
+        on items.hospital_id = versions.hospital_id
+    group by versions.hospital_key
+
+),
+
+price_stats as (
+
+    select file_stats.*, coalesce(item_stats.n_items, 0) as n_items, coalesce(item_stats.n_codes, 0) as n_codes
+    from file_stats
+    left join item_stats
+        on file_stats.hospital_key = item_stats.hospital_key
 
 ),
 

@@ -4,19 +4,94 @@
   code_type x code. is_primary marks the item's primary code; is_well_formed says whether the
   cleaned code has the shape of its code system (CPT/HCPCS five characters, MS-DRG three digits,
   RC four digits, NDC eleven digits; other systems have no fixed shape).
+
+  Cost: `codes` is a list column, and decoding it on every price row is the most expensive read
+  of the lake. An item's codes are the same on each of its rows (the normaliser writes the
+  item's code list on each charge of the item), so they are read from the rows without a payer
+  (gross, discounted cash, min, max: a few per item, which the Parquet reader picks by the
+  pushed-down `payer_name is null` filter on the raw files) and, only for hospitals where some
+  current item has no such row (int_current_items) or a payer is blank, from all of that
+  hospital's current rows.
 -#}
 
-with item_codes as (
+-- depends_on: {{ ref('int_current_items') }}, {{ ref('int_price_versions') }}, {{ ref('int_price_groups') }}
+{#- Hospitals whose item rows are not all found by the raw `payer_name is null` filter: some
+    current item has no row without a payer, or some row has a blank (not NULL) payer. -#}
+{%- set other_hospitals = [] -%}
+{%- if execute -%}
+    {%- set found = run_query(
+        "select versions.hospital_key from " ~ ref('int_current_items') ~ " as items"
+        ~ " join " ~ ref('int_price_versions') ~ " as versions on items.hospital_id = versions.hospital_id"
+        ~ " where items.n_item_level_prices = 0"
+        ~ " union select hospital_key from " ~ ref('int_price_groups')
+        ~ " where is_current and payer_name is null and raw_payer_name is not null order by 1") -%}
+    {%- set other_hospitals = found.columns[0].values() | list -%}
+{%- endif %}
+
+with current_files as (
+
+    select distinct raw_hospital_key, raw_file_sha256, hospital_key
+    from {{ ref('int_price_groups') }}
+    where is_current
+
+),
+
+item_rows as (
+
+    -- Distinct first, so the cleaning and the md5 item_key run once per item, not per row.
+    select distinct
+        current_files.hospital_key,
+        source.description,
+        source.primary_code,
+        source.primary_code_type,
+        source.setting,
+        source.billing_class,
+        source.modifiers,
+        source.drug_unit_of_measurement,
+        source.drug_type_of_measurement,
+        source.codes
+    from {{ source('history', 'prices_history') }} as source
+    inner join current_files
+        on source.hospital_key = current_files.raw_hospital_key
+        and source.file_sha256 = current_files.raw_file_sha256
+    where source.payer_name is null
+    {%- if other_hospitals %}
+        or source.hospital_key in (
+            {%- for key in other_hospitals -%}
+            '{{ key | replace("'", "''") }}'{{ ", " if not loop.last }}
+            {%- endfor -%})
+    {%- endif %}
+
+),
+
+cleaned as (
+
+    select
+        hospital_key,
+        {{ clean_text('description') }}                 as description,
+        {{ clean_code('primary_code') }}                as primary_code,
+        {{ clean_code('primary_code_type') }}           as primary_code_type,
+        {{ clean_enum('setting') }}                     as setting,
+        {{ clean_enum('billing_class') }}               as billing_class,
+        {{ clean_code('modifiers') }}                   as modifiers,
+        cast(drug_unit_of_measurement as double)        as drug_unit_of_measurement,
+        {{ clean_code('drug_type_of_measurement') }}    as drug_type_of_measurement,
+        codes
+    from item_rows
+
+),
+
+item_codes as (
 
     select distinct
-        prices.item_key,
-        prices.hospital_key,
-        prices.primary_code,
-        prices.primary_code_type,
+        {{ surrogate_key(item_key_columns()) }}  as item_key,
+        cleaned.hospital_key,
+        cleaned.primary_code,
+        cleaned.primary_code_type,
         code.code        as code,
         code.type        as code_type
-    from {{ ref('int_prices_current') }} as prices,
-        unnest(prices.codes) as t(code)
+    from cleaned,
+        unnest(cleaned.codes) as t(code)
     where code.code is not null
 
 )

@@ -4,58 +4,71 @@
   hospital's gross charges for the same items (same code, setting, billing class, modifiers,
   description), so "what share of the chargemaster does this plan pay" is comparable across
   hospitals. Canonical payer, plan, product and payer class come from int_payer_map.
+
+  One aggregate over the payer rows of int_price_facts (integer keys: hospital_id,
+  payer_pair_id, item_id) joined to the item gross charges of int_current_items; the strings
+  are joined back on the small result.
 -#}
 
-with prices as (
+with negotiated as (
 
-    select * from {{ ref('int_prices_current') }}
+    select
+        facts.hospital_id,
+        facts.payer_pair_id,
+        facts.item_id,
+        facts.primary_code,
+        facts.charge_kind,
+        facts.value,
+        -- A negotiated dollar rate of an item whose gross charge is known and positive.
+        facts.charge_kind = 'negotiated_dollar' and facts.value is not null and items.gross_amount > 0
+                                                                         as is_compared,
+        items.gross_amount
+    from {{ ref('int_price_facts') }} as facts
+    left join {{ ref('int_current_items') }} as items
+        on facts.item_id = items.item_id
+        and facts.charge_kind = 'negotiated_dollar'
+    where facts.is_current
+        and facts.payer_pair_id is not null
+
+),
+
+per_payer as (
+
+    select
+        hospital_id,
+        payer_pair_id,
+        count(*)                                                         as n_prices,
+        count(*) filter (where charge_kind = 'negotiated_dollar' and value is not null)
+                                                                         as n_negotiated_dollar,
+        count(distinct primary_code)                                     as n_codes,
+        median(value) filter (where charge_kind = 'negotiated_dollar')   as median_negotiated_dollar,
+        count(distinct item_id) filter (where is_compared)               as n_items_compared,
+        median(value) filter (where is_compared)                         as median_negotiated_compared,
+        median(gross_amount) filter (where is_compared)                  as median_gross_same_items,
+        median(value / gross_amount) filter (where is_compared)          as median_item_ratio_to_gross
+    from negotiated
+    group by hospital_id, payer_pair_id
 
 ),
 
 payer_stats as (
 
     select
-        hospital_key,
-        payer_name,
-        plan_name,
-        count(*)                                                         as n_prices,
-        count(*) filter (where charge_kind = 'negotiated_dollar' and amount is not null)
-                                                                         as n_negotiated_dollar,
-        count(distinct primary_code)                                     as n_codes,
-        median(amount) filter (where charge_kind = 'negotiated_dollar')  as median_negotiated_dollar
-    from prices
-    where payer_name is not null
-    group by hospital_key, payer_name, plan_name
-
-),
-
-gross_by_item as (
-
-    select hospital_key, item_key, median(amount) as gross_amount
-    from prices
-    where charge_kind = 'gross' and amount is not null
-    group by hospital_key, item_key
+        hospitals.hospital_key,
+        payer_map.payer_name,
+        payer_map.plan_name,
+        per_payer.*
+    from per_payer
+    inner join (select distinct hospital_id, hospital_key from {{ ref('int_price_versions') }}) as hospitals
+        on per_payer.hospital_id = hospitals.hospital_id
+    inner join {{ ref('int_payer_map') }} as payer_map
+        on per_payer.payer_pair_id = payer_map.payer_pair_id
 
 ),
 
 compared as (
 
-    select
-        negotiated.hospital_key,
-        negotiated.payer_name,
-        negotiated.plan_name,
-        count(distinct negotiated.item_key)                   as n_items_compared,
-        median(negotiated.amount)                             as median_negotiated_compared,
-        median(gross_by_item.gross_amount)                    as median_gross_same_items,
-        median(negotiated.amount / gross_by_item.gross_amount) as median_item_ratio_to_gross
-    from prices as negotiated
-    inner join gross_by_item
-        on negotiated.hospital_key = gross_by_item.hospital_key
-        and negotiated.item_key = gross_by_item.item_key
-    where negotiated.charge_kind = 'negotiated_dollar'
-        and negotiated.amount is not null
-        and gross_by_item.gross_amount > 0
-    group by negotiated.hospital_key, negotiated.payer_name, negotiated.plan_name
+    select * from payer_stats where n_items_compared > 0
 
 )
 
@@ -83,8 +96,6 @@ select
 from payer_stats
 left join compared
     on payer_stats.hospital_key = compared.hospital_key
-    and payer_stats.payer_name = compared.payer_name
-    and payer_stats.plan_name is not distinct from compared.plan_name
+    and payer_stats.payer_pair_id = compared.payer_pair_id
 left join {{ ref('int_payer_map') }} as payer_map
-    on payer_stats.payer_name = payer_map.payer_name
-    and payer_stats.plan_name is not distinct from payer_map.plan_name
+    on payer_stats.payer_pair_id = payer_map.payer_pair_id

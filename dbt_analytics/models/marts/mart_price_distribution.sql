@@ -10,7 +10,7 @@
 
 {%- set min_hospitals = var('min_hospitals_for_stats', 3) %}
 
-with cells as (
+with cell_quantiles as (
 
     select
         primary_code,
@@ -20,16 +20,26 @@ with cells as (
         payer_class,
         count(*)                                   as n_hospitals,
         sum(n_prices)                              as n_prices,
-        quantile_cont(hospital_median, 0.10)       as p10_value,
-        quantile_cont(hospital_median, 0.25)       as p25_value,
-        quantile_cont(hospital_median, 0.50)       as median_value,
-        quantile_cont(hospital_median, 0.75)       as p75_value,
-        quantile_cont(hospital_median, 0.90)       as p90_value,
+        -- One list quantile: the hospital medians of a cell are sorted once, not five times.
+        quantile_cont(hospital_median, [0.10, 0.25, 0.50, 0.75, 0.90]) as quantiles,
         min(min_value)                             as min_value,
         max(max_value)                             as max_value
     from {{ ref('int_hospital_cell_stats') }}
     where is_current
     group by primary_code, primary_code_type, setting, charge_kind, payer_class
+
+),
+
+cells as (
+
+    select
+        * exclude (quantiles),
+        quantiles[1] as p10_value,
+        quantiles[2] as p25_value,
+        quantiles[3] as median_value,
+        quantiles[4] as p75_value,
+        quantiles[5] as p90_value
+    from cell_quantiles
 
 )
 

@@ -50,10 +50,7 @@ select
         'modifiers', 'drug_unit_of_measurement', 'drug_type_of_measurement',
         'payer_name', 'plan_name', 'charge_kind'
     ]) }}                                                    as price_key,
-    {{ surrogate_key([
-        'hospital_key', 'description', 'primary_code', 'primary_code_type', 'setting',
-        'billing_class', 'modifiers', 'drug_unit_of_measurement', 'drug_type_of_measurement'
-    ]) }}                                                    as item_key,
+    {{ surrogate_key(item_key_columns()) }}                 as item_key,
     *,
     charge_kind in {{ sql_list(item_level_charge_kinds()) }} as is_item_level
 from cleaned
