@@ -58,6 +58,7 @@ THREADS = 2
 # The same limit for both sides (the dbt profile reads PRICE_PIPELINE_DUCKDB_MEMORY_LIMIT); both
 # spill to a temp directory next to their database file beyond it.
 MEMORY_LIMIT = os.environ.get("PRICE_PIPELINE_DUCKDB_MEMORY_LIMIT", "4GB")
+MAX_TEMP = os.environ.get("ANALYTICS_BENCH_MAX_TEMP", "15GB")
 
 # Raw payer/plan spellings as hospitals publish them (several per payer, some unmapped).
 PAYER_PLANS = [
@@ -356,6 +357,8 @@ def run_plain_query(lake: Path, work: Path) -> float:
     con = duckdb.connect(str(database), config={"threads": THREADS, "memory_limit": MEMORY_LIMIT,
                                                 "preserve_insertion_order": False})
     con.execute("SET enable_progress_bar = false")
+    # Fail rather than fill a shared disk with spill files.
+    con.execute(f"SET max_temp_directory_size = '{MAX_TEMP}'")
     try:
         sql = PLAIN_QUERY.format(lake=str(lake).replace("'", "''"), trim=_TRIM,
                                  seeds=str(PROJECT_DIR / "seeds").replace("'", "''"))
