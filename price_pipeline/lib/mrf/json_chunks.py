@@ -144,7 +144,8 @@ def _to_ndjson(chunk: bytes, cand: re.Pattern | None) -> tuple[bytes, int]:
     return cand.subn(rb"}\n{\3", chunk)
 
 
-def _read_items(nd: bytes, expected: int) -> pa.StructArray | None:
+def read_items(nd: bytes, expected: int) -> pa.StructArray | None:
+    """One item per line -> ``ITEM_FULL_T`` items; None unless Arrow read exactly ``expected``."""
     # One item per line (no line break inside items) lets Arrow use its faster line chunker.
     one_per_line = nd.count(b"\n") == expected - 1 and b"\r" not in nd
     try:
@@ -164,7 +165,7 @@ def _read_items(nd: bytes, expected: int) -> pa.StructArray | None:
 def chunk_items(chunk: bytes, cand: re.Pattern | None) -> pa.StructArray | None:
     """The items of a chunk (``ITEM_FULL_T``), or None when Arrow cannot read them exactly."""
     nd, nsep = _to_ndjson(chunk, cand)
-    items = _read_items(nd, nsep + 1) if nsep or cand is None else None
+    items = read_items(nd, nsep + 1) if nsep or cand is None else None
     if items is None:
         ends, _ = _item_ends(chunk)
         if not len(ends):
@@ -177,7 +178,7 @@ def chunk_items(chunk: bytes, cand: re.Pattern | None) -> pa.StructArray | None:
             if arr[p] != ord(","):
                 return None
             arr[p] = ord("\n")
-        items = _read_items(bytes(arr), len(ends))
+        items = read_items(bytes(arr), len(ends))
     return items
 
 

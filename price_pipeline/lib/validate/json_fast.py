@@ -31,10 +31,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.json as pajson
 
-from ..mrf.json_chunks import chunk_items
-from ..mrf.json_reader import ITEM_FULL_T
+from ..mrf.json_chunks import chunk_items, read_items
 from .rules import BILLING_CODE_TYPES_V3, DRUG_UNITS, METHODOLOGIES, SETTINGS
 
 
@@ -269,26 +267,6 @@ def alerts_v3(items: pa.StructArray) -> np.ndarray | None:
     return np.stack([item_of, j, k, fk[:, 1]], axis=1)
 
 
-def _read_ndjson(nd: bytes, expected: int) -> pa.StructArray | None:
-    """One item per line -> ``ITEM_FULL_T`` items; None unless Arrow read exactly ``expected``."""
-    one_per_line = nd.count(b"\n") == expected - 1 and b"\r" not in nd
-    try:
-        t = pajson.read_json(
-            pa.BufferReader(nd),
-            read_options=pajson.ReadOptions(use_threads=False, block_size=len(nd) + 1),
-            parse_options=pajson.ParseOptions(explicit_schema=_ITEM_SCHEMA, unexpected_field_behavior="ignore",
-                                              newlines_in_values=not one_per_line))
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowCapacityError):
-        return None
-    if t.num_rows != expected:
-        return None
-    return pa.StructArray.from_arrays([t.column(f.name).combine_chunks() for f in ITEM_FULL_T],
-                                      fields=list(ITEM_FULL_T))
-
-
-_ITEM_SCHEMA = pa.schema(list(ITEM_FULL_T))
-
-
 def _items_same_separator(chunk: bytes, cand) -> pa.StructArray | None:
     """Fast path of ``chunk_items`` when every item separator is spelt like the first one.
 
@@ -303,7 +281,7 @@ def _items_same_separator(chunk: bytes, cand) -> pa.StructArray | None:
         return None
     sep = chunk[m.start(): m.end()]
     n = chunk.count(sep)
-    return _read_ndjson(chunk.replace(sep, b"}\n{" + m.group(3)), n + 1)
+    return read_items(chunk.replace(sep, b"}\n{" + m.group(3)), n + 1)
 
 
 def check_chunk_v3(chunk: bytes, base: int, cand) -> tuple:
