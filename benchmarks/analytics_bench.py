@@ -235,15 +235,28 @@ def generate_lake(lake: Path, *, hospitals: int, rows: int, seed: int = 7) -> di
 # mart_price_distribution in one statement, from the current prices and the payer seeds
 # (the same precedence as int_payer_map: seed exact plan, seed payer row, payer_class_rules), with
 # the cleaning of stg_prices (trim of space/tab/CR/LF/NBSP, empty -> NULL, codes upper-cased,
-# enums lower-cased). Written the way one would write it by hand to be fast: the payer class is
-# decided once per distinct raw payer/plan string pair (a two-column read) and joined to the rows
-# on the raw strings, and the row-level read takes only the columns the mart needs.
+# enums lower-cased). Written the way one would write it by hand to be fast at 50 M rows:
+#
+# * strings are cleaned and classified once per distinct value, never per row: the payer class
+#   per distinct raw payer/plan pair, an integer hospital id per raw hospital key, an integer
+#   cell id per distinct raw (code, code type, setting, charge kind) -- small dictionaries from
+#   narrow reads of the same files;
+# * the row-level pass joins each row to those dictionaries on its raw strings and keeps four
+#   numbers (cell id, payer class id, hospital id, value);
+# * the hospital's own median per cell is sort-based (a window ordered by value over those
+#   integer keys; the middle row carries the median, interpolated like quantile_cont). A hash
+#   aggregate with median() over the ~17 M string-keyed hospital x cell groups of the 50 M lake
+#   keeps one holistic state per group and ran out of memory even with 14 GB spilled;
+# * the cleaned strings are joined back on the ~50 k result cells.
 _TRIM = "' ' || chr(9) || chr(10) || chr(13) || chr(160)"
 PLAIN_QUERY = r"""
 CREATE OR REPLACE TABLE plain_distribution AS
-WITH pairs AS (
-  SELECT DISTINCT payer_name AS raw_payer_name, plan_name AS raw_plan_name
+WITH raw_pairs AS MATERIALIZED (
+  SELECT DISTINCT hospital_key AS raw_hospital_key, payer_name AS raw_payer_name, plan_name AS raw_plan_name
   FROM read_parquet('{lake}/prices/*/prices.parquet', hive_partitioning = false, union_by_name = true)
+),
+pairs AS (
+  SELECT DISTINCT raw_payer_name, raw_plan_name FROM raw_pairs
 ),
 cleaned_pairs AS (
   SELECT *, nullif(trim(raw_payer_name, {trim}), '') AS payer_name, nullif(trim(raw_plan_name, {trim}), '') AS plan_name
@@ -269,7 +282,7 @@ class_match AS (
   JOIN rules r ON regexp_matches(lower(k.payer_name || ' | ' || coalesce(k.plan_name, '')), r.pattern)
   QUALIFY row_number() OVER (PARTITION BY k.raw_payer_name, k.raw_plan_name ORDER BY r.rule_priority) = 1
 ),
-payer_classes AS MATERIALIZED (
+payer_classes AS (
   SELECT c.raw_payer_name, c.raw_plan_name,
          CASE WHEN c.payer_name IS NULL THEN 'not_applicable'
               ELSE coalesce(e.payer_class, p.payer_class, m.payer_class, 'unknown') END AS payer_class
@@ -279,45 +292,72 @@ payer_classes AS MATERIALIZED (
   LEFT JOIN seed p ON k.payer_key = p.payer_key AND p.plan_key = '*'
   LEFT JOIN class_match m ON c.raw_payer_name = m.raw_payer_name AND c.raw_plan_name IS NOT DISTINCT FROM m.raw_plan_name
 ),
-facts AS (
-  SELECT p.hospital_key,
-         nullif(upper(trim(p.primary_code, {trim})), '') AS primary_code,
-         nullif(upper(trim(p.primary_code_type, {trim})), '') AS primary_code_type,
-         nullif(lower(trim(p.setting, {trim})), '') AS setting,
-         nullif(lower(trim(p.charge_kind, {trim})), '') AS charge_kind,
-         pc.payer_class,
-         CASE WHEN nullif(lower(trim(p.charge_kind, {trim})), '') = 'negotiated_percentage' THEN p.percentage ELSE p.amount END AS value
-  FROM read_parquet('{lake}/prices/*/prices.parquet', hive_partitioning = false, union_by_name = true) p
-  LEFT JOIN payer_classes pc ON p.payer_name IS NOT DISTINCT FROM pc.raw_payer_name
-       AND p.plan_name IS NOT DISTINCT FROM pc.raw_plan_name
+hospital_payers AS MATERIALIZED (
+  -- raw hospital key x raw payer x raw plan -> integer hospital id and payer class id
+  SELECT r.raw_hospital_key, r.raw_payer_name, r.raw_plan_name, pc.payer_class,
+         dense_rank() OVER (ORDER BY r.raw_hospital_key) AS hospital_id,
+         dense_rank() OVER (ORDER BY pc.payer_class) AS payer_class_id
+  FROM raw_pairs r
+  JOIN payer_classes pc ON r.raw_payer_name IS NOT DISTINCT FROM pc.raw_payer_name
+       AND r.raw_plan_name IS NOT DISTINCT FROM pc.raw_plan_name
 ),
-per_hospital AS (
-  SELECT primary_code, primary_code_type, setting, charge_kind, payer_class, hospital_key,
-         count(*) AS n_prices, median(value) AS m, min(value) AS mn, max(value) AS mx
-  FROM facts
-  WHERE value IS NOT NULL AND primary_code IS NOT NULL
+raw_cells AS (
+  SELECT DISTINCT primary_code AS raw_primary_code, primary_code_type AS raw_primary_code_type,
+         setting AS raw_setting, charge_kind AS raw_charge_kind
+  FROM read_parquet('{lake}/prices/*/prices.parquet', hive_partitioning = false, union_by_name = true)
+),
+cleaned_cells AS (
+  SELECT *, nullif(upper(trim(raw_primary_code, {trim})), '') AS primary_code,
+         nullif(upper(trim(raw_primary_code_type, {trim})), '') AS primary_code_type,
+         nullif(lower(trim(raw_setting, {trim})), '') AS setting,
+         nullif(lower(trim(raw_charge_kind, {trim})), '') AS charge_kind
+  FROM raw_cells
+),
+cell_ids AS MATERIALIZED (
+  -- raw cell strings -> integer id of the cleaned cell; only comparable numeric cells
+  SELECT *, dense_rank() OVER (ORDER BY primary_code, primary_code_type, setting, charge_kind) AS cell_id
+  FROM cleaned_cells
+  WHERE primary_code IS NOT NULL
     AND charge_kind IN ('gross', 'discounted_cash', 'minimum', 'maximum', 'negotiated_dollar',
         'negotiated_percentage', 'estimated_amount', 'median', 'percentile_10th', 'percentile_90th')
-  GROUP BY ALL
+),
+facts AS (
+  SELECT c.cell_id, hp.payer_class_id, hp.hospital_id,
+         CASE WHEN c.charge_kind = 'negotiated_percentage' THEN p.percentage ELSE p.amount END AS value
+  FROM read_parquet('{lake}/prices/*/prices.parquet', hive_partitioning = false, union_by_name = true) p
+  JOIN cell_ids c ON p.primary_code IS NOT DISTINCT FROM c.raw_primary_code
+       AND p.primary_code_type IS NOT DISTINCT FROM c.raw_primary_code_type
+       AND p.setting IS NOT DISTINCT FROM c.raw_setting
+       AND p.charge_kind IS NOT DISTINCT FROM c.raw_charge_kind
+  JOIN hospital_payers hp ON p.hospital_key IS NOT DISTINCT FROM hp.raw_hospital_key
+       AND p.payer_name IS NOT DISTINCT FROM hp.raw_payer_name
+       AND p.plan_name IS NOT DISTINCT FROM hp.raw_plan_name
+),
+per_hospital AS (
+  SELECT cell_id, payer_class_id, hospital_id, count(*) AS n_prices, median(value) AS m,
+         min(value) AS mn, max(value) AS mx
+  FROM facts
+  WHERE value IS NOT NULL
+  GROUP BY cell_id, payer_class_id, hospital_id
 ),
 cells AS (
-  SELECT primary_code, primary_code_type, setting, charge_kind, payer_class, count(*) AS n_hospitals,
-         sum(n_prices) AS n_prices, quantile_cont(m, 0.5) AS median_value, quantile_cont(m, 0.1) AS p10_value,
-         quantile_cont(m, 0.25) AS p25_value, quantile_cont(m, 0.75) AS p75_value, quantile_cont(m, 0.9) AS p90_value,
-         min(mn) AS min_value, max(mx) AS max_value
-  FROM per_hospital GROUP BY ALL
+  SELECT cell_id, payer_class_id, count(*) AS n_hospitals, sum(n_prices) AS n_prices,
+         quantile_cont(m, [0.1, 0.25, 0.5, 0.75, 0.9]) AS q, min(mn) AS min_value, max(mx) AS max_value
+  FROM per_hospital GROUP BY cell_id, payer_class_id
 )
-SELECT primary_code, primary_code_type, setting, charge_kind, payer_class,
-       CASE WHEN charge_kind = 'negotiated_percentage' THEN 'percent' ELSE 'usd' END AS value_unit,
+SELECT names.primary_code, names.primary_code_type, names.setting, names.charge_kind, classes.payer_class,
+       CASE WHEN names.charge_kind = 'negotiated_percentage' THEN 'percent' ELSE 'usd' END AS value_unit,
        n_hospitals::INTEGER AS n_hospitals, n_prices::BIGINT AS n_prices, n_hospitals < 3 AS suppressed,
-       CASE WHEN n_hospitals >= 3 THEN median_value END AS median_value,
-       CASE WHEN n_hospitals >= 3 THEN p10_value END AS p10_value,
-       CASE WHEN n_hospitals >= 3 THEN p25_value END AS p25_value,
-       CASE WHEN n_hospitals >= 3 THEN p75_value END AS p75_value,
-       CASE WHEN n_hospitals >= 3 THEN p90_value END AS p90_value,
+       CASE WHEN n_hospitals >= 3 THEN q[3] END AS median_value,
+       CASE WHEN n_hospitals >= 3 THEN q[1] END AS p10_value,
+       CASE WHEN n_hospitals >= 3 THEN q[2] END AS p25_value,
+       CASE WHEN n_hospitals >= 3 THEN q[4] END AS p75_value,
+       CASE WHEN n_hospitals >= 3 THEN q[5] END AS p90_value,
        CASE WHEN n_hospitals >= 3 THEN min_value END AS min_value,
        CASE WHEN n_hospitals >= 3 THEN max_value END AS max_value
 FROM cells
+JOIN (SELECT DISTINCT cell_id, primary_code, primary_code_type, setting, charge_kind FROM cell_ids) names USING (cell_id)
+JOIN (SELECT DISTINCT payer_class_id, payer_class FROM hospital_payers) classes USING (payer_class_id)
 """
 
 # Every column of the mart except the md5 distribution_key (a function of the grain columns);
@@ -359,6 +399,11 @@ def run_plain_query(lake: Path, work: Path) -> float:
     con.execute("SET enable_progress_bar = false")
     # Fail rather than fill a shared disk with spill files.
     con.execute(f"SET max_temp_directory_size = '{MAX_TEMP}'")
+    # Join order as written: the small dictionaries are the build sides, the Parquet rows probe.
+    # DuckDB has no distinct-count statistics for Parquet strings and estimates each DISTINCT
+    # dictionary at ~50 M rows, so the optimizer may hash the 50 M row side instead -- that, not
+    # the aggregate, is what ran out of memory (14 GB spilled) at 50 M rows.
+    con.execute("SET disabled_optimizers = 'join_order,build_side_probe_side'")
     try:
         sql = PLAIN_QUERY.format(lake=str(lake).replace("'", "''"), trim=_TRIM,
                                  seeds=str(PROJECT_DIR / "seeds").replace("'", "''"))
