@@ -10,7 +10,9 @@
   are joined back on the small result.
 -#}
 
-with negotiated as (
+-- `negotiated` is read by two aggregates: NOT MATERIALIZED, so each re-reads the narrow
+-- int_price_facts columns instead of DuckDB materialising ~45 M joined rows in between.
+with negotiated as not materialized (
 
     select
         facts.hospital_id,
@@ -32,7 +34,11 @@ with negotiated as (
 
 ),
 
-per_payer as (
+-- Two aggregates instead of one with six holistic states (medians, distinct counts) per
+-- group: at 50 M rows the single aggregate needed more than a 6 GB memory limit (holistic
+-- states do not spill) and failed or crawled; split, each holds about half and the first is
+-- finished (its states freed) before the second starts.
+per_payer_all as (
 
     select
         hospital_id,
@@ -41,13 +47,39 @@ per_payer as (
         count(*) filter (where charge_kind = 'negotiated_dollar' and value is not null)
                                                                          as n_negotiated_dollar,
         count(distinct primary_code)                                     as n_codes,
-        median(value) filter (where charge_kind = 'negotiated_dollar')   as median_negotiated_dollar,
-        count(distinct item_id) filter (where is_compared)               as n_items_compared,
-        median(value) filter (where is_compared)                         as median_negotiated_compared,
-        median(gross_amount) filter (where is_compared)                  as median_gross_same_items,
-        median(value / gross_amount) filter (where is_compared)          as median_item_ratio_to_gross
+        median(value) filter (where charge_kind = 'negotiated_dollar')   as median_negotiated_dollar
     from negotiated
     group by hospital_id, payer_pair_id
+
+),
+
+per_payer_compared as (
+
+    select
+        hospital_id,
+        payer_pair_id,
+        count(distinct item_id)                                          as n_items_compared,
+        median(value)                                                    as median_negotiated_compared,
+        median(gross_amount)                                             as median_gross_same_items,
+        median(value / gross_amount)                                     as median_item_ratio_to_gross
+    from negotiated
+    where is_compared
+    group by hospital_id, payer_pair_id
+
+),
+
+per_payer as (
+
+    select
+        per_payer_all.*,
+        coalesce(per_payer_compared.n_items_compared, 0)                 as n_items_compared,
+        per_payer_compared.median_negotiated_compared,
+        per_payer_compared.median_gross_same_items,
+        per_payer_compared.median_item_ratio_to_gross
+    from per_payer_all
+    left join per_payer_compared
+        on per_payer_all.hospital_id = per_payer_compared.hospital_id
+        and per_payer_all.payer_pair_id = per_payer_compared.payer_pair_id
 
 ),
 
