@@ -15,8 +15,9 @@ Then, back to back on the same machine (order alternates with ``--repeat``):
   around the subprocess (dbt start-up included);
 * one DuckDB query (same threads and memory limit as the dbt profile) computing
   ``mart_price_distribution`` from the same lake, the payer classes included, written to a table.
-  It is written to be fast, not to be beaten: only the needed columns are read, the payer class
-  is decided once per distinct raw payer/plan string pair and joined on the raw strings.
+  It is written to be fast, not to be beaten: strings are cleaned once per distinct value into
+  small integer dictionaries (hospital, payer class per raw payer/plan pair, cell), the rows
+  are joined to them on their raw strings and the per-hospital medians group on integers.
 
 The two results are compared row for row on every column of the mart but the md5 key (they must
 be the same mart). The dbt rows/s figure counts the history rows dbt reads (current versions plus
