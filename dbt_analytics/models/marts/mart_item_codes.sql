@@ -83,15 +83,24 @@ cleaned as (
 
 item_codes as (
 
+    -- unnest in the select list (not a lateral join, which DuckDB plans as a delim join over
+    -- the ~2 M item rows at 50 M prices) and the md5 item key once per item, before unnesting.
     select distinct
-        {{ surrogate_key(item_key_columns()) }}  as item_key,
-        cleaned.hospital_key,
-        cleaned.primary_code,
-        cleaned.primary_code_type,
+        item_key,
+        hospital_key,
+        primary_code,
+        primary_code_type,
         code.code        as code,
         code.type        as code_type
-    from cleaned,
-        unnest(cleaned.codes) as t(code)
+    from (
+        select
+            {{ surrogate_key(item_key_columns()) }}  as item_key,
+            hospital_key,
+            primary_code,
+            primary_code_type,
+            unnest(codes)                            as code
+        from cleaned
+    ) as item_code_rows
     where code.code is not null
 
 )
