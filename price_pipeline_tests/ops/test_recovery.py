@@ -45,7 +45,6 @@ from price_pipeline_tests.ops.recovery_support import (
     register_hospitals,
     start,
     unreadable_visible_parquet,
-    wait_until,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -101,7 +100,7 @@ def _kill_worker_mid_write(env, victim: str, marker, log) -> str:
     worker = start(materialize_command(HOSPITAL, stall_writes=True),
                    {**env, "PP_SLOW_WRITE_MATCH": victim, "PP_SLOW_WRITE_MARKER": str(marker)}, log)
     try:
-        wait_until(lambda: marker.exists() or worker.poll() is not None, timeout=120, what="the stalled write")
+        wait_for(lambda: marker.exists() or worker.poll() is not None, timeout=120, interval=0.2, what="the stalled write")
         assert marker.exists(), f"worker ended before writing {victim}:\n{tail(log)}"
         os.kill(worker.pid, signal.SIGKILL)  # the run worker, mid-write
         worker.wait(timeout=10)
@@ -229,7 +228,7 @@ def test_postgres_down_during_a_run_fails_it_and_a_rerun_succeeds(tmp_path, one_
             log = tmp_path / "worker.log"
             worker = start(materialize_command(HOSPITAL), env, log)
             try:
-                wait_until(lambda: any(r.path == file_path for r in server.requests), timeout=90,
+                wait_for(lambda: any(r.path == file_path for r in server.requests), timeout=90, interval=0.2,
                            what="the run to start downloading")
                 outage_started = time.monotonic()
                 cluster.stop()  # immediate shutdown: every connection cut, no new ones accepted
@@ -306,7 +305,7 @@ def test_s3_errors_fail_clearly_store_nothing_partial_and_recover(tmp_path, one_
                 events = instance.all_logs(runs[0].run_id, of_type=dg.DagsterEventType.STEP_UP_FOR_RETRY)
                 return [e for e in events if e.step_key == "prices"]
 
-            retried = wait_until(prices_step_failed_once, timeout=120, interval=0.5, what="the prices step to fail")
+            retried = wait_for(prices_step_failed_once, timeout=120, interval=0.5, what="the prices step to fail")
             # a clear, classified failure: transient (S3 throttling), so it is retried
             failure_data = retried[0].dagster_event.step_retry_data
             assert "SlowDown" in str(failure_data.error), failure_data.error
@@ -318,7 +317,7 @@ def test_s3_errors_fail_clearly_store_nothing_partial_and_recover(tmp_path, one_
             # S3 unreachable altogether when the step retries: it fails again, still nothing partial
             proxy.fail_puts_matching = None
             proxy.down = True
-            wait_until(lambda: len(prices_step_failed_once()) >= 2, timeout=60, interval=0.5,
+            wait_for(lambda: len(prices_step_failed_once()) >= 2, timeout=60, interval=0.5,
                        what="the retry to fail against unreachable S3")
             assert any("(down)" in f for f in proxy.failed), proxy.failed
             assert not lake.exists(prices_key)
