@@ -119,19 +119,7 @@ def fetch_hospital_files(
                 observations.extend(probed.observations)
                 if probed.verdict == "unchanged" and not force:
                     outcome = _unchanged_outcome(url, previous, probed)
-                    registry.record_file_version(
-                        FileVersion(
-                            hospital_key=hospital_key,
-                            url=url,
-                            sha256=previous["sha256"],
-                            size=previous["size"],
-                            status="ok",
-                            raw_key=previous["raw_key"],
-                            etag=outcome.etag,
-                            last_modified=outcome.last_modified,
-                            content_type=previous.get("content_type"),
-                        )
-                    )
+                    registry.record_file_version(_file_version(hospital_key, outcome, sha256=outcome.sha256))
                     registry.upsert_file_states(
                         [
                             {
@@ -177,6 +165,23 @@ def fetch_hospital_files(
 
 def cd_signals() -> tuple[str, ...]:
     return ("conditional", "head", "range")
+
+
+def _file_version(hospital_key: str, outcome: FileOutcome, *, sha256: str | None) -> FileVersion:
+    """The registry row for an outcome; ``sha256`` only when its bytes are really stored."""
+    return FileVersion(
+        hospital_key=hospital_key,
+        url=outcome.url,
+        sha256=sha256,
+        size=outcome.size,
+        status=outcome.status,
+        raw_key=outcome.raw_key,
+        etag=outcome.etag,
+        last_modified=outcome.last_modified,
+        content_type=outcome.content_type,
+        error=outcome.error,
+        error_kind=outcome.error_kind,
+    )
 
 
 def _unchanged_outcome(url: str, previous: dict[str, Any], probed) -> FileOutcome:
@@ -237,21 +242,7 @@ def _download_one(
             outcome.stored_new_bytes = True
         outcome.raw_key = key
         Path(result.path).unlink(missing_ok=True)
-    registry.record_file_version(
-        FileVersion(
-            hospital_key=hospital_key,
-            url=url,
-            sha256=outcome.sha256 if have_bytes else None,
-            size=outcome.size,
-            status=outcome.status,
-            raw_key=outcome.raw_key,
-            etag=outcome.etag,
-            last_modified=outcome.last_modified,
-            content_type=outcome.content_type,
-            error=outcome.error,
-            error_kind=outcome.error_kind,
-        )
-    )
+    registry.record_file_version(_file_version(hospital_key, outcome, sha256=outcome.sha256 if have_bytes else None))
     now = dt.datetime.now(dt.UTC)
     row: dict[str, Any] = {"hospital_key": hospital_key, "url": url, "last_checked_at": now}
     if outcome.status == "ok":
