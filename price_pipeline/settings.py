@@ -68,6 +68,12 @@ class Settings:
     def is_s3_lake(self) -> bool:
         return self.lake_url.startswith("s3://")
 
+    @staticmethod
+    def secrets_from_env() -> dict[str, str | None]:
+        """Credentials, read where they are used: never carried in resource config (the UI shows
+        config) or in logs."""
+        return {"catalog_api_key": _env("PRICE_PIPELINE_CATALOG_API_KEY")}
+
     @classmethod
     def from_env(cls) -> Settings:
         data_dir = Path(_env("PRICE_PIPELINE_DATA_DIR", str(PROJECT_ROOT / ".data"))).resolve()
@@ -87,7 +93,6 @@ class Settings:
             discovery_sources=_csv(_env("PRICE_PIPELINE_DISCOVERY_SOURCES", "catalog_api,cms_hpt,overrides")),
             catalog_states=tuple(s.upper() for s in _csv(_env("PRICE_PIPELINE_CATALOG_STATES"))),
             catalog_session_url=_env("PRICE_PIPELINE_CATALOG_SESSION_URL"),
-            catalog_api_key=_env("PRICE_PIPELINE_CATALOG_API_KEY"),
             overrides_path=_env("PRICE_PIPELINE_DISCOVERY_OVERRIDES"),
             cms_hpt_recheck_hours=float(_env("PRICE_PIPELINE_CMS_HPT_RECHECK_HOURS", "24")),
             cms_hpt_max_sites_per_tick=int(_env("PRICE_PIPELINE_CMS_HPT_MAX_SITES_PER_TICK", "1000")),
@@ -96,4 +101,5 @@ class Settings:
             host_max_concurrency=int(_env("PRICE_PIPELINE_HOST_MAX_CONCURRENCY", "4")),
             host_max_requests_per_second=float(_env("PRICE_PIPELINE_HOST_MAX_RPS", "10")),
             change_sweep_max_files=int(_env("PRICE_PIPELINE_CHANGE_SWEEP_MAX_FILES", "2000")),
+            **cls.secrets_from_env(),
         )

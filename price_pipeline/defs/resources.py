@@ -66,6 +66,7 @@ class PricePipelineResource(dg.ConfigurableResource):
             allowed_private_hosts=tuple(self.allowed_private_hosts),
             discovery_sources=tuple(self.discovery_sources),
             catalog_states=tuple(self.catalog_states),
+            **Settings.secrets_from_env(),
         )
         return Settings(**values)
 

@@ -97,3 +97,12 @@ def test_change_sensor_sweeps_with_a_watermark_and_requests_runs_for_changed_fil
             requested += result.run_requests or []
         (run,) = requested
         assert run.partition_key == "ccn-010000" and run.run_key.startswith("change:ccn-010000:")
+
+
+def test_catalog_api_key_reaches_the_library_but_not_the_resource_config(settings, monkeypatch):
+    monkeypatch.setenv("PRICE_PIPELINE_CATALOG_API_KEY", "s3cret-key")
+    resource = PricePipelineResource.from_settings(settings)
+    assert resource.settings.catalog_api_key == "s3cret-key"
+    assert "s3cret-key" not in repr(resource.model_dump())
+    monkeypatch.delenv("PRICE_PIPELINE_CATALOG_API_KEY")
+    assert PricePipelineResource.from_settings(settings).settings.catalog_api_key is None
