@@ -135,6 +135,34 @@ def test_invalid_utf8_after_sample_restarts_as_cp1252(parse, tmp_path):
     assert s.rows_parsed == 20004 and rows[-1]["description"] == "Café"
 
 
+def test_invalid_utf8_next_to_valid_non_ascii_in_one_batch(parse, tmp_path):
+    # Arrow reads without its per-value UTF-8 check; the parser's own check must still see a
+    # cp1252 byte in a column whose other values hold valid multi-byte UTF-8.
+    text = (BROKEN / "small_tall.csv").read_text()
+    filler = "Café visit,70551,CPT,611,RC,outpatient,,,1200,1080,Aetna,PPO,,400,,,,,,,fee schedule,250,400,\n"
+    p = tmp_path / "mixed.csv"
+    bad = "MRI,1,CPT,,,both,,,5,4,Señor Health,PPO,,,,,,,,,,,,\n".encode("cp1252")
+    p.write_bytes((text + filler * 20000).encode() + bad + (filler * 10).encode())
+    s, rows = parse(p)
+    assert s.encoding == "cp1252" and "non_utf8_encoding" in rules(s)
+    assert s.rows_parsed == 20014 and rows[20003]["payer_name"] == "Señor Health"
+    assert rows[20004]["description"] == "CafÃ© visit"  # UTF-8 bytes read as cp1252, none lost
+
+
+def test_record_longer_than_the_parse_block(parse, tmp_path):
+    # A record must fit in one Arrow block: a 5 MB note makes the parser read again with
+    # bigger blocks instead of stopping ("straddling object"), and every row is kept.
+    text = (BROKEN / "small_tall.csv").read_text()
+    note = "x" * 5_000_000
+    p = tmp_path / "long.csv"
+    p.write_text(text + f'Long note item,99213,CPT,,,outpatient,,,10,9,,,,,,,,,,,,,,"{note}"\n' + text.splitlines(True)[3])
+    s, rows = parse(p)
+    assert s.ok and "long_record" in rules(s) and "csv_parse_error" not in rules(s)
+    assert s.rows_parsed == 5
+    assert rows[3]["description"] == "Long note item" and rows[3]["additional_generic_notes"] == note
+    assert small_values(rows[:3]) == EXPECTED_SMALL and rows[4]["source_row"] == 8
+
+
 def test_decompression_caps(parse, tmp_path):
     p = tmp_path / "bomb.csv.gz"
     base = (BROKEN / "small_tall.csv").read_bytes()

@@ -17,7 +17,7 @@ import io
 import os
 from dataclasses import dataclass, field
 
-from .csv_reader import EncodingRetry, read_csv
+from .csv_reader import EncodingRetry, RecordTooLong, read_csv
 from .findings import Finding, FindingCollector
 from .header import empty_header
 from .json_reader import read_json
@@ -163,18 +163,35 @@ def _parse_payload(s, sample, encoding, bom, sink, fc, sha, header, json_full_pa
     state = fc.snapshot()
     plain = s.path if (s.compression is None and encoding in ("utf-8", "utf-8-sig")) else None
     try:
-        with _utf8_stream(s, encoding, bom) as f:
-            return read_csv(f, encoding=encoding, plain_path=plain, body_offset_base=bom, sink=sink, fc=fc,
-                            sha=sha, header_out=header)
+        return _read_csv_payload(s, encoding, bom, plain, sink, fc, sha, header, state)
     except EncodingRetry as e:
         # Invalid UTF-8 after the sampled first MiB: start again as cp1252 (no data is lost:
         # every byte decodes), dropping what was written and found so far.
-        fc.rollback(state)
-        sink.reset()
-        header.update(empty_header())
+        _restart(fc, state, sink, header)
         fc.add("non_utf8_encoding", "warning", f"invalid UTF-8 after the first MiB ({e}); re-read as cp1252")
-        with _utf8_stream(s, "cp1252", bom) as f:
-            res = read_csv(f, encoding="cp1252", plain_path=None, body_offset_base=0, sink=sink, fc=fc,
-                           sha=sha, header_out=header)
+        res = _read_csv_payload(s, "cp1252", bom, None, sink, fc, sha, header, fc.snapshot())
         res["encoding"] = "cp1252"
         return res
+
+
+def _restart(fc, state, sink, header) -> None:
+    """Forget what a parse attempt wrote and found, before reading the payload again."""
+    fc.rollback(state)
+    sink.reset()
+    header.clear()
+    header.update(empty_header())
+
+
+def _read_csv_payload(s, encoding, bom, plain, sink, fc, sha, header, state) -> dict:
+    """``read_csv`` of the payload, again with bigger Arrow blocks while a record does not fit."""
+    block_size = None
+    while True:
+        try:
+            with _utf8_stream(s, encoding, bom) as f:
+                return read_csv(f, encoding=encoding, plain_path=plain, body_offset_base=bom if plain else 0,
+                                sink=sink, fc=fc, sha=sha, header_out=header, block_size=block_size)
+        except RecordTooLong as e:
+            _restart(fc, state, sink, header)
+            block_size = e.block_size
+            fc.add("long_record", "info",
+                   f"a CSV record is longer than the parse block; re-read with {block_size // 1024**2} MiB blocks")

@@ -102,15 +102,40 @@ _STRIP_RE = r"[$,%\s]"
 
 # A value needs trimming only when its first or last byte could start/end whitespace: ASCII
 # control/space bytes (<= 0x20) or any non-ASCII byte (Unicode spaces are multi-byte). A
-# conservative superset of what ``utf8_trim_whitespace`` removes, checked on the raw buffers.
-_MAYBE_SPACE = np.zeros(256, dtype=bool)
-_MAYBE_SPACE[:0x21] = True
-_MAYBE_SPACE[0x7F:] = True
+# conservative superset of what ``utf8_trim_whitespace`` removes, checked on the raw buffers:
+# ``byte - 0x21`` (uint8, wrapping) is >= 0x5E exactly for those bytes, so one max() decides.
+_PRINTABLE_ASCII_SPAN = 0x5E
+
+
+def _any_maybe_space(data: np.ndarray, positions: np.ndarray) -> bool:
+    """Whether any byte of ``data`` at ``positions`` (clipped into range) may be whitespace."""
+    picked = np.take(data, positions, mode="clip")
+    np.subtract(picked, 0x21, out=picked)
+    return bool(picked.max() >= _PRINTABLE_ASCII_SPAN)
 
 
 def _string_offsets(t: pa.Array) -> np.ndarray:
     """The ``len(t) + 1`` int32 offsets of a ``pa.string()`` array (zero copy)."""
     return np.frombuffer(t.buffers()[1], dtype=np.int32, count=len(t) + 1, offset=t.offset * 4)
+
+
+def is_valid_utf8(t: pa.Array) -> bool:
+    """Whether the values of ``t`` (a ``pa.string()`` array read without UTF-8 checks) are UTF-8.
+
+    An all-ASCII data buffer (one numpy max) is; otherwise Arrow's full validation decides.
+    """
+    n = len(t)
+    if n == 0:
+        return True
+    offs = _string_offsets(t)
+    start, end = int(offs[0]), int(offs[-1])
+    if end == start or np.frombuffer(t.buffers()[2], dtype=np.uint8, count=end - start, offset=start).max() < 0x80:
+        return True
+    try:
+        t.validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return True
 
 
 def _needs_trim(t: pa.Array) -> bool:
@@ -128,10 +153,7 @@ def _needs_trim(t: pa.Array) -> bool:
     if end == start:
         return False
     data = np.frombuffer(t.buffers()[2], dtype=np.uint8)
-    first = data[np.minimum(offs[:-1], end - 1)]
-    if _MAYBE_SPACE[first].any():
-        return True
-    return bool(_MAYBE_SPACE[data[np.maximum(offs[1:] - 1, start)]].any())
+    return _any_maybe_space(data, offs[:-1]) or _any_maybe_space(data, offs[1:] - 1)
 
 
 def _null_where_empty(t: pa.Array) -> pa.Array:
