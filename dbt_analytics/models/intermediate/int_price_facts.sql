@@ -3,18 +3,30 @@
 {#-
   The one row-level read of the price history that every price mart shares: each price fact of
   every kept file version (the rows of int_prices), narrowed to what the marts aggregate and
-  keyed by integers instead of strings:
+  keyed by integers only:
 
     version_id / hospital_id / is_current  from int_price_versions,
     payer_pair_id                          from int_payer_map (NULL for rows without a payer),
-    item_id                                64-bit hash of the cleaned item identity (the same
-                                           columns as stg_prices.item_key),
+    payer_class_id                         int_payer_map.payer_class_id, 0 for rows without a
+                                           payer (payer class 'not_applicable'),
+    cell_id                                from int_price_cells: the cleaned primary_code,
+                                           primary_code_type, setting and charge_kind,
+    item_id                                64-bit hash of the item identity (below),
 
-  plus the cleaned cell columns (primary_code, primary_code_type, setting, charge_kind) and the
-  numeric value (percentage for negotiated_percentage, else amount). The raw key strings are
-  resolved by one hash join on the as-published strings against the few thousand rows of
-  int_price_groups, so per row there is no string cleaning of keys, no regex and no md5.
-  Cleaning of the cell and item columns is the same as stg_prices.
+  plus the numeric value (percentage for negotiated_percentage, else amount). Every string is
+  resolved by a hash join on the as-published strings against a small dictionary
+  (int_price_groups for hospital, file, payer and plan; int_price_cells for the cell columns),
+  so per row there is no string cleaning, no regex and no md5; the marts join the cleaned
+  strings back onto their small results.
+
+  item_id: the hospital, the cleaned primary code, code type and setting (code_setting_id) and
+  the as-published description, billing class, modifiers and drug unit and type. Those last
+  columns are hashed as published, not trimmed and case-folded like stg_prices.item_key: it is
+  the normaliser's own item identity (price_pipeline.lib.normalize groups an item's rows on the
+  as-published values, and every row of an item carries them identically), and cleaning them
+  on every row was the most expensive part of this model. Two rows differing only in padding or
+  case of those columns would count as two items here; on the benchmark lake every mart is the
+  same either way.
 -#}
 
 with string_keys as (
@@ -26,11 +38,11 @@ with string_keys as (
         groups.raw_file_sha256,
         groups.raw_payer_name,
         groups.raw_plan_name,
-        groups.hospital_key,
         groups.version_id,
         groups.hospital_id,
         groups.is_current,
-        payer_map.payer_pair_id
+        payer_map.payer_pair_id,
+        coalesce(payer_map.payer_class_id, 0)   as payer_class_id
     from {{ ref('int_price_groups') }} as groups
     left join {{ ref('int_payer_map') }} as payer_map
         on groups.payer_name = payer_map.payer_name
@@ -49,23 +61,19 @@ select
     string_keys.hospital_id,
     string_keys.is_current,
     string_keys.payer_pair_id,
+    string_keys.payer_class_id,
+    cells.cell_id,
     hash(
-        string_keys.hospital_key,
-        {{ clean_text('source.description') }},
-        {{ clean_code('source.primary_code') }},
-        {{ clean_code('source.primary_code_type') }},
-        {{ clean_enum('source.setting') }},
-        {{ clean_enum('source.billing_class') }},
-        {{ clean_code('source.modifiers') }},
-        cast(source.drug_unit_of_measurement as double),
-        {{ clean_code('source.drug_type_of_measurement') }}
+        string_keys.hospital_id,
+        cells.code_setting_id,
+        source.description,
+        source.billing_class,
+        source.modifiers,
+        source.drug_unit_of_measurement,
+        source.drug_type_of_measurement
     )                                                        as item_id,
-    {{ clean_code('source.primary_code') }}                  as primary_code,
-    {{ clean_code('source.primary_code_type') }}             as primary_code_type,
-    {{ clean_enum('source.setting') }}                       as setting,
-    {{ clean_enum('source.charge_kind') }}                   as charge_kind,
     case
-        when {{ clean_enum('source.charge_kind') }} = 'negotiated_percentage' then cast(source.percentage as double)
+        when cells.charge_kind = 'negotiated_percentage' then cast(source.percentage as double)
         else cast(source.amount as double)
     end                                                      as value
 from source
@@ -74,3 +82,8 @@ inner join string_keys
     and source.file_sha256 = string_keys.raw_file_sha256
     and source.payer_name is not distinct from string_keys.raw_payer_name
     and source.plan_name is not distinct from string_keys.raw_plan_name
+inner join {{ ref('int_price_cells') }} as cells
+    on source.primary_code is not distinct from cells.raw_primary_code
+    and source.primary_code_type is not distinct from cells.raw_primary_code_type
+    and source.setting is not distinct from cells.raw_setting
+    and source.charge_kind is not distinct from cells.raw_charge_kind

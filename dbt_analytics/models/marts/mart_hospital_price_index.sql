@@ -9,37 +9,50 @@
 
 {%- set min_hospitals = var('min_hospitals_for_stats', 3) %}
 
-with hospital_cells as (
+with basis_cells as (
 
-    select *
-    from {{ ref('int_hospital_cell_stats') }}
-    where is_current
+    select distinct cell_id, primary_code, primary_code_type, setting, charge_kind
+    from {{ ref('int_price_cells') }}
+    where is_distribution_cell
         and charge_kind in ('gross', 'discounted_cash', 'negotiated_dollar')
-        and hospital_median > 0
 
 ),
 
 market as (
 
-    select primary_code, primary_code_type, setting, charge_kind, payer_class, median_value
-    from {{ ref('mart_price_distribution') }}
-    where not suppressed and median_value > 0
+    -- The market medians, keyed back to the integer cell and payer class ids (a join on the
+    -- strings of the small mart), so the hospital cells below are matched on integers.
+    select
+        basis_cells.cell_id,
+        payer_classes.payer_class_id,
+        basis_cells.charge_kind,
+        distribution.median_value
+    from {{ ref('mart_price_distribution') }} as distribution
+    inner join basis_cells
+        on distribution.primary_code = basis_cells.primary_code
+        and distribution.primary_code_type is not distinct from basis_cells.primary_code_type
+        and distribution.setting is not distinct from basis_cells.setting
+        and distribution.charge_kind = basis_cells.charge_kind
+    inner join {{ ref('int_payer_classes') }} as payer_classes
+        on distribution.payer_class = payer_classes.payer_class
+    where not distribution.suppressed and distribution.median_value > 0
 
 ),
 
 ratios as (
 
     select
-        hospital_cells.hospital_key,
-        hospital_cells.charge_kind                            as index_basis,
+        versions.hospital_key,
+        market.charge_kind                                    as index_basis,
         hospital_cells.hospital_median / market.median_value  as ratio
-    from hospital_cells
+    from {{ ref('int_hospital_cell_stats') }} as hospital_cells
     inner join market
-        on hospital_cells.primary_code = market.primary_code
-        and hospital_cells.primary_code_type is not distinct from market.primary_code_type
-        and hospital_cells.setting is not distinct from market.setting
-        and hospital_cells.charge_kind = market.charge_kind
-        and hospital_cells.payer_class = market.payer_class
+        on hospital_cells.cell_id = market.cell_id
+        and hospital_cells.payer_class_id = market.payer_class_id
+    inner join {{ ref('int_price_versions') }} as versions
+        on hospital_cells.version_id = versions.version_id
+    where versions.is_current
+        and hospital_cells.hospital_median > 0
 
 ),
 

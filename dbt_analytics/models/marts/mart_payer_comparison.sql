@@ -6,29 +6,38 @@
   hospitals. Canonical payer, plan, product and payer class come from int_payer_map.
 
   One aggregate over the payer rows of int_price_facts (integer keys: hospital_id,
-  payer_pair_id, item_id) joined to the item gross charges of int_current_items; the strings
-  are joined back on the small result.
+  payer_pair_id, item_id, the primary code's code_id from int_price_cells) joined to the item
+  gross charges of int_current_items; the strings are joined back on the small result.
 -#}
 
 -- `negotiated` is read by two aggregates: NOT MATERIALIZED, so each re-reads the narrow
 -- int_price_facts columns instead of DuckDB materialising ~45 M joined rows in between.
-with negotiated as not materialized (
+with cells as (
+
+    select distinct cell_id, code_id, charge_kind = 'negotiated_dollar' as is_negotiated_dollar
+    from {{ ref('int_price_cells') }}
+
+),
+
+negotiated as not materialized (
 
     select
         facts.hospital_id,
         facts.payer_pair_id,
         facts.item_id,
-        facts.primary_code,
-        facts.charge_kind,
+        cells.code_id,
+        cells.is_negotiated_dollar,
         facts.value,
         -- A negotiated dollar rate of an item whose gross charge is known and positive.
-        facts.charge_kind = 'negotiated_dollar' and facts.value is not null and items.gross_amount > 0
+        cells.is_negotiated_dollar and facts.value is not null and items.gross_amount > 0
                                                                          as is_compared,
         items.gross_amount
     from {{ ref('int_price_facts') }} as facts
+    inner join cells
+        on facts.cell_id = cells.cell_id
     left join {{ ref('int_current_items') }} as items
         on facts.item_id = items.item_id
-        and facts.charge_kind = 'negotiated_dollar'
+        and cells.is_negotiated_dollar
     where facts.is_current
         and facts.payer_pair_id is not null
 
@@ -44,10 +53,11 @@ per_payer_all as (
         hospital_id,
         payer_pair_id,
         count(*)                                                         as n_prices,
-        count(*) filter (where charge_kind = 'negotiated_dollar' and value is not null)
+        count(*) filter (where is_negotiated_dollar and value is not null)
                                                                          as n_negotiated_dollar,
-        count(distinct primary_code)                                     as n_codes,
-        median(value) filter (where charge_kind = 'negotiated_dollar')   as median_negotiated_dollar
+        -- distinct primary codes, counted on their integer id (NULL when the row has none)
+        count(distinct code_id)                                          as n_codes,
+        median(value) filter (where is_negotiated_dollar)                as median_negotiated_dollar
     from negotiated
     group by hospital_id, payer_pair_id
 

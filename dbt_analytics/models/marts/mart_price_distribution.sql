@@ -12,12 +12,11 @@
 
 with cell_quantiles as (
 
+    -- Grouped on the integer cell and payer class ids; the strings are joined back below, onto
+    -- one row per result cell.
     select
-        primary_code,
-        primary_code_type,
-        setting,
-        charge_kind,
-        payer_class,
+        cell_id,
+        payer_class_id,
         count(*)                                   as n_hospitals,
         sum(n_prices)                              as n_prices,
         -- One list quantile: the hospital medians of a cell are sorted once, not five times.
@@ -25,21 +24,44 @@ with cell_quantiles as (
         min(min_value)                             as min_value,
         max(max_value)                             as max_value
     from {{ ref('int_hospital_cell_stats') }}
-    where is_current
-    group by primary_code, primary_code_type, setting, charge_kind, payer_class
+    where version_id in (select version_id from {{ ref('int_price_versions') }} where is_current)
+    group by cell_id, payer_class_id
+
+),
+
+cell_names as (
+
+    select distinct cell_id, primary_code, primary_code_type, setting, charge_kind
+    from {{ ref('int_price_cells') }}
+    where is_distribution_cell
+
+),
+
+payer_class_names as (
+
+    select payer_class_id, payer_class from {{ ref('int_payer_classes') }}
 
 ),
 
 cells as (
 
     select
-        * exclude (quantiles),
+        cell_names.primary_code,
+        cell_names.primary_code_type,
+        cell_names.setting,
+        cell_names.charge_kind,
+        payer_class_names.payer_class,
+        cell_quantiles.* exclude (quantiles, cell_id, payer_class_id),
         quantiles[1] as p10_value,
         quantiles[2] as p25_value,
         quantiles[3] as median_value,
         quantiles[4] as p75_value,
         quantiles[5] as p90_value
     from cell_quantiles
+    inner join cell_names
+        on cell_quantiles.cell_id = cell_names.cell_id
+    inner join payer_class_names
+        on cell_quantiles.payer_class_id = payer_class_names.payer_class_id
 
 )
 

@@ -9,7 +9,15 @@
 
 with cells as (
 
+    -- Integer-keyed (version_id, cell_id, payer_class_id); matching a cell across versions is
+    -- an integer join.
     select * from {{ ref('int_hospital_cell_stats') }}
+
+),
+
+cell_kinds as (
+
+    select distinct cell_id, charge_kind from {{ ref('int_price_cells') }} where is_distribution_cell
 
 ),
 
@@ -22,38 +30,37 @@ versions as (
 per_version as (
 
     select
-        hospital_key,
-        file_sha256,
+        cells.version_id,
         count(*)                                                              as n_cells,
-        sum(n_prices)                                                         as n_numeric_prices,
-        median(hospital_median) filter (where charge_kind = 'gross')          as median_gross,
-        median(hospital_median) filter (where charge_kind = 'negotiated_dollar') as median_negotiated_dollar
+        sum(cells.n_prices)                                                   as n_numeric_prices,
+        median(cells.hospital_median) filter (where cell_kinds.charge_kind = 'gross') as median_gross,
+        median(cells.hospital_median) filter (where cell_kinds.charge_kind = 'negotiated_dollar')
+                                                                              as median_negotiated_dollar
     from cells
-    group by hospital_key, file_sha256
+    inner join cell_kinds
+        on cells.cell_id = cell_kinds.cell_id
+    group by cells.version_id
 
 ),
 
 matched as (
 
     select
-        versions.hospital_key,
-        versions.file_sha256,
+        versions.version_id,
         count(*)                                                   as n_cells_matched,
         exp(avg(ln(new_cells.hospital_median / old_cells.hospital_median))) as geo_ratio
     from versions
+    inner join versions as previous
+        on versions.hospital_key = previous.hospital_key
+        and versions.previous_file_sha256 = previous.file_sha256
     inner join cells as new_cells
-        on versions.hospital_key = new_cells.hospital_key
-        and versions.file_sha256 = new_cells.file_sha256
+        on versions.version_id = new_cells.version_id
     inner join cells as old_cells
-        on versions.hospital_key = old_cells.hospital_key
-        and versions.previous_file_sha256 = old_cells.file_sha256
-        and new_cells.primary_code = old_cells.primary_code
-        and new_cells.primary_code_type is not distinct from old_cells.primary_code_type
-        and new_cells.setting is not distinct from old_cells.setting
-        and new_cells.charge_kind = old_cells.charge_kind
-        and new_cells.payer_class = old_cells.payer_class
+        on previous.version_id = old_cells.version_id
+        and new_cells.cell_id = old_cells.cell_id
+        and new_cells.payer_class_id = old_cells.payer_class_id
     where new_cells.hospital_median > 0 and old_cells.hospital_median > 0
-    group by versions.hospital_key, versions.file_sha256
+    group by versions.version_id
 
 )
 
@@ -80,8 +87,6 @@ select
     ))                                                             as price_index_vs_first
 from versions
 left join per_version
-    on versions.hospital_key = per_version.hospital_key
-    and versions.file_sha256 = per_version.file_sha256
+    on versions.version_id = per_version.version_id
 left join matched
-    on versions.hospital_key = matched.hospital_key
-    and versions.file_sha256 = matched.file_sha256
+    on versions.version_id = matched.version_id
