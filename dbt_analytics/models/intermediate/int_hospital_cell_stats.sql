@@ -3,24 +3,53 @@
 {#-
   The cells that the distribution, index and trend marts share: per file version x distribution
   cell (int_price_cells.cell_id: primary_code x primary_code_type x setting x charge_kind) x
-  payer class (int_payer_map.payer_class_id, 0 = 'not_applicable' for item-level rows), the
-  hospital's own median, extremes and row count. One aggregate over int_price_facts on integer
-  keys only; the marts join the strings back onto their (much smaller) results. Numeric charge
-  kinds only (negotiated_algorithm and count are text); rows without a primary_code are not
-  comparable and left out (int_price_cells.is_distribution_cell). Only the key and the
-  statistics are stored (hospital and current flag are one join away in int_price_versions):
-  at 50 M prices this table has ~18 M rows and writing it is a large part of its cost.
+  payer class (payer_class_id of int_payer_classes, 0 = 'not_applicable' for item-level rows),
+  the hospital's own median, extremes and row count. Numeric charge kinds only
+  (negotiated_algorithm and count are text); rows without a primary_code are not comparable and
+  left out (int_price_cells.is_distribution_cell).
+
+  Read from the lake, not from int_price_facts: the only columns it needs are the key strings
+  (resolved to integer ids by hash joins against the small int_price_keys and int_price_cells
+  dictionaries, as int_price_facts does) and the value, so the main mart's chain
+  (groups, cells, this, mart_price_distribution) never writes the 50 M-row facts table. The
+  aggregate groups on integers only, and only the key and the statistics are stored (hospital
+  and current flag are one join away in int_price_versions): at 50 M prices this table has
+  ~18 M rows and writing it is a large part of its cost.
 -#}
 
+with facts as (
+
+    select
+        price_keys.version_id,
+        cells.cell_id,
+        price_keys.payer_class_id,
+        case
+            when cells.charge_kind = 'negotiated_percentage' then cast(source.percentage as double)
+            else cast(source.amount as double)
+        end                                     as value
+    from {{ source('history', 'prices_history') }} as source
+    inner join {{ ref('int_price_keys') }} as price_keys
+        on source.hospital_key = price_keys.raw_hospital_key
+        and source.file_sha256 = price_keys.raw_file_sha256
+        and source.payer_name is not distinct from price_keys.raw_payer_name
+        and source.plan_name is not distinct from price_keys.raw_plan_name
+    inner join {{ ref('int_price_cells') }} as cells
+        on source.primary_code is not distinct from cells.raw_primary_code
+        and source.primary_code_type is not distinct from cells.raw_primary_code_type
+        and source.setting is not distinct from cells.raw_setting
+        and source.charge_kind is not distinct from cells.raw_charge_kind
+    where cells.is_distribution_cell
+
+)
+
 select
-    facts.version_id,
-    facts.cell_id,
-    facts.payer_class_id,
-    count(*)                        as n_prices,
-    median(facts.value)             as hospital_median,
-    min(facts.value)                as min_value,
-    max(facts.value)                as max_value
-from {{ ref('int_price_facts') }} as facts
-where facts.cell_id in (select cell_id from {{ ref('int_price_cells') }} where is_distribution_cell)
-    and facts.value is not null
-group by facts.version_id, facts.cell_id, facts.payer_class_id
+    version_id,
+    cell_id,
+    payer_class_id,
+    count(*)            as n_prices,
+    median(value)       as hospital_median,
+    min(value)          as min_value,
+    max(value)          as max_value
+from facts
+where value is not null
+group by version_id, cell_id, payer_class_id

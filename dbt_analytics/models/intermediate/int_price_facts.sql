@@ -1,9 +1,9 @@
 {{ config(materialized='table') }}
 
 {#-
-  The one row-level read of the price history that every price mart shares: each price fact of
-  every kept file version (the rows of int_prices), narrowed to what the marts aggregate and
-  keyed by integers only:
+  The row-level table of the current prices that int_current_items and mart_payer_comparison
+  aggregate: each price fact of the current file versions (the rows of int_prices_current),
+  narrowed to what those aggregate and keyed by integers only:
 
     version_id / hospital_id / is_current  from int_price_versions,
     payer_pair_id                          from int_payer_map (NULL for rows without a payer),
@@ -15,7 +15,7 @@
 
   plus the numeric value (percentage for negotiated_percentage, else amount). Every string is
   resolved by a hash join on the as-published strings against a small dictionary
-  (int_price_groups for hospital, file, payer and plan; int_price_cells for the cell columns),
+  (int_price_keys for hospital, file, payer and plan; int_price_cells for the cell columns),
   so per row there is no string cleaning, no regex and no md5; the marts join the cleaned
   strings back onto their small results.
 
@@ -29,42 +29,21 @@
   same either way.
 -#}
 
-with string_keys as (
-
-    -- Raw (hospital_key, file_sha256, payer_name, plan_name) -> integer ids; unique because the
-    -- cleaned values are functions of the raw ones.
-    select distinct
-        groups.raw_hospital_key,
-        groups.raw_file_sha256,
-        groups.raw_payer_name,
-        groups.raw_plan_name,
-        groups.version_id,
-        groups.hospital_id,
-        groups.is_current,
-        payer_map.payer_pair_id,
-        coalesce(payer_map.payer_class_id, 0)   as payer_class_id
-    from {{ ref('int_price_groups') }} as groups
-    left join {{ ref('int_payer_map') }} as payer_map
-        on groups.payer_name = payer_map.payer_name
-        and groups.plan_name is not distinct from payer_map.plan_name
-
-),
-
-source as (
+with source as (
 
     select * from {{ source('history', 'prices_history') }}
 
 )
 
 select
-    string_keys.version_id,
-    string_keys.hospital_id,
-    string_keys.is_current,
-    string_keys.payer_pair_id,
-    string_keys.payer_class_id,
+    price_keys.version_id,
+    price_keys.hospital_id,
+    price_keys.is_current,
+    price_keys.payer_pair_id,
+    price_keys.payer_class_id,
     cells.cell_id,
     hash(
-        string_keys.hospital_id,
+        price_keys.hospital_id,
         cells.code_setting_id,
         source.description,
         source.billing_class,
@@ -77,13 +56,16 @@ select
         else cast(source.amount as double)
     end                                                      as value
 from source
-inner join string_keys
-    on source.hospital_key = string_keys.raw_hospital_key
-    and source.file_sha256 = string_keys.raw_file_sha256
-    and source.payer_name is not distinct from string_keys.raw_payer_name
-    and source.plan_name is not distinct from string_keys.raw_plan_name
+inner join {{ ref('int_price_keys') }} as price_keys
+    on source.hospital_key = price_keys.raw_hospital_key
+    and source.file_sha256 = price_keys.raw_file_sha256
+    and source.payer_name is not distinct from price_keys.raw_payer_name
+    and source.plan_name is not distinct from price_keys.raw_plan_name
 inner join {{ ref('int_price_cells') }} as cells
     on source.primary_code is not distinct from cells.raw_primary_code
     and source.primary_code_type is not distinct from cells.raw_primary_code_type
     and source.setting is not distinct from cells.raw_setting
     and source.charge_kind is not distinct from cells.raw_charge_kind
+-- Only the current versions: the aggregates over all versions (int_hospital_cell_stats) read
+-- the lake themselves.
+where price_keys.is_current

@@ -42,7 +42,7 @@ market as (
 ratios as (
 
     select
-        versions.hospital_key,
+        versions.hospital_id,
         market.charge_kind                                    as index_basis,
         hospital_cells.hospital_median / market.median_value  as ratio
     from {{ ref('int_hospital_cell_stats') }} as hospital_cells
@@ -56,10 +56,10 @@ ratios as (
 
 ),
 
-indexed as (
+indexed_by_id as (
 
     select
-        hospital_key,
+        hospital_id,
         index_basis,
         count(*)                                  as n_cells_compared,
         100 * exp(avg(ln(ratio)))                 as price_index,
@@ -67,7 +67,16 @@ indexed as (
         100 * median(ratio)                       as median_ratio_pct,
         100 * quantile_cont(ratio, 0.75)          as p75_ratio_pct
     from ratios
-    group by hospital_key, index_basis
+    group by hospital_id, index_basis
+
+),
+
+indexed as (
+
+    select hospitals.hospital_key, indexed_by_id.* exclude (hospital_id)
+    from indexed_by_id
+    inner join (select distinct hospital_id, hospital_key from {{ ref('int_price_versions') }}) as hospitals
+        on indexed_by_id.hospital_id = hospitals.hospital_id
 
 )
 
