@@ -10,8 +10,6 @@
   gross charges of int_current_items; the strings are joined back on the small result.
 -#}
 
--- `negotiated` is read by two aggregates: NOT MATERIALIZED, so each re-reads the narrow
--- int_price_facts columns instead of DuckDB materialising ~45 M joined rows in between.
 with cells as (
 
     select distinct cell_id, code_id, charge_kind = 'negotiated_dollar' as is_negotiated_dollar
@@ -19,6 +17,8 @@ with cells as (
 
 ),
 
+-- `negotiated` is read by two aggregates: NOT MATERIALIZED, so each re-reads the narrow
+-- int_price_facts columns instead of DuckDB materialising ~45 M joined rows in between.
 negotiated as not materialized (
 
     select
@@ -27,19 +27,32 @@ negotiated as not materialized (
         facts.item_id,
         cells.code_id,
         cells.is_negotiated_dollar,
-        facts.value,
-        -- A negotiated dollar rate of an item whose gross charge is known and positive.
-        cells.is_negotiated_dollar and facts.value is not null and items.gross_amount > 0
-                                                                         as is_compared,
-        items.gross_amount
+        facts.value
     from {{ ref('int_price_facts') }} as facts
     inner join cells
         on facts.cell_id = cells.cell_id
-    left join {{ ref('int_current_items') }} as items
-        on facts.item_id = items.item_id
-        and cells.is_negotiated_dollar
     where facts.is_current
         and facts.payer_pair_id is not null
+
+),
+
+-- A negotiated dollar rate of an item whose gross charge is known and positive, with that
+-- gross charge. Only the second aggregate needs the item join (int_current_items is unique
+-- on item_id, so the inner join keeps each rate once).
+compared_rates as (
+
+    select
+        negotiated.hospital_id,
+        negotiated.payer_pair_id,
+        negotiated.item_id,
+        negotiated.value,
+        items.gross_amount
+    from negotiated
+    inner join {{ ref('int_current_items') }} as items
+        on negotiated.item_id = items.item_id
+    where negotiated.is_negotiated_dollar
+        and negotiated.value is not null
+        and items.gross_amount > 0
 
 ),
 
@@ -72,8 +85,7 @@ per_payer_compared as (
         median(value)                                                    as median_negotiated_compared,
         median(gross_amount)                                             as median_gross_same_items,
         median(value / gross_amount)                                     as median_item_ratio_to_gross
-    from negotiated
-    where is_compared
+    from compared_rates
     group by hospital_id, payer_pair_id
 
 ),
