@@ -51,21 +51,9 @@ select
         source.drug_unit_of_measurement,
         source.drug_type_of_measurement
     )                                                        as item_id,
-    case
-        when cells.charge_kind = 'negotiated_percentage' then cast(source.percentage as double)
-        else cast(source.amount as double)
-    end                                                      as value
+    {{ price_value('source') }}                             as value
 from source
-inner join {{ ref('int_price_keys') }} as price_keys
-    on source.hospital_key = price_keys.raw_hospital_key
-    and source.file_sha256 = price_keys.raw_file_sha256
-    and source.payer_name is not distinct from price_keys.raw_payer_name
-    and source.plan_name is not distinct from price_keys.raw_plan_name
-inner join {{ ref('int_price_cells') }} as cells
-    on source.primary_code is not distinct from cells.raw_primary_code
-    and source.primary_code_type is not distinct from cells.raw_primary_code_type
-    and source.setting is not distinct from cells.raw_setting
-    and source.charge_kind is not distinct from cells.raw_charge_kind
+{{ join_price_dictionaries('source') }}
 -- Only the current versions: the aggregates over all versions (int_hospital_cell_stats) read
 -- the lake themselves.
 where price_keys.is_current
