@@ -149,6 +149,21 @@ def test_invalid_utf8_next_to_valid_non_ascii_in_one_batch(parse, tmp_path):
     assert rows[20004]["description"] == "CafÃ© visit"  # UTF-8 bytes read as cp1252, none lost
 
 
+def test_short_row_with_cp1252_bytes_restarts_as_cp1252(parse, tmp_path):
+    # pyarrow cannot decode such a row for invalid_row_handler, so Arrow stops the parse there;
+    # that must restart as cp1252 (the row kept as a padded short row), not lose the file's rest.
+    text = (BROKEN / "small_tall.csv").read_text()
+    filler = "MRI of brain,70551,CPT,611,RC,outpatient,,,1200,1080,Aetna,PPO,,400,,,,,,,fee schedule,250,400,\n"
+    p = tmp_path / "short_cp1252.csv"
+    p.write_bytes((text + filler * 20000).encode() + "Caf\u00e9 short,1,CPT\n".encode("cp1252") + (filler * 3).encode())
+    s, rows = parse(p)
+    assert s.ok and s.encoding == "cp1252"
+    assert "non_utf8_encoding" in rules(s) and "short_row" in rules(s) and "csv_parse_error" not in rules(s)
+    assert s.rows_parsed == 20007
+    short = [r for r in rows if r["description"] == "Caf\u00e9 short"]
+    assert len(short) == 1 and short[0]["source_row"] == 20007
+
+
 def test_record_longer_than_the_parse_block(parse, tmp_path):
     # A record must fit in one Arrow block: a 5 MB note makes the parser read again with
     # bigger blocks instead of stopping ("straddling object"), and every row is kept.

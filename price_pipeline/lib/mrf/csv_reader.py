@@ -332,7 +332,7 @@ def read_csv(stream, *, encoding: str, plain_path: str | None, body_offset_base:
         body = pa.PythonFile(io.BufferedReader(PrefixedReader(buf[body_start:], stream), 1 << 22), mode="r")
     if block_size is None:
         block_size = max(READ_BLOCK_SIZE, 32 * (ends[col_row] - (ends[col_row - 1] if col_row else 0)))
-    _read_body(body, layout, first_row, sink, fc, sha, block_size)
+    _read_body(body, layout, first_row, sink, fc, sha, block_size, utf8_source=encoding in ("utf-8", "utf-8-sig"))
     return {"format": layout.fmt, "ok": True}
 
 
@@ -395,7 +395,17 @@ def _prefetch(reader, invalid: list, batch_bytes: int):
         t.join()
 
 
-def _read_body(body, layout: Layout, first_row: int, sink, fc, sha, block_size: int) -> None:
+def _not_utf8(msg: str, utf8_source: bool) -> bool:
+    """Whether an Arrow error means the body is not UTF-8.
+
+    Besides Arrow's own UTF-8 errors: a row with the wrong column count whose bytes are not
+    UTF-8 never reaches ``invalid_row_handler`` (pyarrow fails to decode its text first), so
+    Arrow stops with that row in the message, decoded with replacement characters.
+    """
+    return utf8_source and ("UTF8" in msg or "UTF-8" in msg or "\ufffd" in msg)
+
+
+def _read_body(body, layout: Layout, first_row: int, sink, fc, sha, block_size: int, utf8_source: bool) -> None:
     ncols = layout.ncols
     names = [f"c{i}" for i in range(ncols)]
     used = sorted(set(layout.base.values()) | {i for p in layout.codes for i in p if i is not None}
@@ -460,7 +470,7 @@ def _read_body(body, layout: Layout, first_row: int, sink, fc, sha, block_size: 
         msg = str(e)
         if "Empty CSV" in msg:
             return
-        if "UTF8" in msg or "UTF-8" in msg:
+        if _not_utf8(msg, utf8_source):
             raise EncodingRetry(msg) from e
         if "straddl" in msg and block_size < MAX_BLOCK_SIZE:
             raise RecordTooLong(min(block_size * BLOCK_GROWTH, MAX_BLOCK_SIZE)) from e
@@ -474,7 +484,7 @@ def _read_body(body, layout: Layout, first_row: int, sink, fc, sha, block_size: 
         done_invalid = n_invalid
         if kind == "error":
             msg = str(batch)
-            if "UTF8" in msg or "UTF-8" in msg:
+            if _not_utf8(msg, utf8_source):
                 raise EncodingRetry(msg) from batch
             if "straddl" in msg and block_size < MAX_BLOCK_SIZE:
                 raise RecordTooLong(min(block_size * BLOCK_GROWTH, MAX_BLOCK_SIZE)) from batch
