@@ -260,8 +260,9 @@ class BatchBuilder:
             long[fld] = t
             present |= bool_to_numpy(pc.is_valid(t))
         # (row, group) pairs with a value, row-major; rows without any value get group -1.
-        row_idx, gid = np.nonzero(present.reshape(G, n).T) if G else (np.zeros(0, np.int64), np.zeros(0, np.int64))
-        none_idx = np.flatnonzero(~present.reshape(G, n).any(axis=0)) if G else np.arange(n)
+        grid = present.reshape(G, n)  # G == 0: no pairs, every row is payer-less
+        row_idx, gid = np.nonzero(grid.T)
+        none_idx = np.flatnonzero(~grid.any(axis=0))
         if len(none_idx):
             row_idx = np.concatenate([row_idx, none_idx])
             gid = np.concatenate([gid, np.full(len(none_idx), -1, dtype=gid.dtype)])
@@ -395,14 +396,18 @@ def _prefetch(reader, invalid: list, batch_bytes: int):
         t.join()
 
 
-def _not_utf8(msg: str, utf8_source: bool) -> bool:
-    """Whether an Arrow error means the body is not UTF-8.
+def _raise_if_retryable(error: pa.ArrowInvalid, block_size: int, utf8_source: bool) -> None:
+    """Raise ``EncodingRetry`` / ``RecordTooLong`` when reading again fixes Arrow's ``error``.
 
     Besides Arrow's own UTF-8 errors: a row with the wrong column count whose bytes are not
     UTF-8 never reaches ``invalid_row_handler`` (pyarrow fails to decode its text first), so
     Arrow stops with that row in the message, decoded with replacement characters.
     """
-    return utf8_source and ("UTF8" in msg or "UTF-8" in msg or "\ufffd" in msg)
+    msg = str(error)
+    if utf8_source and ("UTF8" in msg or "UTF-8" in msg or "\ufffd" in msg):
+        raise EncodingRetry(msg) from error
+    if "straddl" in msg and block_size < MAX_BLOCK_SIZE:
+        raise RecordTooLong(min(block_size * BLOCK_GROWTH, MAX_BLOCK_SIZE)) from error
 
 
 def _read_body(body, layout: Layout, first_row: int, sink, fc, sha, block_size: int, utf8_source: bool) -> None:
@@ -470,10 +475,7 @@ def _read_body(body, layout: Layout, first_row: int, sink, fc, sha, block_size: 
         msg = str(e)
         if "Empty CSV" in msg:
             return
-        if _not_utf8(msg, utf8_source):
-            raise EncodingRetry(msg) from e
-        if "straddl" in msg and block_size < MAX_BLOCK_SIZE:
-            raise RecordTooLong(min(block_size * BLOCK_GROWTH, MAX_BLOCK_SIZE)) from e
+        _raise_if_retryable(e, block_size, utf8_source)
         fc.add("csv_parse_error", "error", f"CSV body unreadable: {msg}")
         return
     done_invalid = 0
@@ -483,12 +485,8 @@ def _read_body(body, layout: Layout, first_row: int, sink, fc, sha, block_size: 
             classify(*invalid[k])
         done_invalid = n_invalid
         if kind == "error":
-            msg = str(batch)
-            if _not_utf8(msg, utf8_source):
-                raise EncodingRetry(msg) from batch
-            if "straddl" in msg and block_size < MAX_BLOCK_SIZE:
-                raise RecordTooLong(min(block_size * BLOCK_GROWTH, MAX_BLOCK_SIZE)) from batch
-            fc.add("csv_parse_error", "error", f"CSV parse stopped: {msg}", row=returned + first_row)
+            _raise_if_retryable(batch, block_size, utf8_source)
+            fc.add("csv_parse_error", "error", f"CSV parse stopped: {batch}", row=returned + first_row)
             break
         n = batch.num_rows
         if n == 0:
