@@ -23,8 +23,8 @@ import duckdb
 # RE2 (DuckDB) syntax. \pZ: Unicode separators (spaces, NBSP, line/paragraph separators);
 # \pC: control, format (U+FEFF, zero-width), private-use and unassigned characters.
 FORMULA_PREFIX_PATTERN = r"^(?:[\t\r\n]|[\pZ\pC]*[=+\-@＝＋－＠])"
-# A cell that is a plain number (what DuckDB writes for numeric columns): a spreadsheet reads
-# it as a number, so "-5" or "-inf" is not a formula even though it starts with "-".
+# A plain number as DuckDB writes numeric columns ("-5.0", "1e+20", "-inf"): a column holding only
+# these is a number column when a written CSV is checked.
 NUMBER_PATTERN = r"^[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf|infinity|nan)$"
 # DuckDB types whose text form is a number, date/time or boolean (everything else is text).
 _NON_TEXT_TYPE = re.compile(
@@ -79,17 +79,22 @@ def export_relation(
 def count_formula_cells(con: duckdb.DuckDBPyConnection, csv_path: str | Path) -> int:
     """Rows of a written CSV with at least one cell a spreadsheet would run as a formula.
 
-    Same prefix rule as :func:`neutralised_select`; as the CSV no longer says which column was a
-    number, a cell that is a plain number (``-5``, ``-1e3``) is not counted.
+    Same prefix rule as :func:`neutralised_select`. A CSV no longer says which column was a
+    number, so a column whose every cell is a plain number (``-5``, ``1e+20``) is taken as a
+    number column and not counted, exactly as the export leaves number columns alone.
     """
     # The dialect is given, not sniffed: a sniffer can mis-read a file full of quoted line breaks.
     source = "read_csv(?, all_varchar=true, header=true, delim=',', quote='\"', escape='\"')"
     columns = [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}", [str(csv_path)]).fetchall()]  # noqa: S608
     if not columns:
         return 0
-    condition = " OR ".join(
-        f"({formula_condition(quote_identifier(c))} "
-        f"AND NOT regexp_matches({quote_identifier(c)}, '{NUMBER_PATTERN}', 'i'))"
+    number_flags = ", ".join(
+        f"bool_and({quote_identifier(c)} IS NULL OR regexp_matches({quote_identifier(c)}, '{NUMBER_PATTERN}', 'i'))"
         for c in columns
     )
+    numeric = con.execute(f"SELECT {number_flags} FROM {source}", [str(csv_path)]).fetchone()  # noqa: S608
+    text_columns = [c for c, is_number in zip(columns, numeric, strict=True) if not is_number]
+    if not text_columns:
+        return 0
+    condition = " OR ".join(formula_condition(quote_identifier(c)) for c in text_columns)
     return con.execute(f"SELECT count(*) FROM {source} WHERE {condition}", [str(csv_path)]).fetchone()[0]  # noqa: S608
