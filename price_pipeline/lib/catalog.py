@@ -29,6 +29,8 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
+from price_pipeline.lib.text import TextFix, clean_json
+
 RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 KEY_MAX_LENGTH = 64
 
@@ -69,6 +71,8 @@ class CatalogHospital:
     website: str | None = None
     files: tuple[CatalogFile, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    # NUL characters / lone surrogates removed from the entry's text (see lib/text.py).
+    text_fixes: tuple[TextFix, ...] = field(default=(), compare=False, hash=False)
 
 
 _HOSPITAL_FIELDS = ("id", "name", "ccn", "address", "city", "state", "zip", "website", "files")
@@ -106,6 +110,9 @@ def parse_hospital(raw: Any, where: str = "catalog") -> CatalogHospital:
     """One catalog JSON object -> :class:`CatalogHospital` (raises :class:`CatalogError` if unusable)."""
     if not isinstance(raw, dict):
         raise CatalogError(f"{where}: hospital entry is not an object: {raw!r:.200}")
+    # A NUL or lone surrogate ("\u0000", "\ud800") cannot be stored; clean the whole entry first
+    # and keep what was fixed, so discovery records it as a finding.
+    raw, text_fixes = clean_json(raw)
     hid, name = _opt_str(raw.get("id")), _opt_str(raw.get("name"))
     if hid is None or name is None:
         raise CatalogError(f"{where}: hospital entry without id or name: {raw!r:.200}")
@@ -124,6 +131,7 @@ def parse_hospital(raw: Any, where: str = "catalog") -> CatalogHospital:
         website=_opt_str(raw.get("website")),
         files=tuple(_parse_file(f, f"{where}: hospital {hid}") for f in files),
         extra={k: v for k, v in raw.items() if k not in _HOSPITAL_FIELDS},
+        text_fixes=tuple(text_fixes),
     )
 
 

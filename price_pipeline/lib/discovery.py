@@ -67,6 +67,8 @@ class DiscoveryResult:
     site_crawls: list[dict] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
     excluded: list[str] = field(default_factory=list)
+    # text a source had to clean (rule text_cleaned), as discovery_findings rows
+    findings: list[dict] = field(default_factory=list)
     stats: dict = field(default_factory=dict)
 
     @property
@@ -177,23 +179,66 @@ def discover(settings, registry, *, max_sites: int | None = None, catalog_source
     out.excluded = final.excluded
     for key, claim in final.attributed:
         out.claims_by_source.setdefault(claim.source, []).append((key, claim.payload()))
+    out.findings = text_findings(claims, final.attributed)
     out.stats["hospitals"] = len(out.records)
     out.stats["files"] = sum(len(r["files"]) for r in out.records)
     out.stats["seconds"] = round(time.monotonic() - started, 3)
     return out
 
 
+def text_findings(claims, attributed) -> list[dict]:
+    """One ``text_cleaned`` finding per field a source cleaned of NULs / lone surrogates,
+    with the hospital the claim was reconciled into (None for an excluded hospital)."""
+    key_of = {id(claim): key for key, claim in attributed}
+    return [
+        {
+            "source": claim.source,
+            "source_id": claim.source_id,
+            "hospital_key": key_of.get(id(claim)),
+            "field": fix.field,
+            "rule": "text_cleaned",
+            "severity": "warning",
+            "message": fix.describe(),
+        }
+        for claim in claims
+        for fix in claim.text_fixes
+    ]
+
+
 def apply_discovery(registry, result: DiscoveryResult) -> dict[str, int]:
     """Write a (guarded) discovery pass: claims per source, reconciled hospitals, identifiers,
-    cms-hpt crawl outcomes and pending file states for newly listed files."""
+    cms-hpt crawl outcomes, pending file states for newly listed files, and the findings.
+
+    A record the database refuses is left out without rolling back the others; each becomes a
+    ``registry_rejected`` finding (listed in ``result.findings`` too). Counts: ``new``, ``seen``,
+    ``rejected`` (hospitals), ``new_files``, ``records_rejected`` (any table), ``text_cleaned``.
+    """
+    rejected = []
     for source, claims in result.claims_by_source.items():
-        registry.record_claims(source, claims)
+        registry.record_claims(source, claims, rejected=rejected)
     counts = registry.upsert_hospitals(
-        [{k: v for k, v in r.items() if k not in ("files", "claim_ids")} for r in result.records], source=None
+        [{k: v for k, v in r.items() if k not in ("files", "claim_ids")} for r in result.records],
+        source=None,
+        rejected=rejected,
     )
-    registry.record_identifiers(result.identifiers)
-    registry.record_site_crawls(result.site_crawls)
+    registry.record_identifiers(result.identifiers, rejected=rejected)
+    registry.record_site_crawls(result.site_crawls, rejected=rejected)
     counts["new_files"] = registry.ensure_file_states(
-        (r["hospital_key"], f["url"]) for r in result.records for f in r["files"]
+        ((r["hospital_key"], f["url"]) for r in result.records for f in r["files"]), rejected=rejected
     )
+    result.findings.extend(
+        {
+            "source": "registry",
+            "source_id": f"{refused.table}: {refused.record}",
+            "hospital_key": refused.hospital_key,
+            "field": refused.table,
+            "rule": "registry_rejected",
+            "severity": "error",
+            "message": f"not stored: {refused.error}",
+        }
+        for refused in rejected
+    )
+    registry.record_discovery_findings(result.findings)
+    counts["records_rejected"] = len(rejected)
+    counts["text_cleaned"] = sum(1 for f in result.findings if f["rule"] == "text_cleaned")
     return counts

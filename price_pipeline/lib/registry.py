@@ -9,7 +9,17 @@ Tables: ``hospitals`` (current reconciled view, removed ones kept), ``catalog_cl
 claim of every discovery source), ``hospital_identifiers`` (CCN/EIN/NPI -> stable key),
 ``file_versions`` (every version of every file), ``file_states`` (per-file change-detection
 state: validators, size, range fingerprint, last check) and ``host_profiles`` (which change
-signals a host's server has proven trustworthy).
+signals a host's server has proven trustworthy), ``site_crawls`` (the last cms-hpt.txt crawl of
+each website) and ``discovery_findings`` (text a discovery source had to clean, records the
+database refused).
+
+One bad record never rolls back the good ones: every batch write runs as one transaction and,
+when the database (or its driver) refuses a record's data — a NUL in PostgreSQL text, a lone
+surrogate no driver can encode, a value too long for its column, a constraint — the batch is
+split in halves, each retried in its own transaction, down to the single records at fault.
+Those are left out and reported (:class:`Rejected`, a warning in the log, and the caller's
+``rejected`` list); errors that are not about the data (a lost connection, a locked database)
+still raise.
 """
 
 from __future__ import annotations
@@ -17,7 +27,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+import logging
+import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +37,9 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
+from price_pipeline.lib.text import clean_text
+
+log = logging.getLogger(__name__)
 metadata = sa.MetaData()
 
 hospitals = sa.Table(
@@ -176,9 +191,73 @@ file_versions = sa.Table(
     sa.UniqueConstraint("hospital_key", "url", "sha256", name="uq_file_version"),
 )
 
+# What a discovery pass had to repair or leave out: text cleaned of NUL characters / lone
+# surrogates (rule ``text_cleaned``) and records the database refused (``registry_rejected``).
+# One row per (source, source_id, field, rule), with first/last seen.
+discovery_findings = sa.Table(
+    "discovery_findings",
+    metadata,
+    sa.Column("finding_id", sa.String(64), primary_key=True),  # sha256 of source|source_id|field|rule
+    sa.Column("source", sa.String(32), nullable=False),
+    sa.Column("source_id", sa.Text, nullable=False),
+    sa.Column("hospital_key", sa.String(64), index=True),
+    sa.Column("field", sa.Text),
+    sa.Column("rule", sa.String(32), nullable=False),
+    sa.Column("severity", sa.String(8), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("first_seen_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A record the database refused; the other records of its batch were written."""
+
+    table: str
+    record: str  # which record, ASCII-escaped (e.g. "hospital 'ccn-050001'")
+    error: str  # the driver's or database's reason, first line
+    hospital_key: str | None = None  # the hospital the record belongs to, when it is a valid key
+
+
+def _is_record_error(exc: BaseException) -> bool:
+    """True when ``exc`` is about the data of the statement (retrying smaller batches can isolate it).
+
+    Client-side refusals (psycopg2's "cannot contain NUL", any driver's UnicodeEncodeError, a
+    type it cannot adapt) arrive as ValueError/TypeError, raw or wrapped in StatementError; the
+    server's are DataError (too long, bad encoding) and IntegrityError (constraints).
+    OperationalError (connection lost, database locked) and programming errors still raise.
+    """
+    if isinstance(exc, (sa.exc.DataError, sa.exc.IntegrityError)):
+        return True
+    if isinstance(exc, sa.exc.DBAPIError):
+        return False
+    if isinstance(exc, sa.exc.StatementError):
+        return isinstance(exc.orig, (ValueError, TypeError))
+    return isinstance(exc, (ValueError, TypeError))
+
+
+def _error_text(exc: BaseException) -> str:
+    """One storable line naming the refusal (the driver's message, not the whole SQL)."""
+    orig = getattr(exc, "orig", None) or exc
+    text = f"{type(orig).__name__}: {orig}".strip().splitlines()[0][:300]
+    return clean_text(text)[0]
+
+
+def _describe(kind: str, value: Any) -> str:
+    return f"{kind} {ascii(value)[:200]}"
+
+
+_VALID_KEY = re.compile(r"^[a-z0-9_-]{1,64}$")
+
+
+def _key_or_none(value: Any) -> str | None:
+    """``value`` when it is a well-formed hospital key (so it can be stored beside a finding)."""
+    return value if isinstance(value, str) and _VALID_KEY.match(value) else None
 
 
 @dataclass(frozen=True)
@@ -233,8 +312,13 @@ class Registry:
                             sa.text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {ddl_type}')
                         )
 
-    def _upsert(self, conn, table: sa.Table, rows: list[dict[str, Any]], keys: Sequence[str]) -> None:
-        """INSERT … ON CONFLICT (keys) DO UPDATE for SQLite and PostgreSQL, many rows at once."""
+    def _upsert(
+        self, conn, table: sa.Table, rows: list[dict[str, Any]], keys: Sequence[str], keep: Sequence[str] = ()
+    ) -> None:
+        """INSERT … ON CONFLICT (keys) DO UPDATE for SQLite and PostgreSQL, many rows at once.
+
+        Columns in ``keep`` are written on insert only (e.g. ``first_seen_at``).
+        """
         if not rows:
             return
         if self.engine.dialect.name == "postgresql":
@@ -244,25 +328,88 @@ class Registry:
         columns = list(rows[0])
         for start in range(0, len(rows), 500):
             stmt = insert(table).values(rows[start : start + 500])
-            updates = {c: stmt.excluded[c] for c in columns if c not in keys}
+            updates = {c: stmt.excluded[c] for c in columns if c not in keys and c not in keep}
             conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=updates))
+
+    def _isolated(
+        self,
+        rows: list[Any],
+        write: Callable[[list[Any]], Any],
+        *,
+        table: str,
+        describe: Callable[[Any], str],
+        rejected: list[Rejected] | None,
+        hospital_of: Callable[[Any], Any] = lambda record: None,
+    ) -> list[Any]:
+        """Run ``write(rows)`` (one transaction); if the data of a record is refused, split and retry.
+
+        Halving keeps the cost near ``k * log2(n)`` transactions for ``k`` bad records among ``n``
+        (one transaction when all are good, as before). Each refused single record becomes a
+        :class:`Rejected`, logged and appended to ``rejected``. Returns the results of the
+        successful ``write`` calls.
+        """
+        results: list[Any] = []
+
+        def attempt(batch: list[Any]) -> None:
+            if not batch:
+                return
+            try:
+                results.append(write(batch))
+            except Exception as exc:
+                if not _is_record_error(exc):
+                    raise
+                if len(batch) == 1:
+                    refused = Rejected(
+                        table, describe(batch[0]), _error_text(exc), _key_or_none(hospital_of(batch[0]))
+                    )
+                    log.warning("registry refused %s in %s: %s", refused.record, table, refused.error)
+                    if rejected is not None:
+                        rejected.append(refused)
+                    return
+                middle = len(batch) // 2
+                attempt(batch[:middle])
+                attempt(batch[middle:])
+
+        attempt(list(rows))
+        return results
 
     def dispose(self) -> None:
         self.engine.dispose()
 
     # -- hospitals ---------------------------------------------------------------------------
-    def upsert_hospitals(self, rows: Iterable[dict[str, Any]], *, source: str | None) -> dict[str, int]:
-        """Record the hospitals a source lists now; returns counts of new/updated rows.
+    def upsert_hospitals(
+        self, rows: Iterable[dict[str, Any]], *, source: str | None, rejected: list[Rejected] | None = None
+    ) -> dict[str, int]:
+        """Record the hospitals a source lists now; returns counts of new, seen and rejected rows.
 
         Columns absent from a row keep their stored value (a catalog-only caller does not wipe
         the coordinates the reconciler added). Bulk statements: 6,000 hospitals take well
-        under a second on SQLite.
+        under a second on SQLite. A hospital whose values the database refuses is left out
+        (with its claim) and reported in ``rejected``; the others are stored.
         """
-        now = _now()
         rows = list(rows)
+        counts = {"new": 0, "seen": 0, "rejected": 0}
+        results = self._isolated(
+            rows,
+            lambda batch: self._upsert_hospitals_once(batch, source, _now()),
+            table="hospitals",
+            describe=lambda row: _describe("hospital", row.get("hospital_key")),
+            hospital_of=lambda row: row.get("hospital_key"),
+            rejected=rejected,
+        )
+        for result in results:
+            counts["new"] += result["new"]
+            counts["seen"] += result["seen"]
+        counts["rejected"] = len(rows) - counts["new"] - counts["seen"]
+        return counts
+
+    def _upsert_hospitals_once(self, rows: list[dict[str, Any]], source: str | None, now) -> dict[str, int]:
         counts = {"new": 0, "seen": 0}
         with self.engine.begin() as conn:
-            existing = {k for (k,) in conn.execute(sa.select(hospitals.c.hospital_key))}
+            query = sa.select(hospitals.c.hospital_key)
+            if len(rows) <= 500:  # a retried part of a batch: look up only its own keys
+                query = query.where(hospitals.c.hospital_key.in_([row["hospital_key"] for row in rows]))
+            existing = {k for (k,) in conn.execute(query)}
             inserts, updates_by_cols = [], {}
             for row in rows:
                 key = row["hospital_key"]
@@ -305,12 +452,30 @@ class Registry:
                 self._record_claims(conn, source, [(row["hospital_key"], row) for row in rows], now)
         return counts
 
-    def record_claims(self, source: str, claims: Iterable[tuple[str, dict[str, Any]]]) -> int:
-        """Keep ``(hospital_key, payload)`` claims of one source (new payloads inserted, seen ones touched)."""
+    def record_claims(
+        self, source: str, claims: Iterable[tuple[str, dict[str, Any]]], *, rejected: list[Rejected] | None = None
+    ) -> int:
+        """Keep ``(hospital_key, payload)`` claims of one source (new payloads inserted, seen ones touched).
+
+        Returns how many were stored; a claim the database refuses is reported in ``rejected``.
+        """
         claims = list(claims)
-        with self.engine.begin() as conn:
-            self._record_claims(conn, source, claims, _now())
-        return len(claims)
+
+        def write(batch):
+            with self.engine.begin() as conn:
+                self._record_claims(conn, source, batch, _now())
+            return len(batch)
+
+        return sum(
+            self._isolated(
+                claims,
+                write,
+                table="catalog_claims",
+                describe=lambda claim: _describe(f"{source} claim of", claim[0]),
+                hospital_of=lambda claim: claim[0],
+                rejected=rejected,
+            )
+        )
 
     def _record_claims(self, conn, source: str, claims: list[tuple[str, dict[str, Any]]], now) -> None:
         prepared = []
@@ -319,14 +484,12 @@ class Registry:
             prepared.append((key, hashlib.sha256(text.encode()).hexdigest(), text))
         if not prepared:
             return
-        known = {
-            (k, d)
-            for k, d in conn.execute(
-                sa.select(catalog_claims.c.hospital_key, catalog_claims.c.payload_sha256).where(
-                    catalog_claims.c.source == source
-                )
-            )
-        }
+        query = sa.select(catalog_claims.c.hospital_key, catalog_claims.c.payload_sha256).where(
+            catalog_claims.c.source == source
+        )
+        if len(prepared) <= 500:  # a small batch (or a retried part): only its own hospitals
+            query = query.where(catalog_claims.c.hospital_key.in_({k for k, _, _ in prepared}))
+        known = {(k, d) for k, d in conn.execute(query)}
         seen = [{"_key": k, "_digest": d} for k, d, _ in prepared if (k, d) in known]
         fresh: dict[tuple[str, str], dict[str, Any]] = {}
         for k, d, text in prepared:
@@ -476,25 +639,41 @@ class Registry:
         with self.engine.connect() as conn:
             return {(kind, value): key for kind, value, key in conn.execute(query)}
 
-    def record_identifiers(self, items: Iterable[tuple[str, str, str]]) -> None:
-        """Record ``(kind, value, hospital_key)``; an identifier keeps the key it was first given."""
-        now = _now()
+    def record_identifiers(
+        self, items: Iterable[tuple[str, str, str]], *, rejected: list[Rejected] | None = None
+    ) -> None:
+        """Record ``(kind, value, hospital_key)``; an identifier keeps the key it was first given.
+
+        An identifier the database refuses (e.g. longer than its column) is reported in ``rejected``.
+        """
         items = list(dict.fromkeys(items))
         if not items:
             return
-        with self.engine.begin() as conn:
-            known = {
-                (k, v)
-                for k, v in conn.execute(sa.select(hospital_identifiers.c.kind, hospital_identifiers.c.value))
-            }
-            fresh = {}
-            for kind, value, key in items:
-                if (kind, value) not in known:
-                    fresh[(kind, value)] = dict(
-                        kind=kind, value=value, hospital_key=key, first_seen_at=now, last_seen_at=now
-                    )
-            if fresh:
-                conn.execute(hospital_identifiers.insert(), list(fresh.values()))
+
+        def write(batch):
+            now = _now()
+            with self.engine.begin() as conn:
+                query = sa.select(hospital_identifiers.c.kind, hospital_identifiers.c.value)
+                if len(batch) <= 500:
+                    query = query.where(hospital_identifiers.c.value.in_({v for _, v, _ in batch}))
+                known = {(k, v) for k, v in conn.execute(query)}
+                fresh = {}
+                for kind, value, key in batch:
+                    if (kind, value) not in known:
+                        fresh[(kind, value)] = dict(
+                            kind=kind, value=value, hospital_key=key, first_seen_at=now, last_seen_at=now
+                        )
+                if fresh:
+                    conn.execute(hospital_identifiers.insert(), list(fresh.values()))
+
+        self._isolated(
+            items,
+            write,
+            table="hospital_identifiers",
+            describe=lambda item: _describe(f"{item[0]} of {ascii(item[2])}:", item[1]),
+            hospital_of=lambda item: item[2],
+            rejected=rejected,
+        )
 
     # -- file states (change detection) ------------------------------------------------------
     def file_states(
@@ -518,8 +697,10 @@ class Registry:
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
 
-    def upsert_file_states(self, rows: Iterable[dict[str, Any]]) -> None:
-        """Insert or update file states; every row must carry the same columns."""
+    def upsert_file_states(
+        self, rows: Iterable[dict[str, Any]], *, rejected: list[Rejected] | None = None
+    ) -> None:
+        """Insert or update file states; a row the database refuses is reported in ``rejected``."""
         rows = list(rows)
         if not rows:
             return
@@ -528,31 +709,67 @@ class Registry:
             row = dict(row)
             row.setdefault("host", urlsplit(row["url"]).hostname)
             groups.setdefault(tuple(sorted(row)), []).append(row)
-        with self.engine.begin() as conn:
-            for group in groups.values():
-                self._upsert(conn, file_states, group, ("hospital_key", "url"))
 
-    def ensure_file_states(self, listed: Iterable[tuple[str, str]]) -> int:
-        """Create ``pending`` states for (hospital_key, url) pairs not tracked yet; returns how many."""
+        def write(batch):
+            with self.engine.begin() as conn:
+                for group in batch:
+                    self._upsert(conn, file_states, group, ("hospital_key", "url"))
+
+        def write_rows(batch):
+            by_cols: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+            for row in batch:
+                by_cols.setdefault(tuple(sorted(row)), []).append(row)
+            write(list(by_cols.values()))
+
+        self._isolated(
+            [row for group in groups.values() for row in group],
+            write_rows,
+            table="file_states",
+            describe=lambda row: _describe(f"file of {ascii(row.get('hospital_key'))}:", row.get("url")),
+            hospital_of=lambda row: row.get("hospital_key"),
+            rejected=rejected,
+        )
+
+    def ensure_file_states(
+        self, listed: Iterable[tuple[str, str]], *, rejected: list[Rejected] | None = None
+    ) -> int:
+        """Create ``pending`` states for (hospital_key, url) pairs not tracked yet; returns how many.
+
+        A pair the database refuses (e.g. a URL longer than the column) is reported in ``rejected``.
+        """
         listed = list(dict.fromkeys(listed))
-        with self.engine.begin() as conn:
-            known = {
-                (k, u) for k, u in conn.execute(sa.select(file_states.c.hospital_key, file_states.c.url))
-            }
-            fresh = [
-                {
-                    "hospital_key": k,
-                    "url": u,
-                    "host": urlsplit(u).hostname,
-                    "status": "pending",
-                    "consecutive_failures": 0,
-                }
-                for k, u in listed
-                if (k, u) not in known
-            ]
-            if fresh:
-                conn.execute(file_states.insert(), fresh)
-        return len(fresh)
+
+        def write(batch):
+            with self.engine.begin() as conn:
+                query = sa.select(file_states.c.hospital_key, file_states.c.url)
+                if len(batch) <= 500:
+                    query = query.where(file_states.c.hospital_key.in_({k for k, _ in batch}))
+                known = {(k, u) for k, u in conn.execute(query)}
+                fresh = [
+                    {
+                        "hospital_key": k,
+                        "url": u,
+                        "host": urlsplit(u).hostname,
+                        "status": "pending",
+                        "consecutive_failures": 0,
+                    }
+                    for k, u in batch
+                    if (k, u) not in known
+                ]
+                if fresh:
+                    conn.execute(file_states.insert(), fresh)
+            return len(fresh)
+
+        return sum(
+            self._isolated(
+                listed,
+                write,
+                table="file_states",
+                describe=lambda pair: _describe(f"file of {ascii(pair[0])}:", pair[1]),
+                hospital_of=lambda pair: pair[0],
+                rejected=rejected,
+            )
+        )
 
     # -- host profiles -----------------------------------------------------------------------
     def host_profiles(self) -> dict[str, dict[str, Any]]:
@@ -598,44 +815,111 @@ class Registry:
         with self.engine.connect() as conn:
             return {r.website: dict(r._mapping) for r in conn.execute(sa.select(site_crawls))}
 
-    def record_site_crawls(self, rows: Iterable[dict[str, Any]]) -> None:
+    def record_site_crawls(
+        self, rows: Iterable[dict[str, Any]], *, rejected: list[Rejected] | None = None
+    ) -> None:
         """Upsert crawl outcomes ``{website, hospital_key, url, status, entries_json, error}``.
 
         An ``error`` outcome keeps the entries of the last good crawl (a flaky website does not
-        lose its files); ``missing`` clears them (the hospital took the file down).
+        lose its files); ``missing`` clears them (the hospital took the file down). A row the
+        database refuses is reported in ``rejected``.
         """
-        now = _now()
         rows = list(rows)
         if not rows:
             return
-        with self.engine.begin() as conn:
-            previous = (
-                {
-                    r.website: r
-                    for r in conn.execute(
-                        sa.select(site_crawls).where(site_crawls.c.website.in_([r["website"] for r in rows]))
-                    )
-                }
-                if len(rows) <= 500
-                else {r.website: r for r in conn.execute(sa.select(site_crawls))}
-            )
-            out = []
-            for row in rows:
-                prev = previous.get(row["website"])
-                entries = row.get("entries_json")
-                found_at = now if row["status"] == "found" else (prev.found_at if prev else None)
-                if row["status"] in ("error",) and prev is not None:
-                    entries = prev.entries_json
-                out.append(
+
+        def write(batch):
+            now = _now()
+            with self.engine.begin() as conn:
+                previous = (
                     {
-                        "website": row["website"],
-                        "hospital_key": row.get("hospital_key"),
-                        "url": row.get("url"),
-                        "status": row["status"],
-                        "entries_json": entries,
-                        "error": row.get("error"),
-                        "crawled_at": now,
-                        "found_at": found_at,
+                        r.website: r
+                        for r in conn.execute(
+                            sa.select(site_crawls).where(site_crawls.c.website.in_([r["website"] for r in batch]))
+                        )
                     }
+                    if len(batch) <= 500
+                    else {r.website: r for r in conn.execute(sa.select(site_crawls))}
                 )
-            self._upsert(conn, site_crawls, out, ("website",))
+                out = []
+                for row in batch:
+                    prev = previous.get(row["website"])
+                    entries = row.get("entries_json")
+                    found_at = now if row["status"] == "found" else (prev.found_at if prev else None)
+                    if row["status"] in ("error",) and prev is not None:
+                        entries = prev.entries_json
+                    out.append(
+                        {
+                            "website": row["website"],
+                            "hospital_key": row.get("hospital_key"),
+                            "url": row.get("url"),
+                            "status": row["status"],
+                            "entries_json": entries,
+                            "error": row.get("error"),
+                            "crawled_at": now,
+                            "found_at": found_at,
+                        }
+                    )
+                self._upsert(conn, site_crawls, out, ("website",))
+
+        self._isolated(
+            rows,
+            write,
+            table="site_crawls",
+            describe=lambda row: _describe("crawl of", row.get("website")),
+            hospital_of=lambda row: row.get("hospital_key"),
+            rejected=rejected,
+        )
+
+    # -- discovery findings ------------------------------------------------------------------
+    def record_discovery_findings(
+        self, findings: Iterable[dict[str, Any]], *, rejected: list[Rejected] | None = None
+    ) -> int:
+        """Upsert ``{source, source_id, hospital_key, field, rule, severity, message}`` findings.
+
+        One row per (source, source_id, field, rule): seen again, its message, hospital and
+        ``last_seen_at`` are updated and ``first_seen_at`` kept. Returns how many were stored.
+        """
+        now = _now()
+        rows: dict[str, dict[str, Any]] = {}
+        for f in findings:
+            identity = "\x1f".join(str(f.get(k) or "") for k in ("source", "source_id", "field", "rule"))
+            finding_id = hashlib.sha256(identity.encode("utf-8", "backslashreplace")).hexdigest()
+            rows[finding_id] = {
+                "finding_id": finding_id,
+                "source": f["source"],
+                "source_id": str(f.get("source_id") or ""),
+                "hospital_key": f.get("hospital_key"),
+                "field": f.get("field"),
+                "rule": f["rule"],
+                "severity": f.get("severity") or "warning",
+                "message": f["message"],
+                "first_seen_at": now,
+                "last_seen_at": now,
+            }
+
+        def write(batch):
+            with self.engine.begin() as conn:
+                self._upsert(conn, discovery_findings, batch, ("finding_id",), keep=("first_seen_at",))
+            return len(batch)
+
+        return sum(
+            self._isolated(
+                list(rows.values()),
+                write,
+                table="discovery_findings",
+                describe=lambda row: _describe(f"{row['rule']} finding of", row["source_id"]),
+                hospital_of=lambda row: row.get("hospital_key"),
+                rejected=rejected,
+            )
+        )
+
+    def discovery_findings(self, *, hospital_key: str | None = None) -> list[dict[str, Any]]:
+        """Stored discovery findings (of one hospital when given), most recently seen first."""
+        query = sa.select(discovery_findings).order_by(
+            discovery_findings.c.last_seen_at.desc(), discovery_findings.c.finding_id
+        )
+        if hospital_key is not None:
+            query = query.where(discovery_findings.c.hospital_key == hospital_key)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]

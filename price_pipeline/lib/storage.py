@@ -23,6 +23,31 @@ from typing import IO, Protocol
 TEMP_PREFIX = ".tmp-"
 
 
+def check_key(key: str, *, prefix: bool = False) -> str:
+    """``key`` if it names an object inside the lake, else :class:`ValueError`.
+
+    A key is ``/``-separated and relative; it is refused when empty, absolute, or when any part
+    is empty, ``.`` or ``..`` (``""``, ``"."``, ``"raw/.."``, ``"a//b"``, ``"/etc"``), holds a
+    backslash or a NUL, so no key can name the lake root, its parent or anything outside it, on
+    a local folder or on S3. With ``prefix`` (listing), ``""`` (the whole lake) and one
+    trailing ``/`` are allowed.
+    """
+    if not isinstance(key, str):
+        raise ValueError(f"lake key is not a string: {key!r}")
+    body = key[:-1] if prefix and key.endswith("/") else key
+    if prefix and body == "":
+        return key
+    parts = body.split("/")
+    if (
+        not body
+        or "\\" in body
+        or "\x00" in body
+        or any(part in ("", ".", "..") for part in parts)
+    ):
+        raise ValueError(f"lake key does not name an object inside the lake: {key!r}")
+    return key
+
+
 def raw_key(sha256: str, extension: str) -> str:
     """Content address of a raw file: identical bytes are stored once, under one key."""
     ext = extension.lstrip(".").lower() or "bin"
@@ -82,10 +107,12 @@ class LocalLake:
         self.root.mkdir(parents=True, exist_ok=True)
         self.root_url = str(self.root)
 
-    def _path(self, key: str) -> Path:
+    def _path(self, key: str, *, prefix: bool = False) -> Path:
+        check_key(key, prefix=prefix)
         path = (self.root / key).resolve()
-        # Keys come from our own code, but a hospital-controlled string must never escape the lake.
-        if self.root not in path.parents and path != self.root:
+        # Keys come from our own code, but a hospital-controlled string must never escape the
+        # lake, nor name its root (a write would put its temp file in the lake's parent).
+        if self.root not in path.parents and not (prefix and path == self.root):
             raise ValueError(f"lake key escapes the lake root: {key!r}")
         return path
 
@@ -135,7 +162,7 @@ class LocalLake:
         yield self._path(key)
 
     def list_keys(self, prefix: str) -> list[str]:
-        base = self._path(prefix) if prefix else self.root
+        base = self._path(prefix, prefix=True)
         if base.is_file():
             return [prefix]
         if not base.exists():
@@ -153,7 +180,7 @@ class LocalLake:
         return self._path(key).stat().st_size
 
     def uri(self, key: str) -> str:
-        return str(self._path(key))
+        return str(self._path(key, prefix=True))
 
     def sweep_abandoned_writes(self, older_than_seconds: float, *, now: float | None = None) -> list[AbandonedWrite]:
         # A worker killed between writing its temp sibling and the rename leaves ``.tmp-*``
@@ -193,7 +220,8 @@ class S3Lake:
             client = boto3.client("s3", endpoint_url=endpoint_url)
         self.client = client
 
-    def _key(self, key: str) -> str:
+    def _key(self, key: str, *, prefix: bool = False) -> str:
+        check_key(key, prefix=prefix)
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def exists(self, key: str) -> bool:
@@ -232,7 +260,7 @@ class S3Lake:
         keys: list[str] = []
         strip = f"{self.prefix}/" if self.prefix else ""
         paginator = self.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix, prefix=True)):
             keys.extend(obj["Key"][len(strip) :] for obj in page.get("Contents", []))
         return sorted(keys)
 
@@ -243,6 +271,7 @@ class S3Lake:
         return int(self.client.head_object(Bucket=self.bucket, Key=self._key(key))["ContentLength"])
 
     def uri(self, key: str) -> str:
+        check_key(key, prefix=True)
         return f"{self.root_url}/{key}"
 
     def sweep_abandoned_writes(self, older_than_seconds: float, *, now: float | None = None) -> list[AbandonedWrite]:
@@ -252,7 +281,7 @@ class S3Lake:
         strip = f"{self.prefix}/" if self.prefix else ""
         removed = []
         paginator = self.client.get_paginator("list_multipart_uploads")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key("")):
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key("", prefix=True)):
             for upload in page.get("Uploads", []):
                 started = upload["Initiated"].timestamp()
                 if started > cutoff:

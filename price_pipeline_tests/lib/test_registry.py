@@ -22,8 +22,8 @@ def test_hospitals_claims_and_removal(registry):
         {"hospital_key": "ccn-050001", "ccn": "050001", "name": "A", "state": "CA", "files": [1]},
         {"hospital_key": "ccn-050002", "ccn": "050002", "name": "B", "state": "CA", "files": []},
     ]
-    assert registry.upsert_hospitals(rows, source="catalog_api") == {"new": 2, "seen": 0}
-    assert registry.upsert_hospitals(rows, source="catalog_api") == {"new": 0, "seen": 2}
+    assert registry.upsert_hospitals(rows, source="catalog_api") == {"new": 2, "seen": 0, "rejected": 0}
+    assert registry.upsert_hospitals(rows, source="catalog_api") == {"new": 0, "seen": 2, "rejected": 0}
     # the same payload twice is one claim; a changed payload is a second claim
     assert len(registry.claims_for("ccn-050001")) == 1
     registry.upsert_hospitals([{**rows[0], "name": "A renamed"}], source="catalog_api")

@@ -74,6 +74,11 @@ def hospital_catalog(
     n_files = sum(len(r["files"]) for r in records)
     for conflict in result.conflicts[:20]:
         context.log.warning(f"identity conflict: {conflict}")
+    for finding in result.findings[:20]:
+        context.log.warning(
+            f"{finding['rule']}: {finding['source']} {finding['source_id']!r} "
+            f"(hospital {finding['hospital_key']}) {finding['field']}: {finding['message']}"
+        )
     context.log.info(f"discovery found {len(records)} hospitals and {n_files} files ({counts['new']} new)")
     return dg.MaterializeResult(
         metadata={
@@ -83,6 +88,10 @@ def hospital_catalog(
             "new_hospitals": counts["new"],
             "new_files": counts["new_files"],
             "identity_conflicts": len(result.conflicts),
+            # discovery_findings in the registry: text cleaned of NULs / lone surrogates,
+            # records the database refused (the others were stored)
+            "text_cleaned": counts["text_cleaned"],
+            "records_rejected": counts["records_rejected"],
             "excluded_by_overrides": len(result.excluded),
             "sources": dg.MetadataValue.json(result.stats),
             "bytes": len(payload),

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from price_pipeline.lib.catalog import parse_ein_npi_from_filename
+from price_pipeline.lib.text import TextFix
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,9 @@ class Claim:
     exclude: bool = False
     drop_files: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    # Text the source had to clean (NUL characters, lone surrogates): recorded as findings by
+    # the discovery pass; not part of the payload (the claim's digest stays as it was).
+    text_fixes: tuple[TextFix, ...] = field(default=(), compare=False, hash=False)
 
     def identifiers(self) -> dict[str, str]:
         """``{ccn|ein|npi: value}``, with EIN/NPI parsed from CMS-convention file names when absent."""
@@ -68,7 +72,7 @@ class Claim:
 
     def payload(self) -> dict[str, Any]:
         """A JSON-able dict of the claim (shallow and fast: it runs for every claim of a pass)."""
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "text_fixes"}
         out["files"] = [{k: v for k, v in vars(f).items() if v is not None} for f in self.files]
         out["drop_files"] = list(self.drop_files)
         return out

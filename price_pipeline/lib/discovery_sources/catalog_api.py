@@ -48,6 +48,7 @@ def hospital_to_claim(h: CatalogHospital) -> Claim:
             for f in h.files
         ),
         key_hint=hospital_key(h),
+        text_fixes=h.text_fixes,
     )
 
 

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from price_pipeline.lib.discovery_sources.base import Claim, ClaimFile, SourceResult
 from price_pipeline.lib.http.fetch import make_client, request_small
+from price_pipeline.lib.text import TextFix, clean_text
 
 SOURCE = "cms_hpt"
 KEYS = ("location-name", "source-page-url", "mrf-url", "contact-name", "contact-email")
@@ -46,6 +47,9 @@ class HptEntry:
     mrf_url: str | None = None
     contact_name: str | None = None
     contact_email: str | None = None
+    # (key, NULs removed, lone surrogates replaced) per cleaned line; JSON-able, since entries are
+    # stored in ``site_crawls.entries_json`` and read back.
+    text_fixes: tuple[TextFix, ...] = ()
 
 
 def decode_text(data: bytes) -> str:
@@ -102,6 +106,7 @@ def parse_cms_hpt(data: bytes | str) -> list[HptEntry]:
     text = _BLOCK_TAG_RE.sub("\n", text)
     entries: list[HptEntry] = []
     current: dict[str, str] = {}
+    fixes: list[TextFix] = []
 
     def flush() -> None:
         if current.get("mrf-url"):
@@ -112,11 +117,15 @@ def parse_cms_hpt(data: bytes | str) -> list[HptEntry]:
                     mrf_url=current["mrf-url"],
                     contact_name=current.get("contact-name"),
                     contact_email=current.get("contact-email"),
+                    text_fixes=tuple(fixes),
                 )
             )
         current.clear()
+        fixes.clear()
 
     for line in text.split("\n"):
+        # A NUL byte (or a lone surrogate in a str input) cannot be stored: drop it, note the key.
+        line, nul, surrogates = clean_text(line)
         line = _TAG_RE.sub(" ", line) if "<" in line else line
         match = _LINE_RE.match(line)
         if not match:
@@ -132,6 +141,8 @@ def parse_cms_hpt(data: bytes | str) -> list[HptEntry]:
         if key in current and (key == "location-name" or key == "mrf-url"):
             flush()  # a repeated key starts the next block even without a blank line
         current[key] = value
+        if nul or surrogates:
+            fixes.append(TextFix(key, nul, surrogates))
     flush()
     return entries
 
@@ -211,6 +222,8 @@ def entries_to_claims(anchor: str, hospital_name: str | None, fetched: HptFetch)
                 anchor=anchor if mine else None,
                 contact_name=entry.contact_name,
                 contact_email=entry.contact_email,
+                # entries read back from site_crawls hold the fixes as JSON lists
+                text_fixes=tuple(TextFix(*fix) for fix in entry.text_fixes),
             )
         )
     return claims

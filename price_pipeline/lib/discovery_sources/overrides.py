@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from price_pipeline.lib.discovery_sources.base import Claim, ClaimFile, SourceResult
+from price_pipeline.lib.text import clean_json
 
 SOURCE = "overrides"
 _FIELDS = ("name", "ccn", "ein", "npi", "address", "city", "state", "zip", "website")
@@ -43,6 +44,8 @@ def parse_overrides(doc: dict[str, Any], where: str = "overrides") -> list[Claim
     for i, raw in enumerate(entries):
         if not isinstance(raw, dict):
             raise OverridesError(f"{where}: entry {i} is not a table")
+        # JSON "\u0000" / "\ud800" (or TOML's "\u0000") cannot be stored: cleaned, and recorded.
+        raw, text_fixes = clean_json(raw)
         unknown = set(raw) - {*_FIELDS, "hospital_key", "files", "drop_files", "exclude", "note"}
         if unknown:
             raise OverridesError(f"{where}: entry {i} has unknown keys {sorted(unknown)}")
@@ -68,6 +71,7 @@ def parse_overrides(doc: dict[str, Any], where: str = "overrides") -> list[Claim
                 exclude=bool(raw.get("exclude", False)),
                 drop_files=tuple(raw.get("drop_files", [])),
                 extra={"note": raw["note"]} if raw.get("note") else {},
+                text_fixes=tuple(text_fixes),
             )
         )
     return claims

@@ -19,6 +19,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from price_pipeline.lib.text import clean_json
+
 from .values import parse_bool, parse_date
 
 _WS_PIPE = re.compile(r"\s*\|\s*")
@@ -244,11 +246,25 @@ def parse_csv_header(row1: list[str], row2: list[str], findings) -> dict:
             extra[name] = val
     if extra:
         h["other"] = extra
-    return h
+    return clean_header(h, findings)
 
 
-def json_header(top: dict) -> dict:
-    """File-level fields from the top-level scalars/objects of a JSON MRF."""
+def clean_header(h: dict, findings=None) -> dict:
+    """The header with NUL characters and lone surrogates removed from every text value.
+
+    Neither can be stored everywhere the header goes (the registry's claims, Parquet, the
+    warehouse); each cleaned field gets a ``text_cleaned`` warning naming it.
+    """
+    cleaned, fixes = clean_json(h)
+    if findings is not None:
+        for fix in fixes:
+            findings.add("text_cleaned", "warning", f"file header {fix.field}: {fix.describe()}", column=fix.field)
+    return cleaned
+
+
+def json_header(top: dict, findings=None) -> dict:
+    """File-level fields from the top-level scalars/objects of a JSON MRF (text cleaned, see
+    :func:`clean_header`; the fixes are recorded in ``findings`` when given)."""
     h = empty_header()
     h["hospital_name"] = _s(top.get("hospital_name"))
     h["last_updated_on"] = _date_str(top.get("last_updated_on"))
@@ -277,7 +293,7 @@ def json_header(top: dict) -> dict:
     else:
         h["general_contract_provisions"] = _s(gcp)
     h["financial_aid_policy"] = _s(top.get("financial_aid_policy"))
-    return h
+    return clean_header(h, findings)
 
 
 def _s(v) -> str | None:

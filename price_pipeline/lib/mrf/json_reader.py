@@ -513,7 +513,7 @@ def read_json(open_stream, *, sink, fc, sha, header_out: dict, full_parse_below:
 
 
 def _finish(top: dict, flat: JsonFlattener, fc, header_out: dict, n_items: int) -> dict:
-    header_out.update(json_header(top))
+    header_out.update(json_header(top, fc))
     flat.modifiers(top.get("modifier_information"))
     if n_items == 0 and "standard_charge_information" not in top and not header_out.get("hospital_name"):
         fc.add("not_an_mrf", "error", "JSON without standard_charge_information or hospital_name")
