@@ -23,6 +23,7 @@ from price_pipeline.lib.catalog import CatalogError, fetch_catalog
 from price_pipeline.lib.discovery_sources.catalog_api import CatalogApiSource
 from price_pipeline.lib.discovery_sources.cms_hpt import fetch_cms_hpt
 from price_pipeline.lib.http import url_safety
+from price_pipeline.lib.http.budget import DeadlineExceeded, TransferBudget, TransferTooSlow
 from price_pipeline.lib.http.download import RetryPolicy, conditional_check, download
 from price_pipeline.lib.http.fetch import make_client, request_small
 from price_pipeline_tests.lib.test_discovery_sources import make_settings
@@ -117,7 +118,7 @@ def _probe(url, settings, tmp_path):
     state = {"url": url, "hospital_key": "h1", "sha256": "0" * 64, "etag": '"e"', "size": 10}
     with make_client(settings) as client:
         out = cd.probe(state, settings=settings, client=client)
-    return out.verdict in ("failed", "unknown") and out.verdict != "unchanged", out.error
+    return out.verdict in ("failed", "unknown"), out.error
 
 
 def _cms_hpt(url, settings, tmp_path):
@@ -302,3 +303,37 @@ def test_catalog_pages_and_sessions_have_a_deadline(server, tmp_path, slow_heade
     with pytest.raises(CatalogError, match="session"):
         source.fetch()
     assert time.monotonic() - started < 2.5
+
+
+def test_budget_spans_the_hops_of_an_attempt_and_skips_time_between_them():
+    now = [0.0]
+    budget = TransferBudget(10, clock=lambda: now[0], what="download attempt")
+    with budget.active():
+        now[0] += 4  # first hop: a redirect
+    now[0] += 100  # waiting for a per-host slot: not network time
+    with budget.active():
+        assert budget.remaining() == pytest.approx(6)
+        assert budget.cap(60) == pytest.approx(6) and budget.cap(None) == pytest.approx(6)
+        now[0] += 6
+        with pytest.raises(DeadlineExceeded, match="download attempt deadline of 10 s"):
+            budget.check()
+    with pytest.raises(DeadlineExceeded), budget.active():
+        pass
+    # an inner budget never outlives the outer one
+    outer = TransferBudget(5, clock=lambda: now[0])
+    inner = TransferBudget(60, clock=lambda: now[0])
+    with outer.active(), inner.active():
+        assert inner.remaining() == pytest.approx(5)
+
+
+def test_minimum_speed_is_measured_over_whole_windows():
+    now = [0.0]
+    budget = TransferBudget(None, min_bytes_per_second=100, window_seconds=2, clock=lambda: now[0])
+    with budget.active():
+        now[0] += 1
+        budget.received(150)  # the window is not over yet: no verdict
+        now[0] += 1
+        budget.received(60)  # 210 bytes in 2 s: fast enough, a new window starts
+        now[0] += 2.5
+        with pytest.raises(TransferTooSlow, match="10 bytes in 2.5 s"):
+            budget.received(10)
