@@ -8,7 +8,7 @@ The host checked is the exact ASCII host the HTTP client (httpx) connects to: in
 names are encoded the way httpx encodes them (IDNA 2008 with the ``idna`` package), never with
 Python's ``"idna"`` codec (IDNA 2003), which spells ``straße.example`` as ``strasse.example`` --
 a different domain that its owner can point elsewhere. The address policy itself
-(:func:`check_host`) is applied when a connection is opened, to the addresses the connection then
+(:func:`resolve_checked`) is applied when a connection is opened, to the addresses the connection then
 uses (:mod:`price_pipeline.lib.http.client` pins them), so neither a spelling difference nor a
 second DNS answer (DNS rebinding) can lead somewhere unchecked. :func:`check_url` is the same
 policy applied ahead of a request, for a clean ``unsafe_url`` verdict before anything is sent.
