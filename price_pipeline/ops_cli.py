@@ -48,10 +48,15 @@ def graphql(url: str, query: str, variables: dict | None = None, *, timeout: flo
     """POST one GraphQL request to the webserver and return its ``data``."""
     import httpx
 
+    from price_pipeline.lib.http.client import safe_client
+    from price_pipeline.lib.http.url_safety import UnsafeUrlError
+
+    endpoint = f"{url.rstrip('/')}/graphql"
     try:
-        response = httpx.post(f"{url.rstrip('/')}/graphql", json={"query": query, "variables": variables or {}},
-                              timeout=timeout)
-    except httpx.HTTPError as exc:
+        # The webserver is the operator's own (usually on localhost): trusted by host:port.
+        with safe_client(trusted_urls=[endpoint], timeout=timeout, pool=1) as client:
+            response = client.post(endpoint, json={"query": query, "variables": variables or {}})
+    except (httpx.HTTPError, UnsafeUrlError) as exc:
         raise CliError(f"cannot reach the Dagster webserver at {url}: {type(exc).__name__}") from exc
     if response.status_code != 200:
         raise CliError(f"GraphQL request failed: HTTP {response.status_code}: {response.text[:300]}")

@@ -43,6 +43,13 @@ class Settings:
     # Decompressed/compressed ratio above which an archive is treated as a bomb.
     max_decompression_ratio: int = 200
     http_timeout_seconds: float = 60.0
+    # Overall limits on top of the per-read timeout (lib/http/budget.py): one download attempt
+    # (redirects, headers and body), and one small request (catalog page, session, cms-hpt.txt,
+    # change probe) with its redirects. A download is also ended when it receives fewer than
+    # download_min_bytes_per_second on average over a window of http_timeout_seconds (0 = off).
+    download_deadline_seconds: float = 4 * 3600.0
+    request_deadline_seconds: float = 120.0
+    download_min_bytes_per_second: float = 1024.0
     user_agent: str = "price_pipeline/0.1 (+https://github.com/price-pipeline)"
     dbt_target: str = "embedded"
     # -- discovery and change detection (docs/discovery.md) --------------------------------------
@@ -89,6 +96,9 @@ class Settings:
             max_download_bytes=int(_env("PRICE_PIPELINE_MAX_DOWNLOAD_BYTES", str(20 * 1024**3))),
             max_decompression_ratio=int(_env("PRICE_PIPELINE_MAX_DECOMPRESSION_RATIO", "200")),
             http_timeout_seconds=float(_env("PRICE_PIPELINE_HTTP_TIMEOUT_SECONDS", "60")),
+            download_deadline_seconds=float(_env("PRICE_PIPELINE_DOWNLOAD_DEADLINE_SECONDS", "14400")),
+            request_deadline_seconds=float(_env("PRICE_PIPELINE_REQUEST_DEADLINE_SECONDS", "120")),
+            download_min_bytes_per_second=float(_env("PRICE_PIPELINE_DOWNLOAD_MIN_BYTES_PER_SECOND", "1024")),
             dbt_target="production" if (lake_url or "").startswith("s3://") else "embedded",
             discovery_sources=_csv(_env("PRICE_PIPELINE_DISCOVERY_SOURCES", "catalog_api,cms_hpt,overrides")),
             catalog_states=tuple(s.upper() for s in _csv(_env("PRICE_PIPELINE_CATALOG_STATES"))),

@@ -92,6 +92,7 @@ class Fault:
     delay: float = 0.0
     chunk_size: int = 16 * 1024
     location: str | None = None
+    slow_headers: bool = False
 
     @classmethod
     def http_status(
@@ -158,6 +159,14 @@ class Fault:
         """200 with ``Content-Encoding: gzip`` (sent although the client asked for identity): a
         small body that inflates to ``decoded_bytes`` zeros."""
         return cls("gzip_bomb", times, after_bytes=decoded_bytes)
+
+    @classmethod
+    def trickle(
+        cls, delay: float, *, body: bytes = b"x" * 4096, slow_headers: bool = False, times: int | None = None
+    ) -> Fault:
+        """Any path (catalog, cms-hpt.txt, files): a 200 whose body -- and with ``slow_headers``
+        its status line and headers too -- is sent one byte every ``delay`` seconds."""
+        return cls("trickle", times, delay=delay, body=body, chunk_size=1, slow_headers=slow_headers)
 
     @classmethod
     def ignore_range(cls, *, times: int | None = None) -> Fault:
@@ -311,6 +320,10 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         if length:
             self.rfile.read(length)
+        fault = self.state.take_fault(unquote(urlsplit(self.path).path))
+        if fault is not None and fault.kind == "trickle":
+            self._send_trickle(fault, head=False)
+            return
         if urlsplit(self.path).path.rstrip("/") != SESSION_PATH:
             self._send_json({"error": "not found"}, status=404)
             return
@@ -376,6 +389,9 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and fault.kind in ("status", "redirect", "html", "gzip_bomb"):
             self._send_fault_response(fault, head=head)
             return
+        if fault is not None and fault.kind == "trickle":
+            self._send_trickle(fault, head=head)
+            return
         static = self.state.static.get(path)
         if static is not None:
             status, body, ctype = static
@@ -437,6 +453,22 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.flush()
             return
         self.wfile.write(body)
+
+    def _send_trickle(self, fault: Fault, *, head: bool) -> None:
+        body = fault.body or b""
+        preamble = (
+            f"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {len(body)}\r\n"
+            "Connection: close\r\n\r\n"
+        ).encode()
+        self.close_connection = True
+        slow = (preamble if fault.slow_headers else b"") + (b"" if head else body)
+        if not fault.slow_headers:
+            self.wfile.write(preamble)
+            self.wfile.flush()
+        for i in range(len(slow)):  # ends when the client hangs up (BrokenPipe, not logged)
+            time.sleep(fault.delay)
+            self.wfile.write(slow[i : i + 1])
+            self.wfile.flush()
 
     def _send_json(self, payload: Any, *, status: int = 200, head: bool = False) -> None:
         body = json.dumps(payload, indent=1).encode()

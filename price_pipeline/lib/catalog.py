@@ -29,10 +29,16 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
+from price_pipeline.lib.http.budget import TransferBudget
+from price_pipeline.lib.http.client import safe_client
+from price_pipeline.lib.http.url_safety import UnsafeUrlError
 from price_pipeline.lib.text import TextFix, clean_json
 
 RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 KEY_MAX_LENGTH = 64
+# A catalog page of 500 hospitals is ~1 MB; anything near this is not a catalog page.
+MAX_PAGE_BYTES = 64 * 1024 * 1024
+DEFAULT_REQUEST_DEADLINE_SECONDS = 120.0
 
 
 class CatalogError(RuntimeError):
@@ -135,6 +141,24 @@ def parse_hospital(raw: Any, where: str = "catalog") -> CatalogHospital:
     )
 
 
+def _read_page(
+    http: httpx.Client, catalog_url: str, params: dict[str, Any], deadline: float
+) -> tuple[httpx.Response, bytes]:
+    """One GET (redirects followed by the client, each hop checked) under an overall deadline:
+    the response and its body, read up to :data:`MAX_PAGE_BYTES`."""
+    with (
+        TransferBudget(deadline, what="catalog page request").active(),
+        http.stream("GET", catalog_url, params=params) as response,
+    ):
+        chunks, size = [], 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > MAX_PAGE_BYTES:
+                raise CatalogError(f"catalog page {params.get('page')} is larger than {MAX_PAGE_BYTES} bytes")
+            chunks.append(chunk)
+    return response, b"".join(chunks)
+
+
 def _get_page(
     http: httpx.Client,
     catalog_url: str,
@@ -143,19 +167,24 @@ def _get_page(
     max_attempts: int,
     base_delay: float,
     sleep: Callable[[float], None],
+    deadline: float = DEFAULT_REQUEST_DEADLINE_SECONDS,
 ) -> dict:
     """GET one page with retries on transient trouble; the decoded JSON object."""
     last_error = ""
     for attempt in range(1, max_attempts + 1):
         retry_after: float | None = None
         try:
-            response = http.get(catalog_url, params=params)
-        except httpx.TransportError as exc:  # connection refused/reset, timeouts
+            response, body = _read_page(http, catalog_url, params, deadline)
+        except UnsafeUrlError as exc:  # a redirect (or the URL) leads to a refused address
+            raise CatalogError(f"catalog page {params.get('page')} refused: {exc}") from exc
+        except httpx.TooManyRedirects as exc:
+            raise CatalogError(f"catalog page {params.get('page')}: {exc}") from exc
+        except httpx.TransportError as exc:  # connection refused/reset, timeouts, the deadline
             last_error = f"{type(exc).__name__}: {exc}"
         else:
             if response.status_code == 200:
                 try:
-                    payload = response.json()
+                    payload = json.loads(body)
                 except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                     raise CatalogError(f"catalog page {params.get('page')} is not JSON: {exc}") from exc
                 if not isinstance(payload, dict):
@@ -184,6 +213,7 @@ def _int_field(payload: dict, name: str, page: int) -> int:
 def fetch_catalog(
     catalog_url: str,
     *,
+    settings=None,
     client: httpx.Client | None = None,
     per_page: int = 100,
     state: str | None = None,
@@ -199,10 +229,21 @@ def fetch_catalog(
     Raises :class:`CatalogError` on HTTP errors (after ``max_attempts`` for transient ones),
     non-JSON or malformed pages, an empty catalog (``total == 0``, or ``total > 0`` but page 1
     lists nothing), or fewer hospitals collected than ``total`` announced. The catalog URL is
-    configuration, not hospital input, so it is not passed through the SSRF check.
+    configuration, not hospital input: its own host:port is trusted even on a private address,
+    but every redirect away from it is checked like hospital input (a refused hop raises at
+    once). Each page request, redirects included, has ``settings.request_deadline_seconds``
+    (120 s without settings); ``settings`` also supplies the allow-list and the per-read timeout.
     """
     own_client = client is None
-    http = client or httpx.Client(timeout=timeout, follow_redirects=True, headers={"User-Agent": user_agent})
+    http = client or safe_client(
+        settings,
+        trusted_urls=[catalog_url],
+        timeout=settings.http_timeout_seconds if settings is not None else timeout,
+        user_agent=settings.user_agent if settings is not None else user_agent,
+        follow_redirects=True,
+        pool=2,
+    )
+    deadline = settings.request_deadline_seconds if settings is not None else DEFAULT_REQUEST_DEADLINE_SECONDS
     try:
         params: dict[str, Any] = {"page": 1, "per_page": per_page}
         if state:
@@ -213,7 +254,13 @@ def fetch_catalog(
         while True:
             params["page"] = page
             payload = _get_page(
-                http, catalog_url, params, max_attempts=max_attempts, base_delay=base_delay, sleep=sleep
+                http,
+                catalog_url,
+                params,
+                max_attempts=max_attempts,
+                base_delay=base_delay,
+                sleep=sleep,
+                deadline=deadline,
             )
             items = payload.get("hospitals")
             if not isinstance(items, list):

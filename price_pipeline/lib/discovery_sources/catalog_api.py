@@ -16,8 +16,17 @@ from collections.abc import Callable
 
 import httpx
 
-from price_pipeline.lib.catalog import CatalogError, CatalogHospital, fetch_catalog, hospital_key
+from price_pipeline.lib.catalog import (
+    DEFAULT_REQUEST_DEADLINE_SECONDS,
+    CatalogError,
+    CatalogHospital,
+    fetch_catalog,
+    hospital_key,
+)
 from price_pipeline.lib.discovery_sources.base import Claim, ClaimFile, SourceResult
+from price_pipeline.lib.http.budget import TransferBudget
+from price_pipeline.lib.http.client import safe_client
+from price_pipeline.lib.http.url_safety import UnsafeUrlError
 
 SOURCE = "catalog_api"
 
@@ -67,8 +76,11 @@ class CatalogApiSource:
         per_page: int = 500,
         sleep: Callable[[float], None] = time.sleep,
         base_delay: float = 1.0,
+        settings=None,
     ):
         self.catalog_url = catalog_url
+        # allow-list, request deadline (the catalog and session hosts themselves are trusted)
+        self.settings = settings
         self.states = tuple(states)
         self.session_url = session_url
         # A credential: read from the environment at use, never put in resource config or logs.
@@ -89,22 +101,39 @@ class CatalogApiSource:
             api_key=settings.catalog_api_key,
             timeout=settings.http_timeout_seconds,
             user_agent=settings.user_agent,
+            settings=settings,
             **kw,
         )
 
-    def _client(self, token: str | None) -> httpx.Client:
-        headers = {"User-Agent": self.user_agent}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        return httpx.Client(timeout=self.timeout, follow_redirects=True, headers=headers)
+    def _client(self, token: str | None, *, follow_redirects: bool = True) -> httpx.Client:
+        # httpx drops the Authorization header when a redirect leaves the catalog's origin.
+        return safe_client(
+            self.settings,
+            trusted_urls=[self.catalog_url, self.session_url],
+            timeout=self.timeout,
+            user_agent=self.user_agent,
+            headers={"Authorization": f"Bearer {token}"} if token else None,
+            follow_redirects=follow_redirects,
+            pool=2,
+        )
+
+    @property
+    def _deadline(self) -> float:
+        return getattr(self.settings, "request_deadline_seconds", DEFAULT_REQUEST_DEADLINE_SECONDS)
 
     def _open_session(self) -> str:
         body = {"api_key": self.api_key} if self.api_key else {}
+        # No redirects: the API key would follow a 307/308 wherever it points.
         try:
-            response = httpx.post(
-                self.session_url, json=body, timeout=self.timeout, headers={"User-Agent": self.user_agent}
-            )
+            with (
+                self._client(None, follow_redirects=False) as client,
+                TransferBudget(self._deadline, what="catalog session request").active(),
+            ):
+                response = client.post(self.session_url, json=body)
+        except UnsafeUrlError as exc:
+            raise CatalogError(f"catalog session endpoint refused: {exc}") from exc
         except httpx.HTTPError as exc:
+            # the class name only: the message could echo the request
             raise CatalogError(f"catalog session could not be opened: {type(exc).__name__}") from exc
         if response.status_code != 200:
             raise CatalogError(f"catalog session endpoint answered HTTP {response.status_code}")
@@ -118,6 +147,7 @@ class CatalogApiSource:
     def _walk(self, client: httpx.Client, state: str | None) -> list[CatalogHospital]:
         return fetch_catalog(
             self.catalog_url,
+            settings=self.settings,
             client=client,
             per_page=self.per_page,
             state=state,

@@ -1,5 +1,8 @@
-"""HTTP layer: SSRF-safe URL checks and robust streaming downloads (no Dagster imports)."""
+"""HTTP layer: the one safe client factory, SSRF checks, deadlines and robust streaming downloads
+(no Dagster imports)."""
 
+from price_pipeline.lib.http.budget import DeadlineExceeded, TransferBudget, TransferTooSlow
+from price_pipeline.lib.http.client import safe_client
 from price_pipeline.lib.http.download import (
     DownloadResult,
     RetryPolicy,
@@ -11,8 +14,11 @@ from price_pipeline.lib.http.download import (
 from price_pipeline.lib.http.url_safety import UnsafeUrlError, check_url, is_public_address
 
 __all__ = [
+    "DeadlineExceeded",
     "DownloadResult",
     "RetryPolicy",
+    "TransferBudget",
+    "TransferTooSlow",
     "UnsafeUrlError",
     "check_url",
     "conditional_check",
@@ -20,4 +26,5 @@ __all__ = [
     "guess_extension",
     "is_public_address",
     "looks_like_html",
+    "safe_client",
 ]

@@ -7,7 +7,13 @@ status 200 under a ``.csv`` name. :func:`download` therefore
 * streams with httpx into a temporary file inside ``dest_dir`` while hashing (sha256) on the fly,
   so memory stays flat and the content address is known the moment the last byte lands;
 * follows redirects itself (at most ``max_redirects``) so that every hop goes through
-  :func:`~price_pipeline.lib.http.url_safety.check_url` (SSRF guard);
+  :func:`~price_pipeline.lib.http.url_safety.check_url` (SSRF guard), and connects through
+  :func:`~price_pipeline.lib.http.client.safe_client`, which applies the same address policy to
+  the address each connection really uses (IDNA names, DNS rebinding);
+* bounds each attempt -- redirects, headers and body -- by ``settings.download_deadline_seconds``
+  and ends one that stays below ``settings.download_min_bytes_per_second`` over a window of the
+  per-read timeout (:mod:`~price_pipeline.lib.http.budget`; reasons ``deadline_exceeded`` and
+  ``too_slow``, permanent: another attempt right away would hold the worker just as long);
 * retries transient failures (connection errors, timeouts, 408/425/429/5xx, truncated bodies)
   with exponential backoff + jitter, honouring ``Retry-After``, bounded by attempts *and* total time;
 * resumes a dropped transfer with ``Range`` + ``If-Range`` when the server advertised byte ranges and
@@ -45,6 +51,14 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 import httpx
 
+from price_pipeline.lib.http.budget import (
+    DeadlineExceeded,
+    TransferBudget,
+    TransferTooSlow,
+    download_budget,
+    request_budget,
+)
+from price_pipeline.lib.http.client import safe_client
 from price_pipeline.lib.http.limits import HostLimiter, limiter_for
 from price_pipeline.lib.http.url_safety import UnsafeUrlError, check_url
 from price_pipeline.settings import Settings
@@ -102,8 +116,8 @@ class DownloadResult:
     error: str | None = None
     error_kind: ErrorKind | None = None
     # Machine-readable failure code: unsafe_url, too_many_redirects, http_status, too_large,
-    # truncated, connection, timeout, html_instead_of_data, range_not_satisfiable, empty,
-    # decompression_bomb, unsupported_encoding.
+    # truncated, connection, timeout, deadline_exceeded, too_slow, html_instead_of_data,
+    # range_not_satisfiable, empty, decompression_bomb, unsupported_encoding.
     reason: str | None = None
     extension: str = "bin"
     not_modified: bool = False
@@ -208,8 +222,7 @@ def guess_extension(
 
 
 def _make_client(settings: Settings) -> httpx.Client:
-    timeout = httpx.Timeout(settings.http_timeout_seconds, connect=min(30.0, settings.http_timeout_seconds))
-    return httpx.Client(timeout=timeout, follow_redirects=False, headers={"User-Agent": settings.user_agent})
+    return safe_client(settings, pool=4)
 
 
 class _Partial:
@@ -288,7 +301,8 @@ def download(
     the request conditional: a 304 returns ``ok=True, not_modified=True, path=None``.
     ``retry``, ``sleep`` and ``clock`` are injectable so tests run with millisecond delays.
     A ``client`` passed in is used as is (its own redirect following is bypassed per request)
-    and is not closed.
+    and is not closed; only a client from :func:`~price_pipeline.lib.http.client.safe_client`
+    pins the checked address and enforces the deadline inside a request.
     """
     policy = retry or RetryPolicy()
     limiter = limiter or limiter_for(settings)
@@ -365,6 +379,7 @@ def _attempt(
     """One request chain (redirects included). Returns "done" or "not_modified"; raises _Failure."""
     current = url
     result.redirects = []
+    budget = download_budget(settings)
     for _hop in range(max_redirects + 1):
         try:
             check_url(current, settings.allowed_private_hosts)
@@ -384,6 +399,7 @@ def _attempt(
         try:
             with (
                 limiter.slot(current),
+                budget.active(),
                 http.stream("GET", current, headers=headers, follow_redirects=False) as response,
             ):
                 result.status_code = response.status_code
@@ -425,8 +441,16 @@ def _attempt(
                     )
                 if status not in (200, 206):
                     raise _Failure("http_status", f"HTTP {status} from {current}", "permanent", status=status)
-                _receive(response, partial, result, settings, resuming, chunk_size)
+                _receive(response, partial, result, settings, resuming, chunk_size, budget)
                 return "done"
+        except UnsafeUrlError as exc:  # refused when connecting (the address actually resolved)
+            raise _Failure("unsafe_url", str(exc), "permanent") from exc
+        except DeadlineExceeded as exc:
+            raise _Failure(
+                "deadline_exceeded", f"{exc} fetching {current} ({partial.size} bytes received)", "permanent"
+            ) from exc
+        except TransferTooSlow as exc:
+            raise _Failure("too_slow", f"{exc} fetching {current}", "permanent") from exc
         except httpx.TimeoutException as exc:
             raise _Failure("timeout", f"timeout fetching {current}: {exc!r}", "transient") from exc
         except httpx.TransportError as exc:
@@ -447,6 +471,7 @@ def _receive(
     settings: Settings,
     resuming: bool,
     chunk_size: int | None,
+    budget: TransferBudget | None = None,
 ) -> None:
     """Validate headers, then stream the body into the partial file. Raises _Failure."""
     status = response.status_code
@@ -520,6 +545,8 @@ def _receive(
                 "permanent",
                 status=status,
             )
+        if budget is not None:
+            budget.check()  # also with a client whose sockets do not know the budget
     if decoder is not None:
         _write_decoded(decoder, b"", partial, settings, status, final=True)
     partial.fh.flush()
@@ -649,10 +676,14 @@ def conditional_check(
     if last_modified:
         headers["If-Modified-Since"] = last_modified
     current = url
+    budget = request_budget(settings, "change check")
     try:
         for _hop in range(max_redirects + 1):
             check_url(current, settings.allowed_private_hosts)
-            with http.stream("GET", current, headers=headers, follow_redirects=False) as response:
+            with (
+                budget.active(),
+                http.stream("GET", current, headers=headers, follow_redirects=False) as response,
+            ):
                 if response.status_code in REDIRECT_STATUSES and response.headers.get("Location"):
                     current = urljoin(current, response.headers["Location"])
                     continue

@@ -1,8 +1,10 @@
 """Small, SSRF-checked HTTP requests for discovery and change probes (``cms-hpt.txt``, HEAD, ranges).
 
 Unlike :func:`~price_pipeline.lib.http.download.download` these read at most ``max_bytes`` into
-memory. Every hop of a redirect chain goes through :func:`check_url`, and every request takes
-a slot of the per-host limiter. Errors are returned, not raised.
+memory. Every hop of a redirect chain goes through :func:`check_url` (and, with a client from
+:func:`make_client`, through the connection-time address pinning of
+:mod:`~price_pipeline.lib.http.client`), every request takes a slot of the per-host limiter, and
+the whole chain has ``settings.request_deadline_seconds``. Errors are returned, not raised.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from urllib.parse import urljoin
 
 import httpx
 
+from price_pipeline.lib.http.budget import DeadlineExceeded, TransferTooSlow, request_budget
+from price_pipeline.lib.http.client import safe_client
 from price_pipeline.lib.http.limits import HostLimiter, limiter_for
 from price_pipeline.lib.http.url_safety import UnsafeUrlError, check_url
 
@@ -26,7 +30,7 @@ class SmallResponse:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     error: str | None = None
-    # unsafe_url, too_many_redirects, connection, timeout, too_large
+    # unsafe_url, too_many_redirects, connection, timeout, deadline_exceeded, too_large
     reason: str | None = None
 
     @property
@@ -35,11 +39,8 @@ class SmallResponse:
 
 
 def make_client(settings, *, pool: int = 32) -> httpx.Client:
-    timeout = httpx.Timeout(settings.http_timeout_seconds, connect=min(30.0, settings.http_timeout_seconds))
-    limits = httpx.Limits(max_connections=pool, max_keepalive_connections=pool)
-    return httpx.Client(
-        timeout=timeout, follow_redirects=False, limits=limits, headers={"User-Agent": settings.user_agent}
-    )
+    """A shared client for many small requests (:func:`~price_pipeline.lib.http.client.safe_client`)."""
+    return safe_client(settings, pool=pool)
 
 
 def request_small(
@@ -59,6 +60,7 @@ def request_small(
     result = SmallResponse(url=url)
     current = url
     send_headers = {"User-Agent": settings.user_agent, "Accept-Encoding": "identity", **(headers or {})}
+    budget = request_budget(settings)
     for _hop in range(max_redirects + 1):
         try:
             check_url(current, settings.allowed_private_hosts)
@@ -66,9 +68,11 @@ def request_small(
             result.error, result.reason = str(exc), "unsafe_url"
             return result
         try:
-            with limiter.slot(current), client.stream(
-                method, current, headers=send_headers, follow_redirects=False
-            ) as response:
+            with (
+                limiter.slot(current),
+                budget.active(),
+                client.stream(method, current, headers=send_headers, follow_redirects=False) as response,
+            ):
                 result.status_code = response.status_code
                 result.final_url = str(response.url)
                 result.headers = {k.lower(): v for k, v in response.headers.items()}
@@ -85,6 +89,12 @@ def request_small(
                         chunks.append(chunk)
                     result.body = b"".join(chunks)
                 return result
+        except UnsafeUrlError as exc:  # refused when connecting (the address actually resolved)
+            result.error, result.reason = str(exc), "unsafe_url"
+            return result
+        except (DeadlineExceeded, TransferTooSlow) as exc:
+            result.error, result.reason = f"{exc} fetching {current}", "deadline_exceeded"
+            return result
         except httpx.TimeoutException as exc:
             result.error, result.reason = f"timeout: {exc!r}", "timeout"
             return result

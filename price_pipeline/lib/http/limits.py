@@ -15,6 +15,8 @@ import time
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
+from price_pipeline.lib.http.url_safety import ascii_host
+
 
 class _HostBudget:
     def __init__(self, concurrency: int, rate: float):
@@ -59,7 +61,8 @@ class HostLimiter:
     @contextlib.contextmanager
     def slot(self, url: str) -> Iterator[None]:
         parts = urlsplit(url)
-        host = f"{(parts.hostname or '').lower()}:{parts.port or ''}"
+        # one budget per host however it is spelled (straße.example = xn--strae-oqa.example)
+        host = f"{ascii_host(parts.hostname or '')}:{parts.port or ''}"
         budget = self._budget(host)
         budget.semaphore.acquire()
         try:

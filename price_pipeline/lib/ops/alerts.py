@@ -27,6 +27,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from price_pipeline.lib.http.budget import TransferBudget
+from price_pipeline.lib.http.client import safe_client
+from price_pipeline.lib.http.url_safety import UnsafeUrlError
+
 
 @dataclass(frozen=True)
 class Alert:
@@ -145,17 +149,24 @@ class DeliveryResult:
 
 
 def send_webhook(alert: Alert, url: str, *, timeout: float = 10.0, attempts: int = 3) -> DeliveryResult:
-    """POST the alert as JSON; retries connection errors and 5xx a few times with a short backoff."""
+    """POST the alert as JSON; retries connection errors and 5xx a few times with a short backoff.
+
+    The webhook is configuration, so its own host:port may be private; no redirect is followed,
+    and each attempt ends after ``3 * timeout`` seconds whatever the receiver does."""
     last = ""
     for attempt in range(attempts):
         try:
-            response = httpx.post(url, json=alert.as_payload(), timeout=timeout, follow_redirects=False)
+            with (
+                safe_client(trusted_urls=[url], timeout=timeout, pool=1) as client,
+                TransferBudget(3 * timeout, what="webhook delivery").active(),
+            ):
+                response = client.post(url, json=alert.as_payload())
             if 200 <= response.status_code < 300:
                 return DeliveryResult("webhook", True, f"HTTP {response.status_code}")
             last = f"HTTP {response.status_code}"
             if response.status_code < 500 and response.status_code != 429:
                 break
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, UnsafeUrlError) as exc:
             # the exception text can contain the URL: keep only the class name
             last = type(exc).__name__
         if attempt + 1 < attempts:
