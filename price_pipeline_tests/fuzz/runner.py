@@ -72,6 +72,7 @@ class Config:
     kill_rss_mb: int = 2048  # a call's process kills itself beyond this RSS (a runaway stops early)
     targets: dict = field(default_factory=lambda: dict(TARGETS))
     save_failures: bool = True
+    warm: bool = True  # learn the lazily imported modules from warm-up calls of the targets
     python: str = sys.executable
 
 
@@ -129,7 +130,7 @@ def init_worker(cfg: Config) -> None:
     # Modules the library imports lazily on first use (pandas, fastjsonschema, ...): learn them
     # from warm-up calls in a child, then import them here so every later child inherits them.
     names: set[str] = set()
-    for kind in ("csv", "json"):
+    for kind in ("csv", "json") if cfg.warm else ():
         from .corpus import seeds
 
         seed = next(s for s in seeds() if s.kind == kind)
