@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
 # The installer's version is pinned so that uv.lock's format (and its resolution rules) only
-# change when this line does. uv lives in its own small virtualenv (.uv/): `uv sync` makes .venv
+# change when this line does (deploy/Dockerfile pins the same version). uv lives in its own small virtualenv (.uv/): `uv sync` makes .venv
 # hold exactly what uv.lock lists, so an installer inside .venv would remove itself.
 UV_VERSION := 0.13.9
 UV_HOME := .uv
