@@ -305,7 +305,7 @@ def judge(inp: FuzzInput, results: dict, baseline: dict | None, cfg: Config) -> 
         sig = res.get("signal")
         log = res.get("log") or ""
         if sig == "SIGKILL" and _WATCHDOG in log:
-            add("rss", f"runaway@{_where(log)}", f"killed over {cfg.kill_rss_mb} MB ({inp.label[:80]})")
+            add("rss", f"runaway:{inp.family}", f"killed over {cfg.kill_rss_mb} MB at {_where(log)}")
         elif sig in ("SIGALRM", "SIGXCPU"):
             add("hang", f"@{_where(log)}", f"over {res.get('timeout')}s")
         elif sig:
