@@ -17,9 +17,9 @@ from price_pipeline_tests.fuzz.driver import run_fuzz
 from price_pipeline_tests.fuzz.mutate import SCHEDULE
 from price_pipeline_tests.fuzz.runner import Config
 
-# Three rounds of the family schedule (every family at least three times). Override to run
+# Six rounds of the family schedule (every family at least six times; ~1 min on main). Override to run
 # a longer or shorter slice by hand: PRICE_PIPELINE_FUZZ_SLICE=2000.
-SLICE_INPUTS = int(os.environ.get("PRICE_PIPELINE_FUZZ_SLICE", 3 * len(SCHEDULE)))
+SLICE_INPUTS = int(os.environ.get("PRICE_PIPELINE_FUZZ_SLICE", 6 * len(SCHEDULE)))
 
 
 @pytest.mark.slow
