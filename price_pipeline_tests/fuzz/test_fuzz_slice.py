@@ -17,7 +17,7 @@ from price_pipeline_tests.fuzz.driver import run_fuzz
 from price_pipeline_tests.fuzz.mutate import SCHEDULE
 from price_pipeline_tests.fuzz.runner import Config
 
-# Six rounds of the family schedule (every family at least six times; ~1 min on main). Override to run
+# Six rounds of the family schedule (every family at least six times; about 2 minutes). Override to run
 # a longer or shorter slice by hand: PRICE_PIPELINE_FUZZ_SLICE=2000.
 SLICE_INPUTS = int(os.environ.get("PRICE_PIPELINE_FUZZ_SLICE", 6 * len(SCHEDULE)))
 
