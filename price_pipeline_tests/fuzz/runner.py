@@ -384,7 +384,8 @@ def run_one(index: int, *, keep: bool = False) -> dict:
                 shutil.copyfile(path, saved)
             else:
                 saved += " (not kept: over 256 MB; regenerate with --repro)"
-            with open(os.path.join(fail_dir, f"{cfg.seed}-{index:06d}-{inp.family}.json"), "w") as f:
+            # ".fuzz.json", not ".json": a JSON input of the same stem would be overwritten
+            with open(os.path.join(fail_dir, f"{cfg.seed}-{index:06d}-{inp.family}.fuzz.json"), "w") as f:
                 json.dump({"input": {k: val for k, val in asdict(inp).items() if k != "parts"}, "results": results,
                            "baseline": baseline, "violations": violations, "repro": repro_command(cfg, index)},
                           f, indent=1, default=str)

@@ -179,7 +179,7 @@ def test_runner_catches_every_violation_class(tmp_path):
                    ("raise", "crash"), ("thread_raise", "crash")}, out.getvalue()
     assert ("ok", "crash") not in got
     saved = list((tmp_path / "failures").iterdir())
-    assert any(p.suffix == ".gz" for p in saved) and any(p.suffix == ".json" for p in saved)
+    assert any(p.suffix == ".gz" for p in saved) and any(p.name.endswith(".fuzz.json") for p in saved)
     assert "--repro" in out.getvalue()
 
 
