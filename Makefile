@@ -7,15 +7,32 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: run test install manifest lint format bench clean
+# The installer's version is pinned so that uv.lock's format (and its resolution rules) only
+# change when this line does (deploy/Dockerfile pins the same version). uv lives in its own small virtualenv (.uv/): `uv sync` makes .venv
+# hold exactly what uv.lock lists, so an installer inside .venv would remove itself.
+UV_VERSION := 0.13.9
+UV_HOME := .uv
+UV := $(UV_HOME)/bin/uv
+# Never fetch a Python build: use the interpreter $(PYTHON) names (3.11+).
+export UV_PYTHON_DOWNLOADS := never
 
+.PHONY: run test install manifest lint format bench clean lock fuzz
+
+$(UV_HOME)/.uv-$(UV_VERSION):
+	@rm -rf $(UV_HOME)
+	$(PYTHON) -m venv $(UV_HOME)
+	@$(UV_HOME)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	@touch $@
+
+# `uv sync --locked` installs exactly the versions in uv.lock, and fails (instead of resolving
+# anew) when pyproject.toml and uv.lock disagree: run `make lock` after changing dependencies.
+# The project itself is installed editable (uv's default for a project with a build system).
 # --compile-bytecode: where PYTHONDONTWRITEBYTECODE is set (as on our CI machines) nothing is
 # ever cached, and every run worker, code server and CLI call would recompile dagster, pandas
 # and pyarrow from source: ~3.5 CPU-s per process start.
-$(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/python -m pip install --quiet --upgrade pip uv
-	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -e '.[dev]'
+$(STAMP): pyproject.toml uv.lock $(UV_HOME)/.uv-$(UV_VERSION)
+	$(UV) sync --quiet --locked --extra dev --compile-bytecode --python $(PYTHON) \
+		|| { echo "uv sync failed; if pyproject.toml changed, update the lock on purpose: make lock (README)" >&2; exit 1; }
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -44,6 +61,16 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_one_hospital.py
+
+## Re-resolve uv.lock after editing pyproject.toml (keeps every other pin); to move pins on
+## purpose: `make lock LOCK_ARGS="--upgrade-package duckdb"` or LOCK_ARGS=--upgrade (see README).
+lock: $(UV_HOME)/.uv-$(UV_VERSION)
+	$(UV) lock --python $(PYTHON) $(LOCK_ARGS)
+
+## The full fuzz run of the parser and validator (>= 20,000 inputs, both cores; see
+## price_pipeline_tests/fuzz/README.md). Holds /tmp/pp-heavy.lock so heavy jobs never overlap.
+fuzz: $(STAMP)
+	flock /tmp/pp-heavy.lock $(BIN)/python -m price_pipeline_tests.fuzz $(FUZZ_ARGS)
 
 clean:
 	rm -rf .data .dagster_home/storage .dagster_home/history .dagster_home/logs .dagster_home/schedules \
