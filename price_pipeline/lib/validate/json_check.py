@@ -347,7 +347,8 @@ def validate_json(open_stream, rc: ReportCollector, version=None, plain_path: st
 def _validate_json(open_stream, rc: ReportCollector, choose, plain_path: str | None) -> dict:
     """One validation pass (see :func:`validate_json`); ``syntax_error`` in the result: an ijson
     error made it report ``invalid_json``."""
-    info = {"format": "json", "version": None, "rules_version": None, "rows_checked": 0}
+    # rules of a file whose version cannot be read (syntax error before it): what it would get undeclared
+    info = {"format": "json", "version": None, "rules_version": choose(None), "rows_checked": 0}
     top: dict = {}
     try:
         with open_stream() as s:
