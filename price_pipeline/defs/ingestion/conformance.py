@@ -139,7 +139,8 @@ def conformance_reports_no_cms_alerts(
     context: dg.AssetCheckExecutionContext, price_pipeline: PricePipelineResource
 ) -> dg.AssetCheckResult:
     """Warns on CMS alerts (nine-9s placeholders, estimated amounts in v3, false attestation,
-    version mismatch): allowed by the rules, but worth a look."""
+    version mismatch) and the validator's own (bytes after a JSON document, lone-CR line endings,
+    blank data rows only): allowed by the rules, but worth a look."""
     reports = _reports(context, price_pipeline)
     alerts: dict[str, int] = {}
     for r in reports:
