@@ -12,8 +12,9 @@ findings). Exit status is 0 even when files have findings; non-zero only on tool
 quarantine of the configured lake (files that failed to download or parse, rows the parser
 quarantined), one JSON line per entry with its reason (see docs/quality.md).
 
-``price-pipeline validate FILE... [--max-errors N]`` checks each file against the CMS data
-dictionary rules (see :mod:`price_pipeline.lib.validate`) and prints one JSON report per file
+``price-pipeline validate FILE... [--max-errors N] [--rules major|declared|in-force] [--as-of DATE]
+[--version V]`` checks each file against the CMS data dictionary rules (see
+:mod:`price_pipeline.lib.validate`) and prints one JSON report per file
 (file, format, version, valid, error/alert counts by rule, first N findings). Exit status 0
 even for non-conformant files; 2 when a file cannot be read.
 """
@@ -74,7 +75,22 @@ def _setup_validate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-errors", type=int, default=1000,
                    help="findings kept per file (counts are always complete; default 1000)")
     p.add_argument("--version", dest="rules_version", default=None,
-                   help="force a rule set (2.0.0, 2.1.0, 2.2.0, 3.0.0) instead of the file's declared version")
+                   help="force a rule set (2.0.0, 2.1.0, 2.2.0, 3.0.0; or as the official CLI spells it: v2.2, 3)")
+    p.add_argument("--rules", choices=("major", "declared", "in-force"), default="major",
+                   help="which rules when --version is not given: major (default) = the latest rules of the declared "
+                        "major version, as the official CLI picks them (2.x -> 2.2.0, 3.x/missing -> 3.0.0); "
+                        "declared = the declared major.minor; in-force = what CMS enforces on --as-of")
+    p.add_argument("--as-of", type=_iso_date, default=None, metavar="YYYY-MM-DD",
+                   help="date for --rules in-force (default: today)")
+
+
+def _iso_date(value: str):
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {value!r}") from e
 
 
 def _run_validate(args: argparse.Namespace) -> int:
@@ -83,7 +99,8 @@ def _run_validate(args: argparse.Namespace) -> int:
     status = 0
     for path in args.files:
         try:
-            r = validate_file(path, max_findings=args.max_errors, version=args.rules_version)
+            r = validate_file(path, max_findings=args.max_errors, version=args.rules_version, rules=args.rules,
+                              as_of=args.as_of)
         except OSError as e:  # tool failure: missing or unreadable input
             print(json.dumps({"file": path, "error": str(e)}), flush=True)
             status = 2

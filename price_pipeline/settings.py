@@ -69,7 +69,24 @@ class Settings:
     host_max_concurrency: int = 4
     host_max_requests_per_second: float = 10.0
     change_sweep_max_files: int = 2000
+    # -- CMS conformance (docs/quality.md "Which rules are applied") ------------------------------
+    # major (as the official CLI: latest rules of the declared major) | declared | in-force
+    cms_rules: str = "major"
+    # YYYY-MM-DD for cms_rules=in-force (empty: the day of the run)
+    cms_rules_as_of: str | None = None
     extras: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.cms_rules not in ("major", "declared", "in-force"):
+            raise ValueError(f"PRICE_PIPELINE_CMS_RULES must be major, declared or in-force, not {self.cms_rules!r}")
+        if self.cms_rules_as_of:
+            import datetime as dt
+
+            try:
+                dt.date.fromisoformat(self.cms_rules_as_of)
+            except ValueError as e:
+                raise ValueError(f"PRICE_PIPELINE_CMS_RULES_AS_OF is not a YYYY-MM-DD date: {self.cms_rules_as_of!r}"
+                                 ) from e
 
     @property
     def is_s3_lake(self) -> bool:
@@ -111,5 +128,7 @@ class Settings:
             host_max_concurrency=int(_env("PRICE_PIPELINE_HOST_MAX_CONCURRENCY", "4")),
             host_max_requests_per_second=float(_env("PRICE_PIPELINE_HOST_MAX_RPS", "10")),
             change_sweep_max_files=int(_env("PRICE_PIPELINE_CHANGE_SWEEP_MAX_FILES", "2000")),
+            cms_rules=_env("PRICE_PIPELINE_CMS_RULES", "major"),
+            cms_rules_as_of=_env("PRICE_PIPELINE_CMS_RULES_AS_OF"),
             **cls.secrets_from_env(),
         )

@@ -44,6 +44,9 @@ class PricePipelineResource(dg.ConfigurableResource):
     host_max_concurrency: int = 4
     host_max_requests_per_second: float = 10.0
     change_sweep_max_files: int = 2000
+    # CMS rule selection of conformance_reports (docs/quality.md)
+    cms_rules: str = "major"
+    cms_rules_as_of: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "PricePipelineResource":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import dagster as dg
@@ -56,11 +57,20 @@ def test_valid_hospital_gets_a_clean_report_and_expectations_pass(instance, sett
 
 
 def test_non_conformant_and_broken_hospitals_are_reported_but_prices_flow(instance, settings, catalog):
-    key, _ = demo_hospital(catalog, layout="csv_tall", version="2.0.0")  # CMS errors, parses fine
+    key, _ = demo_hospital(catalog, layout="csv_tall", version="2.0.0")
+    # default rules: the official command line's choice for a 2.x file (2.2.0), where it conforms
     result = run_hospital(instance, settings, key)
+    md = metadata(result, "conformance_reports")
+    assert md["valid"] is True and md["files"][0]["rules_version"] == "2.2.0"
+    assert md["files"][0]["rules_selection"] == "major" and md["rules_applied"] == "2.2.0 (major)"
+    # PRICE_PIPELINE_CMS_RULES=declared: the 2.0.0 rules, which it breaks (CMS errors, parses fine)
+    result = run_hospital(instance, dataclasses.replace(settings, cms_rules="declared"), key)
     assert result.success  # conformance warns, it does not hold prices back
     md = metadata(result, "conformance_reports")
     assert md["valid"] is False and md["errors"] > 0 and md["errors_by_rule"] == {"cond_code_pair_missing": 6}
+    assert md["files"][0]["rules_version"] == "2.0.0" and md["files"][0]["rules_selection"] == "declared"
+    (row,) = pq.read_table(LocalLake(settings.lake_url).uri(layout.conformance_table_key(key))).to_pylist()
+    assert (row["rules_version"], row["rules_selection"], row["valid"]) == ("2.0.0", "declared", False)
     first = md["files"][0]["first_findings"][0]
     assert first["rule"] == "cond_code_pair_missing" and first["row"] >= 4
     failed = check(result, "conformance_reports_files_conform")

@@ -1,7 +1,9 @@
 {#-
   One row per catalogued hospital: is what it publishes CMS-conformant? Conformance comes from
   the hospital's latest conformance_reports run (one row per listed file); freshness and template
-  version of the current file from mart_hospital_summary.
+  version of the current file from mart_hospital_summary. The current file is the one behind the
+  hospital's prices; a hospital without prices (e.g. its only file has a header and no data rows)
+  is judged by the files it lists, so current_file_valid is false rather than NULL when they fail.
 -#}
 
 with reports as (
@@ -47,6 +49,9 @@ per_hospital as (
         coalesce(sum(n_errors), 0)                                 as n_errors,
         coalesce(sum(n_alerts), 0)                                 as n_alerts,
         string_agg(distinct declared_version, ', ' order by declared_version) as declared_versions,
+        string_agg(distinct rules_version, ', ' order by rules_version)       as rules_versions,
+        string_agg(distinct rules_selection, ', ' order by rules_selection)   as rules_selections,
+        bool_and(is_valid) filter (where is_valid is not null)     as checked_files_valid,
         max(validated_at)                                          as validated_at
     from reports
     group by hospital_key
@@ -72,7 +77,11 @@ select
     per_hospital.n_files_listed > 0
         and per_hospital.n_files_valid = per_hospital.n_files_listed       as all_files_valid,
     summary.file_sha256                                                    as current_file_sha256,
-    current_report.is_valid                                                as current_file_valid,
+    case
+        when summary.file_sha256 is not null then current_report.is_valid
+        else per_hospital.checked_files_valid
+    end                                                                    as current_file_valid,
+    current_report.rules_version                                           as current_file_rules_version,
     coalesce(per_hospital.n_errors, 0)                                     as n_errors,
     coalesce(per_hospital.n_alerts, 0)                                     as n_alerts,
     top_rules.top_rules,
@@ -80,6 +89,8 @@ select
     summary.last_updated_on,
     summary.template_version,
     per_hospital.declared_versions,
+    per_hospital.rules_versions,
+    per_hospital.rules_selections,
     per_hospital.validated_at,
     case
         when per_hospital.hospital_key is null then 'not_checked'
@@ -96,7 +107,11 @@ left join top_rules
 left join summary
     on hospitals.hospital_key = summary.hospital_key
 left join (
-    select hospital_key, file_sha256, bool_and(is_valid) as is_valid
+    select
+        hospital_key,
+        file_sha256,
+        bool_and(is_valid) as is_valid,
+        string_agg(distinct rules_version, ', ' order by rules_version) as rules_version
     from reports
     where file_sha256 is not null
     group by all

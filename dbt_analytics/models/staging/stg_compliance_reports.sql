@@ -7,9 +7,15 @@
 
 {%- set pattern = env_var('PRICE_PIPELINE_LAKE_URL', '../.data/lake').rstrip('/') ~ '/conformance/*/report.parquet' -%}
 {%- set has_reports = true -%}
+{%- set has_selection = true -%}
 {%- if execute -%}
     {%- set found = run_query("select count(*) from glob('" ~ pattern.replace("'", "''") ~ "')") -%}
     {%- set has_reports = found.columns[0].values()[0] > 0 -%}
+    {%- if has_reports -%}
+        {#- rules_selection is newer than the first reports: NULL until a hospital's report is rewritten -#}
+        {%- set cols = run_query("select count(*) from parquet_schema('" ~ pattern.replace("'", "''") ~ "') where name = 'rules_selection'") -%}
+        {%- set has_selection = cols.columns[0].values()[0] > 0 -%}
+    {%- endif -%}
 {%- endif -%}
 
 {% if has_reports %}
@@ -28,6 +34,11 @@ select
     {{ clean_enum('format') }}                     as format,
     {{ clean_text('declared_version') }}           as declared_version,
     {{ clean_text('rules_version') }}              as rules_version,
+    {% if has_selection -%}
+    {{ clean_text('rules_selection') }}            as rules_selection,
+    {%- else -%}
+    cast(null as varchar)                          as rules_selection,
+    {%- endif %}
     cast(valid as boolean)                         as is_valid,
     cast(errors as bigint)                         as n_errors,
     cast(alerts as bigint)                         as n_alerts,
@@ -49,6 +60,7 @@ select
     cast(null as varchar)   as format,
     cast(null as varchar)   as declared_version,
     cast(null as varchar)   as rules_version,
+    cast(null as varchar)   as rules_selection,
     cast(null as boolean)   as is_valid,
     cast(null as bigint)    as n_errors,
     cast(null as bigint)    as n_alerts,

@@ -38,7 +38,8 @@ def mrf_files_has_a_price_file(
     if not manifest.ok_files:
         from price_pipeline.lib.quality import conformance
 
-        conformance.validate_hospital(context.partition_key, lake=price_pipeline.lake)
+        conformance.validate_hospital(context.partition_key, lake=price_pipeline.lake,
+                                      **conformance.rules_from_settings(price_pipeline.settings))
         recorded = True
     return dg.AssetCheckResult(
         passed=bool(manifest.ok_files),

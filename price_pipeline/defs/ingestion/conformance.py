@@ -50,7 +50,8 @@ def conformance_reports(
     ``conformance/hospital_key=<k>/report.parquet`` for the compliance marts."""
     started = time.monotonic()
     key = context.partition_key
-    result = conformance.validate_hospital(key, lake=price_pipeline.lake, log=context.log.info)
+    result = conformance.validate_hospital(key, lake=price_pipeline.lake, log=context.log.info,
+                                           **conformance.rules_from_settings(price_pipeline.settings))
     errors, alerts = result.totals()
     files = [
         {
@@ -60,6 +61,7 @@ def conformance_reports(
             "format": r.get("format"),
             "version": r.get("version"),
             "rules_version": r.get("rules_version"),
+            "rules_selection": r.get("rules_selection"),
             "valid": r.get("valid"),
             "errors": r.get("errors"),
             "alerts": r.get("alerts"),
@@ -78,6 +80,8 @@ def conformance_reports(
             "files_valid": sum(1 for r in result.validated if r["valid"]),
             "errors": sum(errors.values()),
             "alerts": sum(alerts.values()),
+            "rules_applied": ", ".join(sorted({f"{r['rules_version']} ({r.get('rules_selection')})"
+                                              for r in result.validated if r.get("rules_version")})) or "none",
             "errors_by_rule": dg.MetadataValue.json(errors),
             "alerts_by_rule": dg.MetadataValue.json(alerts),
             "rules": dg.MetadataValue.md(_rules_table(errors, alerts)),
@@ -135,7 +139,8 @@ def conformance_reports_no_cms_alerts(
     context: dg.AssetCheckExecutionContext, price_pipeline: PricePipelineResource
 ) -> dg.AssetCheckResult:
     """Warns on CMS alerts (nine-9s placeholders, estimated amounts in v3, false attestation,
-    version mismatch): allowed by the rules, but worth a look."""
+    version mismatch) and the validator's own (bytes after a JSON document, lone-CR line endings,
+    blank data rows only): allowed by the rules, but worth a look."""
     reports = _reports(context, price_pipeline)
     alerts: dict[str, int] = {}
     for r in reports:

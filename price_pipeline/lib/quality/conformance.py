@@ -47,6 +47,7 @@ REPORT_SCHEMA = pa.schema(
         ("format", pa.string()),
         ("declared_version", pa.string()),
         ("rules_version", pa.string()),
+        ("rules_selection", pa.string()),  # major | declared | in-force@YYYY-MM-DD (validator README)
         ("valid", pa.bool_()),  # NULL when there were no bytes to validate
         ("errors", pa.int64()),
         ("alerts", pa.int64()),
@@ -123,6 +124,7 @@ def _summary_row(hospital_key: str, report: dict[str, Any], now: dt.datetime) ->
         "format": report.get("format"),
         "declared_version": report.get("version"),
         "rules_version": report.get("rules_version"),
+        "rules_selection": report.get("rules_selection"),
         "valid": report.get("valid"),
         "errors": report.get("errors") if validated else None,
         "alerts": report.get("alerts") if validated else None,
@@ -136,16 +138,32 @@ def _summary_row(hospital_key: str, report: dict[str, Any], now: dt.datetime) ->
     }
 
 
-def _cached_report(lake: Lake, key: str, max_findings: int) -> dict[str, Any] | None:
+def _cached_report(lake: Lake, key: str, max_findings: int, rules_key: str) -> dict[str, Any] | None:
     if not lake.exists(key):
         return None
     try:
         cached = json.loads(lake.get_bytes(key))
     except (ValueError, OSError):
         return None
-    if cached.get("validator_revision") == VALIDATOR_REVISION and cached.get("max_findings") == max_findings:
+    if (cached.get("validator_revision") == VALIDATOR_REVISION and cached.get("max_findings") == max_findings
+            and cached.get("rules_key") == rules_key):
         return cached
     return None
+
+
+def rules_from_settings(settings) -> dict[str, Any]:
+    """``rules``/``as_of`` keyword arguments of :func:`validate_hospital` from the settings
+    (``PRICE_PIPELINE_CMS_RULES``, ``PRICE_PIPELINE_CMS_RULES_AS_OF``)."""
+    as_of = dt.date.fromisoformat(settings.cms_rules_as_of) if settings.cms_rules_as_of else None
+    return {"rules": settings.cms_rules, "as_of": as_of}
+
+
+def _rules_key(rules: str, as_of: dt.date | None) -> str:
+    """What decides the rule set of a cached report: the selection, and for ``in-force`` the rules
+    in force (so a report is not redone every day, only when the date crosses an enforcement date)."""
+    from price_pipeline.lib.validate.rules import in_force_rules
+
+    return f"in-force:{in_force_rules(as_of)}" if rules == "in-force" else rules
 
 
 def validate_hospital(
@@ -154,11 +172,17 @@ def validate_hospital(
     lake: Lake,
     max_findings: int = DEFAULT_MAX_FINDINGS,
     reuse: bool = True,
+    rules: str = "major",
+    as_of: dt.date | None = None,
     log=None,
 ) -> HospitalConformance:
-    """Validate the hospital's current files, store the reports and the summary table."""
+    """Validate the hospital's current files, store the reports and the summary table.
+
+    ``rules``/``as_of``: which CMS rule set each file is checked against (``major``, ``declared``
+    or ``in-force`` on ``as_of``; see :func:`price_pipeline.lib.validate.validate_file`)."""
     from price_pipeline.lib.validate import validate_file
 
+    rules_key = _rules_key(rules, as_of)
     manifest = FilesManifest.from_json(lake.get_bytes(layout.files_manifest_key(hospital_key)))
     result = HospitalConformance(hospital_key)
     now = dt.datetime.now(dt.UTC)
@@ -169,20 +193,23 @@ def validate_hospital(
             "url": outcome.url,
             "download_status": outcome.status,
         }
-        if not outcome.raw_key:  # failed download: nothing to validate
+        if not outcome.raw_key:  # failed download: nothing to validate, one finding says why
+            why = f"not validated: the download failed ({outcome.error or outcome.status})"
             report = {**base, "valid": None, "errors": None, "alerts": None, "errors_by_rule": {},
-                      "alerts_by_rule": {}, "findings": [], "download_error": outcome.error}
+                      "alerts_by_rule": {}, "download_error": outcome.error,
+                      "findings": [{"rule": "download_failed", "severity": "error", "message": why, "row": None,
+                                    "column": None, "path": None}]}
             result.reports.append(report)
             result.rows.append(_summary_row(hospital_key, report, now))
             continue
         key = layout.conformance_report_key(hospital_key, outcome.sha256)
-        report = _cached_report(lake, key, max_findings) if reuse else None
+        report = _cached_report(lake, key, max_findings, rules_key) if reuse else None
         if report is None:
             with lake.local_copy(outcome.raw_key) as path:
-                checked = validate_file(path, max_findings=max_findings).as_dict()
+                checked = validate_file(path, max_findings=max_findings, rules=rules, as_of=as_of).as_dict()
             checked["file"] = outcome.raw_key  # the lake key, not a temporary local path
             report = {**base, **checked, "report_key": key, "validator_revision": VALIDATOR_REVISION,
-                      "max_findings": max_findings, "validated_at": now.isoformat()}
+                      "max_findings": max_findings, "rules_key": rules_key, "validated_at": now.isoformat()}
             lake.put_bytes(json.dumps(report, indent=1, default=str).encode(), key)
         else:
             report = {**report, **base}

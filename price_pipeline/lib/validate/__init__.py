@@ -3,10 +3,11 @@
 :func:`validate_file` streams one file (plain, zip or gzip; detected from content with the
 parser's ``sniff`` module) and returns a :class:`ConformanceReport`: valid (no errors), error
 and alert counts by rule, and the first ``max_findings`` findings with row/column (CSV) or JSON
-path. The rule set follows the version declared in the file (2.0.0, 2.1.0, 2.2.0/2.2.1, 3.0.0;
-anything else: 3.0.0) unless ``version=`` forces one. The reference implementation is the
-official validator ``@cmsgov/hpt-validator`` 2.4.0; ``benchmarks/validator_parity.py`` compares
-the two and README.md lists the deliberate differences.
+path. The rule set is chosen as the official command line does for the declared major version
+(2.x -> 2.2.0, 3.x, missing or unknown -> 3.0.0), or by the ``declared`` minor version, or as in
+force on a date (``rules=``, see :func:`validate_file`), unless ``version=`` forces one. The
+reference implementation is the official validator ``@cmsgov/hpt-validator`` 2.4.0;
+``benchmarks/validator_parity.py`` compares the two and README.md lists the deliberate differences.
 
 Rule ids (stable) and the official validator's error class / message family:
 
@@ -58,6 +59,9 @@ nine_nines                       CsvNineNinesAlert / "Nine 9s used for ..."     
 estimated_amount_v3              EstimatedAmountAlert / JSON $message             alert
 false_attestation                Csv/JsonFalseAttestationAlert, ...Affirmation... alert
 version_mismatch                 Csv/JsonVersionMismatchAlert                     alert
+trailing_data                    (none: official stops at the document's end)     alert
+cr_line_endings                  (none: official splits records on LF only)       alert
+no_data_rows                     (none: official counts blank lines as rows)      alert
 ===============================  ===============================================  ========
 
 (``#n``: conditional requirement n of the v3.0 CSV data dictionary.) Errors make a file
@@ -66,6 +70,7 @@ non-conformant, alerts do not.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import os
 import time
@@ -79,9 +84,17 @@ from ..mrf.sniff import (
     open_source,
 )
 from .report import ConformanceReport, ReportCollector
-from .rules import RULES, SUPPORTED_VERSIONS
+from .rules import (
+    DEFAULT_RULE_SELECTION,
+    RULE_SELECTIONS,
+    RULES,
+    SUPPORTED_VERSIONS,
+    cli_version_choice,
+    in_force_rules,
+    select_rules,
+)
 
-__all__ = ["ConformanceReport", "RULES", "validate_file"]
+__all__ = ["ConformanceReport", "DEFAULT_RULE_SELECTION", "RULES", "RULE_SELECTIONS", "validate_file"]
 
 
 def _utf8_opener(src, encoding: str, bom: int):
@@ -96,21 +109,39 @@ def _utf8_opener(src, encoding: str, bom: int):
     return open_stream
 
 
-def validate_file(path: str | os.PathLike, *, max_findings: int = 1000, version: str | None = None
-                  ) -> ConformanceReport:
+def validate_file(path: str | os.PathLike, *, max_findings: int = 1000, version: str | None = None,
+                  rules: str = DEFAULT_RULE_SELECTION, as_of: dt.date | None = None) -> ConformanceReport:
     """Validate one MRF (CSV tall/wide or JSON; plain, zip or gzip) against the CMS rules.
 
-    ``version``: force a rule set (2.0.0, 2.1.0, 2.2.0, 3.0.0) instead of the declared one.
-    Bad content never raises (it becomes findings); a missing/unreadable path raises OSError.
+    Which rule set (``rules``, see docs/quality.md): ``major`` (default) takes the latest rules of
+    the declared major version, as the official command line does for a bare major (2.x -> 2.2.0,
+    3.x, missing or unknown -> 3.0.0); ``declared`` the declared major.minor (2.0.0, 2.1.0, 2.2.0,
+    3.0.0); ``in-force`` the rules CMS enforces on ``as_of`` (default today) whatever the file
+    declares. ``version`` forces a rule set (``3.0.0``, or as the official command line spells it:
+    ``v2.2``, ``3``). Bad content never raises (it becomes findings); a missing/unreadable path
+    raises OSError.
     """
     t0 = time.perf_counter()
     file = os.fspath(path)
     rc = ReportCollector(max_findings)
-    info = {"format": None, "version": None, "rules_version": version, "rows_checked": 0}
+    if rules not in RULE_SELECTIONS:
+        raise ValueError(f"unknown rule selection {rules!r}; one of {', '.join(RULE_SELECTIONS)}")
+    forced = None
+    if version is not None:
+        forced = version if version in SUPPORTED_VERSIONS else cli_version_choice(version)
+        selection = "forced"
+    elif rules == "in-force":
+        forced = in_force_rules(as_of)
+        selection = f"in-force@{as_of or dt.datetime.now(dt.UTC).date()}"
+    else:
+        selection = rules
+    info = {"format": None, "version": None, "rules_version": forced, "rows_checked": 0}
     src = open_source(file)
-    if version is not None and version not in SUPPORTED_VERSIONS:
+    if version is not None and forced is None:
         rc.add("invalid_version", f"Invalid version supplied. Allowed versions are: {', '.join(SUPPORTED_VERSIONS)}")
-        return rc.report(file=file, seconds=time.perf_counter() - t0, compression=src.compression, **info)
+        return rc.report(file=file, seconds=time.perf_counter() - t0, compression=src.compression,
+                         rules_selection=selection, **info)
+    choose = forced if forced is not None else (lambda declared: select_rules(declared, rules))
     try:
         if src.container in ("broken", "xlsx"):
             msgs = [m for _r, _s, m in src.notes] or ["an Excel workbook is not a CMS CSV/JSON file"]
@@ -125,14 +156,15 @@ def validate_file(path: str | os.PathLike, *, max_findings: int = 1000, version:
                 from .json_check import validate_json
 
                 plain = src.path if src.compression is None and encoding == "utf-8" and not bom else None
-                info.update(validate_json(opener, rc, version, plain_path=plain))
+                info.update(validate_json(opener, rc, choose, plain_path=plain))
             elif kind == "csv":
                 from .csv_check import validate_csv
 
                 plain = src.path if src.compression is None and encoding in ("utf-8", "utf-8-sig") else None
-                info.update(validate_csv(opener, rc, version, plain_path=plain, bom=bom))
+                info.update(validate_csv(opener, rc, choose, plain_path=plain, bom=bom))
             else:
                 rc.add("unreadable_file", f"content is {kind}, not CSV or JSON")
     except DecompressionLimit as e:
         rc.add("unreadable_file", f"stopped: {e}")
-    return rc.report(file=file, seconds=round(time.perf_counter() - t0, 4), compression=src.compression, **info)
+    return rc.report(file=file, seconds=round(time.perf_counter() - t0, 4), compression=src.compression,
+                     rules_selection=selection, **info)

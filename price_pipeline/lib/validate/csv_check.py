@@ -32,9 +32,9 @@ from .rules import (
     METHODOLOGIES,
     SETTINGS,
     STATE_CODES,
+    as_chooser,
     csv_cell,
     header_columns,
-    resolve_version,
     vkey,
 )
 
@@ -362,12 +362,15 @@ def read_head(stream) -> tuple[list[list[str]], bytes, int]:
     return rows[:3], buf, ends[min(len(ends), 3) - 1]
 
 
-def validate_csv(open_stream, rc: ReportCollector, version: str | None = None, plain_path: str | None = None,
-                 bom: int = 0) -> dict:
+def validate_csv(open_stream, rc: ReportCollector, version=None, plain_path: str | None = None,
+                 bom: int = 0, lf_records: bool = False) -> dict:
     """Validate a UTF-8 CSV byte stream. ``open_stream()`` returns a fresh stream (BOM removed).
 
+    ``version``: the rule set, or a ``declared version -> rule set`` function (default: the
+    declared major version's rules, :func:`~.rules.major_rules`).
     ``plain_path``: the payload is this uncompressed UTF-8 file (with a ``bom``-byte BOM): Arrow
-    then reads the body from the file itself (native I/O, no Python in the loop)."""
+    then reads the body from the file itself (native I/O, no Python in the loop).
+    ``lf_records``: the stream already splits records on LF only (see :func:`_validate_lf_view`)."""
     info = {"format": None, "version": None, "rules_version": None, "rows_checked": 0}
     with open_stream() as stream:
         rows, buf, body_at = read_head(stream)
@@ -375,8 +378,11 @@ def validate_csv(open_stream, rc: ReportCollector, version: str | None = None, p
         row2 = rows[1] if len(rows) > 1 else []
         row3 = rows[2] if len(rows) > 2 else []
         info["version"] = declared_version(row1, row2)
-        rv = version or resolve_version(info["version"])
+        rv = as_chooser(version)(info["version"])
         info["rules_version"] = rv
+        info["format"] = format_label(rows)
+        if not lf_records and has_lone_cr(buf):
+            return _validate_lf_view(open_stream, rc, rv, info)
         if not any(row1):
             rc.add("header_blank_row", "Required headers must be defined on rows 1 and 3. Row 1 is blank", row=1,
                    cell=csv_cell(0, 0))
@@ -400,9 +406,8 @@ def validate_csv(open_stream, rc: ReportCollector, version: str | None = None, p
             rc.add("header_blank_row", "Required headers must be defined on rows 1 and 3. Row 3 is blank", row=3,
                    cell=csv_cell(2, 0))
             return info
-        layout = CsvLayout(row3, rv)
+        layout = CsvLayout(row3, rv)  # its tall/wide decision is the official one, for the rules only
         layout.check(rc)
-        info["format"] = "csv_tall" if layout.is_tall else "csv_wide"
         if rc.errors:
             rc.add("rows_not_evaluated", "Errors were found in the headers or values in rows 1 through 3, so the "
                    "remaining rows were not evaluated.", row=1, cell=csv_cell(0, 0))
@@ -420,6 +425,110 @@ def validate_csv(open_stream, rc: ReportCollector, version: str | None = None, p
     if records < 1:
         rc.reset_errors()
         rc.add("min_rows", "At least one row must be present", row=1, cell=csv_cell(0, 0))
+    elif checked == 0:
+        # the official validator counts blank lines toward its one-row minimum and accepts the file
+        rc.add("no_data_rows", f"Header present, no data rows: the {records} record(s) after row 3 are blank. The "
+               "CMS validator counts blank lines as rows and accepts the file.", row=4, cell=csv_cell(3, -1))
+    return info
+
+
+def format_label(rows: list[list[str]]) -> str | None:
+    """``csv_tall`` / ``csv_wide`` as the parser labels the file (:mod:`price_pipeline.lib.mrf.header`:
+    the first of rows 1-3 that is a column header row, classified by its payer columns), so that the
+    conformance report and the parse summary never disagree. None when no row is a column header.
+    (Which rules apply is still decided the official way, by :class:`CsvLayout`.)"""
+    from ..mrf.findings import FindingCollector
+    from ..mrf.header import classify_columns, looks_like_column_row
+
+    k = next((i for i, r in enumerate(rows[:3]) if looks_like_column_row(r)), None)
+    return None if k is None else classify_columns(rows[k], FindingCollector(0)).fmt
+
+
+# --- lone-CR line endings: checked as the official validator reads them -----------------------
+# Papa Parse is called with newline "\n": a record ends at LF only, and a lone CR (classic Mac OS
+# line endings) is part of a field. A CR-only file is therefore one record to the official
+# validator (MinRowsError), while this package's readers split records on CR too.
+_LONE_CR = re.compile(rb"\r(?!\n)")
+_VT = b"\x0b"  # replaces a lone CR: whitespace to trimming (like the CR), but not a line break to Arrow
+
+
+def has_lone_cr(buf: bytes) -> bool:
+    """A CR that is not followed by LF, outside quotes, in ``buf`` (a CR as its last byte is
+    not counted: its LF may be in the next read)."""
+    parts = buf[:-1].split(b'"') if buf.endswith(b"\r") else buf.split(b'"')
+    return any(_LONE_CR.search(p) for p in parts[0::2])
+
+
+class LfRecordReader(io.RawIOBase):
+    """``inner`` with every lone CR outside quotes replaced by VT: records then end at LF only,
+    as the official validator splits them, and a CR inside a field is trimmed like whitespace."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.in_quotes = False
+        self.hold = b""
+        self.out = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self.inner.close()
+        super().close()
+
+    def _convert(self, data: bytes, final: bool) -> bytes:
+        if not final and data.endswith(b"\r"):  # its LF may come with the next read
+            data, self.hold = data[:-1], b"\r"
+        else:
+            self.hold = b""
+        parts = data.split(b'"')
+        first_outside = 1 if self.in_quotes else 0
+        for i in range(first_outside, len(parts), 2):
+            if b"\r" in parts[i]:
+                parts[i] = _LONE_CR.sub(_VT, parts[i])
+        self.in_quotes ^= (len(parts) - 1) % 2 == 1
+        return b'"'.join(parts)
+
+    def readinto(self, b) -> int:
+        while not self.out:
+            data = self.inner.read(1 << 20)
+            if not data:
+                if not self.hold:
+                    return 0
+                self.out = self._convert(self.hold, final=True)
+                break
+            self.out = self._convert(self.hold + data, final=False)
+        n = min(len(b), len(self.out))
+        b[:n] = self.out[:n]
+        self.out = self.out[n:]
+        return n
+
+
+def _has_lf(open_stream) -> bool:
+    with open_stream() as s:
+        while chunk := s.read(1 << 22):
+            if b"\n" in chunk:
+                return True
+    return False
+
+
+def _validate_lf_view(open_stream, rc: ReportCollector, rv: str, info: dict) -> dict:
+    """Validate a file with lone-CR record ends as the official validator reads it (records split
+    on LF only), with a ``cr_line_endings`` alert that says so. The file facts (declared version,
+    format) stay those of the CR-aware reading, which is how the parser reads the file."""
+    why = ("The file's records end with a lone CR (classic Mac OS line endings). The CMS validator splits "
+           "records on LF only")
+    if not _has_lf(open_stream):
+        rc.add("min_rows", "At least one row must be present: the CMS validator reads this file, which has no LF, "
+               "as a single record.", row=1, cell=csv_cell(0, 0))
+        rc.add("cr_line_endings", f"{why}, so it reads the whole file as one record (MinRowsError). The price "
+               "parser reads the records normally.", row=1, cell=csv_cell(0, -1))
+        return info
+    inner = validate_csv(lambda: io.BufferedReader(LfRecordReader(open_stream()), 1 << 22), rc, rv,
+                         lf_records=True)
+    info["rows_checked"] = inner["rows_checked"]
+    rc.add("cr_line_endings", f"{why}, so records separated by a lone CR are one record to it; this report "
+           "follows that reading. The price parser reads the records normally.", row=1, cell=csv_cell(0, -1))
     return info
 
 

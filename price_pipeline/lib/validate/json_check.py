@@ -32,7 +32,7 @@ from .rules import (
     DRUG_UNITS,
     METHODOLOGIES,
     SETTINGS,
-    resolve_version,
+    as_chooser,
     vkey,
 )
 
@@ -297,14 +297,58 @@ def _payer_alerts(item, index: int, v3: bool, rc: ReportCollector) -> None:
                     rc.add("nine_nines", "Nine 9s used for estimated amount.", path=path + "/estimated_amount")
 
 
-def validate_json(open_stream, rc: ReportCollector, version: str | None = None, plain_path: str | None = None
-                  ) -> dict:
+def validate_json(open_stream, rc: ReportCollector, version=None, plain_path: str | None = None) -> dict:
     """Validate a UTF-8 JSON byte stream (``open_stream()`` gives a fresh stream).
 
+    ``version``: the rule set, or a ``declared version -> rule set`` function (default: the
+    declared major version's rules, :func:`~.rules.major_rules`).
     ``plain_path``: the payload is this uncompressed UTF-8 file without BOM (the chunked path
     then reads it by offset instead of streaming it through the main thread).
+
+    Like the official validator, which stops reading at the end of the top-level value, bytes
+    after the document do not make it invalid: the document is checked without them and a
+    ``trailing_data`` alert names them. The declared ``version`` is read wherever it is among the
+    top-level members; when it comes after the charges array and selects other rules than the
+    ones the items were checked against, the file is checked again with the right ones.
     """
-    info = {"format": "json", "version": None, "rules_version": None, "rows_checked": 0}
+    choose = as_chooser(version)
+    saved = rc.snapshot()
+    info = _validate_json(open_stream, rc, choose, plain_path)
+    trailing = None
+    if info.pop("syntax_error", False):
+        trailing = find_trailing_data(open_stream)
+        if trailing is not None:
+            whole, doc_end = open_stream, trailing[0]
+
+            def open_stream():
+                return io.BufferedReader(_Prefix(whole(), doc_end), 1 << 20)
+
+            plain_path = None
+            rc.restore(saved)
+            info = _validate_json(open_stream, rc, choose, None)
+            info.pop("syntax_error", None)
+    declared = info["version"]
+    if info["rules_version"] is not None and choose(declared) != info["rules_version"]:
+        target = choose(declared)
+        rc.restore(saved)
+        info = _validate_json(open_stream, rc, lambda _declared: target, plain_path)
+        info.pop("syntax_error", None)
+        info["version"] = declared
+    if trailing is not None:
+        _end, start, n, head = trailing
+        rc.add("trailing_data", f"{n} byte(s) after the end of the JSON document (from byte {start}): "
+               f"{head.decode('utf-8', 'backslashreplace')!r}"
+               f"{'...' if n > len(head) else ''}. The CMS validator stops reading at the end of the top-level "
+               "value, so they were not checked; a JSON reader that expects one document rejects the file.",
+               path="")
+    return info
+
+
+def _validate_json(open_stream, rc: ReportCollector, choose, plain_path: str | None) -> dict:
+    """One validation pass (see :func:`validate_json`); ``syntax_error`` in the result: an ijson
+    error made it report ``invalid_json``."""
+    # rules of a file whose version cannot be read (syntax error before it): what it would get undeclared
+    info = {"format": "json", "version": None, "rules_version": choose(None), "rows_checked": 0}
     top: dict = {}
     try:
         with open_stream() as s:
@@ -313,13 +357,13 @@ def validate_json(open_stream, rc: ReportCollector, version: str | None = None, 
         if not top:
             rc.add("invalid_json", f"JSON parsing error: {e}. The validator is unable to review a syntactically "
                    "invalid JSON file. Please ensure that your file is well-formatted JSON.", path="")
+            info["syntax_error"] = True
             return info
     if not isinstance(top, dict):
         rc.add("invalid_json", "JSON parsing error: the top level is not an object.", path="")
         return info
-    declared = top.get("version")
-    info["version"] = declared if isinstance(declared, str) else None
-    rv = version or resolve_version(info["version"])
+    info["version"] = _declared(top)
+    rv = choose(info["version"])
     info["rules_version"] = rv
     item_v, meta_v, full_v, fast = schemas(rv)
     v = vkey(rv)
@@ -338,6 +382,7 @@ def validate_json(open_stream, rc: ReportCollector, version: str | None = None, 
         if res is not None:
             info["rows_checked"], after = res
             top.update({k: val for k, val in after.items() if k not in top})
+            info["version"] = _declared(top)
             meta = {k: _plain(top[k]) for k in CAPTURED if k in top}
             for rule, msg, path in schema_errors(meta_v, meta):
                 rc.add(rule, msg, path=path)
@@ -359,6 +404,7 @@ def validate_json(open_stream, rc: ReportCollector, version: str | None = None, 
         rc.reset_errors()
         rc.add("invalid_json", f"JSON parsing error: {error}. The validator is unable to review a syntactically "
                "invalid JSON file. Please ensure that your file is well-formatted JSON.", path="")
+        info["syntax_error"] = True
         return info
     if tracker.total < 8 * 1024**2 or n == 0:
         try:
@@ -369,9 +415,11 @@ def validate_json(open_stream, rc: ReportCollector, version: str | None = None, 
             rc.reset_errors()
             rc.add("invalid_json", f"JSON parsing error: {e}. The validator is unable to review a syntactically "
                    "invalid JSON file. Please ensure that your file is well-formatted JSON.", path="")
+            info["syntax_error"] = True
             return info
     elif not tracker.overflow:
         top.update({k: val for k, val in _parse_tail(b"".join(tracker.since_mark)).items() if k not in top})
+    info["version"] = _declared(top)
     meta = {k: _plain(top[k]) for k in CAPTURED if k in top}
     for rule, msg, path in schema_errors(meta_v if n else full_v, meta):
         rc.add(rule, msg, path=path)
@@ -451,6 +499,118 @@ def _emit_alerts_v3(rows, start: int, rc: ReportCollector) -> None:
         else:
             key, friendly = ALERT_KEYS[kind]
             rc.keep("nine_nines", f"Nine 9s used for {friendly}.", path=f"{path}/{key}")
+
+
+def _declared(top: dict) -> str | None:
+    """The declared ``version`` member (a string), wherever it was among the top-level members."""
+    v = top.get("version")
+    return v if isinstance(v, str) else None
+
+
+# --- bytes after the document -------------------------------------------------------------------
+_WS_BYTES = np.zeros(256, dtype=bool)
+_WS_BYTES[[0x20, 0x09, 0x0A, 0x0D]] = True
+
+
+def json_document_end(stream, chunk_bytes: int = 1 << 22) -> tuple[int, bytes] | None:
+    """Offset just after the top-level object or array of a UTF-8 JSON ``stream``, and the rest of
+    the chunk read after it; None when the stream does not start with one or ends first.
+
+    Only strings and brackets are tracked (vectorised per chunk: a quote preceded by an odd
+    run of backslashes is escaped, the parity of unescaped quotes before a byte says whether it
+    is inside a string, and the depth is a running sum of brackets outside strings); syntax is not
+    checked. It runs only after the JSON reader reported a syntax error.
+    """
+    base, depth, in_str, bs_carry, started = 0, 0, False, 0, False
+    while True:
+        data = stream.read(chunk_bytes)
+        if not data:
+            return None
+        a = np.frombuffer(data, dtype=np.uint8)
+        n = len(a)
+        if not started:
+            nonws = np.flatnonzero(~_WS_BYTES[a])
+            if not len(nonws):
+                base += n
+                continue
+            if a[nonws[0]] not in (0x7B, 0x5B):
+                return None
+            started = True
+        bs = a == 0x5C
+        if bs.any():
+            idx = np.arange(n, dtype=np.int64)
+            last_non = np.maximum.accumulate(np.where(bs, -1, idx))
+            before = np.empty(n, dtype=np.int64)  # backslashes right before each byte
+            before[0] = bs_carry
+            prev = last_non[:-1]
+            before[1:] = idx[:-1] - prev + np.where(prev < 0, bs_carry, 0)
+            quote = (a == 0x22) & ((before & 1) == 0)
+            bs_carry = int(n - 1 - last_non[-1]) + (bs_carry if last_non[-1] < 0 else 0)
+        else:
+            quote = a == 0x22
+            if bs_carry & 1:
+                quote[0] = False
+            bs_carry = 0
+        qc = np.cumsum(quote, dtype=np.int64)
+        inside = ((qc - quote + int(in_str)) & 1).astype(bool)
+        opens = ((a == 0x7B) | (a == 0x5B)) & ~inside
+        closes = ((a == 0x7D) | (a == 0x5D)) & ~inside
+        d = depth + np.cumsum(opens.astype(np.int64) - closes.astype(np.int64))
+        hit = np.flatnonzero(closes & (d <= 0))
+        if len(hit):
+            k = int(hit[0]) + 1
+            return base + k, data[k:]
+        depth, in_str, base = int(d[-1]), bool((int(in_str) + int(qc[-1])) & 1), base + n
+
+
+def find_trailing_data(open_stream, keep: int = 60) -> tuple[int, int, int, bytes] | None:
+    """``(document end, offset of the first non-blank byte after it, bytes from there to the end,
+    the first ``keep`` of them)`` when non-whitespace follows the top-level JSON value, else None."""
+    with open_stream() as s:
+        found = json_document_end(s)
+        if found is None:
+            return None
+        end, rest = found
+        start, total, head = None, 0, b""
+        pos = end
+        while True:
+            if start is None:
+                stripped = rest.lstrip(b" \t\r\n")
+                if stripped:
+                    start = pos + len(rest) - len(stripped)
+                    rest = stripped
+            if start is not None:
+                total += len(rest)
+                if len(head) < keep:
+                    head += rest[: keep - len(head)]
+            pos += len(rest)
+            rest = s.read(1 << 22)
+            if not rest:
+                break
+    return None if start is None else (end, start, total, head)
+
+
+class _Prefix(io.RawIOBase):
+    """The first ``limit`` bytes of ``inner`` (the JSON document without what follows it)."""
+
+    def __init__(self, inner, limit: int):
+        self.inner = inner
+        self.left = limit
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self.inner.close()
+        super().close()
+
+    def readinto(self, b) -> int:
+        if self.left <= 0:
+            return 0
+        data = self.inner.read(min(len(b), self.left))
+        b[: len(data)] = data
+        self.left -= len(data)
+        return len(data)
 
 
 def _plain(v):

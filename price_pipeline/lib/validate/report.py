@@ -24,6 +24,8 @@ class ConformanceReport:
     rows_checked: int = 0
     seconds: float = 0.0
     rules_version: str | None = None  # rule set applied (2.0.0, 2.1.0, 2.2.0, 3.0.0)
+    # how it was chosen: major | declared | in-force@YYYY-MM-DD | forced (see rules.RULE_SELECTIONS)
+    rules_selection: str | None = None
     compression: str | None = None
 
     def as_dict(self) -> dict:

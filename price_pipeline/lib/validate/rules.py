@@ -6,6 +6,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import re
+
 SUPPORTED_VERSIONS = ("2.0.0", "2.1.0", "2.2.0", "3.0.0")
 
 RULES: dict[str, tuple[str, str, str]] = {
@@ -72,6 +75,13 @@ RULES: dict[str, tuple[str, str, str]] = {
     "false_attestation": ("alert", "Csv/JsonFalseAttestationAlert, Csv/JsonFalseAffirmationAlert",
                           "attestation (v3) / affirmation (v2) is false"),
     "version_mismatch": ("alert", "Csv/JsonVersionMismatchAlert", "declared version differs from the rule set's"),
+    # --- alerts of ours: the official verdict stands, the alert says what it did not see
+    "trailing_data": ("alert", "(none: the official validator stops at the end of the JSON document)",
+                      "bytes after the end of the top-level JSON document (named in the message)"),
+    "cr_line_endings": ("alert", "(none: the official validator splits CSV records on LF only)",
+                        "records end with a lone CR; checked as the official validator reads them"),
+    "no_data_rows": ("alert", "(none: the official validator counts blank lines as rows)",
+                     "rows 1-3 present but every data row is blank"),
 }
 
 STATE_CODES = frozenset(
@@ -112,15 +122,80 @@ def vkey(version: str) -> tuple[int, int, int]:
 
 
 def resolve_version(declared: str | None) -> str:
-    """Rule set for a declared version: same major.minor (2.2.1 -> 2.2.0), else 3.0.0 (current rules)."""
-    import re
+    """Rule set for a declared version: same major.minor (2.2.1 -> 2.2.0), else 3.0.0 (current rules).
 
-    m = re.search(r"(\d+)(?:\.(\d+))?(?:\.(\d+))?", declared or "")
+    This is the ``declared`` selection; the default is :func:`major_rules`."""
+    m = _VERSION_RE.search(declared or "")
     if m:
         cand = f"{int(m.group(1))}.{int(m.group(2) or 0)}.0"
         if cand in SUPPORTED_VERSIONS:
             return cand
     return "3.0.0"
+
+
+# --- which rule set a file is checked against (docs/quality.md "Which rules are applied") -------
+_VERSION_RE = re.compile(r"(\d+)(?:\.(\d+))?(?:\.(\d+))?")
+# ``major`` (default): the official command line's choice for a bare major version; ``declared``:
+# the declared major.minor; ``in-force``: what CMS enforces on a date, whatever the file declares.
+RULE_SELECTIONS = ("major", "declared", "in-force")
+DEFAULT_RULE_SELECTION = "major"
+# The rule set CMS enforces from each date (newest first). The official command line states
+# v2.1 "effective July 1, 2024", v2.2 "effective January 1, 2025", v3.0 "effective January 1,
+# 2026 and enforced April 1, 2026". Before July 2024 the 2.0.0 rules are used.
+IN_FORCE_FROM = (
+    (dt.date(2026, 4, 1), "3.0.0"),
+    (dt.date(2025, 1, 1), "2.2.0"),
+    (dt.date(2024, 7, 1), "2.1.0"),
+)
+
+
+def cli_version_choice(value: str) -> str | None:
+    """The rule set the official command line (``@cmsgov/hpt-validator-cli``) uses for a version
+    argument: with a dot, that minor version (3.0.x, 2.2.x, 2.1.x; we also keep 2.0.x, which the
+    CLI no longer offers); without one, the latest minor of the major (``2`` -> 2.2.0, ``3`` ->
+    3.0.0). None when it names no rule set."""
+    m = _VERSION_RE.search(value or "")
+    if not m:
+        return None
+    major = int(m.group(1))
+    if "." in value:
+        cand = f"{major}.{int(m.group(2) or 0)}.0"
+        return cand if cand in SUPPORTED_VERSIONS else None
+    return {2: "2.2.0", 3: "3.0.0"}.get(major)
+
+
+def major_rules(declared: str | None) -> str:
+    """Default selection: the latest rules of the declared major version, as the official command
+    line picks them for a bare major (2.x -> 2.2.0, 3.x -> 3.0.0); missing or unknown -> 3.0.0."""
+    m = _VERSION_RE.search(declared or "")
+    return (cli_version_choice(str(int(m.group(1)))) if m else None) or "3.0.0"
+
+
+def in_force_rules(as_of: dt.date | None = None) -> str:
+    """The rule set CMS enforces on ``as_of`` (default: today, UTC)."""
+    day = as_of or dt.datetime.now(dt.UTC).date()
+    return next((v for start, v in IN_FORCE_FROM if day >= start), "2.0.0")
+
+
+def as_chooser(version=None):
+    """``declared version -> rule set`` function from what the checkers are given: a rule set
+    (forced), a function (returned as is) or None (the default selection, :func:`major_rules`)."""
+    if version is None:
+        return major_rules
+    if callable(version):
+        return version
+    return lambda _declared: version
+
+
+def select_rules(declared: str | None, selection: str = DEFAULT_RULE_SELECTION, as_of: dt.date | None = None) -> str:
+    """Rule set for a file declaring ``declared`` under ``selection`` (see :data:`RULE_SELECTIONS`)."""
+    if selection == "major":
+        return major_rules(declared)
+    if selection == "declared":
+        return resolve_version(declared)
+    if selection == "in-force":
+        return in_force_rules(as_of)
+    raise ValueError(f"unknown rule selection {selection!r}; one of {', '.join(RULE_SELECTIONS)}")
 
 
 def header_columns(version: str) -> list[str]:
