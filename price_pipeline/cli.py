@@ -17,6 +17,11 @@ quarantined), one JSON line per entry with its reason (see docs/quality.md).
 :mod:`price_pipeline.lib.validate`) and prints one JSON report per file
 (file, format, version, valid, error/alert counts by rule, first N findings). Exit status 0
 even for non-conformant files; 2 when a file cannot be read.
+
+``price-pipeline export [--table NAME]... [--hospital K]... [--state ST]... [--code C]...
+[--payer-class P]... [--format csv|parquet|both] [--out DIR]`` writes filtered extracts of the
+newest marts published to the lake (``marts/``, see docs/analysts.md), one JSON line per table.
+Exit status 2 when nothing is published yet or a table name is unknown.
 """
 
 from __future__ import annotations
@@ -133,12 +138,48 @@ def _run_quarantine(args: argparse.Namespace) -> int:
     return 0
 
 
+def _setup_export(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--table", action="append", default=None, metavar="NAME",
+                   help="published table to export (repeatable; default: every published table)")
+    p.add_argument("--hospital", action="append", default=[], metavar="KEY", help="only this hospital (repeatable)")
+    p.add_argument("--state", action="append", default=[], metavar="ST", help="only hospitals in this state (repeatable)")
+    p.add_argument("--code", action="append", default=[], help="only this billing code (repeatable)")
+    p.add_argument("--payer-class", action="append", default=[], help="only this payer class (repeatable)")
+    p.add_argument("--format", choices=("csv", "parquet", "both"), default="csv", help="file format (default csv)")
+    p.add_argument("--out", default="exports", help="local output folder (default ./exports)")
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    """Filtered extracts of the newest published marts of the configured lake (docs/analysts.md)."""
+    from pathlib import Path
+
+    from price_pipeline.lib.exports import ExportFilters, UnsafeExportError
+    from price_pipeline.lib.publish import NothingPublishedError, export_published
+    from price_pipeline.lib.storage import open_lake
+    from price_pipeline.settings import Settings
+
+    settings = Settings.from_env()
+    lake = open_lake(settings.lake_url, endpoint_url=settings.s3_endpoint_url)
+    filters = ExportFilters.of(args.hospital, args.state, args.code, args.payer_class)
+    formats = ("csv", "parquet") if args.format == "both" else (args.format,)
+    try:
+        results = export_published(lake, Path(args.out), filters, formats=formats, names=args.table)
+    except (NothingPublishedError, KeyError, UnsafeExportError) as e:
+        print(json.dumps({"error": str(e).strip('"')}), file=sys.stderr, flush=True)
+        return 2
+    for name, result in results.items():
+        print(json.dumps({"table": name, "out": args.out, **result}), flush=True)
+    return 0
+
+
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], str]] = {
     "parse": (_setup_parse, _run_parse, "parse MRF files to Parquet, one JSON summary line per file"),
     "validate": (_setup_validate, _run_validate,
                  "CMS conformance check (official-validator rules), one JSON report line per file"),
     "quarantine": (_setup_quarantine, _run_quarantine,
                    "list quarantined files and rows (with reason) of the lake, one JSON line per entry"),
+    "export": (_setup_export, _run_export,
+               "filtered CSV/Parquet extracts of the published marts (hospital, state, code, payer class)"),
 }
 
 from price_pipeline.ops_cli import OPS_COMMANDS  # noqa: E402 - job control: runs, backfills, failed hospitals

@@ -15,7 +15,11 @@ numbers are left alone, since a negative amount is a number, not a formula.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -49,9 +53,12 @@ def formula_condition(expression: str) -> str:
     return f"regexp_matches({expression}, '{FORMULA_PREFIX_PATTERN}')"
 
 
-def neutralised_select(con: duckdb.DuckDBPyConnection, relation_sql: str) -> str:
-    """SELECT over ``relation_sql`` with every text-like column formula-neutralised (as VARCHAR)."""
-    described = con.execute(f"DESCRIBE SELECT * FROM {relation_sql}").fetchall()  # noqa: S608
+def neutralised_select(con: duckdb.DuckDBPyConnection, relation_sql: str, params: list | tuple = ()) -> str:
+    """SELECT over ``relation_sql`` with every text-like column formula-neutralised (as VARCHAR).
+
+    ``params`` are the values of any ``?`` in ``relation_sql`` (needed to describe it).
+    """
+    described = con.execute(f"DESCRIBE SELECT * FROM {relation_sql}", list(params)).fetchall()  # noqa: S608
     columns = []
     for name, column_type, *_ in described:
         ident = quote_identifier(name)
@@ -63,17 +70,121 @@ def neutralised_select(con: duckdb.DuckDBPyConnection, relation_sql: str) -> str
     return f"SELECT {', '.join(columns)} FROM {relation_sql}"  # noqa: S608
 
 
+class UnsafeExportError(ValueError):
+    """A written CSV extract still holds cells a spreadsheet would run as formulas; never published."""
+
+
+@dataclass(frozen=True)
+class ExportFilters:
+    """Which rows an extract keeps: any of the listed hospitals, states, codes and payer classes.
+
+    An empty list does not filter. A relation is filtered on the columns it has (``hospital_key``,
+    ``state``, ``code`` or else ``primary_code``, ``payer_class``); a state filter reaches a relation without a ``state``
+    column through its ``hospital_key`` and the hospitals relation. A relation that cannot honour
+    a requested filter is not exported at all: an unfiltered file under a filtered name would
+    mislead whoever opens it.
+    """
+
+    hospitals: tuple[str, ...] = ()
+    states: tuple[str, ...] = ()
+    codes: tuple[str, ...] = ()
+    payer_classes: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, hospitals=(), states=(), codes=(), payer_classes=()) -> ExportFilters:
+        """Filters from any iterables of strings; states are upper-cased, blanks dropped."""
+
+        def clean(values, upper=False):
+            out = sorted({v.strip().upper() if upper else v.strip() for v in values or () if v and v.strip()})
+            return tuple(out)
+
+        return cls(clean(hospitals), clean(states, upper=True), clean(codes), clean(payer_classes))
+
+    def is_empty(self) -> bool:
+        return not (self.hospitals or self.states or self.codes or self.payer_classes)
+
+    def as_dict(self) -> dict[str, list[str]]:
+        return {k: list(v) for k, v in dataclasses.asdict(self).items() if v}
+
+    def slug(self) -> str:
+        """A short, stable folder name for these filters (readable prefix plus a hash of all values)."""
+        parts = [f"{k}-{'+'.join(v)}" for k, v in self.as_dict().items()]
+        readable = re.sub(r"[^A-Za-z0-9_.+-]", "_", "_".join(parts))[:60]
+        digest = hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True).encode()).hexdigest()[:10]
+        return f"{readable}_{digest}"
+
+    def where(self, columns: set[str], hospitals_relation: str | None) -> tuple[str, list] | None:
+        """SQL condition and its parameters for a relation with ``columns``; None if it cannot be applied.
+
+        The condition is ``TRUE`` when nothing is filtered.
+        """
+        conditions: list[str] = []
+        params: list = []
+        for values, candidates in ((self.hospitals, ("hospital_key",)), (self.codes, ("code", "primary_code")),
+                                   (self.payer_classes, ("payer_class",))):
+            if not values:
+                continue
+            column = next((c for c in candidates if c in columns), None)
+            if column is None:
+                return None
+            conditions.append(f"list_contains(?::VARCHAR[], CAST({quote_identifier(column)} AS VARCHAR))")
+            params.append(list(values))
+        if self.states:
+            if "state" in columns:
+                conditions.append("list_contains(?::VARCHAR[], upper(CAST(\"state\" AS VARCHAR)))")
+            elif "hospital_key" in columns and hospitals_relation:
+                conditions.append(
+                    f"hospital_key IN (SELECT hospital_key FROM {hospitals_relation} "  # noqa: S608
+                    "WHERE list_contains(?::VARCHAR[], upper(CAST(state AS VARCHAR))))"
+                )
+            else:
+                return None
+            params.append(list(self.states))
+        return (" AND ".join(conditions) or "TRUE"), params
+
+
 def export_relation(
-    con: duckdb.DuckDBPyConnection, relation_sql: str, out_dir: Path, name: str
+    con: duckdb.DuckDBPyConnection,
+    relation_sql: str,
+    out_dir: Path,
+    name: str,
+    *,
+    where: tuple[str, list] = ("TRUE", []),
+    formats: tuple[str, ...] = ("parquet", "csv"),
 ) -> dict[str, int]:
-    """Write ``<name>.parquet`` and ``<name>.csv`` for a relation; returns row and byte counts."""
+    """Write ``<name>.parquet`` and/or ``<name>.csv`` for the rows of a relation that match ``where``.
+
+    The CSV is read back with :func:`count_formula_cells` before this returns, so an extract that a
+    spreadsheet would run code from raises :class:`UnsafeExportError` instead of being published.
+    Returns row and byte counts.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
-    parquet_path = out_dir / f"{name}.parquet"
-    csv_path = out_dir / f"{name}.csv"
-    con.execute(f"COPY (SELECT * FROM {relation_sql}) TO ? (FORMAT parquet, COMPRESSION zstd)", [str(parquet_path)])  # noqa: S608
-    con.execute(f"COPY ({neutralised_select(con, relation_sql)}) TO ? (FORMAT csv, HEADER true)", [str(csv_path)])
-    rows = con.execute(f"SELECT count(*) FROM {relation_sql}").fetchone()[0]  # noqa: S608
-    return {"rows": rows, "parquet_bytes": parquet_path.stat().st_size, "csv_bytes": csv_path.stat().st_size}
+    condition, params = where
+    selected = f"(SELECT * FROM {relation_sql} WHERE {condition})"  # noqa: S608
+    result = {"rows": con.execute(f"SELECT count(*) FROM {selected}", params).fetchone()[0],  # noqa: S608
+              "parquet_bytes": 0, "csv_bytes": 0}
+    if "parquet" in formats:
+        parquet_path = out_dir / f"{name}.parquet"
+        con.execute(f"COPY {selected} TO ? (FORMAT parquet, COMPRESSION zstd)", [*params, str(parquet_path)])
+        result["parquet_bytes"] = parquet_path.stat().st_size
+    if "csv" in formats:
+        csv_path = out_dir / f"{name}.csv"
+        con.execute(f"COPY ({neutralised_select(con, selected, params)}) TO ? (FORMAT csv, HEADER true)",
+                    [*params, str(csv_path)])
+        assert_formula_safe(csv_path)
+        result["csv_bytes"] = csv_path.stat().st_size
+    return result
+
+
+def assert_formula_safe(csv_path: str | Path) -> None:
+    """Raise :class:`UnsafeExportError` when a written CSV has a cell a spreadsheet would run."""
+    check = duckdb.connect()
+    try:
+        unsafe_rows = count_formula_cells(check, csv_path)
+    finally:
+        check.close()
+    if unsafe_rows:
+        raise UnsafeExportError(f"{Path(csv_path).name}: {unsafe_rows} row(s) would run as spreadsheet formulas")
 
 
 def count_formula_cells(con: duckdb.DuckDBPyConnection, csv_path: str | Path) -> int:

@@ -14,7 +14,11 @@
     conformance/hospital_key=<k>/report.parquet               one summary row per current file
     quality/quarantine.parquet, quality/price_anomalies.parquet   table-wide quality outputs
     catalog/hospital_catalog.json, catalog/hospitals.parquet
-    exports/<name>.csv, exports/<name>.parquet
+    exports/<name>.csv, exports/<name>.parquet                the national extracts
+    exports/subsets/<filters>/<name>.csv|.parquet             extracts filtered by run config
+    marts/<name>/built_at=<UTC stamp>/<name>.parquet          every build's snapshot of a table, kept
+    marts/<name>/latest/<name>.parquet                        the newest snapshot, at a stable path
+    marts/_latest.json                                        the newest build: its stamp and keys
 """
 
 from __future__ import annotations
@@ -76,3 +80,22 @@ def price_versions_key(hospital_key: str) -> str:
 
 def price_changes_key(hospital_key: str) -> str:
     return f"price_changes/hospital_key={hospital_key}/changes.parquet"
+
+
+# Published analytics tables (price_pipeline.lib.publish): one immutable snapshot per dbt build,
+# the newest also at a stable path, and a manifest naming one consistent set of snapshots.
+MARTS_PREFIX = "marts"
+MARTS_MANIFEST_KEY = "marts/_latest.json"
+
+
+def mart_snapshot_key(name: str, built_at: str) -> str:
+    return f"{MARTS_PREFIX}/{name}/built_at={built_at}/{name}.parquet"
+
+
+def mart_latest_key(name: str) -> str:
+    return f"{MARTS_PREFIX}/{name}/latest/{name}.parquet"
+
+
+def export_key(name: str, extension: str, subset: str | None = None) -> str:
+    folder = f"exports/subsets/{subset}" if subset else "exports"
+    return f"{folder}/{name}.{extension}"

@@ -14,8 +14,9 @@ import pytest
 from price_pipeline.definitions import analytics
 from price_pipeline.launch import prepare_dagster_home
 from price_pipeline.lib import layout
+from price_pipeline.lib.publish import read_manifest
 from price_pipeline.lib.registry import Registry
-from price_pipeline.lib.storage import S3Lake
+from price_pipeline.lib.storage import S3Lake, connect_duckdb
 from price_pipeline.settings import Settings
 from price_pipeline_tests.conftest import host_port
 from price_pipeline_tests.defs.helpers import (
@@ -83,5 +84,25 @@ def test_hospital_partition_and_dbt_build_on_postgres_and_s3(production):
     assert lake.exists("exports/mart_price_distribution.csv")
     mart = instance.get_latest_materialization_event(dg.AssetKey("mart_price_distribution")).asset_materialization
     assert mart.metadata["dagster/row_count"].value > 0
+    # what a table holds is visible in the UI: its columns (dbt descriptions included) and first rows
+    schema = {c.name: c for c in mart.metadata["dagster/column_schema"].value.columns}
+    assert schema["primary_code"].description == "Comparison code."
+    assert "| primary_code |" in mart.metadata["preview"].value
+
+    # the marts are published to the S3 lake and read back from there, without the warehouse file
+    manifest = read_manifest(lake)
+    assert set(manifest["tables"]) >= {"mart_price_distribution", "prices_current", "hospitals"}
+    reader = connect_duckdb(lake)
+    try:
+        (published,) = reader.execute(
+            "SELECT count(*) FROM read_parquet(?)", [lake.uri(layout.mart_latest_key("mart_price_distribution"))]
+        ).fetchone()
+        (snapshot,) = reader.execute(
+            "SELECT count(*) FROM read_parquet(?)", [lake.uri(manifest["tables"]["prices_current"]["snapshot"])]
+        ).fetchone()
+    finally:
+        reader.close()
+    assert published == mart.metadata["dagster/row_count"].value
+    assert snapshot == manifest["tables"]["prices_current"]["rows"] > 0
     # runs and their events live in PostgreSQL, materializations are visible through the instance
     assert instance.get_latest_materialization_event(dg.AssetKey("prices")) is not None

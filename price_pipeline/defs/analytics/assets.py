@@ -18,7 +18,10 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from price_pipeline.defs.resources import PricePipelineResource
-from price_pipeline.lib.exports import export_relation, quote_identifier
+from price_pipeline.defs.table_metadata import table_metadata
+from price_pipeline.lib.exports import ExportFilters, export_relation, quote_identifier
+from price_pipeline.lib.layout import export_key
+from price_pipeline.lib.publish import publish_tables
 from price_pipeline.lib.storage import connect_duckdb
 from price_pipeline.settings import PROJECT_ROOT
 
@@ -110,9 +113,16 @@ def with_table_row_counts(events: list, price_pipeline: PricePipelineResource) -
             unique_id = getattr(event, "metadata", {}).get("unique_id")
             node = nodes.get(unique_id.value if hasattr(unique_id, "value") else unique_id) if unique_id else None
             if isinstance(event, dg.Output) and node and node["config"].get("materialized") == "table":
-                rows = con.execute(f"SELECT count(*) FROM {node['relation_name']}").fetchone()[0]  # noqa: S608
+                relation = node["relation_name"]
+                rows = con.execute(f"SELECT count(*) FROM {relation}").fetchone()[0]  # noqa: S608
+                descriptions = {name: column.get("description") for name, column in node.get("columns", {}).items()}
                 event = event.with_metadata(
-                    {**event.metadata, "dagster/row_count": rows, "warehouse_bytes": warehouse.stat().st_size}
+                    {
+                        **event.metadata,
+                        "dagster/row_count": rows,
+                        "warehouse_bytes": warehouse.stat().st_size,
+                        **table_metadata(con, relation, descriptions),
+                    }
                 )
             enriched.append(event)
     finally:
@@ -135,6 +145,72 @@ EXTRACTS = {
     "unmapped_payers": "unmapped_payers",
     "prices_current": "int_prices_current",
 }
+# The relation that gives each hospital's state, so a state filter reaches tables keyed by hospital.
+HOSPITALS_RELATION = "stg_hospitals"
+
+
+def _mart_models() -> list[str]:
+    """Every dbt model under models/marts/ (so a new mart is published without editing this file)."""
+    nodes = json.loads(Path(dbt_project.manifest_path).read_text())["nodes"].values()
+    return sorted(
+        n["name"] for n in nodes
+        if n["resource_type"] == "model" and n["original_file_path"].startswith("models/marts/")
+    )
+
+
+# published name -> warehouse relation: every mart, the extracts' other tables and the hospitals.
+PUBLISHED_TABLES = {
+    **{name: name for name in _mart_models()},
+    **EXTRACTS,
+    "hospitals": HOSPITALS_RELATION,
+}
+
+
+@dg.asset(
+    deps=[dg.AssetKey(relation) for relation in sorted(set(PUBLISHED_TABLES.values()))],
+    group_name="exports",
+    kinds={"duckdb", "parquet"},
+    pool=WAREHOUSE_POOL,
+    owners=["team:analytics"],
+)
+def published_marts(context: dg.AssetExecutionContext, price_pipeline: PricePipelineResource) -> dg.MaterializeResult:
+    """Every mart (and current prices, the payer review queue, the hospitals) as Parquet in the lake.
+
+    One snapshot per build under ``marts/<name>/built_at=<UTC>/``, the newest also at
+    ``marts/<name>/latest/``, and ``marts/_latest.json`` naming the build's snapshots, so analysts
+    read the marts from the lake (DuckDB, pandas, Spark, Athena) without the warehouse file, and
+    the warehouse is never the only copy (docs/analysts.md).
+    """
+    lake = price_pipeline.lake
+    with price_pipeline.scratch_dir("published_marts") as scratch:
+        con = connect_duckdb(lake, price_pipeline.warehouse_path, read_only=True)
+        try:
+            manifest = publish_tables(con, lake, PUBLISHED_TABLES, Path(scratch))
+        finally:
+            con.close()
+    for name in manifest["missing"]:
+        context.log.warning(f"{PUBLISHED_TABLES[name]} is not in the warehouse; {name} not published")
+    tables = manifest["tables"]
+    return dg.MaterializeResult(
+        metadata={
+            "built_at": manifest["built_at"],
+            "tables": dg.MetadataValue.json({name: {k: v for k, v in t.items() if k != "latest"} for name, t in tables.items()}),
+            "missing": dg.MetadataValue.json(manifest["missing"]),
+            "dagster/row_count": sum(t["rows"] for t in tables.values()),
+            "bytes": sum(t["bytes"] for t in tables.values()),
+            "lake_prefix": dg.MetadataValue.path(lake.uri("marts")),
+        }
+    )
+
+
+class ExportConfig(dg.Config):
+    """Filters for a run of ``exports``; with any filter the extracts go to ``exports/subsets/<filters>/``."""
+
+    hospitals: list[str] = []
+    states: list[str] = []
+    codes: list[str] = []
+    payer_classes: list[str] = []
+    formats: list[str] = ["parquet", "csv"]
 
 
 @dg.asset(
@@ -144,14 +220,26 @@ EXTRACTS = {
     pool=WAREHOUSE_POOL,
     owners=["team:analytics"],
 )
-def exports(context: dg.AssetExecutionContext, price_pipeline: PricePipelineResource) -> dg.MaterializeResult:
+def exports(
+    context: dg.AssetExecutionContext, config: ExportConfig, price_pipeline: PricePipelineResource
+) -> dg.MaterializeResult:
     """CSV and Parquet extracts of the marts and of all current prices, under ``exports/`` in the lake.
 
-    CSV cells that a spreadsheet would run as a formula are neutralised with a leading apostrophe.
+    CSV cells that a spreadsheet would run as a formula are neutralised with a leading apostrophe,
+    and every CSV is read back with that rule before anything is published (an unsafe file fails
+    the run instead of reaching the lake). Run config filters by hospital, state, code and payer
+    class; a filtered run writes under ``exports/subsets/<filters>/`` and leaves the national
+    extracts alone, and skips (with a warning) a table that cannot honour a filter.
     """
+    unknown = set(config.formats) - {"parquet", "csv"}
+    if unknown or not config.formats:
+        raise dg.Failure(f"formats must be parquet and/or csv, not {config.formats}")
+    filters = ExportFilters.of(config.hospitals, config.states, config.codes, config.payer_classes)
+    subset = None if filters.is_empty() else filters.slug()
     started = time.monotonic()
     lake = price_pipeline.lake
     summary: dict[str, dict[str, int]] = {}
+    skipped: list[str] = []
     with price_pipeline.scratch_dir("exports") as scratch:
         out_dir = Path(scratch)
         con = connect_duckdb(lake, price_pipeline.warehouse_path, read_only=True)
@@ -162,21 +250,33 @@ def exports(context: dg.AssetExecutionContext, price_pipeline: PricePipelineReso
                     "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
                 ).fetchall()
             }
+            hospitals = quote_identifier(HOSPITALS_RELATION) if HOSPITALS_RELATION in tables else None
             for name, relation in EXTRACTS.items():
                 if relation not in tables:
                     context.log.warning(f"{relation} is not in the warehouse; skipped")
                     continue
-                summary[name] = export_relation(con, quote_identifier(relation), out_dir, name)
+                relation_sql = quote_identifier(relation)
+                columns = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {relation_sql}").fetchall()}  # noqa: S608
+                where = filters.where(columns, hospitals)
+                if where is None:
+                    context.log.warning(f"{name} has no column for filters {filters.as_dict()}; skipped")
+                    skipped.append(name)
+                    continue
+                summary[name] = export_relation(con, relation_sql, out_dir, name, where=where,
+                                                formats=tuple(config.formats))
         finally:
             con.close()
+        # Nothing reaches the lake before every file was written and checked.
         for path in sorted(out_dir.iterdir()):
-            lake.put_file(path, f"exports/{path.name}")
+            lake.put_file(path, export_key(path.stem, path.suffix.lstrip("."), subset))
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": sum(s["rows"] for s in summary.values()),
             "bytes": sum(s["parquet_bytes"] + s["csv_bytes"] for s in summary.values()),
             "duration_seconds": round(time.monotonic() - started, 3),
             "extracts": dg.MetadataValue.json(summary),
-            "lake_prefix": dg.MetadataValue.path(lake.uri("exports")),
+            "filters": dg.MetadataValue.json(filters.as_dict()),
+            "skipped_for_filters": dg.MetadataValue.json(skipped),
+            "lake_prefix": dg.MetadataValue.path(lake.uri(export_key("x", "csv", subset).rsplit("/", 1)[0])),
         }
     )
