@@ -350,7 +350,10 @@ def test_payer_map_canonicalises_and_queues_unmapped(built: Path) -> None:
     assert by_pair[("UnitedHealthcare", "Choice Plus")][:3] == ("UnitedHealthcare", "PPO", "commercial")
     assert by_pair[("Cigna", "Open Access Plus")][:2] == ("Cigna", "POS")
     assert by_pair[("Aetna", "Medicare Advantage HMO")][:3] == ("Aetna", "HMO", "medicare_advantage")
-    assert by_pair[("Acme Benefit Trust", "Gold")] == (None, "unknown", "unknown", "unmapped", 0.0)
+    # No brand, but "benefit trust" is an employer/union plan: the class is decided by a rule
+    # (mapping_method 'rule', never 'unmapped' beside a rule-assigned class) and the missing
+    # canonical payer puts it in the review queue.
+    assert by_pair[("Acme Benefit Trust", "Gold")] == (None, "unknown", "commercial", "rule", 0.5)
     queue = query(
         built,
         "select review_rank, payer_name, plan_name, review_reason, n_prices, n_hospitals from unmapped_payers",
