@@ -60,6 +60,7 @@ import pyarrow.parquet as pq
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from price_pipeline.lib import codes, payers  # noqa: E402
 from price_pipeline.lib.schemas import PRICE_VERSIONS_SCHEMA, PRICES_SCHEMA  # noqa: E402
 
 PROJECT_DIR = REPO / "dbt_analytics"
@@ -242,10 +243,13 @@ def generate_lake(lake: Path, *, hospitals: int, rows: int, seed: int = 7) -> di
     return info
 
 
-# mart_price_distribution in one statement, from the current prices and the payer seeds
-# (the same precedence as int_payer_map: seed exact plan, seed payer row, payer_class_rules), with
-# the cleaning of stg_prices (trim of space/tab/CR/LF/NBSP, empty -> NULL, codes upper-cased,
-# enums lower-cased). Written the way one would write it by hand to be fast at 50 M rows:
+# mart_price_distribution in one statement, from the current prices and the payer seed, with the
+# same rules as the dbt project: payer classes from price_pipeline.lib.payers (the
+# pp_payer_classify UDF; precedence as int_payer_map: seed exact plan, the rules, seed payer
+# row), codes cleaned and harmonised by the price_pipeline.lib.codes macros, drug cells per unit,
+# the most common description per code, statistics rounded to cents; plus the cleaning of
+# stg_prices (trim of space/tab/CR/LF/NBSP, empty -> NULL, codes upper-cased, enums
+# lower-cased). Written the way one would write it by hand to be fast at 50 M rows:
 #
 # * strings are cleaned and classified once per distinct value, never per row: the payer class
 #   per distinct raw payer/plan pair, an integer hospital id per raw hospital key, an integer
@@ -274,7 +278,8 @@ cleaned_pairs AS (
 ),
 keyed AS (
   SELECT *, nullif(trim(regexp_replace(lower(payer_name), '[^a-z0-9]+', ' ', 'g')), '') AS payer_key,
-            nullif(trim(regexp_replace(lower(plan_name), '[^a-z0-9]+', ' ', 'g')), '') AS plan_key
+            nullif(trim(regexp_replace(lower(plan_name), '[^a-z0-9]+', ' ', 'g')), '') AS plan_key,
+            pp_payer_classify(payer_name, plan_name).payer_class AS rule_class
   FROM cleaned_pairs WHERE payer_name IS NOT NULL
 ),
 seed AS (
@@ -283,24 +288,14 @@ seed AS (
          nullif(lower(trim(payer_class)), '') AS payer_class
   FROM read_csv('{seeds}/payer_plan_map.csv', header = true, all_varchar = true)
 ),
-rules AS (
-  SELECT rule_priority::INTEGER AS rule_priority, pattern, payer_class
-  FROM read_csv('{seeds}/payer_class_rules.csv', header = true, all_varchar = true)
-),
-class_match AS (
-  SELECT k.raw_payer_name, k.raw_plan_name, r.payer_class FROM keyed k
-  JOIN rules r ON regexp_matches(lower(k.payer_name || ' | ' || coalesce(k.plan_name, '')), r.pattern)
-  QUALIFY row_number() OVER (PARTITION BY k.raw_payer_name, k.raw_plan_name ORDER BY r.rule_priority) = 1
-),
 payer_classes AS (
   SELECT c.raw_payer_name, c.raw_plan_name,
          CASE WHEN c.payer_name IS NULL THEN 'not_applicable'
-              ELSE coalesce(e.payer_class, p.payer_class, m.payer_class, 'unknown') END AS payer_class
+              ELSE coalesce(e.payer_class, nullif(k.rule_class, 'unknown'), p.payer_class, 'unknown') END AS payer_class
   FROM cleaned_pairs c
   LEFT JOIN keyed k ON c.raw_payer_name = k.raw_payer_name AND c.raw_plan_name IS NOT DISTINCT FROM k.raw_plan_name
   LEFT JOIN seed e ON k.payer_key = e.payer_key AND k.plan_key = e.plan_key
   LEFT JOIN seed p ON k.payer_key = p.payer_key AND p.plan_key = '*'
-  LEFT JOIN class_match m ON c.raw_payer_name = m.raw_payer_name AND c.raw_plan_name IS NOT DISTINCT FROM m.raw_plan_name
 ),
 hospital_payers AS MATERIALIZED (
   -- raw hospital key x raw payer x raw plan -> integer hospital id and payer class id
@@ -313,32 +308,56 @@ hospital_payers AS MATERIALIZED (
 ),
 raw_cells AS (
   SELECT DISTINCT primary_code AS raw_primary_code, primary_code_type AS raw_primary_code_type,
-         setting AS raw_setting, charge_kind AS raw_charge_kind
+         setting AS raw_setting, charge_kind AS raw_charge_kind, drug_type_of_measurement AS raw_drug_type
   FROM read_parquet('{lake}/prices/*/prices.parquet', hive_partitioning = false, union_by_name = true)
 ),
 cleaned_cells AS (
-  SELECT *, nullif(upper(trim(raw_primary_code, {trim})), '') AS primary_code,
-         nullif(upper(trim(raw_primary_code_type, {trim})), '') AS primary_code_type,
+  SELECT *, pp_clean_code(nullif(upper(trim(raw_primary_code, {trim})), ''), published_code_type) AS primary_code,
          nullif(lower(trim(raw_setting, {trim})), '') AS setting,
          nullif(lower(trim(raw_charge_kind, {trim})), '') AS charge_kind
-  FROM raw_cells
+  FROM (SELECT *, nullif(upper(trim(raw_primary_code_type, {trim})), '') AS published_code_type FROM raw_cells)
+),
+harmonised_cells AS (
+  SELECT *, pp_code_system(primary_code, pp_clean_code_type(published_code_type)) AS primary_code_type,
+         CASE WHEN charge_kind <> 'negotiated_percentage' THEN nullif(upper(trim(raw_drug_type, {trim})), '') END
+           AS drug_unit_type
+  FROM cleaned_cells
 ),
 cell_ids AS MATERIALIZED (
   -- raw cell strings -> integer id of the cleaned cell; only comparable numeric cells
-  SELECT *, dense_rank() OVER (ORDER BY primary_code, primary_code_type, setting, charge_kind) AS cell_id
-  FROM cleaned_cells
+  SELECT *, dense_rank() OVER (ORDER BY primary_code, primary_code_type, setting, charge_kind, drug_unit_type) AS cell_id
+  FROM harmonised_cells
   WHERE primary_code IS NOT NULL
     AND charge_kind IN ('gross', 'discounted_cash', 'minimum', 'maximum', 'negotiated_dollar',
         'negotiated_percentage', 'estimated_amount', 'median', 'percentile_10th', 'percentile_90th')
 ),
+descriptions AS (
+  -- the description most hospitals publish for a cleaned code (item-level rows only)
+  SELECT primary_code, primary_code_type, arg_min(description, (-n_hospitals, description)) AS description
+  FROM (
+    SELECT c.primary_code, c.primary_code_type, d.description, count(DISTINCT d.hospital_key) AS n_hospitals
+    FROM (SELECT DISTINCT hospital_key, primary_code, primary_code_type, nullif(trim(description, {trim}), '') AS description
+          FROM read_parquet('{lake}/prices/*/prices.parquet', hive_partitioning = false, union_by_name = true)
+          WHERE payer_name IS NULL AND primary_code IS NOT NULL) d
+    JOIN (SELECT DISTINCT raw_primary_code, raw_primary_code_type, primary_code, primary_code_type FROM harmonised_cells) c
+      ON d.primary_code = c.raw_primary_code AND d.primary_code_type IS NOT DISTINCT FROM c.raw_primary_code_type
+    WHERE d.description IS NOT NULL
+    GROUP BY ALL
+  )
+  GROUP BY primary_code, primary_code_type
+),
 facts AS (
   SELECT c.cell_id, hp.payer_class_id, hp.hospital_id,
-         CASE WHEN c.charge_kind = 'negotiated_percentage' THEN p.percentage ELSE p.amount END AS value
+         CASE WHEN c.charge_kind = 'negotiated_percentage' THEN p.percentage
+              WHEN c.drug_unit_type IS NOT NULL
+                THEN p.amount / CASE WHEN p.drug_unit_of_measurement > 0 THEN p.drug_unit_of_measurement END
+              ELSE p.amount END AS value
   FROM read_parquet('{lake}/prices/*/prices.parquet', hive_partitioning = false, union_by_name = true) p
   JOIN cell_ids c ON p.primary_code IS NOT DISTINCT FROM c.raw_primary_code
        AND p.primary_code_type IS NOT DISTINCT FROM c.raw_primary_code_type
        AND p.setting IS NOT DISTINCT FROM c.raw_setting
        AND p.charge_kind IS NOT DISTINCT FROM c.raw_charge_kind
+       AND p.drug_type_of_measurement IS NOT DISTINCT FROM c.raw_drug_type
   JOIN hospital_payers hp ON p.hospital_key IS NOT DISTINCT FROM hp.raw_hospital_key
        AND p.payer_name IS NOT DISTINCT FROM hp.raw_payer_name
        AND p.plan_name IS NOT DISTINCT FROM hp.raw_plan_name
@@ -355,24 +374,33 @@ cells AS (
          quantile_cont(m, [0.1, 0.25, 0.5, 0.75, 0.9]) AS q, min(mn) AS min_value, max(mx) AS max_value
   FROM per_hospital GROUP BY cell_id, payer_class_id
 )
-SELECT names.primary_code, names.primary_code_type, names.setting, names.charge_kind, classes.payer_class,
-       CASE WHEN names.charge_kind = 'negotiated_percentage' THEN 'percent' ELSE 'usd' END AS value_unit,
+SELECT names.primary_code, names.primary_code_type, names.published_code_types, descriptions.description,
+       names.setting, names.charge_kind, names.drug_unit_type, classes.payer_class,
+       CASE WHEN names.charge_kind = 'negotiated_percentage' THEN 'percent'
+            WHEN names.drug_unit_type IS NOT NULL THEN 'usd_per_unit' ELSE 'usd' END AS value_unit,
        n_hospitals::INTEGER AS n_hospitals, n_prices::BIGINT AS n_prices, n_hospitals < 3 AS suppressed,
-       CASE WHEN n_hospitals >= 3 THEN q[3] END AS median_value,
-       CASE WHEN n_hospitals >= 3 THEN q[1] END AS p10_value,
-       CASE WHEN n_hospitals >= 3 THEN q[2] END AS p25_value,
-       CASE WHEN n_hospitals >= 3 THEN q[4] END AS p75_value,
-       CASE WHEN n_hospitals >= 3 THEN q[5] END AS p90_value,
-       CASE WHEN n_hospitals >= 3 THEN min_value END AS min_value,
-       CASE WHEN n_hospitals >= 3 THEN max_value END AS max_value
+       CASE WHEN n_hospitals >= 3 THEN round(q[3], 2) END AS median_value,
+       CASE WHEN n_hospitals >= 3 THEN round(q[1], 2) END AS p10_value,
+       CASE WHEN n_hospitals >= 3 THEN round(q[2], 2) END AS p25_value,
+       CASE WHEN n_hospitals >= 3 THEN round(q[4], 2) END AS p75_value,
+       CASE WHEN n_hospitals >= 3 THEN round(q[5], 2) END AS p90_value,
+       CASE WHEN n_hospitals >= 3 THEN round(min_value, 2) END AS min_value,
+       CASE WHEN n_hospitals >= 3 THEN round(max_value, 2) END AS max_value
 FROM cells
-JOIN (SELECT DISTINCT cell_id, primary_code, primary_code_type, setting, charge_kind FROM cell_ids) names USING (cell_id)
+JOIN (SELECT cell_id, any_value(primary_code) AS primary_code, any_value(primary_code_type) AS primary_code_type,
+             any_value(setting) AS setting, any_value(charge_kind) AS charge_kind,
+             any_value(drug_unit_type) AS drug_unit_type,
+             string_agg(DISTINCT published_code_type, ', ' ORDER BY published_code_type) AS published_code_types
+      FROM cell_ids GROUP BY cell_id) names USING (cell_id)
 JOIN (SELECT DISTINCT payer_class_id, payer_class FROM hospital_payers) classes USING (payer_class_id)
+LEFT JOIN descriptions ON names.primary_code = descriptions.primary_code
+     AND names.primary_code_type IS NOT DISTINCT FROM descriptions.primary_code_type
 """
 
 # Every column of the mart except the md5 distribution_key (a function of the grain columns);
 # statistics rounded to 6 decimals (quantile interpolation may differ in the last bits).
-_COMPARED = ("primary_code, primary_code_type, setting, charge_kind, payer_class, value_unit, n_hospitals, n_prices, "
+_COMPARED = ("primary_code, primary_code_type, published_code_types, description, setting, charge_kind, "
+             "drug_unit_type, payer_class, value_unit, n_hospitals, n_prices, "
              "suppressed, round(median_value, 6), round(p10_value, 6), round(p25_value, 6), round(p75_value, 6), "
              "round(p90_value, 6), round(min_value, 6), round(max_value, 6)")
 COMPARE = f"""
@@ -457,6 +485,9 @@ def run_plain_query(lake: Path, work: Path) -> float:
     con = duckdb.connect(str(database), config={"threads": THREADS, "memory_limit": MEMORY_LIMIT,
                                                 "preserve_insertion_order": False})
     con.execute("SET enable_progress_bar = false")
+    # The project's rules, as the dbt plugin registers them (payer UDF, code macros).
+    payers.register_udf(con)
+    codes.register(con)
     # Fail rather than fill a shared disk with spill files.
     con.execute(f"SET max_temp_directory_size = '{MAX_TEMP}'")
     # Join order as written: the small dictionaries are the build sides, the Parquet rows probe.

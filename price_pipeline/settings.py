@@ -74,6 +74,9 @@ class Settings:
     cms_rules: str = "major"
     # YYYY-MM-DD for cms_rules=in-force (empty: the day of the run)
     cms_rules_as_of: str | None = None
+    # -- table-wide quality (docs/quality.md) ---------------------------------------------------
+    # dollar amount above which the extreme_amounts check flags a price
+    extreme_amount_ceiling: float = 10_000_000.0
     extras: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -128,6 +131,7 @@ class Settings:
             host_max_concurrency=int(_env("PRICE_PIPELINE_HOST_MAX_CONCURRENCY", "4")),
             host_max_requests_per_second=float(_env("PRICE_PIPELINE_HOST_MAX_RPS", "10")),
             change_sweep_max_files=int(_env("PRICE_PIPELINE_CHANGE_SWEEP_MAX_FILES", "2000")),
+            extreme_amount_ceiling=float(_env("PRICE_PIPELINE_EXTREME_AMOUNT_CEILING", "10000000")),
             cms_rules=_env("PRICE_PIPELINE_CMS_RULES", "major"),
             cms_rules_as_of=_env("PRICE_PIPELINE_CMS_RULES_AS_OF"),
             **cls.secrets_from_env(),

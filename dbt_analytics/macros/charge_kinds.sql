@@ -13,3 +13,9 @@
 {% macro sql_list(values) -%}
     ({%- for value in values -%}'{{ value }}'{{ ", " if not loop.last }}{%- endfor -%})
 {%- endmacro %}
+
+{% macro dollar_charge_kinds() -%}
+    {#- Kinds whose value is a dollar amount (numeric_charge_kinds without negotiated_percentage). -#}
+    {{ return(['gross', 'discounted_cash', 'minimum', 'maximum', 'negotiated_dollar',
+               'estimated_amount', 'median', 'percentile_10th', 'percentile_90th']) }}
+{%- endmacro %}

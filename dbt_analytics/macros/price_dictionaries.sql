@@ -14,13 +14,18 @@ inner join {{ ref('int_price_cells') }} as cells
     and {{ rows }}.primary_code_type is not distinct from cells.raw_primary_code_type
     and {{ rows }}.setting is not distinct from cells.raw_setting
     and {{ rows }}.charge_kind is not distinct from cells.raw_charge_kind
+    and {{ rows }}.drug_type_of_measurement is not distinct from cells.raw_drug_type
 {%- endmacro %}
 
 {#- The numeric value of a price row joined to its cell: the percentage for negotiated
-    percentages, else the amount. -#}
+    percentages; for a drug cell (a unit type is given: int_price_cells.is_per_unit) the amount
+    per unit, i.e. divided by the row's drug_unit_of_measurement (NULL when that is missing or
+    not positive, so the row is not compared); else the amount. -#}
 {% macro price_value(rows) -%}
 case
     when cells.charge_kind = 'negotiated_percentage' then cast({{ rows }}.percentage as double)
+    when cells.is_per_unit then cast({{ rows }}.amount as double)
+        / case when {{ rows }}.drug_unit_of_measurement > 0 then cast({{ rows }}.drug_unit_of_measurement as double) end
     else cast({{ rows }}.amount as double)
 end
 {%- endmacro %}

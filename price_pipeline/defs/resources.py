@@ -47,6 +47,8 @@ class PricePipelineResource(dg.ConfigurableResource):
     # CMS rule selection of conformance_reports (docs/quality.md)
     cms_rules: str = "major"
     cms_rules_as_of: str | None = None
+    # table-wide quality: ceiling of the extreme_amounts check (dollars)
+    extreme_amount_ceiling: float = 10_000_000.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "PricePipelineResource":

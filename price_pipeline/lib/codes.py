@@ -19,17 +19,35 @@ Codes (``pp_clean_code(code, type)``), by cleaned type:
   digits (``DRG 4`` -> ``004``); a four-digit form with a leading zero loses it
   (``0470`` -> ``470``).
 * ``RC`` (revenue code): a number of 1-4 digits left-padded to four (``450`` -> ``0450``).
-* ``NDC``: to the 11-digit 5-4-2 form without separators. Hyphenated (or space-separated)
-  4-4-2, 5-3-2 and 5-4-1 forms are padded segment by segment (``0002-1433-80`` ->
-  ``00002143380``); 11 digits are kept. A bare 10-digit NDC is ambiguous (which segment lost
-  its zero is unknown) and is kept as published.
+* ``DRG`` / ``CMS-DRG`` (labels hospitals use for MS-DRG): cleaned like MS-DRG; the label is kept.
+* ``NDC``: to the 11-digit 5-4-2 form without separators. A trailing bracketed or
+  parenthesised suffix (a package or chargemaster id: ``43598-426-60 [359385]``) and the
+  ``N4`` qualifier of claim formats are stripped first. Hyphenated (or space-separated) 4-4-2,
+  5-3-2 and 5-4-1 forms are padded segment by segment (``0002-1433-80`` -> ``00002143380``);
+  11 digits are kept. A bare 10-digit NDC is ambiguous (which segment lost its zero is
+  unknown) and is kept as published.
 * ``LOCAL``: kept exactly as published.
 * any other type (APR-DRG, APC, ICD, CDT, HIPPS, EAPG, CDM, ...): trimmed and upper-cased,
   except ``CDM`` (a hospital's own chargemaster number), kept trimmed only.
 
 A value that still does not have the expected shape after cleaning is kept (cleaned), never
-dropped: :data:`WELL_FORMED_SQL` says which codes have it (the dbt bridge exposes it as
-``is_well_formed``).
+dropped: ``pp_code_well_formed(code, type)`` (:data:`WELL_FORMED_PATTERNS`) says which codes
+have it (the dbt bridge exposes it as ``is_well_formed``).
+
+Harmonised code system (``pp_code_system(code, type)``, used by the dbt cells so that one code
+is one cell whatever label the hospital gave it), decided by the cleaned code's shape:
+
+* a CPT- or HCPCS-labelled code of five digits, or four digits and ``F``/``T``/``U`` (CPT
+  category II and III, PLA) is ``CPT`` (HCPCS Level I); a letter and four digits is ``HCPCS``
+  (Level II); any other shape keeps its published type (it is malformed);
+* DRG families: ``MS-DRG`` and the bare ``DRG`` / ``CMS-DRG`` labels are ``MS-DRG``;
+  ``APR-DRG`` and the other DRG systems (``TRIS-DRG``, ``AP-DRG``, ...) keep their own label;
+* every other type keeps its cleaned label.
+
+Primary code (``pp_code_rank(code, type)``, lowest first): a well-formed code always ranks
+before a malformed one, then the type priority of :data:`TYPE_PRIORITY` (CPT > HCPCS > MS-DRG >
+APR-DRG > other DRGs > NDC > CDT > RC > any other type > LOCAL). The normaliser takes the first
+code by this rank (ties keep the file's order).
 """
 
 from __future__ import annotations
@@ -93,13 +111,17 @@ CREATE OR REPLACE MACRO pp_ndc_shape(v) AS
       || lpad(regexp_extract(v, '^([0-9]+)[^0-9]+([0-9]+)[^0-9]+([0-9]+)$', 2), 4, '0')
       || lpad(regexp_extract(v, '^([0-9]+)[^0-9]+([0-9]+)[^0-9]+([0-9]+)$', 3), 2, '0')
     ELSE v END;
-CREATE OR REPLACE MACRO pp_clean_ndc(c) AS pp_ndc_shape(trim(c));
+CREATE OR REPLACE MACRO pp_ndc_unwrap(v) AS
+  trim(regexp_replace(regexp_replace(v, '{_WS}*[\\[(].*$', ''), '^N4{_WS}*', ''));
+CREATE OR REPLACE MACRO pp_clean_ndc(c) AS pp_ndc_shape(nullif(pp_ndc_unwrap(trim(c)), ''));
 
 CREATE OR REPLACE MACRO pp_clean_code(c, t) AS
   CASE pp_clean_code_type(t)
     WHEN 'CPT' THEN pp_clean_cpt(c)
     WHEN 'HCPCS' THEN pp_clean_cpt(c)
     WHEN 'MS-DRG' THEN pp_clean_drg(c)
+    WHEN 'DRG' THEN pp_clean_drg(c)
+    WHEN 'CMS-DRG' THEN pp_clean_drg(c)
     WHEN 'RC' THEN pp_clean_rc(c)
     WHEN 'NDC' THEN pp_clean_ndc(c)
     WHEN 'LOCAL' THEN c
@@ -113,6 +135,8 @@ WELL_FORMED_PATTERNS = {
     "CPT": "[0-9A-Z]{5}",
     "HCPCS": "[0-9A-Z]{5}",
     "MS-DRG": "[0-9]{3}",
+    "DRG": "[0-9]{3}",
+    "CMS-DRG": "[0-9]{3}",
     "RC": "[0-9]{4}",
     "NDC": "[0-9]{11}",
 }
@@ -120,10 +144,41 @@ WELL_FORMED_PATTERNS = {
 _shape_cases = " ".join(f"WHEN '{t}' THEN regexp_full_match(code, '{p}')" for t, p in WELL_FORMED_PATTERNS.items())
 WELL_FORMED_SQL = f"CASE code_type {_shape_cases} ELSE code IS NOT NULL END"
 
+# Type priority of the primary code, lower first; other DRG systems rank 5, other types 9.
+TYPE_PRIORITY = {"CPT": 1, "HCPCS": 2, "MS-DRG": 3, "APR-DRG": 4, "NDC": 6, "CDT": 7, "RC": 8, "LOCAL": 10}
+_prio_cases = " ".join(f"WHEN '{t}' THEN {p}" for t, p in TYPE_PRIORITY.items())
 
-def register(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the ``pp_clean_*`` macros on a DuckDB connection."""
-    con.execute(MACROS_SQL)
+# Macros over cleaned codes and types (see the module docstring).
+MACROS_SQL += f"""
+CREATE OR REPLACE MACRO pp_code_well_formed(code, code_type) AS
+  coalesce({WELL_FORMED_SQL}, false);
+
+CREATE OR REPLACE MACRO pp_code_rank(code, code_type) AS
+  CASE WHEN pp_code_well_formed(code, code_type) THEN 0 ELSE 100 END
+  + CASE code_type {_prio_cases}
+      ELSE CASE WHEN code_type LIKE '%DRG%' THEN 5 ELSE 9 END END;
+
+CREATE OR REPLACE MACRO pp_code_system(code, code_type) AS
+  CASE
+    WHEN code_type IN ('CPT', 'HCPCS') THEN
+      CASE
+        WHEN regexp_full_match(code, '[0-9]{{4}}[0-9FTU]') THEN 'CPT'
+        WHEN regexp_full_match(code, '[A-Z][0-9]{{4}}') THEN 'HCPCS'
+        ELSE code_type END
+    WHEN code_type IN ('MS-DRG', 'DRG', 'CMS-DRG') THEN 'MS-DRG'
+    ELSE code_type
+  END;
+"""
+
+
+def register(con: duckdb.DuckDBPyConnection, *, temporary: bool = False) -> None:
+    """Create the ``pp_*`` macros on a DuckDB connection.
+
+    ``temporary`` creates TEMP macros (the dbt plugin: nothing is written into the warehouse
+    file; a TEMP macro lives in one connection, so the plugin registers them on each cursor).
+    """
+    con.execute(MACROS_SQL.replace("CREATE OR REPLACE MACRO", "CREATE OR REPLACE TEMP MACRO") if temporary
+                else MACROS_SQL)
 
 
 def clean_codes(pairs: list[tuple[str | None, str | None]]) -> list[tuple[str | None, str | None]]:
@@ -136,6 +191,24 @@ def clean_codes(pairs: list[tuple[str | None, str | None]]) -> list[tuple[str | 
             for row in con.execute(
                 "SELECT pp_clean_code(c.code, c.type), pp_clean_code_type(c.type) "
                 "FROM (SELECT unnest($pairs) AS c, generate_subscripts($pairs, 1) AS i) ORDER BY i",
+                {"pairs": [{"code": c, "type": t} for c, t in pairs]},
+            ).fetchall()
+        ]
+    finally:
+        con.close()
+
+
+def harmonise_codes(pairs: list[tuple[str | None, str | None]]) -> list[tuple[str | None, str | None, bool]]:
+    """``(code, type)`` pairs -> ``(cleaned code, harmonised system, well formed)``, as dbt's cells."""
+    con = duckdb.connect()
+    try:
+        register(con)
+        return [
+            tuple(row)
+            for row in con.execute(
+                "SELECT code, pp_code_system(code, code_type), pp_code_well_formed(code, code_type) FROM ("
+                " SELECT pp_clean_code(c.code, c.type) AS code, pp_clean_code_type(c.type) AS code_type, i"
+                " FROM (SELECT unnest($pairs) AS c, generate_subscripts($pairs, 1) AS i)) ORDER BY i",
                 {"pairs": [{"code": c, "type": t} for c, t in pairs]},
             ).fetchall()
         ]

@@ -12,9 +12,10 @@ One output row per charge kind and amount:
   source_path of the duplicates (tall files repeat them on every payer row; wide and JSON
   don't, so this is what makes the three encodings give the same rows).
 
-``primary_code`` / ``primary_code_type``: the first code by type priority
-CPT > HCPCS > MS-DRG > APR-DRG > other DRGs (any type containing "DRG") > NDC > CDT > RC >
-any other type > LOCAL; ties keep the file's code order, over the cleaned codes.
+``primary_code`` / ``primary_code_type``: over the cleaned codes, the first well-formed code by
+type priority CPT > HCPCS > MS-DRG > APR-DRG > other DRGs (any type containing "DRG") > NDC >
+CDT > RC > any other type > LOCAL (a malformed code only when no code is well formed); ties
+keep the file's code order (``pp_code_rank`` of :mod:`price_pipeline.lib.codes`).
 
 Codes are cleaned by code type before anything else (:mod:`price_pipeline.lib.codes`: CPT /
 HCPCS five upper-case characters, MS-DRG three digits, revenue codes four digits, NDC 11
@@ -44,12 +45,8 @@ ParsedInput = tuple[str, dict, str | None]  # (parsed_parquet_path, header_dict,
 
 CODE_PRIORITY = ["CPT", "HCPCS", "MS-DRG", "APR-DRG", "*DRG", "NDC", "CDT", "RC", "*", "LOCAL"]
 
-_PRIO_SQL = """
-CASE upper(trim(c.type))
-  WHEN 'CPT' THEN 1 WHEN 'HCPCS' THEN 2 WHEN 'MS-DRG' THEN 3 WHEN 'APR-DRG' THEN 4
-  WHEN 'NDC' THEN 6 WHEN 'CDT' THEN 7 WHEN 'RC' THEN 8 WHEN 'LOCAL' THEN 10
-  ELSE CASE WHEN upper(c.type) LIKE '%DRG%' THEN 5 ELSE 9 END
-END"""
+# Well-formed codes first, then type priority (price_pipeline.lib.codes, pp_code_rank).
+_PRIO_SQL = "pp_code_rank(c.code, c.type)"
 
 # Constant SQL (the priority CASE is a module constant); file paths are bound parameters.
 _QUERY = """

@@ -350,7 +350,10 @@ def test_payer_map_canonicalises_and_queues_unmapped(built: Path) -> None:
     assert by_pair[("UnitedHealthcare", "Choice Plus")][:3] == ("UnitedHealthcare", "PPO", "commercial")
     assert by_pair[("Cigna", "Open Access Plus")][:2] == ("Cigna", "POS")
     assert by_pair[("Aetna", "Medicare Advantage HMO")][:3] == ("Aetna", "HMO", "medicare_advantage")
-    assert by_pair[("Acme Benefit Trust", "Gold")] == (None, "unknown", "unknown", "unmapped", 0.0)
+    # No brand, but "benefit trust" is an employer/union plan: the class is decided by a rule
+    # (mapping_method 'rule', never 'unmapped' beside a rule-assigned class) and the missing
+    # canonical payer puts it in the review queue.
+    assert by_pair[("Acme Benefit Trust", "Gold")] == (None, "unknown", "commercial", "rule", 0.5)
     queue = query(
         built,
         "select review_rank, payer_name, plan_name, review_reason, n_prices, n_hospitals from unmapped_payers",
@@ -362,29 +365,33 @@ def test_price_index_relative_to_peers(built: Path) -> None:
     # 99213 gross: h1 200, h2 300, h3 250 -> market median 250; the only unsuppressed gross cell.
     rows = query(
         built,
-        "select hospital_key, n_cells_compared, price_index, rank_national from mart_hospital_price_index "
+        "select hospital_key, n_cells_compared, price_index, rank_national, evidence from mart_hospital_price_index "
         "where index_basis = 'gross' order by hospital_key",
     )
-    assert [(r[0], r[1], r[3]) for r in rows] == [("h1", 1, 1), ("h2", 1, 3), ("h3", 1, 2)]
+    # One compared cell each: below var('min_cells_for_index') (30), so shown but not ranked.
+    assert [(r[0], r[1], r[3], r[4]) for r in rows] == [
+        ("h1", 1, None, "insufficient"), ("h2", 1, None, "insufficient"), ("h3", 1, None, "insufficient")
+    ]
     assert [r[2] for r in rows] == pytest.approx([80.0, 120.0, 100.0])
     # negotiated dollars, commercial 99213: hospital medians 110, 160, 200 vs market 160.
     (h1,) = query(
         built,
         "select price_index from mart_hospital_price_index where hospital_key = 'h1' and index_basis = 'negotiated_dollar'",
     )
-    assert h1[0] == pytest.approx(100 * 110 / 160)
+    assert h1[0] == pytest.approx(round(100 * 110 / 160, 2))
 
 
 def test_price_trends_across_versions(built: Path) -> None:
     rows = query(
         built,
-        "select file_sha256, version_seq, is_current, previous_file_sha256, n_prices, n_cells_matched, "
+        "select file_sha256, version_seq, is_current, previous_file_sha256, n_rows, n_prices, n_cells_matched, "
         "change_vs_previous_pct, price_index_vs_first from mart_price_trends where hospital_key = 'h4' "
         "order by version_seq",
     )
     assert rows == [
-        (SHA_H4_OLD, 1, False, None, 1, 0, None, 100.0),
-        (SHA_H4_NEW, 2, True, SHA_H4_OLD, 5, 0, None, 100.0),
+        # the new version's algorithm row is a row, not a price
+        (SHA_H4_OLD, 1, False, None, 1, 1, 0, None, 100.0),
+        (SHA_H4_NEW, 2, True, SHA_H4_OLD, 5, 4, 0, None, 100.0),
     ]
 
 
@@ -483,7 +490,7 @@ def test_hospital_summary(built: Path) -> None:
     assert h1[12] == pytest.approx(4 / 5)  # 4 negotiated dollar rows, 1 negotiated percentage
     h4 = by_key["h4"]
     assert h4[2] == "FL"
-    assert h4[5:10] == (2, 1, 1, 1, 5)
+    assert h4[5:10] == (2, 1, 1, 1, 4)  # 5 rows, of which the algorithm row is not a price
     assert h4[10] == dt.date(2024, 6, 1)
     assert h4[12] == pytest.approx(0.0)
     h5 = by_key["h5"]
@@ -503,7 +510,7 @@ def test_payer_comparison(built: Path) -> None:
     assert (n_prices, n_dollar, n_items, payer_class) == (2, 2, 2, "commercial")
     assert median_dollar == pytest.approx(250.0)  # median(100, 400)
     assert median_gross == pytest.approx(600.0)  # median(200, 1000)
-    assert ratio == pytest.approx(250 / 600)
+    assert ratio == pytest.approx(round(250 / 600, 4))
     assert item_ratio == pytest.approx(0.45)  # median(100/200, 400/1000)
     # A percentage-only plan has rows but nothing to compare.
     rows = query(

@@ -146,3 +146,12 @@ def test_mrf_header_identity_is_recorded_as_a_claim(instance, settings, catalog_
     assert header_claim["hospital_name"] == "West Mercy Hospital"
     assert header_claim["type_2_npi"] == ["0000000001", "0000000002", "0000000003"]
     assert registry.identifiers()[("npi", "0000000001")] == key
+
+
+def test_no_rows_reason_names_a_header_only_file():
+    """Issue 18 item 7: a header-only file failed with just "rows=0, unreadable_files=[]"."""
+    from price_pipeline.defs.ingestion.checks import no_rows_reason
+
+    assert no_rows_reason(0, []) == "header present, no data rows"
+    assert no_rows_reason(0, [{"file_sha256": "a"}]) == "no current file could be parsed (1 unreadable)"
+    assert no_rows_reason(5, []) is None

@@ -230,3 +230,20 @@ def test_multi_file_hospital(tmp_path, seed):
 def test_empty_input(tmp_path):
     assert normalize_to_prices([], tmp_path / "e.parquet", hospital_key="h") == 0
     assert pq.read_table(tmp_path / "e.parquet").schema.equals(PRICES_SCHEMA)
+
+
+def test_malformed_code_is_never_primary(tmp_path):
+    """Issue 18 item 3: an eight-digit "HCPCS" code or a bracketed NDC used to become primary."""
+    head = (BROKEN / "small_tall.csv").read_text().split("\n")[:3]
+    body = [
+        # malformed HCPCS (8 digits) beside a well-formed revenue code: the revenue code is primary
+        "a,12345678,HCPCS,0250,RC,outpatient,,,10,,,,,,,,,,,,,,,",
+        # NDC with a bracketed package suffix: cleaned to 11 digits and well formed
+        "b,43598-426-60 [359385],NDC,0636,RC,outpatient,,,10,,,,,,,,,,,,,,,",
+        # nothing well formed: the malformed code by type priority is still chosen
+        "c,12345678,HCPCS,,,outpatient,,,10,,,,,,,,,,,,,,,",
+    ]
+    p = tmp_path / "malformed.csv"
+    p.write_text("\n".join(head + body) + "\n")
+    got = {r["description"]: (r["primary_code"], r["primary_code_type"]) for r in prices(tmp_path, p, "m")}
+    assert got == {"a": ("0250", "RC"), "b": ("43598042660", "NDC"), "c": ("12345678", "HCPCS")}

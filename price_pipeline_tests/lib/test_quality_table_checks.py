@@ -121,3 +121,48 @@ def test_price_anomalies_asset_reports_checks_as_warnings(tmp_path, with_prices)
 def test_row_count_collapse_rule():
     assert row_count_collapsed(100, 49) and not row_count_collapsed(100, 50)
     assert not row_count_collapsed(None, 1) and not row_count_collapsed(0, 0)
+
+
+def test_extreme_amounts_flags_a_lone_huge_rate_and_lists_items(tmp_path):
+    """Issue 18 item 6: a $310 M negotiated rate for a code no other hospital prices passed every
+    table-wide check (extreme_outliers needs a cell with >= 5 hospitals)."""
+    lake = LocalLake(tmp_path / "lake")
+    rows = {
+        "h1": [price("h1", 4, "gross", 1000.0, code="27447"),
+               price("h1", 5, "negotiated_dollar", 310_000_000.0, code="27447", payer="Aetna")],
+        "h2": [price("h2", 4, "gross", 12_000_000.0, code="0001M")],
+    }
+    for h, hospital_rows in rows.items():
+        path = lake.root / layout.prices_key(h)
+        path.parent.mkdir(parents=True)
+        pq.write_table(pa.Table.from_pylist(hospital_rows, schema=PRICES_SCHEMA), path)
+    source = f"read_parquet('{layout.prices_glob(lake.root_url)}')"
+    by_name = {r.name: r for r in table_checks.run_table_checks(duckdb.connect(), source)[0]}
+    extreme = by_name["extreme_amounts"]
+    assert extreme.flagged == 2
+    assert [(i["hospital_key"], i["primary_code"], i["max_amount"]) for i in extreme.stats["items"]] == [
+        ("h1", "27447", 310_000_000.0), ("h2", "0001M", 12_000_000.0)
+    ]
+    assert "Service 27447" in extreme.stats["items"][0]["detail"]
+    assert by_name["extreme_outliers"].passed  # the per-cell check cannot see it
+    # The ceiling is configurable.
+    high = {r.name: r for r in table_checks.run_table_checks(
+        duckdb.connect(), source, extreme_amount_ceiling=500_000_000)[0]}
+    assert high["extreme_amounts"].passed
+
+
+def test_items_differing_only_in_secondary_code_are_not_duplicates(tmp_path):
+    """Issue 18 item 4: two drugs with the same J-code and description but different NDCs were
+    flagged as duplicates (the item ignored secondary codes)."""
+    lake = LocalLake(tmp_path / "lake")
+    a = price("h1", 4, "gross", 20.0, code="J1100")
+    b = price("h1", 5, "gross", 20.0, code="J1100")
+    a["codes"] = [{"code": "J1100", "type": "HCPCS"}, {"code": "00002143380", "type": "NDC"}]
+    b["codes"] = [{"code": "J1100", "type": "HCPCS"}, {"code": "63323050601", "type": "NDC"}]
+    c = dict(b, source_row=6)  # a true duplicate of b
+    path = lake.root / layout.prices_key("h1")
+    path.parent.mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist([a, b, c], schema=PRICES_SCHEMA), path)
+    results, _ = table_checks.run_table_checks(duckdb.connect(), f"read_parquet('{path}')")
+    dup = {r.name: r for r in results}["duplicate_prices"]
+    assert dup.flagged == 2 and {e["source_row"] for e in dup.examples} == {5, 6}

@@ -1,7 +1,7 @@
 {#-
   Payer class of every raw payer_name x plan_name (a view over int_payer_map, kept for readers
-  of the earlier rule-only model): the seed mapping's class when it gives one, else the first
-  payer_class_rules match, else 'unknown'.
+  of the earlier rule-only model): the class and the rule of price_pipeline.lib.payers (or
+  'seed') that decided it.
 -#}
 
 select
@@ -9,6 +9,6 @@ select
     payer_name,
     plan_name,
     payer_class,
-    matched_rule_priority,
-    matched_pattern
+    payer_class_source,
+    payer_class_rule
 from {{ ref('int_payer_map') }}

@@ -2,21 +2,26 @@
 
 {#-
   Canonical payer, plan, product and payer class of every raw payer_name x plan_name in the
-  price history, with how it was decided and how sure it is. Precedence (first that applies):
+  price history, with how each was decided and how sure it is.
 
-    1. seed_exact  payer_plan_map row whose payer_key and plan_key equal the normalised raw
-                   strings (payer_text_key);
-    2. seed_payer  payer_plan_map row for the payer with plan_key '*' (any plan);
-    3. rule        first payer_name_rules regex (lowest rule_priority) matching the payer key;
-    4. unmapped    payer_canonical NULL, confidence 0 (listed by unmapped_payers).
+  The rules live in one place, price_pipeline.lib.payers (text normalisation, product-type words
+  before brands, the payer_brands seed as brand table), called here through the Python UDF
+  pp_payer_classify that the dbt-duckdb plugin price_pipeline.lib.dbt_plugin registers, once per
+  distinct pair. The reviewers' seed payer_plan_map overrides them:
 
-  plan_canonical is the seed's when given, else the raw plan trimmed with inner whitespace
-  collapsed. product is the seed's when given, else detected in the plan and payer text
-  (product_from_text). payer_class is the seed's when given, else the first payer_class_rules
-  match on lower("payer_name | plan_name"), else 'unknown'. Also counts how often each raw pair
-  occurs (the review queue's frequencies, from int_price_groups). Regexes run once per distinct
-  pair here, never per price row: int_price_facts carries payer_pair_id instead.
+    payer_canonical  seed exact (payer key + plan key) > seed payer row (plan_key '*') > rules;
+    payer_class      seed exact > rules (unless they say 'unknown') > seed payer row > 'unknown'
+                     (a payer-wide seed row never overrides a product word in the plan:
+                     "Medicare" + "Medicare Advantage HMO" stays Medicare Advantage);
+    product          seed (exact, then payer row) > rules.
+
+  mapping_method says where the canonical payer came from (seed_exact, seed_payer, rule) and is
+  'unmapped' only when neither a canonical payer nor a class was found, so a rule-decided class
+  never sits beside 'unmapped'. Also counts how often each raw pair occurs (from
+  int_price_groups, the review queue's frequencies).
 -#}
+
+-- depends_on: {{ ref('payer_brands') }}
 
 with pairs as (
 
@@ -42,7 +47,8 @@ keyed as (
     select
         *,
         {{ payer_text_key('payer_name') }}    as payer_key,
-        {{ payer_text_key('plan_name') }}     as plan_key
+        {{ payer_text_key('plan_name') }}     as plan_key,
+        pp_payer_classify(payer_name, plan_name) as rules
     from pairs
 
 ),
@@ -62,87 +68,45 @@ seed as (
 
 ),
 
-name_rules as (
-
-    select
-        cast(rule_priority as integer)        as rule_priority,
-        cast(pattern as varchar)              as pattern,
-        cast(payer_canonical as varchar)      as payer_canonical,
-        cast(confidence as double)            as confidence
-    from {{ ref('payer_name_rules') }}
-
-),
-
-rule_match as (
-
-    select keyed.payer_name, keyed.plan_name, name_rules.*
-    from keyed
-    inner join name_rules on regexp_matches(keyed.payer_key, name_rules.pattern)
-    qualify row_number() over (
-        partition by keyed.payer_name, keyed.plan_name order by name_rules.rule_priority
-    ) = 1
-
-),
-
-class_rules as (
-
-    select cast(rule_priority as integer) as rule_priority, cast(pattern as varchar) as pattern,
-           cast(payer_class as varchar) as payer_class
-    from {{ ref('payer_class_rules') }}
-
-),
-
-class_match as (
-
-    select keyed.payer_name, keyed.plan_name, class_rules.*
-    from keyed
-    inner join class_rules
-        on regexp_matches(lower(keyed.payer_name || ' | ' || coalesce(keyed.plan_name, '')), class_rules.pattern)
-    qualify row_number() over (
-        partition by keyed.payer_name, keyed.plan_name order by class_rules.rule_priority
-    ) = 1
-
-),
-
 decided as (
 
     select
-        keyed.*,
-        exact.payer_canonical                 as exact_payer,
-        payer_only.payer_canonical            as seed_payer,
-        rule_match.payer_canonical            as rule_payer,
+        keyed.* exclude (rules),
+        rules.normalized                      as normalized_text,
+        rules.class_rule                      as payer_class_rule,
         case
-            when exact.payer_key is not null then 'seed_exact'
-            when payer_only.payer_key is not null then 'seed_payer'
-            when rule_match.pattern is not null then 'rule'
+            when exact.payer_canonical is not null then 'seed_exact'
+            when payer_only.payer_canonical is not null then 'seed_payer'
+            when rules.payer_canonical is not null or rules.payer_class <> 'unknown' then 'rule'
             else 'unmapped'
         end                                   as mapping_method,
         coalesce(exact.mapping_version, payer_only.mapping_version) as mapping_version,
-        coalesce(exact.payer_canonical, payer_only.payer_canonical, rule_match.payer_canonical) as payer_canonical,
+        coalesce(exact.payer_canonical, payer_only.payer_canonical, rules.payer_canonical) as payer_canonical,
         coalesce(exact.plan_canonical, payer_only.plan_canonical,
                  nullif(trim(regexp_replace(keyed.plan_name, '\s+', ' ', 'g')), '')) as plan_canonical,
-        coalesce(exact.product, payer_only.product,
-                 {{ product_from_text("coalesce(keyed.plan_key, '') || ' ' || coalesce(keyed.payer_key, '')") }}) as product,
-        coalesce(exact.payer_class, payer_only.payer_class, class_match.payer_class, 'unknown') as payer_class,
+        coalesce(exact.product, payer_only.product, rules.product) as product,
+        coalesce(exact.payer_class, nullif(rules.payer_class, 'unknown'), payer_only.payer_class, 'unknown')
+                                              as payer_class,
         case
-            when exact.payer_class is not null or payer_only.payer_class is not null then 'seed'
-            when class_match.pattern is not null then 'rule'
+            when exact.payer_class is not null then 'seed'
+            when rules.payer_class <> 'unknown' then 'rule'
+            when payer_only.payer_class is not null then 'seed'
             else 'none'
         end                                   as payer_class_source,
-        class_match.rule_priority             as matched_rule_priority,
-        class_match.pattern                   as matched_pattern,
-        coalesce(exact.confidence, payer_only.confidence, rule_match.confidence, 0.0) as mapping_confidence
+        case
+            when exact.payer_canonical is not null then exact.confidence
+            when payer_only.payer_canonical is not null then payer_only.confidence
+            when rules.brand_source = 'program' then 0.9
+            when rules.brand_source = 'payer' then 0.8
+            when rules.brand_source = 'plan' then 0.7
+            when rules.payer_class <> 'unknown' then 0.5
+            else 0.0
+        end                                   as mapping_confidence
     from keyed
     left join seed as exact
         on keyed.payer_key = exact.payer_key and keyed.plan_key = exact.plan_key
     left join seed as payer_only
         on keyed.payer_key = payer_only.payer_key and payer_only.plan_key = '*'
-    left join rule_match
-        on keyed.payer_name = rule_match.payer_name
-        and keyed.plan_name is not distinct from rule_match.plan_name
-    left join class_match
-        on keyed.payer_name = class_match.payer_name
-        and keyed.plan_name is not distinct from class_match.plan_name
 
 )
 
@@ -157,16 +121,16 @@ select
     plan_name,
     payer_key,
     plan_key,
+    normalized_text,
     payer_canonical,
     plan_canonical,
     product,
     payer_class,
     payer_class_source,
+    payer_class_rule,
     mapping_method,
     mapping_confidence,
     mapping_version,
-    matched_rule_priority,
-    matched_pattern,
     n_prices,
     n_current_prices,
     n_hospitals,

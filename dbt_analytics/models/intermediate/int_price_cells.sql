@@ -2,18 +2,30 @@
 
 {#-
   The cell dictionary: one row per distinct as-published (primary_code, primary_code_type,
-  setting, charge_kind) of the price history, with the cleaning of stg_prices applied once per
-  distinct value instead of once per price row, and integer ids of the cleaned values:
+  setting, charge_kind, drug_type_of_measurement) of the price history, cleaned and harmonised
+  once per distinct value instead of once per price row, with integer ids of the result:
 
-    cell_id          the cleaned (primary_code, primary_code_type, setting, charge_kind): the
-                     distribution cell without the payer class; several raw spellings of one
-                     cleaned cell share it;
-    code_setting_id  the cleaned (primary_code, primary_code_type, setting), part of the item
-                     identity hashed into int_price_facts.item_id;
-    code_id          the cleaned primary_code (NULL when there is none), for distinct code counts.
+    primary_code      the code cleaned by its type (pp_clean_code of price_pipeline.lib.codes,
+                      the normaliser's own cleaning, re-applied so lakes written before a
+                      cleaning rule existed are cleaned too: NDC suffixes, DRG labels);
+    primary_code_type the harmonised code system (pp_code_system): decided by the code's shape,
+                      so a five-digit code is CPT whether the hospital labelled it CPT or HCPCS,
+                      a letter + four digits is HCPCS Level II, DRG / CMS-DRG labels are MS-DRG;
+    published_code_type  the type as published (cleaned), kept beside it;
+    drug_unit_type    the drug's unit type (drug_type_of_measurement, upper-cased) for dollar
+                      kinds: such cells compare prices per unit (the amount divided by the
+                      row's drug_unit_of_measurement, macro price_value), so drugs sold in
+                      different package sizes are compared like with like;
+    cell_id           the cleaned (primary_code, primary_code_type, setting, charge_kind,
+                      drug_unit_type): the distribution cell without the payer class; every raw
+                      spelling of one cell shares it;
+    code_setting_id   the cleaned (primary_code, primary_code_type, setting), part of the item
+                      identity hashed into int_price_facts.item_id;
+    code_id           the cleaned (primary_code, primary_code_type) (NULL when there is no
+                      code), for distinct code counts.
 
-  A narrow read (four dictionary-encoded columns) with a few tens of thousands of result rows.
-  int_price_facts joins each price row to it on the raw strings and keeps cell_id, so every
+  A narrow read (five dictionary-encoded columns) with a few tens of thousands of result rows.
+  The row-level models join each price row to it on the raw strings and keep cell_id, so every
   aggregate downstream groups on integers and joins these strings back onto its small result.
   Ids are only stable within one build.
 -#}
@@ -21,10 +33,11 @@
 with raw_cells as (
 
     select distinct
-        primary_code        as raw_primary_code,
-        primary_code_type   as raw_primary_code_type,
-        setting             as raw_setting,
-        charge_kind         as raw_charge_kind
+        primary_code                as raw_primary_code,
+        primary_code_type           as raw_primary_code_type,
+        setting                     as raw_setting,
+        charge_kind                 as raw_charge_kind,
+        drug_type_of_measurement    as raw_drug_type
     from {{ source('history', 'prices_history') }}
 
 ),
@@ -33,29 +46,47 @@ cleaned as (
 
     select
         *,
-        {{ clean_code('raw_primary_code') }}        as primary_code,
-        {{ clean_code('raw_primary_code_type') }}   as primary_code_type,
+        {{ clean_code('raw_primary_code_type') }}   as published_code_type,
+        pp_clean_code({{ clean_code('raw_primary_code') }}, {{ clean_code('raw_primary_code_type') }})
+                                                    as clean_primary_code,
         {{ clean_enum('raw_setting') }}             as setting,
         {{ clean_enum('raw_charge_kind') }}         as charge_kind
     from raw_cells
+
+),
+
+harmonised as (
+
+    select
+        *,
+        clean_primary_code                                             as primary_code,
+        pp_code_system(clean_primary_code, pp_clean_code_type(published_code_type)) as primary_code_type,
+        case when charge_kind in {{ sql_list(dollar_charge_kinds()) }}
+            then {{ clean_code('raw_drug_type') }} end                 as drug_unit_type
+    from cleaned
 
 )
 
 select
     cast(dense_rank() over (
-        order by primary_code, primary_code_type, setting, charge_kind
+        order by primary_code, primary_code_type, setting, charge_kind, drug_unit_type
     ) as integer)                                                     as cell_id,
     cast(dense_rank() over (order by primary_code, primary_code_type, setting) as integer)
                                                                       as code_setting_id,
     case when primary_code is not null
-        then cast(dense_rank() over (order by primary_code) as integer) end as code_id,
+        then cast(dense_rank() over (order by primary_code, primary_code_type) as integer) end as code_id,
     raw_primary_code,
     raw_primary_code_type,
     raw_setting,
     raw_charge_kind,
+    raw_drug_type,
     primary_code,
     primary_code_type,
+    published_code_type,
     setting,
     charge_kind,
+    drug_unit_type,
+    drug_unit_type is not null                                        as is_per_unit,
+    pp_code_well_formed(primary_code, pp_clean_code_type(published_code_type)) as is_well_formed,
     primary_code is not null and charge_kind in {{ sql_list(numeric_charge_kinds()) }} as is_distribution_cell
-from cleaned
+from harmonised

@@ -19,8 +19,10 @@
   so per row there is no string cleaning, no regex and no md5; the marts join the cleaned
   strings back onto their small results.
 
-  item_id: the hospital, the cleaned primary code, code type and setting (code_setting_id) and
-  the as-published description, billing class, modifiers and drug unit and type. Those last
+  item_id: the hospital, the cleaned primary code, code type and setting (code_setting_id),
+  every published code of the item (the `codes` list, secondary NDC and CDM codes included:
+  two drugs that differ only in NDC are two items) and the as-published description, billing
+  class, modifiers and drug unit and type. Those last
   columns are hashed as published, not trimmed and case-folded like stg_prices.item_key: it is
   the normaliser's own item identity (price_pipeline.lib.normalize groups an item's rows on the
   as-published values, and every row of an item carries them identically), and cleaning them
@@ -45,6 +47,7 @@ select
     hash(
         price_keys.hospital_id,
         cells.code_setting_id,
+        source.codes,
         source.description,
         source.billing_class,
         source.modifiers,

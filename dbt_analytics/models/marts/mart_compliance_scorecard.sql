@@ -58,6 +58,20 @@ per_hospital as (
 
 ),
 
+code_quality as (
+
+    -- Codes of the current items that lack their system's shape (mart_item_codes.is_well_formed):
+    -- an eight-digit "HCPCS" code, a ten-digit NDC, ... counted per hospital.
+    select
+        hospital_key,
+        count(*)                                                   as n_item_codes,
+        count(*) filter (where not is_well_formed)                 as n_malformed_codes,
+        count(*) filter (where not is_well_formed and is_primary)  as n_malformed_primary_codes
+    from {{ ref('mart_item_codes') }}
+    group by hospital_key
+
+),
+
 summary as (
 
     select hospital_key, file_sha256, last_updated_on, template_version
@@ -84,6 +98,9 @@ select
     current_report.rules_version                                           as current_file_rules_version,
     coalesce(per_hospital.n_errors, 0)                                     as n_errors,
     coalesce(per_hospital.n_alerts, 0)                                     as n_alerts,
+    coalesce(code_quality.n_item_codes, 0)                                 as n_item_codes,
+    coalesce(code_quality.n_malformed_codes, 0)                            as n_malformed_codes,
+    coalesce(code_quality.n_malformed_primary_codes, 0)                    as n_malformed_primary_codes,
     top_rules.top_rules,
     top_rules.error_rules,
     summary.last_updated_on,
@@ -106,6 +123,8 @@ left join top_rules
     on hospitals.hospital_key = top_rules.hospital_key
 left join summary
     on hospitals.hospital_key = summary.hospital_key
+left join code_quality
+    on hospitals.hospital_key = code_quality.hospital_key
 left join (
     select
         hospital_key,

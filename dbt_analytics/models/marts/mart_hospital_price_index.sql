@@ -5,13 +5,19 @@
   index is 100 x the geometric mean of those ratios (100 = priced like the median hospital,
   120 = 20 % above), per hospital and index basis: gross, discounted_cash and negotiated_dollar
   (all payer classes). Grain: hospital_key x index_basis.
+
+  Evidence rule: a hospital is ranked only when it has at least var('min_cells_for_index')
+  (default 30) compared cells for the basis; below that `evidence` is 'insufficient' and both
+  ranks are NULL (the index and its interval are still shown, with their count). The 95 %
+  confidence interval is that of the geometric mean: 100 x exp(mean(ln ratio) +/- 1.96 x
+  sd(ln ratio) / sqrt(n)), NULL with fewer than two cells. Indexes are rounded to 2 decimals.
 -#}
 
-{%- set min_hospitals = var('min_hospitals_for_stats', 3) %}
+{%- set min_cells = var('min_cells_for_index', 30) %}
 
 with basis_cells as (
 
-    select distinct cell_id, primary_code, primary_code_type, setting, charge_kind
+    select distinct cell_id, primary_code, primary_code_type, setting, charge_kind, drug_unit_type
     from {{ ref('int_price_cells') }}
     where is_distribution_cell
         and charge_kind in ('gross', 'discounted_cash', 'negotiated_dollar')
@@ -33,6 +39,7 @@ market as (
         and distribution.primary_code_type is not distinct from basis_cells.primary_code_type
         and distribution.setting is not distinct from basis_cells.setting
         and distribution.charge_kind = basis_cells.charge_kind
+        and distribution.drug_unit_type is not distinct from basis_cells.drug_unit_type
     inner join {{ ref('int_payer_classes') }} as payer_classes
         on distribution.payer_class = payer_classes.payer_class
     where not distribution.suppressed and distribution.median_value > 0
@@ -63,6 +70,8 @@ indexed_by_id as (
         index_basis,
         count(*)                                  as n_cells_compared,
         100 * exp(avg(ln(ratio)))                 as price_index,
+        100 * exp(avg(ln(ratio)) - 1.96 * stddev_samp(ln(ratio)) / sqrt(count(*))) as ci_low,
+        100 * exp(avg(ln(ratio)) + 1.96 * stddev_samp(ln(ratio)) / sqrt(count(*))) as ci_high,
         100 * quantile_cont(ratio, 0.25)          as p25_ratio_pct,
         100 * median(ratio)                       as median_ratio_pct,
         100 * quantile_cont(ratio, 0.75)          as p75_ratio_pct
@@ -73,7 +82,10 @@ indexed_by_id as (
 
 indexed as (
 
-    select hospitals.hospital_key, indexed_by_id.* exclude (hospital_id)
+    select
+        hospitals.hospital_key,
+        indexed_by_id.* exclude (hospital_id),
+        indexed_by_id.n_cells_compared >= {{ min_cells }} as is_sufficient
     from indexed_by_id
     inner join (select distinct hospital_id, hospital_key from {{ ref('int_price_versions') }}) as hospitals
         on indexed_by_id.hospital_id = hospitals.hospital_id
@@ -87,15 +99,22 @@ select
     hospitals.state,
     indexed.index_basis,
     cast(indexed.n_cells_compared as integer)   as n_cells_compared,
-    indexed.price_index,
-    indexed.p25_ratio_pct,
-    indexed.median_ratio_pct,
-    indexed.p75_ratio_pct,
-    cast(rank() over (partition by indexed.index_basis order by indexed.price_index) as integer)
+    case when indexed.is_sufficient then 'sufficient' else 'insufficient' end as evidence,
+    round(indexed.price_index, 2)               as price_index,
+    round(indexed.ci_low, 2)                    as ci_low,
+    round(indexed.ci_high, 2)                   as ci_high,
+    round(indexed.p25_ratio_pct, 2)             as p25_ratio_pct,
+    round(indexed.median_ratio_pct, 2)          as median_ratio_pct,
+    round(indexed.p75_ratio_pct, 2)             as p75_ratio_pct,
+    -- Ranked among the hospitals with sufficient evidence only.
+    case when indexed.is_sufficient then cast(rank() over (
+        partition by indexed.index_basis, indexed.is_sufficient order by indexed.price_index) as integer) end
                                                 as rank_national,
-    cast(rank() over (partition by indexed.index_basis, hospitals.state order by indexed.price_index) as integer)
+    case when indexed.is_sufficient then cast(rank() over (
+        partition by indexed.index_basis, indexed.is_sufficient, hospitals.state order by indexed.price_index) as integer) end
                                                 as rank_in_state,
-    cast(count(*) over (partition by indexed.index_basis, hospitals.state) as integer)
+    case when indexed.is_sufficient then cast(count(*) over (
+        partition by indexed.index_basis, indexed.is_sufficient, hospitals.state) as integer) end
                                                 as n_hospitals_in_state
 from indexed
 left join {{ ref('stg_hospitals') }} as hospitals

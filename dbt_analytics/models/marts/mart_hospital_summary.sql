@@ -22,7 +22,12 @@ file_stats as (
         count(distinct payer_name)                               as n_payers,
         count(distinct case when payer_name is not null
             then payer_name || chr(31) || coalesce(plan_name, '') end) as n_payer_plans,
-        cast(sum(n_rows) as bigint)                              as n_prices,
+        cast(sum(n_rows) as bigint)                              as n_rows,
+        -- prices only: numeric kinds with a value (not count rows or algorithm text)
+        cast(coalesce(sum(case
+            when charge_kind = 'negotiated_percentage' then n_rows - n_percentage_null
+            when charge_kind in {{ sql_list(dollar_charge_kinds()) }} then n_rows - n_amount_null
+            else 0 end), 0) as bigint)                           as n_prices,
         cast(coalesce(sum(n_rows) filter (where charge_kind in
             ('negotiated_dollar', 'negotiated_percentage', 'negotiated_algorithm')), 0) as bigint) as n_negotiated,
         cast(coalesce(sum(n_rows) filter (where charge_kind = 'negotiated_dollar'), 0) as bigint) as n_negotiated_dollar
@@ -78,6 +83,7 @@ select
     coalesce(price_stats.n_codes, 0)                                as n_codes,
     coalesce(price_stats.n_payers, 0)                               as n_payers,
     coalesce(price_stats.n_payer_plans, 0)                          as n_payer_plans,
+    coalesce(price_stats.n_rows, 0)                                 as n_rows,
     coalesce(price_stats.n_prices, 0)                               as n_prices,
     coalesce(price_stats.n_negotiated, 0)                           as n_negotiated,
     coalesce(price_stats.n_negotiated_dollar, 0)                    as n_negotiated_dollar,

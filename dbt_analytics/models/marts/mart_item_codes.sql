@@ -1,9 +1,11 @@
 {#-
   The codes bridge: every (cleaned) code published for each item of the current file versions,
   so an item can be found by any of its codes, not only its primary code. Grain: item_key x
-  code_type x code. is_primary marks the item's primary code; is_well_formed says whether the
-  cleaned code has the shape of its code system (CPT/HCPCS five characters, MS-DRG three digits,
-  RC four digits, NDC eleven digits; other systems have no fixed shape).
+  code_type x code. is_primary marks the item's primary code; code_system is the harmonised
+  system of the code (pp_code_system: by shape, CPT vs HCPCS Level II, DRG families);
+  is_well_formed says whether the cleaned code has the shape of its code system (CPT/HCPCS five
+  characters, MS-DRG three digits, RC four digits, NDC eleven digits; other systems have no
+  fixed shape).
 
   Cost: `codes` is a list column, and decoding it on every price row is the most expensive read
   of the lake. An item's codes are the same on each of its rows (the normaliser writes the
@@ -112,6 +114,8 @@ select
     code_type,
     code,
     bool_or(code = primary_code and code_type is not distinct from primary_code_type) as is_primary,
-    {{ code_is_well_formed('code', 'code_type') }}            as is_well_formed
+    -- price_pipeline.lib.codes, registered by the dbt plugin (the normaliser's own definitions)
+    pp_code_system(code, pp_clean_code_type(code_type))       as code_system,
+    pp_code_well_formed(code, pp_clean_code_type(code_type))  as is_well_formed
 from item_codes
 group by item_key, code_type, code

@@ -65,7 +65,9 @@ per_payer_all as (
     select
         hospital_id,
         payer_pair_id,
-        count(*)                                                         as n_prices,
+        count(*)                                                         as n_rows,
+        -- prices only: rows with a number (count and algorithm rows have none)
+        count(value)                                                     as n_prices,
         count(*) filter (where is_negotiated_dollar and value is not null)
                                                                          as n_negotiated_dollar,
         -- distinct primary codes, counted on their integer id (NULL when the row has none)
@@ -137,16 +139,19 @@ select
     coalesce(payer_map.product, 'unknown')            as product,
     coalesce(payer_map.payer_class, 'unknown')        as payer_class,
     coalesce(payer_map.mapping_confidence, 0.0)       as mapping_confidence,
+    payer_map.payer_class_source,
+    payer_map.mapping_method,
+    payer_stats.n_rows,
     payer_stats.n_prices,
     payer_stats.n_negotiated_dollar,
     payer_stats.n_codes,
-    payer_stats.median_negotiated_dollar,
+    round(payer_stats.median_negotiated_dollar, 2)    as median_negotiated_dollar,
     coalesce(compared.n_items_compared, 0)            as n_items_compared,
-    compared.median_negotiated_compared,
-    compared.median_gross_same_items,
-    compared.median_negotiated_compared / nullif(compared.median_gross_same_items, 0)
+    round(compared.median_negotiated_compared, 2)     as median_negotiated_compared,
+    round(compared.median_gross_same_items, 2)        as median_gross_same_items,
+    round(compared.median_negotiated_compared / nullif(compared.median_gross_same_items, 0), 4)
                                                       as negotiated_to_gross_ratio,
-    compared.median_item_ratio_to_gross
+    round(compared.median_item_ratio_to_gross, 4)     as median_item_ratio_to_gross
 from payer_stats
 left join compared
     on payer_stats.hospital_key = compared.hospital_key

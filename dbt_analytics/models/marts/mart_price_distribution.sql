@@ -1,6 +1,8 @@
 {#-
-  Cross-hospital price distribution per primary_code x primary_code_type x setting x
-  charge_kind x payer_class over the current file versions. Hospital-weighted: each hospital
+  Cross-hospital price distribution per primary_code x primary_code_type (the harmonised code
+  system of int_price_cells, published types beside it) x setting x charge_kind x drug unit
+  type (drug cells compare prices per unit) x payer_class over the current file versions, with
+  the code's most common description. Hospital-weighted: each hospital
   first collapses to its own median for the cell (int_hospital_cell_stats), and the percentiles
   are taken over those hospital medians, so a hospital that publishes 400 plan rows for a code
   weighs as much as one that publishes 3. min/max are the raw extremes over all prices of the
@@ -31,9 +33,26 @@ with cell_quantiles as (
 
 cell_names as (
 
-    select distinct cell_id, primary_code, primary_code_type, setting, charge_kind
+    -- One row per cell; the published code types of its raw spellings kept beside the
+    -- harmonised system.
+    select
+        cell_id,
+        any_value(primary_code)         as primary_code,
+        any_value(primary_code_type)    as primary_code_type,
+        any_value(setting)              as setting,
+        any_value(charge_kind)          as charge_kind,
+        any_value(drug_unit_type)       as drug_unit_type,
+        string_agg(distinct published_code_type, ', ' order by published_code_type) as published_code_types
     from {{ ref('int_price_cells') }}
     where is_distribution_cell
+    group by cell_id
+
+),
+
+descriptions as (
+
+    select primary_code, primary_code_type, description
+    from {{ ref('int_code_descriptions') }}
 
 ),
 
@@ -50,6 +69,8 @@ cells as (
         cell_names.primary_code_type,
         cell_names.setting,
         cell_names.charge_kind,
+        cell_names.drug_unit_type,
+        cell_names.published_code_types,
         payer_class_names.payer_class,
         cell_quantiles.* exclude (quantiles, cell_id, payer_class_id),
         quantiles[1] as p10_value,
@@ -66,18 +87,30 @@ cells as (
 )
 
 select
-    {{ surrogate_key(['primary_code', 'primary_code_type', 'setting', 'charge_kind', 'payer_class']) }}
+    {{ surrogate_key(['cells.primary_code', 'cells.primary_code_type', 'setting', 'charge_kind', 'drug_unit_type', 'payer_class']) }}
                                                     as distribution_key,
-    primary_code,
-    primary_code_type,
+    cells.primary_code,
+    cells.primary_code_type,
+    cells.published_code_types,
+    descriptions.description,
     setting,
     charge_kind,
+    drug_unit_type,
     payer_class,
-    case when charge_kind = 'negotiated_percentage' then 'percent' else 'usd' end as value_unit,
+    case
+        when charge_kind = 'negotiated_percentage' then 'percent'
+        when drug_unit_type is not null then 'usd_per_unit'
+        else 'usd'
+    end                                             as value_unit,
     cast(n_hospitals as integer)                    as n_hospitals,
     cast(n_prices as bigint)                        as n_prices,
     n_hospitals < {{ min_hospitals }}               as suppressed,
+    -- Rounded to cents (percentages to 1/100 %), each quantile on its own: the quantiles of one
+    -- sorted list are ordered, and rounding keeps them ordered while removing float noise.
     {%- for stat in ['median_value', 'p10_value', 'p25_value', 'p75_value', 'p90_value', 'min_value', 'max_value'] %}
-    case when n_hospitals >= {{ min_hospitals }} then {{ stat }} end as {{ stat }}{{ "," if not loop.last }}
+    case when n_hospitals >= {{ min_hospitals }} then round({{ stat }}, 2) end as {{ stat }}{{ "," if not loop.last }}
     {%- endfor %}
 from cells
+left join descriptions
+    on cells.primary_code = descriptions.primary_code
+    and cells.primary_code_type is not distinct from descriptions.primary_code_type

@@ -75,16 +75,18 @@ select
     versions.is_current,
     versions.first_seen_at,
     versions.superseded_at,
-    versions.n_rows                                                as n_prices,
+    versions.n_rows                                                as n_rows,
+    -- prices only (numeric values; count and algorithm rows are not prices)
+    coalesce(per_version.n_numeric_prices, 0)                      as n_prices,
     coalesce(per_version.n_cells, 0)                               as n_cells,
-    per_version.median_gross,
-    per_version.median_negotiated_dollar,
+    round(per_version.median_gross, 2)                             as median_gross,
+    round(per_version.median_negotiated_dollar, 2)                 as median_negotiated_dollar,
     coalesce(matched.n_cells_matched, 0)                           as n_cells_matched,
-    100 * (matched.geo_ratio - 1)                                  as change_vs_previous_pct,
-    100 * exp(sum(ln(coalesce(matched.geo_ratio, 1))) over (
+    round(100 * (matched.geo_ratio - 1), 2)                        as change_vs_previous_pct,
+    round(100 * exp(sum(ln(coalesce(matched.geo_ratio, 1))) over (
         partition by versions.hospital_key order by versions.version_seq
         rows between unbounded preceding and current row
-    ))                                                             as price_index_vs_first
+    )), 2)                                                         as price_index_vs_first
 from versions
 left join per_version
     on versions.version_id = per_version.version_id

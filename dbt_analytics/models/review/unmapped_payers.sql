@@ -1,11 +1,11 @@
 {{ config(materialized='table') }}
 
 {#-
-  The payer mapping review queue: raw payer_name x plan_name strings that the seed mapping does
-  not cover, most frequent first. A pair is listed when no canonical payer was found
-  (mapping_method 'unmapped'), when only a regex rule found one (mapping_method 'rule', to be
-  confirmed into seeds/payer_plan_map.csv), or when its payer class is 'unknown'. Reviewers add
-  rows to payer_plan_map.csv (bumping mapping_version); the next dbt build applies them.
+  The payer mapping review queue: what neither the rules (price_pipeline.lib.payers) nor the
+  reviewers' seed could decide, most frequent first — pairs whose payer class is 'unknown' or
+  that have no canonical payer. Pairs the rules decided are not listed. Reviewers add rows to
+  seeds/payer_plan_map.csv (bumping mapping_version) or a brand to seeds/payer_brands.csv; the
+  next dbt build applies them.
 -#}
 
 select
@@ -17,10 +17,11 @@ select
     payer_key,
     plan_key,
     case
-        when mapping_method = 'unmapped' then 'no_canonical_payer'
-        when mapping_method = 'rule' then 'rule_match_unconfirmed'
-        else 'unknown_payer_class'
+        when payer_class = 'unknown' and payer_canonical is null then 'no_payer_no_class'
+        when payer_class = 'unknown' then 'unknown_payer_class'
+        else 'no_canonical_payer'
     end                           as review_reason,
+    normalized_text,
     payer_canonical               as suggested_payer_canonical,
     plan_canonical                as suggested_plan_canonical,
     product                       as suggested_product,
@@ -34,4 +35,4 @@ select
     last_published_on,
     example_hospital_key
 from {{ ref('int_payer_map') }}
-where mapping_method in ('unmapped', 'rule') or payer_class = 'unknown'
+where payer_class = 'unknown' or payer_canonical is null

@@ -36,6 +36,7 @@ cleaned as (
         cast(amount as double)                               as amount,
         cast(percentage as double)                           as percentage,
         {{ clean_text('value_text') }}                       as value_text,
+        {{ count_low_high('value_text', 'charge_kind') }},
         {{ clean_text('methodology') }}                      as methodology,
         {{ clean_text('additional_payer_notes') }}           as additional_payer_notes,
         {{ clean_text('additional_generic_notes') }}         as additional_generic_notes

@@ -63,10 +63,22 @@ def mrf_parsed_has_rows(
         for v in versions
         if not v.summary.get("ok")
     ]
+    reason = no_rows_reason(rows, unreadable)
     return dg.AssetCheckResult(
         passed=rows > 0,
-        metadata={"rows": rows, "unreadable_files": dg.MetadataValue.json(unreadable)},
+        description=reason,
+        metadata={"rows": rows, "unreadable_files": dg.MetadataValue.json(unreadable),
+                  **({"reason": reason} if reason else {})},
     )
+
+
+def no_rows_reason(rows: int, unreadable: list) -> str | None:
+    """Why a hospital has no charge rows, in words (None when it has some)."""
+    if rows > 0:
+        return None
+    if unreadable:
+        return f"no current file could be parsed ({len(unreadable)} unreadable)"
+    return "header present, no data rows"
 
 
 def _row_count(record) -> int | None:

@@ -50,7 +50,8 @@ def _publish(lake, table, key: str) -> int:
 )
 def price_anomalies(context: dg.AssetExecutionContext, price_pipeline: PricePipelineResource) -> dg.MaterializeResult:
     """Table-wide checks in SQL over every hospital's prices (duplicates, placeholder values,
-    negotiated above gross, extreme outliers per code across hospitals by robust z-score); the
+    negotiated above gross, extreme outliers per code across hospitals by robust z-score, amounts
+    above the extreme_amount_ceiling setting with the items listed); the
     flagged rows with lineage are written to ``quality/price_anomalies.parquet``. Each check
     warns with its count and up to 10 examples."""
     started = time.monotonic()
@@ -62,7 +63,9 @@ def price_anomalies(context: dg.AssetExecutionContext, price_pipeline: PricePipe
             con.read_parquet(uris, union_by_name=True).create_view("prices_files")
         else:  # no hospital has prices yet: the same columns, no rows
             con.from_arrow(PRICES_SCHEMA.empty_table()).create_view("prices_files")
-        results, flagged = table_checks.run_table_checks(con, "prices_files")
+        results, flagged = table_checks.run_table_checks(
+            con, "prices_files", extreme_amount_ceiling=price_pipeline.settings.extreme_amount_ceiling
+        )
     finally:
         con.close()
     size = _publish(lake, flagged, layout.PRICE_ANOMALIES_KEY)
@@ -77,6 +80,8 @@ def price_anomalies(context: dg.AssetExecutionContext, price_pipeline: PricePipe
                 "hospitals_checked": r.stats.get("hospitals_checked", 0),
                 "by_hospital": dg.MetadataValue.json(r.stats.get("by_hospital", {})),
                 "examples": dg.MetadataValue.json(r.examples),
+                **({"items": dg.MetadataValue.json(r.stats["items"]), "ceiling": r.stats["ceiling"]}
+                   if "items" in r.stats else {}),
             },
         )
         for r in results

@@ -6,6 +6,8 @@ the ``quality/price_anomalies.parquet`` table. The checks warn; none of them blo
 
 * ``duplicate_prices`` — the same fact (hospital, file, item, payer/plan, charge kind) published
   more than once from different source rows/paths; ``conflicting`` counts those with different values.
+  The item includes every published code (``codes``): two drugs that differ only in their NDC
+  are different items, not duplicates.
 * ``placeholder_values`` — amounts or percentages that are placeholders rather than prices: an
   integer part of six or more nines (999999, 999999999, 9999999.99 — CMS' "nine 9s" and its
   cousins) or a negative value.
@@ -15,6 +17,10 @@ the ``quality/price_anomalies.parquet`` table. The checks warn; none of them blo
   each hospital's median is compared with the other hospitals' by robust z-score
   ``0.6745 · (x − median) / MAD`` (Iglewicz–Hoaglin); ``|z| > 3.5`` with at least
   ``MIN_HOSPITALS`` hospitals in the cell (and MAD > 0) is flagged.
+* ``extreme_amounts`` — any dollar amount above a ceiling (``extreme_amount_ceiling``, setting
+  ``PRICE_PIPELINE_EXTREME_AMOUNT_CEILING``, default $10 M: above the gross charge of the most
+  expensive inpatient stays) in any hospital, whatever its code or cell, so a lone $310 M rate is
+  caught even where no other hospital prices the code; the items are listed (``stats["items"]``).
 """
 
 from __future__ import annotations
@@ -28,11 +34,13 @@ EXAMPLES = 10
 MIN_HOSPITALS = 5
 Z_THRESHOLD = 3.5
 MAX_STORED_ROWS = 100_000  # flagged rows kept per check in price_anomalies.parquet
+EXTREME_AMOUNT_CEILING = 10_000_000.0  # dollars; Settings.extreme_amount_ceiling overrides it
+MAX_LISTED_ITEMS = 50
 
 # The item: the same columns dbt's item_key uses, within one file version.
 ITEM_COLUMNS = (
     "hospital_key", "file_sha256", "description", "primary_code", "primary_code_type", "setting",
-    "billing_class", "modifiers", "drug_unit_of_measurement", "drug_type_of_measurement",
+    "billing_class", "modifiers", "drug_unit_of_measurement", "drug_type_of_measurement", "codes",
 )
 FACT_COLUMNS = (*ITEM_COLUMNS, "payer_name", "plan_name", "charge_kind", "methodology")
 
@@ -65,9 +73,18 @@ def _same(names, left: str, right: str) -> str:
                         for c in names)
 
 
-def _flag_sql(name: str) -> str:
+def _flag_sql(name: str, *, ceiling: float = EXTREME_AMOUNT_CEILING) -> str:
     """SELECT producing ANOMALY_COLUMNS for the named check over the view ``prices``."""
     q = quote_identifier
+    if name == "extreme_amounts":
+        return f"""
+            SELECT '{name}' AS check_name, hospital_key, file_sha256, source_row, source_path, primary_code,
+                   primary_code_type, charge_kind, payer_name, plan_name, amount,
+                   'amount ' || round(amount, 2) || ' above the ceiling ' || {float(ceiling)!r}
+                   || ': ' || coalesce(description, '(no description)') AS detail
+            FROM prices
+            WHERE amount IS NOT NULL AND isfinite(amount) AND amount > {float(ceiling)!r}
+        """  # noqa: S608 - built from constants and a float
     if name == "duplicate_prices":
         return f"""
             WITH groups AS (
@@ -148,10 +165,12 @@ CHECKS: dict[str, str] = {
     "placeholder_values": "Amounts/percentages that are placeholders (six or more 9s) or negative.",
     "negotiated_above_gross": "Negotiated dollar rate above the item's gross charge in the same file.",
     "extreme_outliers": "A hospital's median for a code far from other hospitals' (robust z-score > 3.5).",
+    "extreme_amounts": "A dollar amount above the configured ceiling (default $10 M), in any cell; items listed.",
 }
 
 
-def run_table_checks(con, prices_source: str) -> tuple[list[TableCheck], Any]:
+def run_table_checks(con, prices_source: str, *,
+                     extreme_amount_ceiling: float = EXTREME_AMOUNT_CEILING) -> tuple[list[TableCheck], Any]:
     """Run every check on ``prices_source`` (a FROM-able SQL expression, e.g. ``read_parquet(...)``).
 
     Returns the checks and an Arrow table of the flagged rows (ANOMALY_COLUMNS, capped per check).
@@ -165,7 +184,7 @@ def run_table_checks(con, prices_source: str) -> tuple[list[TableCheck], Any]:
     results = []
     order = "hospital_key, file_sha256, source_row NULLS LAST, source_path NULLS LAST, primary_code, charge_kind"
     for name, description in CHECKS.items():
-        con.execute(f"CREATE OR REPLACE TEMP TABLE flagged AS {_flag_sql(name)}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE flagged AS {_flag_sql(name, ceiling=extreme_amount_ceiling)}")
         flagged = con.execute("SELECT count(*) FROM flagged").fetchall()[0][0]
         cursor = con.execute(f"SELECT * FROM flagged ORDER BY {order} LIMIT {EXAMPLES}")  # noqa: S608
         columns = [d[0] for d in cursor.description]
@@ -177,7 +196,18 @@ def run_table_checks(con, prices_source: str) -> tuple[list[TableCheck], Any]:
             con.execute("SELECT hospital_key, count(*) FROM flagged GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 20").fetchall()
         )
         con.execute(f"INSERT INTO anomalies SELECT * FROM flagged ORDER BY {order} LIMIT {MAX_STORED_ROWS}")  # noqa: S608
-        results.append(TableCheck(name, description, flagged, examples, {"by_hospital": by_hospital}))
+        stats: dict[str, Any] = {"by_hospital": by_hospital}
+        if name == "extreme_amounts":
+            stats["ceiling"] = extreme_amount_ceiling
+            stats["items"] = [
+                dict(zip(("hospital_key", "primary_code", "primary_code_type", "detail", "max_amount"), row,
+                         strict=True))
+                for row in con.execute(
+                    "SELECT hospital_key, primary_code, primary_code_type, any_value(detail), max(amount) "
+                    "FROM flagged GROUP BY ALL ORDER BY max(amount) DESC LIMIT ?", [MAX_LISTED_ITEMS]
+                ).fetchall()
+            ]
+        results.append(TableCheck(name, description, flagged, examples, stats))
     rows = con.execute("SELECT count(*) FROM prices").fetchall()[0][0]
     hospitals = con.execute("SELECT count(DISTINCT hospital_key) FROM prices").fetchall()[0][0]
     for r in results:
