@@ -41,6 +41,7 @@ from .header import (
     looks_like_column_row,
     parse_csv_header,
 )
+from .limits import MAX_RECORD_BYTES, InputLimit
 from .values import (
     EMPTY_STR,
     bool_to_numpy,
@@ -54,7 +55,7 @@ from .values import (
 )
 
 _TOKEN = re.compile(rb'["\r\n]')
-MAX_HEADER_BYTES = 64 * 1024**2
+MAX_HEADER_BYTES = MAX_RECORD_BYTES
 # Arrow parses blocks of READ_BLOCK_SIZE (small enough that a block's parse and conversion stay
 # in the CPU caches: 512 KiB parsed a tall file in ~0.55x the CPU time of 4 MiB blocks), and
 # the prefetch thread joins consecutive blocks into batches of about BATCH_BYTES, so the
@@ -77,17 +78,42 @@ class RecordTooLong(Exception):
         self.block_size = block_size
 
 
+class RecordTooLarge(InputLimit):
+    """A CSV record over ``MAX_RECORD_BYTES`` (or a quoted field that never closes)."""
+
+    def __init__(self, what: str):
+        super().__init__("record_too_large", f"{what} is longer than {MAX_RECORD_BYTES // 1024**2} MiB (the record "
+                         "size limit): a line without line breaks, or a quoted field that never closes")
+
+
 # A record must fit in one Arrow block ("straddling object" otherwise). Blocks start at
-# READ_BLOCK_SIZE or 32 header rows, whichever is more, and grow by this factor on each retry.
+# READ_BLOCK_SIZE or 32 header rows, whichever is more, and grow by this factor on each retry up
+# to MAX_BLOCK_SIZE: the record size limit, which also bounds the reader's memory (a 1 GiB block
+# for one 96 MiB line took the process over 1.4 GB).
 BLOCK_GROWTH = 16
-MAX_BLOCK_SIZE = 1024**3
+MAX_BLOCK_SIZE = MAX_RECORD_BYTES
+# Appended after the payload (see PrefixedReader): a record that Arrow returns on its own only
+# when the payload does not end inside a quoted field. Arrow ends an unterminated quoted field
+# silently at the end of the input; the sentinel makes that visible (finding unterminated_field).
+END_MARK = "\x1fprice-pipeline-end-of-data\x1f"
 
 
-def scan_records(stream, n: int, chunk: int = 1 << 20) -> tuple[bytes, list[int], bool]:
+def end_record(ncols: int) -> bytes:
+    """The sentinel record: ``ncols + 1`` fields, so it always reaches the invalid-row handler."""
+    return (END_MARK + "," * ncols + "\n").encode()
+
+
+def is_end_record(text: str) -> bool:
+    return text.startswith(END_MARK)
+
+
+def scan_records(stream, n: int, chunk: int = 1 << 20, state: dict | None = None) -> tuple[bytes, list[int], bool]:
     """Read from ``stream`` until ``n`` CSV records are complete.
 
     Returns ``(buffer, ends, eof)``: ``ends[i]`` is the offset just after record ``i``'s line
     terminator. Quote state is tracked, so line breaks inside quotes do not end a record.
+    ``state["open_quote"]`` is set when the stream ends inside quotes. Raises
+    :class:`RecordTooLarge` when the records do not end within ``MAX_HEADER_BYTES``.
     """
     buf = b""
     eof = False
@@ -119,21 +145,27 @@ def scan_records(stream, n: int, chunk: int = 1 << 20) -> tuple[bytes, list[int]
         if eof:
             if pos < len(buf) and buf[pos:].strip():
                 ends.append(len(buf))  # last record without terminator
+            if state is not None:
+                state["open_quote"] = in_q
             return buf, ends[:n], eof
         if len(buf) > MAX_HEADER_BYTES:
-            return buf, ends[:n], eof
-        more = stream.read(chunk)
+            raise RecordTooLarge(f"CSV record {len(ends) + 1}")
+        more = stream.read(max(chunk, len(buf)))  # doubling: each pass rescans the buffer
         if not more:
             eof = True
         buf += more
 
 
 class PrefixedReader(io.RawIOBase):
-    """Raw reader serving ``prefix`` then the rest of ``inner``."""
+    """Raw reader serving ``prefix``, then the rest of ``inner``, then ``suffix`` (preceded by a
+    line break when the payload does not end with one)."""
 
-    def __init__(self, prefix: bytes, inner):
+    def __init__(self, prefix: bytes, inner, suffix: bytes = b""):
         self.prefix = memoryview(prefix)
         self.inner = inner
+        self.suffix = suffix
+        self.last = prefix[-1:]
+        self.done = False
 
     def readable(self) -> bool:
         return True
@@ -144,9 +176,18 @@ class PrefixedReader(io.RawIOBase):
             b[:n] = self.prefix[:n]
             self.prefix = self.prefix[n:]
             return n
-        data = self.inner.read(len(b))
-        b[: len(data)] = data
-        return len(data)
+        if not self.done:
+            data = self.inner.read(len(b))
+            if data:
+                b[: len(data)] = data
+                self.last = data[-1:]
+                return len(data)
+            self.done = True
+            if self.suffix and self.last not in (b"", b"\n", b"\r"):
+                self.suffix = b"\n" + self.suffix
+            self.prefix = memoryview(self.suffix)
+            return self.readinto(b) if len(self.prefix) else 0
+        return 0
 
 
 def _null_str(n: int) -> pa.Array:
@@ -306,9 +347,13 @@ def read_csv(stream, *, encoding: str, plain_path: str | None, body_offset_base:
     Returns ``{"format": ..., "ok": bool}``; fills ``header_out``. Raises ``EncodingRetry`` or
     ``RecordTooLong`` when the body must be read again (see ``_parse_payload``).
     """
-    buf, ends, eof = scan_records(stream, 3)
+    scan: dict = {}
+    buf, ends, eof = scan_records(stream, 3, state=scan)
     if not ends:
         fc.add("empty_file", "error", "file has no content")
+        return {"format": None, "ok": False}
+    if scan.get("open_quote"):
+        fc.add("unterminated_field", "error", "the file ends inside a quoted field of rows 1-3 (a quote never closes)")
         return {"format": None, "ok": False}
     head_text = buf[: ends[-1]].decode("utf-8", "replace")
     rows = list(csv.reader(io.StringIO(head_text, newline="")))
@@ -324,17 +369,25 @@ def read_csv(stream, *, encoding: str, plain_path: str | None, body_offset_base:
     layout = classify_columns(rows[col_row], fc)
     first_row = col_row + 2  # 1-based record number of the first data row
     body_start = ends[col_row]
-    # Stream for Arrow, positioned at the first data record.
+    # Stream for Arrow, positioned at the first data record, the end record after the payload.
     if plain_path is not None:
-        f = pa.OSFile(plain_path)
-        f.seek(body_offset_base + body_start)
-        body = f
+        raw = open(plain_path, "rb", buffering=0)  # noqa: SIM115 - closed by the reader below
+        raw.seek(body_offset_base + body_start)
+        inner, prefix = raw, b""
     else:
-        body = pa.PythonFile(io.BufferedReader(PrefixedReader(buf[body_start:], stream), 1 << 22), mode="r")
+        inner, prefix = stream, buf[body_start:]
+    reader = PrefixedReader(prefix, inner, end_record(layout.ncols))
+    body = pa.PythonFile(io.BufferedReader(reader, 1 << 22), mode="r")
     if block_size is None:
         block_size = max(READ_BLOCK_SIZE, 32 * (ends[col_row] - (ends[col_row - 1] if col_row else 0)))
-    _read_body(body, layout, first_row, sink, fc, sha, block_size, utf8_source=encoding in ("utf-8", "utf-8-sig"))
-    return {"format": layout.fmt, "ok": True}
+    block_size = min(block_size, MAX_BLOCK_SIZE)
+    try:
+        complete = _read_body(body, layout, first_row, sink, fc, sha, block_size,
+                              utf8_source=encoding in ("utf-8", "utf-8-sig"))
+    finally:
+        if plain_path is not None:
+            raw.close()
+    return {"format": layout.fmt, "ok": complete}
 
 
 def _prefetch(reader, invalid: list, batch_bytes: int):
@@ -343,7 +396,7 @@ def _prefetch(reader, invalid: list, batch_bytes: int):
 
     Arrow's small blocks are joined into batches of about ``batch_bytes`` in that thread.
     ``n_invalid``: invalid rows reported so far (all of them precede the batch's next rows).
-    Ends with ``("error", exc, n)`` on an Arrow parse error (after the rows read before it).
+    Ends with ``("error", exc, n)`` on any error of the reader (after the rows read before it).
     """
     q: queue.Queue = queue.Queue(maxsize=1)
     stop = threading.Event()
@@ -362,7 +415,9 @@ def _prefetch(reader, invalid: list, batch_bytes: int):
                     b = reader.read_next_batch()
                 except StopIteration:
                     break
-                except pa.ArrowInvalid as e:
+                except Exception as e:
+                    # Arrow's parse errors, and whatever the stream under it raised (a damaged
+                    # archive, a limit): handed to the caller, never taken for the end of the file.
                     if parts:
                         q.put(("batch", joined(parts), len(invalid)))
                         parts = []
@@ -396,21 +451,29 @@ def _prefetch(reader, invalid: list, batch_bytes: int):
         t.join()
 
 
-def _raise_if_retryable(error: pa.ArrowInvalid, block_size: int, utf8_source: bool) -> None:
-    """Raise ``EncodingRetry`` / ``RecordTooLong`` when reading again fixes Arrow's ``error``.
+def _raise_if_retryable(error: Exception, block_size: int, utf8_source: bool) -> None:
+    """Raise ``EncodingRetry`` / ``RecordTooLong`` when reading again fixes Arrow's ``error``,
+    ``RecordTooLarge`` for a record over the limit, and ``error`` itself when it is not Arrow's
+    (e.g. a damaged archive under the stream: the caller turns it into a finding).
 
     Besides Arrow's own UTF-8 errors: a row with the wrong column count whose bytes are not
     UTF-8 never reaches ``invalid_row_handler`` (pyarrow fails to decode its text first), so
     Arrow stops with that row in the message, decoded with replacement characters.
     """
+    if not isinstance(error, pa.ArrowInvalid):
+        raise error
     msg = str(error)
     if utf8_source and ("UTF8" in msg or "UTF-8" in msg or "\ufffd" in msg):
         raise EncodingRetry(msg) from error
-    if "straddl" in msg and block_size < MAX_BLOCK_SIZE:
-        raise RecordTooLong(min(block_size * BLOCK_GROWTH, MAX_BLOCK_SIZE)) from error
+    if "straddl" in msg:
+        if block_size < MAX_BLOCK_SIZE:
+            raise RecordTooLong(min(block_size * BLOCK_GROWTH, MAX_BLOCK_SIZE)) from error
+        raise RecordTooLarge("a CSV record") from error
 
 
-def _read_body(body, layout: Layout, first_row: int, sink, fc, sha, block_size: int, utf8_source: bool) -> None:
+def _read_body(body, layout: Layout, first_row: int, sink, fc, sha, block_size: int, utf8_source: bool) -> bool:
+    """Stream the data records into ``sink``; True when the whole body was read (its last record
+    not cut off inside a quoted field, Arrow never stopped at an error)."""
     ncols = layout.ncols
     names = [f"c{i}" for i in range(ncols)]
     used = sorted(set(layout.base.values()) | {i for p in layout.codes for i in p if i is not None}
@@ -420,9 +483,13 @@ def _read_body(body, layout: Layout, first_row: int, sink, fc, sha, block_size: 
     recovered: list[tuple[int, list[str]]] = []
 
     invalid: list[tuple] = []  # appended by Arrow's reader thread, classified by the main thread
+    end_seen: list[bool] = []
 
     def on_invalid(row) -> str:
-        invalid.append((row.number, row.text, row.actual_columns, row.expected_columns))
+        if is_end_record(row.text):
+            end_seen.append(True)
+        else:
+            invalid.append((row.number, row.text, row.actual_columns, row.expected_columns))
         return "skip"
 
     def classify(num, text, actual, expected) -> None:
@@ -472,12 +539,9 @@ def _read_body(body, layout: Layout, first_row: int, sink, fc, sha, block_size: 
     try:
         reader = pacsv.open_csv(body, read_options=read_opts, parse_options=parse_opts, convert_options=conv_opts)
     except pa.ArrowInvalid as e:
-        msg = str(e)
-        if "Empty CSV" in msg:
-            return
         _raise_if_retryable(e, block_size, utf8_source)
-        fc.add("csv_parse_error", "error", f"CSV body unreadable: {msg}")
-        return
+        fc.add("csv_parse_error", "error", f"CSV body unreadable: {e}")
+        return False
     done_invalid = 0
     batch_bytes = BATCH_BYTES if layout.fmt == "csv_tall" else WIDE_BATCH_BYTES
     for kind, batch, n_invalid in _prefetch(reader, invalid, max(batch_bytes, block_size)):
@@ -487,7 +551,7 @@ def _read_body(body, layout: Layout, first_row: int, sink, fc, sha, block_size: 
         if kind == "error":
             _raise_if_retryable(batch, block_size, utf8_source)
             fc.add("csv_parse_error", "error", f"CSV parse stopped: {batch}", row=returned + first_row)
-            break
+            return False
         n = batch.num_rows
         if n == 0:
             continue
@@ -524,3 +588,8 @@ def _read_body(body, layout: Layout, first_row: int, sink, fc, sha, block_size: 
     emit_recovered()
     if blank_rows:
         fc.add("blank_rows", "info", f"{blank_rows} blank row(s) skipped")
+    if not end_seen:
+        fc.add("unterminated_field", "error", "the file ends inside a quoted field (a quote never closes): the last "
+               "record is cut off", row=returned + len(skipped) + first_row - 1)
+        return False
+    return True

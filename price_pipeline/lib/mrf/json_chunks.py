@@ -43,6 +43,7 @@ import pyarrow as pa
 import pyarrow.json as pajson
 
 from .json_reader import ITEM_FULL_T, add_nines, collect_top, flatten_items
+from .limits import JsonGuard
 
 CHUNK_BYTES = 16 * 1024**2
 READ_BYTES = 4 * 1024**2
@@ -417,10 +418,26 @@ def _process_keep(chunk: bytes, base: int, cand, sha):
     return res if res[0] == "raw" else (*res, chunk)
 
 
+class TailError(ValueError):
+    """What follows the charges array is not the rest of one JSON object."""
+
+
 def parse_tail_members(tail: bytes) -> dict:
-    """Top-level members after the charges array: ``tail`` is what follows its ``]``."""
+    """Top-level members after the charges array: ``tail`` is what follows its ``]``.
+
+    Raises :class:`TailError` (or ijson's errors) unless ``tail`` is exactly the end of the top
+    object: ``}``, or ``,`` members ``}``, then only JSON whitespace. Bytes after the document or a
+    document cut off after the array are errors, never an "ok" with the rows read.
+    """
     t = tail.lstrip(_WS)
-    if not t.startswith(b","):
+    if t.startswith(b"}"):
+        rest = t[1:].lstrip(_WS)
+        if rest:
+            raise TailError(f"{len(rest)} byte(s) after the end of the JSON document: {rest[:40]!r}")
         return {}
+    if not t.startswith(b","):
+        raise TailError("the JSON document ends after the charges array" if not t else
+                        f"expected ',' or '}}' after the charges array, found {t[:40]!r}")
+    JsonGuard(depth0=1).feed(t)  # read by ijson below: same limits as the streamed bytes
     top, _ = collect_top(ijson.parse(io.BytesIO(b"{" + t[1:])), stop_at_charges=False)
     return top

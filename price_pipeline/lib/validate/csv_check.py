@@ -21,7 +21,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from ..mrf.csv_reader import PrefixedReader, scan_records
+from ..mrf.csv_reader import (
+    BLOCK_GROWTH,
+    MAX_BLOCK_SIZE,
+    PrefixedReader,
+    RecordTooLarge,
+    RecordTooLong,
+    end_record,
+    is_end_record,
+    scan_records,
+)
 from .report import ReportCollector
 from .rules import (
     AFFIRMATION,
@@ -352,9 +361,20 @@ def declared_version(row1: list[str], row2: list[str]) -> str | None:
     return None
 
 
+class UnterminatedField(Exception):
+    """The payload ends inside a quoted field: its last record is cut off."""
+
+
+class UnreadableBody(Exception):
+    """Arrow stopped reading the data rows (the message says why)."""
+
+
 def read_head(stream) -> tuple[list[list[str]], bytes, int]:
     """First three CSV records (trimmed values), the buffer read so far and the body offset."""
-    buf, ends, _eof = scan_records(stream, 3)
+    scan: dict = {}
+    buf, ends, _eof = scan_records(stream, 3, state=scan)
+    if scan.get("open_quote"):
+        raise UnterminatedField("the file ends inside a quoted field of rows 1-3 (a quote never closes)")
     if not ends:
         return [], buf, len(buf)
     text = buf[: ends[-1]].decode("utf-8", "replace")
@@ -414,12 +434,23 @@ def validate_csv(open_stream, rc: ReportCollector, version=None, plain_path: str
             return info
         _column_alerts(layout, rc)
         saved = rc.snapshot()
-        res = _check_body(_body(stream, buf, body_at, plain_path, bom), layout, rc, threads=THREADS)
-    if res is None:  # rows with a wrong field count: their numbers need the sequential reader
+        block = BLOCK_SIZE
+        try:
+            res = _check_body(_body(stream, buf, body_at, plain_path, bom, layout), layout, rc, threads=THREADS,
+                              block_size=block)
+        except RecordTooLong as e:
+            res, block = None, e.block_size
+    # Again without threads when rows with a wrong field count need their numbers, or with bigger
+    # blocks (up to the record size limit) when a record does not fit in one.
+    while res is None:
         rc.restore(saved)
         with open_stream() as stream:
             _rows, buf, body_at = read_head(stream)
-            res = _check_body(_body(stream, buf, body_at, plain_path, bom), layout, rc, threads=False)
+            try:
+                res = _check_body(_body(stream, buf, body_at, plain_path, bom, layout), layout, rc, threads=False,
+                                  block_size=block)
+            except RecordTooLong as e:
+                block = e.block_size
     checked, records = res
     info["rows_checked"] = checked
     if records < 1:
@@ -532,13 +563,15 @@ def _validate_lf_view(open_stream, rc: ReportCollector, rv: str, info: dict) -> 
     return info
 
 
-def _body(stream, buf: bytes, body_at: int, plain_path: str | None, bom: int):
-    """Arrow input positioned at the first data record."""
+def _body(stream, buf: bytes, body_at: int, plain_path: str | None, bom: int, layout: CsvLayout):
+    """Arrow input positioned at the first data record, with the parser's end record after the
+    payload (it shows whether the payload ends inside a quoted field)."""
+    suffix = end_record(len(layout.columns))
     if plain_path is not None:
-        f = pa.OSFile(plain_path)
-        f.seek(bom + body_at)
-        return f
-    return pa.PythonFile(io.BufferedReader(PrefixedReader(buf[body_at:], stream), 1 << 22), mode="r")
+        raw = open(plain_path, "rb")  # noqa: SIM115 - closed with the Arrow file
+        raw.seek(bom + body_at)
+        return pa.PythonFile(io.BufferedReader(PrefixedReader(b"", raw, suffix), 1 << 22), mode="r")
+    return pa.PythonFile(io.BufferedReader(PrefixedReader(buf[body_at:], stream, suffix), 1 << 22), mode="r")
 
 
 def _column_alerts(layout: CsvLayout, rc: ReportCollector) -> None:
@@ -555,7 +588,8 @@ def _column_alerts(layout: CsvLayout, rc: ReportCollector) -> None:
                    column=cols[idx], cell=csv_cell(2, idx))
 
 
-def _check_body(body, layout: CsvLayout, rc: ReportCollector, threads: bool = False) -> tuple[int, int] | None:
+def _check_body(body, layout: CsvLayout, rc: ReportCollector, threads: bool = False,
+                block_size: int | None = None) -> tuple[int, int] | None:
     """Stream the data rows through the vectorised checks. Returns (rows checked, records seen).
 
     ``threads``: Arrow parses blocks on all cores; it does not number invalid rows (wrong field
@@ -566,8 +600,12 @@ def _check_body(body, layout: CsvLayout, rc: ReportCollector, threads: bool = Fa
     skipped: list[int] = []
     recovered: list[tuple[int, list[str]]] = []
     unnumbered = []
+    end_seen = []
 
     def on_invalid(row) -> str:
+        if is_end_record(row.text):
+            end_seen.append(True)
+            return "skip"
         num = row.number
         if num is None:
             unnumbered.append(1)
@@ -581,7 +619,8 @@ def _check_body(body, layout: CsvLayout, rc: ReportCollector, threads: bool = Fa
         recovered.append((num, fields))
         return "skip"
 
-    read_opts = pacsv.ReadOptions(use_threads=threads, block_size=BLOCK_SIZE, column_names=names)
+    block_size = block_size or BLOCK_SIZE
+    read_opts = pacsv.ReadOptions(use_threads=threads, block_size=block_size, column_names=names)
     parse_opts = pacsv.ParseOptions(delimiter=",", quote_char='"', double_quote=True, escape_char=False,
                                     newlines_in_values=True, ignore_empty_lines=False,
                                     invalid_row_handler=on_invalid)
@@ -590,12 +629,17 @@ def _check_body(body, layout: CsvLayout, rc: ReportCollector, threads: bool = Fa
     checker = RowChecker(layout, rc)
     returned = 0
     checked = 0
+    def stopped(e: pa.ArrowInvalid) -> None:
+        if "straddl" not in str(e):
+            raise UnreadableBody(str(e)) from e
+        if block_size < MAX_BLOCK_SIZE:
+            raise RecordTooLong(min(block_size * BLOCK_GROWTH, MAX_BLOCK_SIZE)) from e
+        raise RecordTooLarge("a CSV record") from e
+
     try:
         reader = pacsv.open_csv(body, read_options=read_opts, parse_options=parse_opts, convert_options=conv_opts)
     except pa.ArrowInvalid as e:
-        if "Empty CSV" in str(e):
-            return 0, 0
-        raise
+        stopped(e)
     # Small Arrow blocks keep the reader's read-ahead (32 blocks) small; the checks run on groups
     # of batches (GROUP_BYTES) so that their per-call overhead stays small. Findings come out in
     # the same order as batch by batch: the rows of a group are in file order.
@@ -622,6 +666,8 @@ def _check_body(body, layout: CsvLayout, rc: ReportCollector, threads: bool = Fa
             batch = reader.read_next_batch()
         except StopIteration:
             break
+        except pa.ArrowInvalid as e:
+            stopped(e)
         if unnumbered:
             return None
         n = batch.num_rows
@@ -645,6 +691,9 @@ def _check_body(body, layout: CsvLayout, rc: ReportCollector, threads: bool = Fa
     if recovered:
         checked += _flush_recovered(recovered, checker, ncols)
     records = returned + len(skipped)
+    if not end_seen:
+        raise UnterminatedField(f"the file ends inside a quoted field (a quote never closes) after record "
+                                f"{records + 3}: the last record is cut off")
     return checked, records
 
 
