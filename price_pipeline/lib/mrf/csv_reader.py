@@ -55,6 +55,9 @@ from .values import (
 )
 
 _TOKEN = re.compile(rb'["\r\n]')
+# The csv module refuses fields over 128 KiB by default (csv.Error); a record may hold up to
+# MAX_RECORD_BYTES, which the scanners already enforce. (A process-wide setting: only ever raised.)
+csv.field_size_limit(max(csv.field_size_limit(), MAX_RECORD_BYTES))
 MAX_HEADER_BYTES = MAX_RECORD_BYTES
 # Arrow parses blocks of READ_BLOCK_SIZE (small enough that a block's parse and conversion stay
 # in the CPU caches: 512 KiB parsed a tall file in ~0.55x the CPU time of 4 MiB blocks), and
@@ -89,13 +92,29 @@ class RecordTooLarge(InputLimit):
 # A record must fit in one Arrow block ("straddling object" otherwise). Blocks start at
 # READ_BLOCK_SIZE or 32 header rows, whichever is more, and grow by this factor on each retry up
 # to MAX_BLOCK_SIZE: the record size limit, which also bounds the reader's memory (a 1 GiB block
-# for one 96 MiB line took the process over 1.4 GB).
+# for one 96 MiB line took the process over 1.4 GB). A record up to two blocks long still reaches
+# the batches or the invalid-row handler, where its size is checked (check_record_sizes).
 BLOCK_GROWTH = 16
 MAX_BLOCK_SIZE = MAX_RECORD_BYTES
 # Appended after the payload (see PrefixedReader): a record that Arrow returns on its own only
 # when the payload does not end inside a quoted field. Arrow ends an unterminated quoted field
 # silently at the end of the input; the sentinel makes that visible (finding unterminated_field).
 END_MARK = "\x1fprice-pipeline-end-of-data\x1f"
+
+
+def check_record_sizes(batch) -> None:
+    """Raise :class:`RecordTooLarge` when a record of ``batch`` holds more than
+    ``MAX_RECORD_BYTES`` (Arrow accepts a record up to two blocks long)."""
+    if batch.nbytes <= MAX_RECORD_BYTES or not batch.num_rows:
+        return
+    lengths = [pc.binary_length(c) for c in batch.columns]
+    if sum(pc.max(x).as_py() or 0 for x in lengths) <= MAX_RECORD_BYTES:
+        return  # no row can be longer than its longest value in every column
+    total = lengths[0]
+    for x in lengths[1:]:
+        total = pc.add(total, x)
+    if (pc.max(total).as_py() or 0) > MAX_RECORD_BYTES:
+        raise RecordTooLarge("a CSV record")
 
 
 def end_record(ncols: int) -> bytes:
@@ -387,6 +406,9 @@ def read_csv(stream, *, encoding: str, plain_path: str | None, body_offset_base:
     finally:
         if plain_path is not None:
             raw.close()
+    if complete and not sink.rows and not sink.quarantined:
+        # a complete file (not cut off): ok, but its hospital publishes no prices in it
+        fc.add("no_data_rows", "warning", "header present, no data rows")
     return {"format": layout.fmt, "ok": complete}
 
 
@@ -484,10 +506,13 @@ def _read_body(body, layout: Layout, first_row: int, sink, fc, sha, block_size: 
 
     invalid: list[tuple] = []  # appended by Arrow's reader thread, classified by the main thread
     end_seen: list[bool] = []
+    too_large: list[bool] = []
 
     def on_invalid(row) -> str:
         if is_end_record(row.text):
             end_seen.append(True)
+        elif len(row.text) > MAX_RECORD_BYTES:
+            too_large.append(True)  # (an exception here would be swallowed by pyarrow)
         else:
             invalid.append((row.number, row.text, row.actual_columns, row.expected_columns))
         return "skip"
@@ -539,57 +564,71 @@ def _read_body(body, layout: Layout, first_row: int, sink, fc, sha, block_size: 
     try:
         reader = pacsv.open_csv(body, read_options=read_opts, parse_options=parse_opts, convert_options=conv_opts)
     except pa.ArrowInvalid as e:
+        body.close()
         _raise_if_retryable(e, block_size, utf8_source)
         fc.add("csv_parse_error", "error", f"CSV body unreadable: {e}")
         return False
     done_invalid = 0
     batch_bytes = BATCH_BYTES if layout.fmt == "csv_tall" else WIDE_BATCH_BYTES
-    for kind, batch, n_invalid in _prefetch(reader, invalid, max(batch_bytes, block_size)):
-        for k in range(done_invalid, n_invalid):
-            classify(*invalid[k])
-        done_invalid = n_invalid
-        if kind == "error":
-            _raise_if_retryable(batch, block_size, utf8_source)
-            fc.add("csv_parse_error", "error", f"CSV parse stopped: {batch}", row=returned + first_row)
-            return False
-        n = batch.num_rows
-        if n == 0:
-            continue
-        for column in batch.columns:
-            if not is_valid_utf8(column):
-                raise EncodingRetry(f"invalid UTF-8 in the rows after record {returned + first_row - 1}")
-        # Map returned row r (0-based) to the Arrow record number, skipping invalid rows.
-        r = np.arange(returned + 1, returned + n + 1, dtype=np.int64)
-        if skipped:
-            s = np.array(skipped, dtype=np.int64)
-            s = s - np.arange(len(s))
-            r = r + np.searchsorted(s, r, side="right")
-        src_rows = r + (first_row - 1)
-        returned += n
-        colmap = {name: batch.column(j) for j, name in enumerate(batch.schema.names)}
-        # Blank lines come back as all-empty rows: drop them (they still count as records).
-        desc_i = layout.base.get("description")
-        if desc_i is not None:
-            desc = colmap[names[desc_i]]
-            maybe_blank = pc.equal(desc, EMPTY_STR)
-            if pc.any(maybe_blank).as_py():
-                allempty = maybe_blank
-                for a in colmap.values():
-                    allempty = pc.and_(allempty, pc.equal(pc.utf8_trim_whitespace(a), EMPTY_STR))
-                if pc.any(allempty).as_py():
-                    keep = pc.invert(allempty)
-                    blank_rows += n - pc.sum(keep.cast(pa.int64())).as_py()
-                    colmap = {k: v.filter(keep) for k, v in colmap.items()}
-                    src_rows = src_rows[bool_to_numpy(keep)]
-                    n = len(src_rows)
-        if n:
-            sink.write(builder.build(lambda i, _c=colmap: _c[names[i]], n, src_rows))
+    batches = _prefetch(reader, invalid, max(batch_bytes, block_size))
+    try:
+        for kind, batch, n_invalid in batches:
+            if too_large:
+                raise RecordTooLarge("a CSV record")
+            for k in range(done_invalid, n_invalid):
+                classify(*invalid[k])
+            done_invalid = n_invalid
+            if kind == "error":
+                _raise_if_retryable(batch, block_size, utf8_source)
+                fc.add("csv_parse_error", "error", f"CSV parse stopped: {batch}", row=returned + first_row)
+                return False
+            n = batch.num_rows
+            if n == 0:
+                continue
+            check_record_sizes(batch)
+            for column in batch.columns:
+                if not is_valid_utf8(column):
+                    raise EncodingRetry(f"invalid UTF-8 in the rows after record {returned + first_row - 1}")
+            # Map returned row r (0-based) to the Arrow record number, skipping invalid rows.
+            r = np.arange(returned + 1, returned + n + 1, dtype=np.int64)
+            if skipped:
+                s = np.array(skipped, dtype=np.int64)
+                s = s - np.arange(len(s))
+                r = r + np.searchsorted(s, r, side="right")
+            src_rows = r + (first_row - 1)
+            returned += n
+            colmap = {name: batch.column(j) for j, name in enumerate(batch.schema.names)}
+            # Blank lines come back as all-empty rows: drop them (they still count as records).
+            desc_i = layout.base.get("description")
+            if desc_i is not None:
+                desc = colmap[names[desc_i]]
+                maybe_blank = pc.equal(desc, EMPTY_STR)
+                if pc.any(maybe_blank).as_py():
+                    allempty = maybe_blank
+                    for a in colmap.values():
+                        allempty = pc.and_(allempty, pc.equal(pc.utf8_trim_whitespace(a), EMPTY_STR))
+                    if pc.any(allempty).as_py():
+                        keep = pc.invert(allempty)
+                        blank_rows += n - pc.sum(keep.cast(pa.int64())).as_py()
+                        colmap = {k: v.filter(keep) for k, v in colmap.items()}
+                        src_rows = src_rows[bool_to_numpy(keep)]
+                        n = len(src_rows)
+            if n:
+                sink.write(builder.build(lambda i, _c=colmap: _c[names[i]], n, src_rows))
+            emit_recovered()
         emit_recovered()
-    emit_recovered()
-    if blank_rows:
-        fc.add("blank_rows", "info", f"{blank_rows} blank row(s) skipped")
-    if not end_seen:
-        fc.add("unterminated_field", "error", "the file ends inside a quoted field (a quote never closes): the last "
-               "record is cut off", row=returned + len(skipped) + first_row - 1)
-        return False
-    return True
+        if too_large:
+            raise RecordTooLarge("a CSV record")
+        if blank_rows:
+            fc.add("blank_rows", "info", f"{blank_rows} blank row(s) skipped")
+        if not end_seen:
+            fc.add("unterminated_field", "error", "the file ends inside a quoted field (a quote never closes): the last "
+                   "record is cut off", row=returned + len(skipped) + first_row - 1)
+            return False
+        return True
+    finally:
+        # Stop the prefetch thread, then Arrow's read-ahead, before leaving (early on an error or
+        # a retry): a thread still reading the Python stream at interpreter exit aborts the process.
+        batches.close()
+        reader.close()
+        body.close()

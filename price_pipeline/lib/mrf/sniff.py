@@ -20,6 +20,7 @@ import gzip
 import io
 import lzma
 import os
+import struct
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -35,6 +36,11 @@ RATIO_GRACE_BYTES = 64 * 1024**2
 
 class DecompressionLimit(Exception):
     """Decompressed output exceeded the configured size or ratio."""
+
+
+class CorruptArchive(Exception):
+    """A zip/gzip container failed in a way its library reports only as a generic error (e.g. a
+    seek to a corrupt member offset: OSError EINVAL, struct.error on a cut header)."""
 
 
 # zip compression methods the standard library reads (stored, deflate, bzip2, lzma)
@@ -53,6 +59,8 @@ def archive_error(exc: BaseException) -> tuple[str, str] | None:
     msg = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, DecompressionLimit):
         return "decompression_limit", f"stopped: {exc}"
+    if isinstance(exc, CorruptArchive):
+        return "bad_archive", f"corrupt archive ({exc})"
     if isinstance(exc, EOFError):
         return "truncated_archive", f"the compressed stream ends early ({msg}); the file is cut off"
     text = str(exc).lower()
@@ -84,7 +92,12 @@ class CappedReader(io.RawIOBase):
         return True
 
     def readinto(self, b) -> int:
-        data = self.inner.read(len(b))
+        try:
+            data = self.inner.read(len(b))
+        except (OSError, ValueError, struct.error) as e:
+            if archive_error(e) is not None:
+                raise
+            raise CorruptArchive(f"{type(e).__name__}: {e}") from e
         n = len(data)
         b[:n] = data
         self.out += n
@@ -126,8 +139,14 @@ class Source:
             )
         if self.compression == "zip":
             zf = zipfile.ZipFile(self.path)
-            info = zf.getinfo(self.member)
-            inner = zf.open(info)
+            try:
+                info = zf.getinfo(self.member)
+                inner = zf.open(info)
+            except (OSError, ValueError, struct.error, KeyError) as e:
+                zf.close()
+                if archive_error(e) is not None:
+                    raise
+                raise CorruptArchive(f"cannot open member {self.member}: {type(e).__name__}: {e}") from e
             reader = CappedReader(inner, info.compress_size, self.max_bytes, self.max_ratio, self.ratio_grace)
             reader._zf = zf  # keep the archive open as long as the member stream
             return io.BufferedReader(reader, 1 << 20)

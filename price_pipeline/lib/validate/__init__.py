@@ -26,7 +26,7 @@ unsupported_compression          (none: e.g. a deflate64 zip member)            
 json_too_deep                    (none: JSON nested over 64 deep)                 error
 number_too_long                  (none: a JSON number of over 256 digits)         error
 token_too_long                   (none: a JSON string over 32 MiB)                error
-record_too_large                 (none: a CSV record over 32 MiB)                 error
+record_too_large                 (none: a CSV record over 16 MiB)                 error
 unterminated_field               (none: the CSV ends inside a quoted field)       error
 min_rows                         MinRowsError                                     error
 header_blank_row                 HeaderBlankError                                 error

@@ -24,9 +24,11 @@ import pyarrow.csv as pacsv
 from ..mrf.csv_reader import (
     BLOCK_GROWTH,
     MAX_BLOCK_SIZE,
+    MAX_RECORD_BYTES,
     PrefixedReader,
     RecordTooLarge,
     RecordTooLong,
+    check_record_sizes,
     end_record,
     is_end_record,
     scan_records,
@@ -181,8 +183,10 @@ class CsvLayout:
         for c in self.columns:
             s = [v.strip() for v in c.split("|") if v.strip()]
             if s and _ieq(s[0], "code") and (len(s) == 2 or (len(s) == 3 and _ieq(s[2], "type"))):
-                digits = re.sub(r"\D", "", s[1])
-                best = max(best, int(digits) if digits else 0)
+                digits = re.sub(r"[^0-9]", "", s[1])
+                # a hostile header (code | 999…9) must not expand into millions of expected columns
+                # (nor reach Python's 4,300-digit int limit): more than 4 digits counts as 9999
+                best = max(best, (int(digits) if len(digits) <= 4 else 9999) if digits else 0)
         return best
 
     def expected(self) -> list[str]:
@@ -601,10 +605,14 @@ def _check_body(body, layout: CsvLayout, rc: ReportCollector, threads: bool = Fa
     recovered: list[tuple[int, list[str]]] = []
     unnumbered = []
     end_seen = []
+    too_large = []
 
     def on_invalid(row) -> str:
         if is_end_record(row.text):
             end_seen.append(True)
+            return "skip"
+        if len(row.text) > MAX_RECORD_BYTES:
+            too_large.append(True)  # (an exception here would be swallowed by pyarrow)
             return "skip"
         num = row.number
         if num is None:
@@ -639,6 +647,7 @@ def _check_body(body, layout: CsvLayout, rc: ReportCollector, threads: bool = Fa
     try:
         reader = pacsv.open_csv(body, read_options=read_opts, parse_options=parse_opts, convert_options=conv_opts)
     except pa.ArrowInvalid as e:
+        body.close()
         stopped(e)
     # Small Arrow blocks keep the reader's read-ahead (32 blocks) small; the checks run on groups
     # of batches (GROUP_BYTES) so that their per-call overhead stays small. Findings come out in
@@ -661,40 +670,55 @@ def _check_body(body, layout: CsvLayout, rc: ReportCollector, threads: bool = Fa
         pending_bytes = 0
         return checker.check(cols, rows)
 
-    while True:
-        try:
-            batch = reader.read_next_batch()
-        except StopIteration:
-            break
-        except pa.ArrowInvalid as e:
-            stopped(e)
+    def run() -> tuple[int, int] | None:
+        nonlocal returned, checked, pending_bytes
+        while True:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                break
+            except pa.ArrowInvalid as e:
+                stopped(e)
+            if unnumbered:
+                return None
+            n = batch.num_rows
+            if too_large:
+                raise RecordTooLarge("a CSV record")
+            check_record_sizes(batch)
+            if n:
+                r = np.arange(returned + 1, returned + n + 1, dtype=np.int64)
+                if skipped:
+                    s = np.array(sorted(skipped), dtype=np.int64)
+                    s = s - np.arange(len(s))
+                    r = r + np.searchsorted(s, r, side="right")
+                returned += n
+                pending.append(batch)
+                pending_rows.append(r + 3)
+                pending_bytes += batch.nbytes
+            if recovered or pending_bytes >= GROUP_BYTES:
+                checked += check_pending()
+            if recovered:
+                checked += _flush_recovered(recovered, checker, ncols)
         if unnumbered:
             return None
-        n = batch.num_rows
-        if n:
-            r = np.arange(returned + 1, returned + n + 1, dtype=np.int64)
-            if skipped:
-                s = np.array(sorted(skipped), dtype=np.int64)
-                s = s - np.arange(len(s))
-                r = r + np.searchsorted(s, r, side="right")
-            returned += n
-            pending.append(batch)
-            pending_rows.append(r + 3)
-            pending_bytes += batch.nbytes
-        if recovered or pending_bytes >= GROUP_BYTES:
-            checked += check_pending()
+        checked += check_pending()
         if recovered:
             checked += _flush_recovered(recovered, checker, ncols)
-    if unnumbered:
-        return None
-    checked += check_pending()
-    if recovered:
-        checked += _flush_recovered(recovered, checker, ncols)
-    records = returned + len(skipped)
-    if not end_seen:
-        raise UnterminatedField(f"the file ends inside a quoted field (a quote never closes) after record "
-                                f"{records + 3}: the last record is cut off")
-    return checked, records
+        records = returned + len(skipped)
+        if too_large:
+            raise RecordTooLarge("a CSV record")
+        if not end_seen:
+            raise UnterminatedField(f"the file ends inside a quoted field (a quote never closes) after record "
+                                    f"{records + 3}: the last record is cut off")
+        return checked, records
+
+    try:
+        return run()
+    finally:
+        # Stop Arrow's read-ahead before leaving (early on an error or a restart): a thread still
+        # reading the Python stream at interpreter exit aborts the process.
+        reader.close()
+        body.close()
 
 
 def _flush_recovered(recovered, checker, ncols) -> int:
