@@ -368,3 +368,34 @@ def test_payload_limit_message_is_readable():
     with pytest.raises(InputLimit) as e:
         JsonGuard(max_depth=2).feed(b"[[[]]]")
     assert e.value.rule == "json_too_deep" and "2 deep" in e.value.message
+
+
+def test_corrupt_zip_member_offset_is_a_finding(parse, tmp_path):
+    """A zip whose directory points before the start of the file: zipfile's seek fails with a bare
+    OSError (EINVAL), which escaped both parse and validate (found by the fuzz slice)."""
+    p = _zip(tmp_path, "off.zip", tall_payload(2))
+    b = bytearray(p.read_bytes())
+    eocd = b.rfind(b"PK\x05\x06")
+    struct.pack_into("<I", b, eocd + 16, struct.unpack_from("<I", b, eocd + 16)[0] + 1000)
+    p.write_bytes(bytes(b))
+    check_both(parse, p, "bad_archive")
+
+
+def test_hostile_header_values_are_not_exceptions(parse, tmp_path):
+    """Found by the fuzz slice: a ``code | 999…9`` column (20,000 digits) passed Python's int()
+    limit in the parser's and the validator's column handling, and a header field over the csv
+    module's 128 KiB field limit raised csv.Error."""
+    lines = TALL.read_bytes().splitlines(True)
+    cols = lines[2].replace(b"code | 1", b"code | " + b"9" * 20_000, 1)
+    assert cols != lines[2]
+    p = tmp_path / "digits.csv"
+    p.write_bytes(lines[0] + lines[1] + cols + b"".join(lines[3:]))
+    s, _rows = parse(p)
+    assert s.format == "csv_tall"
+    r = validate_file(p)
+    assert not r.valid
+    p = tmp_path / "field.csv"
+    p.write_bytes(lines[0] + b'"' + b"h" * (1024**2) + b'",' + lines[1] + b"".join(lines[2:]))
+    s, _rows = parse(p)
+    assert s.format == "csv_tall"
+    assert validate_file(p).valid is False

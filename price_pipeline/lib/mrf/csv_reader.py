@@ -26,6 +26,7 @@ import io
 import queue
 import re
 import threading
+import time
 
 import numpy as np
 import pyarrow as pa
@@ -207,6 +208,65 @@ class PrefixedReader(io.RawIOBase):
             self.prefix = memoryview(self.suffix)
             return self.readinto(b) if len(self.prefix) else 0
         return 0
+
+    def close(self) -> None:
+        try:
+            self.inner.close()
+        finally:
+            super().close()
+
+
+class ArrowSource:
+    """The Python stream handed to Arrow (``pa.PythonFile``), which calls it from its read-ahead
+    threads. Leaving a read early (an error, a retry) must not leave such a call running: one
+    still in Python when the interpreter exits aborts the process (PyGILState_Release). So
+    :meth:`release` makes every later call an end of file and waits until none is in flight."""
+
+    def __init__(self, raw):
+        self.raw = raw
+        self.calls = 0
+        self.active = 0
+        self.released = False
+        self.closed = False
+        self.lock = threading.Lock()
+
+    def read(self, n: int = -1) -> bytes:
+        with self.lock:
+            self.calls += 1
+            self.active += 1
+        try:
+            return b"" if self.released else self.raw.read(n)
+        finally:
+            with self.lock:
+                self.active -= 1
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self.closed = True
+
+    def release(self, quiet: float = 0.01, limit: float = 1.0) -> None:
+        """Stop reading, close the stream, and wait until Arrow's threads are done calling in
+        (no call active and none new for ``quiet`` seconds; at most ``limit`` seconds)."""
+        self.released = True
+        deadline = time.monotonic() + limit
+        seen = -1
+        while time.monotonic() < deadline:
+            if self.active == 0 and self.calls == seen:
+                break
+            seen = self.calls
+            time.sleep(quiet)
+        self.raw.close()
+
+
+def arrow_input(raw) -> tuple[pa.NativeFile, ArrowSource]:
+    """``(file for Arrow, source to release)`` over the binary stream ``raw``."""
+    src = ArrowSource(raw)
+    return pa.PythonFile(src, mode="r"), src
 
 
 def _null_str(n: int) -> pa.Array:
@@ -396,7 +456,7 @@ def read_csv(stream, *, encoding: str, plain_path: str | None, body_offset_base:
     else:
         inner, prefix = stream, buf[body_start:]
     reader = PrefixedReader(prefix, inner, end_record(layout.ncols))
-    body = pa.PythonFile(io.BufferedReader(reader, 1 << 22), mode="r")
+    body, source = arrow_input(io.BufferedReader(reader, 1 << 22))
     if block_size is None:
         block_size = max(READ_BLOCK_SIZE, 32 * (ends[col_row] - (ends[col_row - 1] if col_row else 0)))
     block_size = min(block_size, MAX_BLOCK_SIZE)
@@ -404,6 +464,7 @@ def read_csv(stream, *, encoding: str, plain_path: str | None, body_offset_base:
         complete = _read_body(body, layout, first_row, sink, fc, sha, block_size,
                               utf8_source=encoding in ("utf-8", "utf-8-sig"))
     finally:
+        source.release()
         if plain_path is not None:
             raw.close()
     if complete and not sink.rows and not sink.quarantined:
@@ -564,7 +625,6 @@ def _read_body(body, layout: Layout, first_row: int, sink, fc, sha, block_size: 
     try:
         reader = pacsv.open_csv(body, read_options=read_opts, parse_options=parse_opts, convert_options=conv_opts)
     except pa.ArrowInvalid as e:
-        body.close()
         _raise_if_retryable(e, block_size, utf8_source)
         fc.add("csv_parse_error", "error", f"CSV body unreadable: {e}")
         return False
@@ -627,8 +687,6 @@ def _read_body(body, layout: Layout, first_row: int, sink, fc, sha, block_size: 
             return False
         return True
     finally:
-        # Stop the prefetch thread, then Arrow's read-ahead, before leaving (early on an error or
-        # a retry): a thread still reading the Python stream at interpreter exit aborts the process.
+        # Stop the prefetch thread and Arrow's reader (the caller then releases the stream).
         batches.close()
         reader.close()
-        body.close()

@@ -28,6 +28,7 @@ from ..mrf.csv_reader import (
     PrefixedReader,
     RecordTooLarge,
     RecordTooLong,
+    arrow_input,
     check_record_sizes,
     end_record,
     is_end_record,
@@ -568,14 +569,14 @@ def _validate_lf_view(open_stream, rc: ReportCollector, rv: str, info: dict) -> 
 
 
 def _body(stream, buf: bytes, body_at: int, plain_path: str | None, bom: int, layout: CsvLayout):
-    """Arrow input positioned at the first data record, with the parser's end record after the
-    payload (it shows whether the payload ends inside a quoted field)."""
+    """``(Arrow input, source to release)`` positioned at the first data record, with the parser's
+    end record after the payload (it shows whether the payload ends inside a quoted field)."""
     suffix = end_record(len(layout.columns))
     if plain_path is not None:
-        raw = open(plain_path, "rb")  # noqa: SIM115 - closed with the Arrow file
+        raw = open(plain_path, "rb")  # noqa: SIM115 - closed by ArrowSource.release
         raw.seek(bom + body_at)
-        return pa.PythonFile(io.BufferedReader(PrefixedReader(b"", raw, suffix), 1 << 22), mode="r")
-    return pa.PythonFile(io.BufferedReader(PrefixedReader(buf[body_at:], stream, suffix), 1 << 22), mode="r")
+        return arrow_input(io.BufferedReader(PrefixedReader(b"", raw, suffix), 1 << 22))
+    return arrow_input(io.BufferedReader(PrefixedReader(buf[body_at:], stream, suffix), 1 << 22))
 
 
 def _column_alerts(layout: CsvLayout, rc: ReportCollector) -> None:
@@ -592,7 +593,7 @@ def _column_alerts(layout: CsvLayout, rc: ReportCollector) -> None:
                    column=cols[idx], cell=csv_cell(2, idx))
 
 
-def _check_body(body, layout: CsvLayout, rc: ReportCollector, threads: bool = False,
+def _check_body(body_source, layout: CsvLayout, rc: ReportCollector, threads: bool = False,
                 block_size: int | None = None) -> tuple[int, int] | None:
     """Stream the data rows through the vectorised checks. Returns (rows checked, records seen).
 
@@ -644,10 +645,11 @@ def _check_body(body, layout: CsvLayout, rc: ReportCollector, threads: bool = Fa
             raise RecordTooLong(min(block_size * BLOCK_GROWTH, MAX_BLOCK_SIZE)) from e
         raise RecordTooLarge("a CSV record") from e
 
+    body, source = body_source
     try:
         reader = pacsv.open_csv(body, read_options=read_opts, parse_options=parse_opts, convert_options=conv_opts)
     except pa.ArrowInvalid as e:
-        body.close()
+        source.release()
         stopped(e)
     # Small Arrow blocks keep the reader's read-ahead (32 blocks) small; the checks run on groups
     # of batches (GROUP_BYTES) so that their per-call overhead stays small. Findings come out in
@@ -715,10 +717,8 @@ def _check_body(body, layout: CsvLayout, rc: ReportCollector, threads: bool = Fa
     try:
         return run()
     finally:
-        # Stop Arrow's read-ahead before leaving (early on an error or a restart): a thread still
-        # reading the Python stream at interpreter exit aborts the process.
         reader.close()
-        body.close()
+        source.release()  # no read-ahead call may outlive the reader (see ArrowSource)
 
 
 def _flush_recovered(recovered, checker, ncols) -> int:
