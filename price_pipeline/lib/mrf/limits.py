@@ -71,6 +71,9 @@ class JsonGuard:
         self.run = 0  # digits at the end of the previous chunk
         self.str_start = 0
         self._long = b"9" * (max_digits + 1)
+        # A reader that measures the depth of the bytes itself before any parser sees them (the
+        # parallel JSON reader's cut check) switches this off for the bytes it handles.
+        self.check_depth = True
 
     def feed(self, data: bytes) -> None:
         """Check the next chunk; raises :class:`InputLimit`."""
@@ -90,6 +93,17 @@ class JsonGuard:
                 self.escaped = True
                 data = data[:-1] + b"_"
         self._numbers(data)
+        if not self.check_depth:
+            nq = data.count(b'"')
+            if self.in_str and nq:
+                self._token(self.offset + data.find(b'"'))
+            self.in_str ^= bool(nq & 1)
+            if self.in_str:
+                if nq:
+                    self.str_start = self.offset + data.rfind(b'"')
+                self._token(self.offset + len(data))
+            self.offset += len(data)
+            return
         sp = data.translate(None, _DELETE)
         nq = sp.count(b'"')
         if self.in_str and nq:  # a string that began in an earlier chunk closes here
@@ -167,3 +181,15 @@ class GuardedReader(io.RawIOBase):
 def guarded(stream) -> io.BufferedReader:
     """``stream`` (binary, UTF-8 JSON) with every byte checked by a fresh :class:`JsonGuard`."""
     return io.BufferedReader(GuardedReader(stream), 1 << 20)
+
+
+def guard_of(stream) -> JsonGuard | None:
+    """The :class:`JsonGuard` of a stream made by :func:`guarded`, else None."""
+    raw = getattr(stream, "raw", None)
+    return raw.guard if isinstance(raw, GuardedReader) else None
+
+
+def check_depth(max_depth_seen: int) -> None:
+    """For readers that measured the nesting themselves (``max_depth_seen`` from the top)."""
+    if max_depth_seen > MAX_JSON_DEPTH:
+        raise InputLimit("json_too_deep", f"JSON nested more than {MAX_JSON_DEPTH} deep")
