@@ -467,9 +467,6 @@ def read_csv(stream, *, encoding: str, plain_path: str | None, body_offset_base:
         source.release()
         if plain_path is not None:
             raw.close()
-    if complete and not sink.rows and not sink.quarantined:
-        # a complete file (not cut off): ok, but its hospital publishes no prices in it
-        fc.add("no_data_rows", "warning", "header present, no data rows")
     return {"format": layout.fmt, "ok": complete}
 
 
