@@ -279,13 +279,6 @@ class ParsedVersion:
     summary: dict[str, Any]
 
 
-def parse_limits(settings: Settings) -> dict[str, Any]:
-    """The configured caps on a zip/gzip payload, as keyword arguments of ``parse_to_parquet``
-    and ``validate_file``: ``PRICE_PIPELINE_MAX_DOWNLOAD_BYTES`` (decompressed bytes, the same
-    cap the download applies to a decoded body) and ``PRICE_PIPELINE_MAX_DECOMPRESSION_RATIO``."""
-    return {"max_decompressed_bytes": settings.max_download_bytes, "max_ratio": settings.max_decompression_ratio}
-
-
 def _parse_one(raw_path: str, out: Path, sha256: str, *, max_findings: int, limits: dict[str, Any]) -> dict[str, Any]:
     """Parse one file; an unexpected failure of the parser becomes a not-ok summary with a
     ``parse_failed`` finding (and an empty rows file), so one file never stops the others."""
@@ -310,9 +303,9 @@ def parse_hospital_files(
     """Parse every current file of a hospital into source-faithful Parquet (one per version).
 
     Each file on its own: a file that cannot be parsed is recorded not ok with its findings and
-    the others are still parsed. ``settings``: the zip/gzip caps (:func:`parse_limits`; the
-    parser's defaults without)."""
-    limits = parse_limits(settings) if settings is not None else {}
+    the others are still parsed. ``settings``: the zip/gzip caps (``Settings.archive_limits``;
+    the parser's defaults without)."""
+    limits = settings.archive_limits() if settings is not None else {}
     manifest = FilesManifest.from_json(lake.get_bytes(layout.files_manifest_key(hospital_key)))
     parsed: list[ParsedVersion] = []
     for outcome in manifest.ok_files:

@@ -318,7 +318,7 @@ def test_ingest_parses_each_file_on_its_own_with_the_configured_caps(tmp_path, m
     monkeypatch.setenv("PRICE_PIPELINE_MAX_DECOMPRESSION_RATIO", "5")
     monkeypatch.setenv("PRICE_PIPELINE_DATA_DIR", str(tmp_path / "data"))
     settings = Settings.from_env()
-    assert ingest.parse_limits(settings)["max_ratio"] == 5
+    assert settings.archive_limits()["max_ratio"] == 5
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     versions = {v.url.rsplit("/", 1)[1]: v.summary for v in

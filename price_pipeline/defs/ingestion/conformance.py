@@ -18,7 +18,6 @@ from price_pipeline.defs.ingestion.assets import ONE_HOSPITAL_PER_RUN, TRANSIENT
 from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.defs.resources import PricePipelineResource
 from price_pipeline.lib import layout
-from price_pipeline.lib.ingest import parse_limits
 from price_pipeline.lib.quality import conformance
 
 # Findings shown per file in the metadata (the stored report keeps conformance.DEFAULT_MAX_FINDINGS).
@@ -52,7 +51,7 @@ def conformance_reports(
     started = time.monotonic()
     key = context.partition_key
     result = conformance.validate_hospital(key, lake=price_pipeline.lake, log=context.log.info,
-                                           limits=parse_limits(price_pipeline.settings),
+                                           limits=price_pipeline.settings.archive_limits(),
                                            **conformance.rules_from_settings(price_pipeline.settings))
     errors, alerts = result.totals()
     files = [

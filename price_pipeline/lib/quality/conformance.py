@@ -182,7 +182,7 @@ def validate_hospital(
     ``rules``/``as_of``: which CMS rule set each file is checked against (``major``, ``declared``
     or ``in-force`` on ``as_of``; see :func:`price_pipeline.lib.validate.validate_file`);
     ``limits``: ``max_decompressed_bytes`` / ``max_ratio`` for the validator, the caps the parser
-    gets (:func:`price_pipeline.lib.ingest.parse_limits`)."""
+    gets (``Settings.archive_limits``)."""
     from price_pipeline.lib.validate import validate_file
 
     rules_key = _rules_key(rules, as_of)
