@@ -399,3 +399,15 @@ def test_hostile_header_values_are_not_exceptions(parse, tmp_path):
     s, _rows = parse(p)
     assert s.format == "csv_tall"
     assert validate_file(p).valid is False
+
+
+def test_stray_quote_in_the_header_rows_is_a_finding(parse):
+    """Found by the full fuzz run (input 4228, saved as a fixture): a quote inside an unquoted field
+    of rows 1-3 made the record scanner and the csv module split the rows differently, and the
+    parser raised IndexError (``ends[col_row]``)."""
+    from .conftest import BROKEN
+
+    p = BROKEN / "fuzz_stray_quote_header.csv"
+    s, _rows = parse(p)
+    assert not s.ok and "not_an_mrf" in rules(s)
+    assert validate_file(p).valid is False

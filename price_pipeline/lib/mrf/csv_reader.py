@@ -440,6 +440,11 @@ def read_csv(stream, *, encoding: str, plain_path: str | None, body_offset_base:
     if col_row is None:
         fc.add("not_an_mrf", "error", "no CMS column header row (with 'description') in rows 1-3")
         return {"format": None, "ok": False}
+    if col_row >= len(ends):
+        # a stray quote inside a field of rows 1-3: the record scanner (which toggles on every quote)
+        # and the csv module (a quote opens only at a field's start) split the rows differently
+        fc.add("not_an_mrf", "error", "rows 1-3 cannot be delimited: a quote in them is not a field's quote")
+        return {"format": None, "ok": False}
     if col_row != 2:
         fc.add("missing_header_rows", "warning",
                f"column headers found on row {col_row + 1}, expected row 3 (rows 1-2 hold the file header)")
