@@ -49,10 +49,19 @@ def _setup_parse(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-sha", action="store_true", help="do not hash input files")
 
 
+def _archive_limits() -> dict:
+    """The configured zip/gzip caps (PRICE_PIPELINE_MAX_DOWNLOAD_BYTES / _MAX_DECOMPRESSION_RATIO),
+    as the ingest passes them to the parser and the validator."""
+    from price_pipeline.settings import Settings
+
+    return Settings.from_env().archive_limits()
+
+
 def _run_parse(args: argparse.Namespace) -> int:
     # Imported here: the parser pulls in pyarrow (and through it pandas); other commands need neither.
     from price_pipeline.lib.mrf import parse_to_parquet
 
+    limits = _archive_limits()
     os.makedirs(args.out, exist_ok=True)
     status = 0
     for path in args.files:
@@ -60,7 +69,7 @@ def _run_parse(args: argparse.Namespace) -> int:
         out = os.path.join(args.out, name + ".parquet")
         try:
             sha = None if args.no_sha else _sha256(path)
-            s = parse_to_parquet(path, out, file_sha256=sha, max_findings=args.max_findings)
+            s = parse_to_parquet(path, out, file_sha256=sha, max_findings=args.max_findings, **limits)
         except OSError as e:  # tool failure: missing input, unwritable output
             print(json.dumps({"file": path, "error": str(e)}), flush=True)
             status = 2
@@ -101,11 +110,12 @@ def _iso_date(value: str):
 def _run_validate(args: argparse.Namespace) -> int:
     from price_pipeline.lib.validate import validate_file
 
+    limits = _archive_limits()
     status = 0
     for path in args.files:
         try:
             r = validate_file(path, max_findings=args.max_errors, version=args.rules_version, rules=args.rules,
-                              as_of=args.as_of)
+                              as_of=args.as_of, **limits)
         except OSError as e:  # tool failure: missing or unreadable input
             print(json.dumps({"file": path, "error": str(e)}), flush=True)
             status = 2

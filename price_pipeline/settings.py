@@ -95,6 +95,12 @@ class Settings:
     def is_s3_lake(self) -> bool:
         return self.lake_url.startswith("s3://")
 
+    def archive_limits(self) -> dict[str, float]:
+        """The caps on a zip/gzip payload, as keyword arguments of ``parse_to_parquet`` and
+        ``validate_file``: decompressed bytes (``max_download_bytes``, the cap the download also
+        applies to a decoded body) and ``max_decompression_ratio``."""
+        return {"max_decompressed_bytes": self.max_download_bytes, "max_ratio": float(self.max_decompression_ratio)}
+
     @staticmethod
     def secrets_from_env() -> dict[str, str | None]:
         """Credentials, read where they are used: never carried in resource config (the UI shows

@@ -279,18 +279,40 @@ class ParsedVersion:
     summary: dict[str, Any]
 
 
+def _parse_one(raw_path: str, out: Path, sha256: str, *, max_findings: int, limits: dict[str, Any]) -> dict[str, Any]:
+    """Parse one file; an unexpected failure of the parser becomes a not-ok summary with a
+    ``parse_failed`` finding (and an empty rows file), so one file never stops the others."""
+    try:
+        return parse_to_parquet(raw_path, out, file_sha256=sha256, max_findings=max_findings, **limits).as_dict()
+    except Exception as e:
+        from price_pipeline.lib.mrf.output import ParsedSink
+
+        for stale in (out, out.parent / f"{out.stem}.quarantine.parquet"):
+            stale.unlink(missing_ok=True)
+        ParsedSink(out, sha256).close()  # the version's rows key always exists (empty)
+        return {"source": raw_path, "ok": False, "format": None, "version": None, "encoding": None,
+                "compression": None, "rows_parsed": 0, "rows_quarantined": 0, "header": {},
+                "findings": [{"rule": "parse_failed", "severity": "error", "message": f"{type(e).__name__}: {e}",
+                              "row": None, "column": None, "path": None}], "findings_total": 1}
+
+
 def parse_hospital_files(
-    hospital_key: str, *, lake: Lake, scratch_dir: str | os.PathLike, max_findings: int = 1000
+    hospital_key: str, *, lake: Lake, scratch_dir: str | os.PathLike, max_findings: int = 1000,
+    settings: Settings | None = None,
 ) -> list[ParsedVersion]:
-    """Parse every current file of a hospital into source-faithful Parquet (one per version)."""
+    """Parse every current file of a hospital into source-faithful Parquet (one per version).
+
+    Each file on its own: a file that cannot be parsed is recorded not ok with its findings and
+    the others are still parsed. ``settings``: the zip/gzip caps (``Settings.archive_limits``;
+    the parser's defaults without)."""
+    limits = settings.archive_limits() if settings is not None else {}
     manifest = FilesManifest.from_json(lake.get_bytes(layout.files_manifest_key(hospital_key)))
     parsed: list[ParsedVersion] = []
     for outcome in manifest.ok_files:
         prefix = layout.parsed_prefix(hospital_key, outcome.sha256)
         out = Path(scratch_dir) / f"{outcome.sha256}.rows.parquet"
         with lake.local_copy(outcome.raw_key) as raw_path:
-            summary = parse_to_parquet(raw_path, out, file_sha256=outcome.sha256, max_findings=max_findings)
-        summary_dict = summary.as_dict()
+            summary_dict = _parse_one(raw_path, out, outcome.sha256, max_findings=max_findings, limits=limits)
         summary_dict["source"] = outcome.url
         lake.put_file(out, f"{prefix}/rows.parquet")
         quarantine = out.parent / f"{out.stem}.quarantine.parquet"

@@ -59,7 +59,10 @@ RATIO_GRACE_BYTES = 64 * 1024**2
 # must_fail reasons (the key is what a failure's signature shows).
 REASONS = {
     "empty": "nothing but whitespace/NUL/BOM in the payload",
-    "json_incomplete": "JSON payload is not one complete document (truncated, broken token, unbalanced, trailing garbage)",
+    "json_incomplete": "JSON payload is not one complete document (truncated, broken token, unbalanced)",
+    # The parser must fail it; the validator may call it valid with a trailing_data alert (the
+    # official validator stops reading at the end of the document: docs/quality.md).
+    "json_trailing": "a complete JSON document followed by other bytes",
     "csv_open_quote": "CSV payload ends inside a quoted field",
     "gzip_corrupt": "gzip stream truncated or corrupt (the standard library's decoder rejects it)",
     "zip_unreadable": "zip directory unreadable, or no member to read",
@@ -259,12 +262,25 @@ def json_complete(data: bytes, encoding: str) -> bool:
         return False
 
 
+def json_then_bytes(data: bytes, encoding: str) -> bool:
+    """Is the payload one complete JSON document followed by something other than whitespace?"""
+    text = decode_text(data, encoding).lstrip("\ufeff").lstrip(" \t\r\n")
+    try:
+        _doc, end = json.JSONDecoder(strict=False, parse_int=len, parse_float=len,
+                                     parse_constant=len).raw_decode(text)
+    except (ValueError, RecursionError):
+        return False
+    return bool(text[end:].strip(" \t\r\n"))
+
+
 def payload_expectation(data: bytes, seed: Seed) -> str | None:
     """The must-fail reason of a (possibly mutated) plain payload, or None."""
     if not data.strip(b" \t\r\n\x00\xef\xbb\xbf"):
         return "empty"
     if seed.kind == "json":
-        return None if json_complete(data, seed.encoding) else "json_incomplete"
+        if json_complete(data, seed.encoding):
+            return None
+        return "json_trailing" if json_then_bytes(data, seed.encoding) else "json_incomplete"
     return "csv_open_quote" if csv_unterminated(data, seed.encoding) else None
 
 

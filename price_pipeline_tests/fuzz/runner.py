@@ -98,6 +98,7 @@ def target_validate(path: str, out_dir: str, opts: dict) -> dict:
 
     r = validate_file(path)
     return {"ok": bool(r.valid), "errors": r.errors, "errors_by_rule": dict(sorted(r.errors_by_rule.items())),
+            "alerts_by_rule": dict(sorted(r.alerts_by_rule.items())),
             "format": r.format, "version": r.version, "rows_checked": r.rows_checked}
 
 
@@ -320,7 +321,11 @@ def judge(inp: FuzzInput, results: dict, baseline: dict | None, cfg: Config) -> 
         if (res.get("max_rss_mb") or 0) > cfg.max_rss_mb and not (sig == "SIGKILL" and _WATCHDOG in log):
             add("rss", inp.family, f"peak {res['max_rss_mb']:.0f} MB")
         result = res.get("result")
-        if result and inp.must_fail and result.get("ok"):
+        # the validator's documented verdict on bytes after a complete JSON document: valid, with
+        # a trailing_data alert (docs/quality.md); the parser must still refuse the file
+        trailing_ok = (target == "validate" and inp.must_fail == "json_trailing"
+                       and "trailing_data" in (result or {}).get("alerts_by_rule", {}))
+        if result and inp.must_fail and result.get("ok") and not trailing_ok:
             what = "ok" if target == "parse" else "valid"
             add("false_ok", f"{inp.must_fail}:{_container(inp)}", f"{what}: true; {inp.label[:120]}")
         if result and baseline and inp.compare_plain and target in baseline:

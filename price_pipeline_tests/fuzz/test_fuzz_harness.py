@@ -126,6 +126,22 @@ def test_judge_classes():
     assert v[0]["class"] == "mismatch" and v[0]["signature"].endswith("rows_parsed")
 
 
+def test_bytes_after_a_json_document():
+    """Parse must refuse a document followed by bytes; validate may call it valid, but only with
+    the trailing_data alert (the official validator's verdict, docs/quality.md)."""
+    from price_pipeline_tests.fuzz.mutate import json_then_bytes
+
+    assert json_then_bytes(b'{"a": [1]} x', "utf-8") and json_then_bytes(b' {"a": 1}\n{"b": 2}', "utf-8")
+    assert not json_then_bytes(b'{"a": [1]}  \n', "utf-8") and not json_then_bytes(b'{"a": [1', "utf-8")
+    cfg = Config()
+    inp = _inp(kind="json", must_fail="json_trailing")
+    ok = {"result": {"ok": True}, "max_rss_mb": 90}
+    alert = {"result": {"ok": True, "alerts_by_rule": {"trailing_data": 1}}, "max_rss_mb": 90}
+    assert [x["signature"] for x in judge(inp, {"parse": ok, "validate": alert}, None, cfg)] == [
+        "false_ok:parse:json_trailing:plain"]
+    assert [x["signature"] for x in judge(inp, {"validate": ok}, None, cfg)] == ["false_ok:validate:json_trailing:plain"]
+
+
 # Fake calls under test: each misbehaves in one way (the worker imports this module by name).
 
 

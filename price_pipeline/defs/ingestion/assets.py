@@ -120,7 +120,8 @@ def mrf_parsed(context: dg.AssetExecutionContext, price_pipeline: PricePipelineR
     started = time.monotonic()
     key = context.partition_key
     with price_pipeline.scratch_dir("mrf_parsed") as scratch:
-        versions = ingest.parse_hospital_files(key, lake=price_pipeline.lake, scratch_dir=scratch)
+        versions = ingest.parse_hospital_files(key, lake=price_pipeline.lake, scratch_dir=scratch,
+                                                 settings=price_pipeline.settings)
     npis_recorded = ingest.record_header_claims(key, versions, registry=price_pipeline.registry)
     rows = sum(v.summary.get("rows_parsed", 0) for v in versions)
     findings_by_rule: Counter[str] = Counter()

@@ -39,6 +39,7 @@ def mrf_files_has_a_price_file(
         from price_pipeline.lib.quality import conformance
 
         conformance.validate_hospital(context.partition_key, lake=price_pipeline.lake,
+                                      limits=price_pipeline.settings.archive_limits(),
                                       **conformance.rules_from_settings(price_pipeline.settings))
         recorded = True
     return dg.AssetCheckResult(

@@ -51,6 +51,7 @@ def conformance_reports(
     started = time.monotonic()
     key = context.partition_key
     result = conformance.validate_hospital(key, lake=price_pipeline.lake, log=context.log.info,
+                                           limits=price_pipeline.settings.archive_limits(),
                                            **conformance.rules_from_settings(price_pipeline.settings))
     errors, alerts = result.totals()
     files = [

@@ -21,14 +21,15 @@ from .csv_reader import EncodingRetry, RecordTooLong, read_csv
 from .findings import Finding, FindingCollector
 from .header import empty_header
 from .json_reader import read_json
+from .limits import InputLimit, guarded
 from .output import ParsedSink, quarantine_path
 from .sniff import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_RATIO,
     RATIO_GRACE_BYTES,
     SAMPLE_BYTES,
-    DecompressionLimit,
     TranscodingReader,
+    archive_error,
     detect_encoding,
     detect_kind,
     open_source,
@@ -113,8 +114,17 @@ def parse_to_parquet(src: str | os.PathLike, out_path: str | os.PathLike, *, fil
                                     json_full_parse_below, json_parallel, json_chunk_bytes)
             if result.pop("encoding", None):
                 encoding = "cp1252"
-    except DecompressionLimit as e:
-        fc.add("decompression_limit", "error", f"stopped: {e}")
+    except InputLimit as e:
+        fc.add(e.rule, "error", e.message)
+        result = {"format": result.get("format"), "ok": False}
+    except Exception as e:
+        # A damaged archive fails wherever its bytes are read (the sample, a reader thread, a
+        # retry): the file ends not ok with a finding naming the damage, never with the rows
+        # read so far passed off as the file.
+        what = archive_error(e)
+        if what is None:
+            raise
+        fc.add(what[0], "error", what[1])
         result = {"format": result.get("format"), "ok": False}
     finally:
         sink.close()
@@ -159,7 +169,7 @@ def _parse_payload(s, sample, encoding, bom, sink, fc, sha, header, json_full_pa
         kw = {"parallel": json_parallel, "chunk_bytes": json_chunk_bytes}
         if json_full_parse_below is not None:
             kw["full_parse_below"] = json_full_parse_below
-        return read_json(lambda: _utf8_stream(s, encoding, bom), sink=sink, fc=fc, sha=sha, header_out=header, **kw)
+        return read_json(lambda: guarded(_utf8_stream(s, encoding, bom)), sink=sink, fc=fc, sha=sha, header_out=header, **kw)
     state = fc.snapshot()
     plain = s.path if (s.compression is None and encoding in ("utf-8", "utf-8-sig")) else None
     try:

@@ -26,6 +26,7 @@ import io
 import queue
 import re
 import threading
+import time
 
 import numpy as np
 import pyarrow as pa
@@ -41,6 +42,7 @@ from .header import (
     looks_like_column_row,
     parse_csv_header,
 )
+from .limits import MAX_RECORD_BYTES, InputLimit
 from .values import (
     EMPTY_STR,
     bool_to_numpy,
@@ -54,7 +56,10 @@ from .values import (
 )
 
 _TOKEN = re.compile(rb'["\r\n]')
-MAX_HEADER_BYTES = 64 * 1024**2
+# The csv module refuses fields over 128 KiB by default (csv.Error); a record may hold up to
+# MAX_RECORD_BYTES, which the scanners already enforce. (A process-wide setting: only ever raised.)
+csv.field_size_limit(max(csv.field_size_limit(), MAX_RECORD_BYTES))
+MAX_HEADER_BYTES = MAX_RECORD_BYTES
 # Arrow parses blocks of READ_BLOCK_SIZE (small enough that a block's parse and conversion stay
 # in the CPU caches: 512 KiB parsed a tall file in ~0.55x the CPU time of 4 MiB blocks), and
 # the prefetch thread joins consecutive blocks into batches of about BATCH_BYTES, so the
@@ -77,17 +82,58 @@ class RecordTooLong(Exception):
         self.block_size = block_size
 
 
+class RecordTooLarge(InputLimit):
+    """A CSV record over ``MAX_RECORD_BYTES`` (or a quoted field that never closes)."""
+
+    def __init__(self, what: str):
+        super().__init__("record_too_large", f"{what} is longer than {MAX_RECORD_BYTES // 1024**2} MiB (the record "
+                         "size limit): a line without line breaks, or a quoted field that never closes")
+
+
 # A record must fit in one Arrow block ("straddling object" otherwise). Blocks start at
-# READ_BLOCK_SIZE or 32 header rows, whichever is more, and grow by this factor on each retry.
+# READ_BLOCK_SIZE or 32 header rows, whichever is more, and grow by this factor on each retry up
+# to MAX_BLOCK_SIZE: the record size limit, which also bounds the reader's memory (a 1 GiB block
+# for one 96 MiB line took the process over 1.4 GB). A record up to two blocks long still reaches
+# the batches or the invalid-row handler, where its size is checked (check_record_sizes).
 BLOCK_GROWTH = 16
-MAX_BLOCK_SIZE = 1024**3
+MAX_BLOCK_SIZE = MAX_RECORD_BYTES
+# Appended after the payload (see PrefixedReader): a record that Arrow returns on its own only
+# when the payload does not end inside a quoted field. Arrow ends an unterminated quoted field
+# silently at the end of the input; the sentinel makes that visible (finding unterminated_field).
+END_MARK = "\x1fprice-pipeline-end-of-data\x1f"
 
 
-def scan_records(stream, n: int, chunk: int = 1 << 20) -> tuple[bytes, list[int], bool]:
+def check_record_sizes(batch) -> None:
+    """Raise :class:`RecordTooLarge` when a record of ``batch`` holds more than
+    ``MAX_RECORD_BYTES`` (Arrow accepts a record up to two blocks long)."""
+    if batch.nbytes <= MAX_RECORD_BYTES or not batch.num_rows:
+        return
+    lengths = [pc.binary_length(c) for c in batch.columns]
+    if sum(pc.max(x).as_py() or 0 for x in lengths) <= MAX_RECORD_BYTES:
+        return  # no row can be longer than its longest value in every column
+    total = lengths[0]
+    for x in lengths[1:]:
+        total = pc.add(total, x)
+    if (pc.max(total).as_py() or 0) > MAX_RECORD_BYTES:
+        raise RecordTooLarge("a CSV record")
+
+
+def end_record(ncols: int) -> bytes:
+    """The sentinel record: ``ncols + 1`` fields, so it always reaches the invalid-row handler."""
+    return (END_MARK + "," * ncols + "\n").encode()
+
+
+def is_end_record(text: str) -> bool:
+    return text.startswith(END_MARK)
+
+
+def scan_records(stream, n: int, chunk: int = 1 << 20, state: dict | None = None) -> tuple[bytes, list[int], bool]:
     """Read from ``stream`` until ``n`` CSV records are complete.
 
     Returns ``(buffer, ends, eof)``: ``ends[i]`` is the offset just after record ``i``'s line
     terminator. Quote state is tracked, so line breaks inside quotes do not end a record.
+    ``state["open_quote"]`` is set when the stream ends inside quotes. Raises
+    :class:`RecordTooLarge` when the records do not end within ``MAX_HEADER_BYTES``.
     """
     buf = b""
     eof = False
@@ -119,21 +165,27 @@ def scan_records(stream, n: int, chunk: int = 1 << 20) -> tuple[bytes, list[int]
         if eof:
             if pos < len(buf) and buf[pos:].strip():
                 ends.append(len(buf))  # last record without terminator
+            if state is not None:
+                state["open_quote"] = in_q
             return buf, ends[:n], eof
         if len(buf) > MAX_HEADER_BYTES:
-            return buf, ends[:n], eof
-        more = stream.read(chunk)
+            raise RecordTooLarge(f"CSV record {len(ends) + 1}")
+        more = stream.read(max(chunk, len(buf)))  # doubling: each pass rescans the buffer
         if not more:
             eof = True
         buf += more
 
 
 class PrefixedReader(io.RawIOBase):
-    """Raw reader serving ``prefix`` then the rest of ``inner``."""
+    """Raw reader serving ``prefix``, then the rest of ``inner``, then ``suffix`` (preceded by a
+    line break when the payload does not end with one)."""
 
-    def __init__(self, prefix: bytes, inner):
+    def __init__(self, prefix: bytes, inner, suffix: bytes = b""):
         self.prefix = memoryview(prefix)
         self.inner = inner
+        self.suffix = suffix
+        self.last = prefix[-1:]
+        self.done = False
 
     def readable(self) -> bool:
         return True
@@ -144,9 +196,77 @@ class PrefixedReader(io.RawIOBase):
             b[:n] = self.prefix[:n]
             self.prefix = self.prefix[n:]
             return n
-        data = self.inner.read(len(b))
-        b[: len(data)] = data
-        return len(data)
+        if not self.done:
+            data = self.inner.read(len(b))
+            if data:
+                b[: len(data)] = data
+                self.last = data[-1:]
+                return len(data)
+            self.done = True
+            if self.suffix and self.last not in (b"", b"\n", b"\r"):
+                self.suffix = b"\n" + self.suffix
+            self.prefix = memoryview(self.suffix)
+            return self.readinto(b) if len(self.prefix) else 0
+        return 0
+
+    def close(self) -> None:
+        try:
+            self.inner.close()
+        finally:
+            super().close()
+
+
+class ArrowSource:
+    """The Python stream handed to Arrow (``pa.PythonFile``), which calls it from its read-ahead
+    threads. Leaving a read early (an error, a retry) must not leave such a call running: one
+    still in Python when the interpreter exits aborts the process (PyGILState_Release). So
+    :meth:`release` makes every later call an end of file and waits until none is in flight."""
+
+    def __init__(self, raw):
+        self.raw = raw
+        self.calls = 0
+        self.active = 0
+        self.released = False
+        self.closed = False
+        self.lock = threading.Lock()
+
+    def read(self, n: int = -1) -> bytes:
+        with self.lock:
+            self.calls += 1
+            self.active += 1
+        try:
+            return b"" if self.released else self.raw.read(n)
+        finally:
+            with self.lock:
+                self.active -= 1
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self.closed = True
+
+    def release(self, quiet: float = 0.01, limit: float = 1.0) -> None:
+        """Stop reading, close the stream, and wait until Arrow's threads are done calling in
+        (no call active and none new for ``quiet`` seconds; at most ``limit`` seconds)."""
+        self.released = True
+        deadline = time.monotonic() + limit
+        seen = -1
+        while time.monotonic() < deadline:
+            if self.active == 0 and self.calls == seen:
+                break
+            seen = self.calls
+            time.sleep(quiet)
+        self.raw.close()
+
+
+def arrow_input(raw) -> tuple[pa.NativeFile, ArrowSource]:
+    """``(file for Arrow, source to release)`` over the binary stream ``raw``."""
+    src = ArrowSource(raw)
+    return pa.PythonFile(src, mode="r"), src
 
 
 def _null_str(n: int) -> pa.Array:
@@ -306,15 +426,24 @@ def read_csv(stream, *, encoding: str, plain_path: str | None, body_offset_base:
     Returns ``{"format": ..., "ok": bool}``; fills ``header_out``. Raises ``EncodingRetry`` or
     ``RecordTooLong`` when the body must be read again (see ``_parse_payload``).
     """
-    buf, ends, eof = scan_records(stream, 3)
+    scan: dict = {}
+    buf, ends, eof = scan_records(stream, 3, state=scan)
     if not ends:
         fc.add("empty_file", "error", "file has no content")
+        return {"format": None, "ok": False}
+    if scan.get("open_quote"):
+        fc.add("unterminated_field", "error", "the file ends inside a quoted field of rows 1-3 (a quote never closes)")
         return {"format": None, "ok": False}
     head_text = buf[: ends[-1]].decode("utf-8", "replace")
     rows = list(csv.reader(io.StringIO(head_text, newline="")))
     col_row = next((k for k, r in enumerate(rows[:3]) if looks_like_column_row(r)), None)
     if col_row is None:
         fc.add("not_an_mrf", "error", "no CMS column header row (with 'description') in rows 1-3")
+        return {"format": None, "ok": False}
+    if col_row >= len(ends):
+        # a stray quote inside a field of rows 1-3: the record scanner (which toggles on every quote)
+        # and the csv module (a quote opens only at a field's start) split the rows differently
+        fc.add("not_an_mrf", "error", "rows 1-3 cannot be delimited: a quote in them is not a field's quote")
         return {"format": None, "ok": False}
     if col_row != 2:
         fc.add("missing_header_rows", "warning",
@@ -324,17 +453,26 @@ def read_csv(stream, *, encoding: str, plain_path: str | None, body_offset_base:
     layout = classify_columns(rows[col_row], fc)
     first_row = col_row + 2  # 1-based record number of the first data row
     body_start = ends[col_row]
-    # Stream for Arrow, positioned at the first data record.
+    # Stream for Arrow, positioned at the first data record, the end record after the payload.
     if plain_path is not None:
-        f = pa.OSFile(plain_path)
-        f.seek(body_offset_base + body_start)
-        body = f
+        raw = open(plain_path, "rb", buffering=0)  # noqa: SIM115 - closed by the reader below
+        raw.seek(body_offset_base + body_start)
+        inner, prefix = raw, b""
     else:
-        body = pa.PythonFile(io.BufferedReader(PrefixedReader(buf[body_start:], stream), 1 << 22), mode="r")
+        inner, prefix = stream, buf[body_start:]
+    reader = PrefixedReader(prefix, inner, end_record(layout.ncols))
+    body, source = arrow_input(io.BufferedReader(reader, 1 << 22))
     if block_size is None:
         block_size = max(READ_BLOCK_SIZE, 32 * (ends[col_row] - (ends[col_row - 1] if col_row else 0)))
-    _read_body(body, layout, first_row, sink, fc, sha, block_size, utf8_source=encoding in ("utf-8", "utf-8-sig"))
-    return {"format": layout.fmt, "ok": True}
+    block_size = min(block_size, MAX_BLOCK_SIZE)
+    try:
+        complete = _read_body(body, layout, first_row, sink, fc, sha, block_size,
+                              utf8_source=encoding in ("utf-8", "utf-8-sig"))
+    finally:
+        source.release()
+        if plain_path is not None:
+            raw.close()
+    return {"format": layout.fmt, "ok": complete}
 
 
 def _prefetch(reader, invalid: list, batch_bytes: int):
@@ -343,7 +481,7 @@ def _prefetch(reader, invalid: list, batch_bytes: int):
 
     Arrow's small blocks are joined into batches of about ``batch_bytes`` in that thread.
     ``n_invalid``: invalid rows reported so far (all of them precede the batch's next rows).
-    Ends with ``("error", exc, n)`` on an Arrow parse error (after the rows read before it).
+    Ends with ``("error", exc, n)`` on any error of the reader (after the rows read before it).
     """
     q: queue.Queue = queue.Queue(maxsize=1)
     stop = threading.Event()
@@ -362,7 +500,9 @@ def _prefetch(reader, invalid: list, batch_bytes: int):
                     b = reader.read_next_batch()
                 except StopIteration:
                     break
-                except pa.ArrowInvalid as e:
+                except Exception as e:
+                    # Arrow's parse errors, and whatever the stream under it raised (a damaged
+                    # archive, a limit): handed to the caller, never taken for the end of the file.
                     if parts:
                         q.put(("batch", joined(parts), len(invalid)))
                         parts = []
@@ -396,21 +536,29 @@ def _prefetch(reader, invalid: list, batch_bytes: int):
         t.join()
 
 
-def _raise_if_retryable(error: pa.ArrowInvalid, block_size: int, utf8_source: bool) -> None:
-    """Raise ``EncodingRetry`` / ``RecordTooLong`` when reading again fixes Arrow's ``error``.
+def _raise_if_retryable(error: Exception, block_size: int, utf8_source: bool) -> None:
+    """Raise ``EncodingRetry`` / ``RecordTooLong`` when reading again fixes Arrow's ``error``,
+    ``RecordTooLarge`` for a record over the limit, and ``error`` itself when it is not Arrow's
+    (e.g. a damaged archive under the stream: the caller turns it into a finding).
 
     Besides Arrow's own UTF-8 errors: a row with the wrong column count whose bytes are not
     UTF-8 never reaches ``invalid_row_handler`` (pyarrow fails to decode its text first), so
     Arrow stops with that row in the message, decoded with replacement characters.
     """
+    if not isinstance(error, pa.ArrowInvalid):
+        raise error
     msg = str(error)
     if utf8_source and ("UTF8" in msg or "UTF-8" in msg or "\ufffd" in msg):
         raise EncodingRetry(msg) from error
-    if "straddl" in msg and block_size < MAX_BLOCK_SIZE:
-        raise RecordTooLong(min(block_size * BLOCK_GROWTH, MAX_BLOCK_SIZE)) from error
+    if "straddl" in msg:
+        if block_size < MAX_BLOCK_SIZE:
+            raise RecordTooLong(min(block_size * BLOCK_GROWTH, MAX_BLOCK_SIZE)) from error
+        raise RecordTooLarge("a CSV record") from error
 
 
-def _read_body(body, layout: Layout, first_row: int, sink, fc, sha, block_size: int, utf8_source: bool) -> None:
+def _read_body(body, layout: Layout, first_row: int, sink, fc, sha, block_size: int, utf8_source: bool) -> bool:
+    """Stream the data records into ``sink``; True when the whole body was read (its last record
+    not cut off inside a quoted field, Arrow never stopped at an error)."""
     ncols = layout.ncols
     names = [f"c{i}" for i in range(ncols)]
     used = sorted(set(layout.base.values()) | {i for p in layout.codes for i in p if i is not None}
@@ -420,9 +568,16 @@ def _read_body(body, layout: Layout, first_row: int, sink, fc, sha, block_size: 
     recovered: list[tuple[int, list[str]]] = []
 
     invalid: list[tuple] = []  # appended by Arrow's reader thread, classified by the main thread
+    end_seen: list[bool] = []
+    too_large: list[bool] = []
 
     def on_invalid(row) -> str:
-        invalid.append((row.number, row.text, row.actual_columns, row.expected_columns))
+        if is_end_record(row.text):
+            end_seen.append(True)
+        elif len(row.text) > MAX_RECORD_BYTES:
+            too_large.append(True)  # (an exception here would be swallowed by pyarrow)
+        else:
+            invalid.append((row.number, row.text, row.actual_columns, row.expected_columns))
         return "skip"
 
     def classify(num, text, actual, expected) -> None:
@@ -472,55 +627,68 @@ def _read_body(body, layout: Layout, first_row: int, sink, fc, sha, block_size: 
     try:
         reader = pacsv.open_csv(body, read_options=read_opts, parse_options=parse_opts, convert_options=conv_opts)
     except pa.ArrowInvalid as e:
-        msg = str(e)
-        if "Empty CSV" in msg:
-            return
         _raise_if_retryable(e, block_size, utf8_source)
-        fc.add("csv_parse_error", "error", f"CSV body unreadable: {msg}")
-        return
+        fc.add("csv_parse_error", "error", f"CSV body unreadable: {e}")
+        return False
     done_invalid = 0
     batch_bytes = BATCH_BYTES if layout.fmt == "csv_tall" else WIDE_BATCH_BYTES
-    for kind, batch, n_invalid in _prefetch(reader, invalid, max(batch_bytes, block_size)):
-        for k in range(done_invalid, n_invalid):
-            classify(*invalid[k])
-        done_invalid = n_invalid
-        if kind == "error":
-            _raise_if_retryable(batch, block_size, utf8_source)
-            fc.add("csv_parse_error", "error", f"CSV parse stopped: {batch}", row=returned + first_row)
-            break
-        n = batch.num_rows
-        if n == 0:
-            continue
-        for column in batch.columns:
-            if not is_valid_utf8(column):
-                raise EncodingRetry(f"invalid UTF-8 in the rows after record {returned + first_row - 1}")
-        # Map returned row r (0-based) to the Arrow record number, skipping invalid rows.
-        r = np.arange(returned + 1, returned + n + 1, dtype=np.int64)
-        if skipped:
-            s = np.array(skipped, dtype=np.int64)
-            s = s - np.arange(len(s))
-            r = r + np.searchsorted(s, r, side="right")
-        src_rows = r + (first_row - 1)
-        returned += n
-        colmap = {name: batch.column(j) for j, name in enumerate(batch.schema.names)}
-        # Blank lines come back as all-empty rows: drop them (they still count as records).
-        desc_i = layout.base.get("description")
-        if desc_i is not None:
-            desc = colmap[names[desc_i]]
-            maybe_blank = pc.equal(desc, EMPTY_STR)
-            if pc.any(maybe_blank).as_py():
-                allempty = maybe_blank
-                for a in colmap.values():
-                    allempty = pc.and_(allempty, pc.equal(pc.utf8_trim_whitespace(a), EMPTY_STR))
-                if pc.any(allempty).as_py():
-                    keep = pc.invert(allempty)
-                    blank_rows += n - pc.sum(keep.cast(pa.int64())).as_py()
-                    colmap = {k: v.filter(keep) for k, v in colmap.items()}
-                    src_rows = src_rows[bool_to_numpy(keep)]
-                    n = len(src_rows)
-        if n:
-            sink.write(builder.build(lambda i, _c=colmap: _c[names[i]], n, src_rows))
+    batches = _prefetch(reader, invalid, max(batch_bytes, block_size))
+    try:
+        for kind, batch, n_invalid in batches:
+            if too_large:
+                raise RecordTooLarge("a CSV record")
+            for k in range(done_invalid, n_invalid):
+                classify(*invalid[k])
+            done_invalid = n_invalid
+            if kind == "error":
+                _raise_if_retryable(batch, block_size, utf8_source)
+                fc.add("csv_parse_error", "error", f"CSV parse stopped: {batch}", row=returned + first_row)
+                return False
+            n = batch.num_rows
+            if n == 0:
+                continue
+            check_record_sizes(batch)
+            for column in batch.columns:
+                if not is_valid_utf8(column):
+                    raise EncodingRetry(f"invalid UTF-8 in the rows after record {returned + first_row - 1}")
+            # Map returned row r (0-based) to the Arrow record number, skipping invalid rows.
+            r = np.arange(returned + 1, returned + n + 1, dtype=np.int64)
+            if skipped:
+                s = np.array(skipped, dtype=np.int64)
+                s = s - np.arange(len(s))
+                r = r + np.searchsorted(s, r, side="right")
+            src_rows = r + (first_row - 1)
+            returned += n
+            colmap = {name: batch.column(j) for j, name in enumerate(batch.schema.names)}
+            # Blank lines come back as all-empty rows: drop them (they still count as records).
+            desc_i = layout.base.get("description")
+            if desc_i is not None:
+                desc = colmap[names[desc_i]]
+                maybe_blank = pc.equal(desc, EMPTY_STR)
+                if pc.any(maybe_blank).as_py():
+                    allempty = maybe_blank
+                    for a in colmap.values():
+                        allempty = pc.and_(allempty, pc.equal(pc.utf8_trim_whitespace(a), EMPTY_STR))
+                    if pc.any(allempty).as_py():
+                        keep = pc.invert(allempty)
+                        blank_rows += n - pc.sum(keep.cast(pa.int64())).as_py()
+                        colmap = {k: v.filter(keep) for k, v in colmap.items()}
+                        src_rows = src_rows[bool_to_numpy(keep)]
+                        n = len(src_rows)
+            if n:
+                sink.write(builder.build(lambda i, _c=colmap: _c[names[i]], n, src_rows))
+            emit_recovered()
         emit_recovered()
-    emit_recovered()
-    if blank_rows:
-        fc.add("blank_rows", "info", f"{blank_rows} blank row(s) skipped")
+        if too_large:
+            raise RecordTooLarge("a CSV record")
+        if blank_rows:
+            fc.add("blank_rows", "info", f"{blank_rows} blank row(s) skipped")
+        if not end_seen:
+            fc.add("unterminated_field", "error", "the file ends inside a quoted field (a quote never closes): the last "
+                   "record is cut off", row=returned + len(skipped) + first_row - 1)
+            return False
+        return True
+    finally:
+        # Stop the prefetch thread and Arrow's reader (the caller then releases the stream).
+        batches.close()
+        reader.close()

@@ -27,6 +27,14 @@ _WS_PIPE = re.compile(r"\s*\|\s*")
 _WS = re.compile(r"\s+")
 
 
+
+def _numeric_key(k: str) -> tuple[int, str]:
+    """Sort key ordering ASCII digit strings by value (anything else as 0)."""
+    if k.isascii() and k.isdigit():
+        k = k.lstrip("0")
+        return len(k), k
+    return 0, ""
+
 def norm_name(name: str) -> str:
     """Normalised column name: lower, stripped, no spaces around pipes, single spaces."""
     s = (name or "").replace("\ufeff", "").strip().lower()
@@ -181,7 +189,8 @@ def classify_columns(raw: list[str], findings) -> Layout:
             g.headers[fld] = name
     for name in unknown[:50]:
         findings.add("unknown_column", "info", f"column {name!r} is not a CMS data element; ignored", column=name)
-    code_list = [tuple(codes[k]) for k in sorted(codes, key=lambda k: int(k) if k.isdigit() else 0)]
+    # numeric order without int() (a hostile "code | 999…9" passes Python's 4,300-digit int limit)
+    code_list = [tuple(codes[k]) for k in sorted(codes, key=_numeric_key)]
     fmt = "csv_wide" if groups else "csv_tall"
     if groups and ("payer_name" in base or "plan_name" in base):
         findings.add("mixed_tall_wide", "warning", "file has both payer_name columns and wide payer columns")

@@ -43,6 +43,7 @@ import pyarrow as pa
 import pyarrow.json as pajson
 
 from .json_reader import ITEM_FULL_T, add_nines, collect_top, flatten_items
+from .limits import JsonGuard, check_depth, guard_of
 
 CHUNK_BYTES = 16 * 1024**2
 READ_BYTES = 4 * 1024**2
@@ -106,6 +107,8 @@ def _item_ends(buf: bytes) -> tuple[np.ndarray, int]:
     """Ends (offset after the ``}``) of the items of an array starting at ``buf[0]`` (inside the
     array, between items) and the offset of the array's closing ``]`` (-1 if not in ``buf``)."""
     pos, depth = exact_scan(buf)
+    if len(depth):
+        check_depth(2 + int(depth.max()))
     closing = np.flatnonzero(depth < 0)
     close = int(pos[closing[0]]) if len(closing) else -1
     ends = pos[(depth == 0) & (np.frombuffer(buf, np.uint8)[pos] != ord("["))
@@ -130,6 +133,7 @@ def _closed_items(buf: bytes) -> int:
     d = np.cumsum(_DEPTH[np.frombuffer(st, dtype=np.uint8)], dtype=np.int64)
     if not len(d) or int(d[-1]) != 0 or int(d.min()) < 0:
         return 0
+    check_depth(2 + int(d.max()))  # items of the charges array (depth 2): see read_charges_parallel
     return int(np.count_nonzero(d == 0))
 
 
@@ -261,6 +265,12 @@ def read_charges_parallel(open_stream, *, sink=None, fc=None, sha=None, flat=Non
         f = _Stream(raw)
         buf, start = locate_array(f)
         buf = buf[start:]
+        guard = guard_of(raw)
+        if guard is not None and verify_cuts:
+            # From here every byte passes _closed_items or _item_ends (bracket depth, strings
+            # skipped) before a parser sees it, and both check the depth limit: the stream's guard
+            # need not compute it a second time (it still checks numbers, strings, VT/FF).
+            guard.check_depth = False
         pool = ThreadPoolExecutor(max_workers=workers) if workers > 0 else None
         inflight: deque = deque()
         state = {"n": 0, "error": None}
@@ -417,10 +427,26 @@ def _process_keep(chunk: bytes, base: int, cand, sha):
     return res if res[0] == "raw" else (*res, chunk)
 
 
+class TailError(ValueError):
+    """What follows the charges array is not the rest of one JSON object."""
+
+
 def parse_tail_members(tail: bytes) -> dict:
-    """Top-level members after the charges array: ``tail`` is what follows its ``]``."""
+    """Top-level members after the charges array: ``tail`` is what follows its ``]``.
+
+    Raises :class:`TailError` (or ijson's errors) unless ``tail`` is exactly the end of the top
+    object: ``}``, or ``,`` members ``}``, then only JSON whitespace. Bytes after the document or a
+    document cut off after the array are errors, never an "ok" with the rows read.
+    """
     t = tail.lstrip(_WS)
-    if not t.startswith(b","):
+    if t.startswith(b"}"):
+        rest = t[1:].lstrip(_WS)
+        if rest:
+            raise TailError(f"{len(rest)} byte(s) after the end of the JSON document: {rest[:40]!r}")
         return {}
+    if not t.startswith(b","):
+        raise TailError("the JSON document ends after the charges array" if not t else
+                        f"expected ',' or '}}' after the charges array, found {t[:40]!r}")
+    JsonGuard(depth0=1).feed(t)  # read by ijson below: same limits as the streamed bytes
     top, _ = collect_top(ijson.parse(io.BytesIO(b"{" + t[1:])), stop_at_charges=False)
     return top

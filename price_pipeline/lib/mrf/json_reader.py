@@ -441,11 +441,13 @@ def read_json(open_stream, *, sink, fc, sha, header_out: dict, full_parse_below:
     flat = JsonFlattener(sink, fc, sha)
     # 1) head: top-level members before the charges array.
     top: dict = {}
+    head_error = False  # a syntax error anywhere ends the file not ok (the rows may be cut off)
     try:
         with open_stream() as s:
             top, _ = collect_top(ijson.parse(s), stop_at_charges=True)
     except ijson.JSONError as e:
         fc.add("json_syntax_error", "error", f"invalid JSON in the file header: {e}")
+        head_error = True
         if not top:
             return {"format": "json", "ok": False}
     except (ijson.IncompleteJSONError, ValueError) as e:
@@ -475,10 +477,12 @@ def read_json(open_stream, *, sink, fc, sha, header_out: dict, full_parse_below:
             elif error is None:
                 try:
                     late = parse_tail_members(tail)
-                except (ijson.JSONError, ijson.IncompleteJSONError, ValueError):
+                except (ijson.JSONError, ijson.IncompleteJSONError, ValueError) as e:
+                    fc.add("json_syntax_error", "error", f"invalid JSON after the charges array: {e}")
+                    error = e
                     late = {}
                 top.update({k: v for k, v in late.items() if k not in top})
-            return _finish(top, flat, fc, header_out, n_items)
+            return _finish(top, flat, fc, header_out, n_items, error is not None or head_error)
     # 2) charges, streamed by ijson's C generator (measured 2x faster than feeding
     #    items_coro); the reader wrapper keeps the chunks read since the last completed item.
     n_items = 0
@@ -490,7 +494,7 @@ def read_json(open_stream, *, sink, fc, sha, header_out: dict, full_parse_below:
                 tracker.mark()
                 flat.item(n_items, it)
                 n_items += 1
-        except (ijson.JSONError, ijson.IncompleteJSONError) as e:
+        except (ijson.JSONError, ijson.IncompleteJSONError, ValueError) as e:
             error = e
     total = tracker.total
     tail, tail_overflow = tracker.since_mark, tracker.overflow
@@ -509,12 +513,14 @@ def read_json(open_stream, *, sink, fc, sha, header_out: dict, full_parse_below:
         fc.add("json_tail_too_large", "warning", "members after the charges array were not read (over 256 MB)")
     elif error is None:
         top.update({k: v for k, v in _parse_tail(b"".join(tail)).items() if k not in top})
-    return _finish(top, flat, fc, header_out, n_items)
+    return _finish(top, flat, fc, header_out, n_items, error is not None or head_error)
 
 
-def _finish(top: dict, flat: JsonFlattener, fc, header_out: dict, n_items: int) -> dict:
+def _finish(top: dict, flat: JsonFlattener, fc, header_out: dict, n_items: int, broken: bool = False) -> dict:
     header_out.update(json_header(top, fc))
     flat.modifiers(top.get("modifier_information"))
+    if broken:  # rows read before a syntax error are kept for inspection, never published as the file
+        return {"format": "json", "ok": False}
     if n_items == 0 and "standard_charge_information" not in top and not header_out.get("hospital_name"):
         fc.add("not_an_mrf", "error", "JSON without standard_charge_information or hospital_name")
         return {"format": "json", "ok": False}

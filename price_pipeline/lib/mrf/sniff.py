@@ -18,8 +18,11 @@ from __future__ import annotations
 import codecs
 import gzip
 import io
+import lzma
 import os
+import struct
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 
 SAMPLE_BYTES = 1 << 20
@@ -33,6 +36,44 @@ RATIO_GRACE_BYTES = 64 * 1024**2
 
 class DecompressionLimit(Exception):
     """Decompressed output exceeded the configured size or ratio."""
+
+
+class CorruptArchive(Exception):
+    """A zip/gzip container failed in a way its library reports only as a generic error (e.g. a
+    seek to a corrupt member offset: OSError EINVAL, struct.error on a cut header)."""
+
+
+# zip compression methods the standard library reads (stored, deflate, bzip2, lzma)
+READABLE_ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
+
+
+def archive_error(exc: BaseException) -> tuple[str, str] | None:
+    """``(rule, message)`` when ``exc`` is a damaged or unreadable archive met while reading the
+    payload (at any stage, in any thread), else None (a tool failure, raised on).
+
+    Rules: ``decompression_limit``, ``truncated_archive`` (the stream ends early),
+    ``bad_crc`` (the CRC-32 check of the data failed), ``encrypted_archive``,
+    ``unsupported_compression`` (e.g. deflate64), ``bad_archive`` (corrupt data or headers,
+    garbage after a gzip stream).
+    """
+    msg = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, DecompressionLimit):
+        return "decompression_limit", f"stopped: {exc}"
+    if isinstance(exc, CorruptArchive):
+        return "bad_archive", f"corrupt archive ({exc})"
+    if isinstance(exc, EOFError):
+        return "truncated_archive", f"the compressed stream ends early ({msg}); the file is cut off"
+    text = str(exc).lower()
+    if isinstance(exc, (zipfile.BadZipFile, gzip.BadGzipFile, zlib.error, lzma.LZMAError)) or (
+            isinstance(exc, OSError) and "invalid data stream" in text):
+        if "crc" in text:
+            return "bad_crc", f"the archive's CRC-32 check failed ({msg}); the data is corrupt"
+        return "bad_archive", f"corrupt archive data ({msg})"
+    if isinstance(exc, RuntimeError) and ("encrypted" in text or "password" in text):
+        return "encrypted_archive", f"the archive member is encrypted ({exc})"
+    if isinstance(exc, NotImplementedError):
+        return "unsupported_compression", f"the archive uses a compression method that cannot be read ({exc})"
+    return None
 
 
 class CappedReader(io.RawIOBase):
@@ -51,7 +92,12 @@ class CappedReader(io.RawIOBase):
         return True
 
     def readinto(self, b) -> int:
-        data = self.inner.read(len(b))
+        try:
+            data = self.inner.read(len(b))
+        except (OSError, ValueError, struct.error) as e:
+            if archive_error(e) is not None:
+                raise
+            raise CorruptArchive(f"{type(e).__name__}: {e}") from e
         n = len(data)
         b[:n] = data
         self.out += n
@@ -93,8 +139,14 @@ class Source:
             )
         if self.compression == "zip":
             zf = zipfile.ZipFile(self.path)
-            info = zf.getinfo(self.member)
-            inner = zf.open(info)
+            try:
+                info = zf.getinfo(self.member)
+                inner = zf.open(info)
+            except (OSError, ValueError, struct.error, KeyError) as e:
+                zf.close()
+                if archive_error(e) is not None:
+                    raise
+                raise CorruptArchive(f"cannot open member {self.member}: {type(e).__name__}: {e}") from e
             reader = CappedReader(inner, info.compress_size, self.max_bytes, self.max_ratio, self.ratio_grace)
             reader._zf = zf  # keep the archive open as long as the member stream
             return io.BufferedReader(reader, 1 << 20)
@@ -119,7 +171,7 @@ def open_source(path: str | os.PathLike, *, max_bytes: int = DEFAULT_MAX_BYTES,
     elif magic == b"PK\x03\x04":
         try:
             zf = zipfile.ZipFile(path)
-        except zipfile.BadZipFile as e:
+        except Exception as e:  # any failure to read the directory: an unreadable archive
             src.notes.append(("bad_archive", "error", f"unreadable zip archive: {e}"))
             src.container = "broken"
             return src
@@ -148,6 +200,14 @@ def open_source(path: str | os.PathLike, *, max_bytes: int = DEFAULT_MAX_BYTES,
                 )
             src.compression = "zip"
             src.member = best.filename
+            if best.flag_bits & 0x1:
+                src.notes.append(("encrypted_archive", "error", f"zip member {best.filename} is encrypted"))
+                src.container = "broken"
+            elif best.compress_type not in READABLE_ZIP_METHODS:
+                src.notes.append(("unsupported_compression", "error",
+                                  f"zip member {best.filename} uses compression method {best.compress_type} "
+                                  "(e.g. 9 = deflate64), which cannot be read"))
+                src.container = "broken"
             if best.filename.lower().endswith(".xlsx"):
                 src.notes.append(("nested_xlsx_in_zip", "warning", "xlsx inside zip is not read"))
                 src.container = "broken"

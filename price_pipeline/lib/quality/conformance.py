@@ -175,11 +175,14 @@ def validate_hospital(
     rules: str = "major",
     as_of: dt.date | None = None,
     log=None,
+    limits: dict[str, Any] | None = None,
 ) -> HospitalConformance:
     """Validate the hospital's current files, store the reports and the summary table.
 
     ``rules``/``as_of``: which CMS rule set each file is checked against (``major``, ``declared``
-    or ``in-force`` on ``as_of``; see :func:`price_pipeline.lib.validate.validate_file`)."""
+    or ``in-force`` on ``as_of``; see :func:`price_pipeline.lib.validate.validate_file`);
+    ``limits``: ``max_decompressed_bytes`` / ``max_ratio`` for the validator, the caps the parser
+    gets (``Settings.archive_limits``)."""
     from price_pipeline.lib.validate import validate_file
 
     rules_key = _rules_key(rules, as_of)
@@ -206,7 +209,8 @@ def validate_hospital(
         report = _cached_report(lake, key, max_findings, rules_key) if reuse else None
         if report is None:
             with lake.local_copy(outcome.raw_key) as path:
-                checked = validate_file(path, max_findings=max_findings, rules=rules, as_of=as_of).as_dict()
+                checked = validate_file(path, max_findings=max_findings, rules=rules, as_of=as_of,
+                                        **(limits or {})).as_dict()
             checked["file"] = outcome.raw_key  # the lake key, not a temporary local path
             report = {**base, **checked, "report_key": key, "validator_revision": VALIDATOR_REVISION,
                       "max_findings": max_findings, "rules_key": rules_key, "validated_at": now.isoformat()}

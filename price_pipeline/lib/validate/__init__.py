@@ -17,6 +17,17 @@ rule                             official class / message                       
 invalid_version                  InvalidVersionError                              error
 unreadable_file                  (none: official needs a plain CSV/JSON stream)   error
 invalid_json                     InvalidJsonError ("JSON parsing error: ...")     error
+decompression_limit              (none: zip/gzip over the byte or ratio cap)      error
+truncated_archive                (none: the zip/gzip stream ends early)           error
+bad_crc                          (none: the archive's CRC-32 check failed)        error
+bad_archive                      (none: corrupt archive data or headers)          error
+encrypted_archive                (none: encrypted zip member)                     error
+unsupported_compression          (none: e.g. a deflate64 zip member)              error
+json_too_deep                    (none: JSON nested over 64 deep)                 error
+number_too_long                  (none: a JSON number of over 256 digits)         error
+token_too_long                   (none: a JSON string over 32 MiB)                error
+record_too_large                 (none: a CSV record over 16 MiB)                 error
+unterminated_field               (none: the CSV ends inside a quoted field)       error
 min_rows                         MinRowsError                                     error
 header_blank_row                 HeaderBlankError                                 error
 header_column_missing            HeaderColumnMissingError                         error
@@ -75,14 +86,18 @@ import io
 import os
 import time
 
+from ..mrf.limits import InputLimit, guarded
 from ..mrf.sniff import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_RATIO,
     SAMPLE_BYTES,
-    DecompressionLimit,
     TranscodingReader,
+    archive_error,
     detect_encoding,
     detect_kind,
     open_source,
 )
+from .csv_check import UnreadableBody, UnterminatedField
 from .report import ConformanceReport, ReportCollector
 from .rules import (
     DEFAULT_RULE_SELECTION,
@@ -97,20 +112,24 @@ from .rules import (
 __all__ = ["ConformanceReport", "DEFAULT_RULE_SELECTION", "RULES", "RULE_SELECTIONS", "validate_file"]
 
 
-def _utf8_opener(src, encoding: str, bom: int):
+def _utf8_opener(src, encoding: str, bom: int, json_guard: bool = False):
+    """``open_stream()`` of the UTF-8 payload; ``json_guard``: every byte through the parser's
+    JSON limits (:mod:`price_pipeline.lib.mrf.limits`) before a JSON reader sees it."""
     def open_stream():
         f = src.open()
         if bom:
             f.read(bom)
-        if encoding in ("utf-8", "utf-8-sig"):
-            return f
-        return io.BufferedReader(TranscodingReader(f, encoding.replace("-sig", "")), 1 << 22)
+        if encoding not in ("utf-8", "utf-8-sig"):
+            f = io.BufferedReader(TranscodingReader(f, encoding.replace("-sig", "")), 1 << 22)
+        return guarded(f) if json_guard else f
 
     return open_stream
 
 
 def validate_file(path: str | os.PathLike, *, max_findings: int = 1000, version: str | None = None,
-                  rules: str = DEFAULT_RULE_SELECTION, as_of: dt.date | None = None) -> ConformanceReport:
+                  rules: str = DEFAULT_RULE_SELECTION, as_of: dt.date | None = None,
+                  max_decompressed_bytes: int = DEFAULT_MAX_BYTES, max_ratio: float = DEFAULT_MAX_RATIO
+                  ) -> ConformanceReport:
     """Validate one MRF (CSV tall/wide or JSON; plain, zip or gzip) against the CMS rules.
 
     Which rule set (``rules``, see docs/quality.md): ``major`` (default) takes the latest rules of
@@ -118,8 +137,9 @@ def validate_file(path: str | os.PathLike, *, max_findings: int = 1000, version:
     3.x, missing or unknown -> 3.0.0); ``declared`` the declared major.minor (2.0.0, 2.1.0, 2.2.0,
     3.0.0); ``in-force`` the rules CMS enforces on ``as_of`` (default today) whatever the file
     declares. ``version`` forces a rule set (``3.0.0``, or as the official command line spells it:
-    ``v2.2``, ``3``). Bad content never raises (it becomes findings); a missing/unreadable path
-    raises OSError.
+    ``v2.2``, ``3``). ``max_decompressed_bytes`` / ``max_ratio``: the parser's caps on a zip or
+    gzip payload. Bad content never raises (it becomes findings: a damaged archive, a limit of
+    :mod:`price_pipeline.lib.mrf.limits`); a missing/unreadable path raises OSError.
     """
     t0 = time.perf_counter()
     file = os.fspath(path)
@@ -136,14 +156,18 @@ def validate_file(path: str | os.PathLike, *, max_findings: int = 1000, version:
     else:
         selection = rules
     info = {"format": None, "version": None, "rules_version": forced, "rows_checked": 0}
-    src = open_source(file)
+    src = open_source(file, max_bytes=max_decompressed_bytes, max_ratio=max_ratio)
     if version is not None and forced is None:
         rc.add("invalid_version", f"Invalid version supplied. Allowed versions are: {', '.join(SUPPORTED_VERSIONS)}")
         return rc.report(file=file, seconds=time.perf_counter() - t0, compression=src.compression,
                          rules_selection=selection, **info)
     choose = forced if forced is not None else (lambda declared: select_rules(declared, rules))
     try:
-        if src.container in ("broken", "xlsx"):
+        if src.container == "broken" and any(r in RULES for r, sev, _m in src.notes if sev == "error"):
+            for r, sev, m in src.notes:  # e.g. encrypted_archive, unsupported_compression
+                if sev == "error":
+                    rc.add(r if r in RULES else "unreadable_file", m)
+        elif src.container in ("broken", "xlsx"):
             msgs = [m for _r, _s, m in src.notes] or ["an Excel workbook is not a CMS CSV/JSON file"]
             rc.add("unreadable_file", "; ".join(msgs))
         else:
@@ -151,7 +175,7 @@ def validate_file(path: str | os.PathLike, *, max_findings: int = 1000, version:
                 sample = f.read(SAMPLE_BYTES)
             encoding, bom = detect_encoding(sample, complete=len(sample) < SAMPLE_BYTES)
             kind = detect_kind(sample[bom: bom + 65536].decode(encoding.replace("-sig", ""), "replace"))
-            opener = _utf8_opener(src, encoding, bom)
+            opener = _utf8_opener(src, encoding, bom, json_guard=kind == "json")
             if kind == "json":
                 from .json_check import validate_json
 
@@ -164,7 +188,15 @@ def validate_file(path: str | os.PathLike, *, max_findings: int = 1000, version:
                 info.update(validate_csv(opener, rc, choose, plain_path=plain, bom=bom))
             else:
                 rc.add("unreadable_file", f"content is {kind}, not CSV or JSON")
-    except DecompressionLimit as e:
-        rc.add("unreadable_file", f"stopped: {e}")
+    except InputLimit as e:
+        rc.add("invalid_json" if e.rule == "json_syntax_error" else e.rule,
+               f"JSON parsing error: {e.message}" if e.rule == "json_syntax_error" else e.message)
+    except (UnterminatedField, UnreadableBody) as e:
+        rc.add("unterminated_field" if isinstance(e, UnterminatedField) else "unreadable_file", str(e))
+    except Exception as e:
+        what = archive_error(e)  # a damaged archive, wherever its bytes were read
+        if what is None:
+            raise
+        rc.add(*what)
     return rc.report(file=file, seconds=round(time.perf_counter() - t0, 4), compression=src.compression,
                      rules_selection=selection, **info)

@@ -21,7 +21,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from ..mrf.csv_reader import PrefixedReader, scan_records
+from ..mrf.csv_reader import (
+    BLOCK_GROWTH,
+    MAX_BLOCK_SIZE,
+    MAX_RECORD_BYTES,
+    PrefixedReader,
+    RecordTooLarge,
+    RecordTooLong,
+    arrow_input,
+    check_record_sizes,
+    end_record,
+    is_end_record,
+    scan_records,
+)
 from .report import ReportCollector
 from .rules import (
     AFFIRMATION,
@@ -172,8 +184,10 @@ class CsvLayout:
         for c in self.columns:
             s = [v.strip() for v in c.split("|") if v.strip()]
             if s and _ieq(s[0], "code") and (len(s) == 2 or (len(s) == 3 and _ieq(s[2], "type"))):
-                digits = re.sub(r"\D", "", s[1])
-                best = max(best, int(digits) if digits else 0)
+                digits = re.sub(r"[^0-9]", "", s[1])
+                # a hostile header (code | 999…9) must not expand into millions of expected columns
+                # (nor reach Python's 4,300-digit int limit): more than 4 digits counts as 9999
+                best = max(best, (int(digits) if len(digits) <= 4 else 9999) if digits else 0)
         return best
 
     def expected(self) -> list[str]:
@@ -352,9 +366,20 @@ def declared_version(row1: list[str], row2: list[str]) -> str | None:
     return None
 
 
+class UnterminatedField(Exception):
+    """The payload ends inside a quoted field: its last record is cut off."""
+
+
+class UnreadableBody(Exception):
+    """Arrow stopped reading the data rows (the message says why)."""
+
+
 def read_head(stream) -> tuple[list[list[str]], bytes, int]:
     """First three CSV records (trimmed values), the buffer read so far and the body offset."""
-    buf, ends, _eof = scan_records(stream, 3)
+    scan: dict = {}
+    buf, ends, _eof = scan_records(stream, 3, state=scan)
+    if scan.get("open_quote"):
+        raise UnterminatedField("the file ends inside a quoted field of rows 1-3 (a quote never closes)")
     if not ends:
         return [], buf, len(buf)
     text = buf[: ends[-1]].decode("utf-8", "replace")
@@ -414,12 +439,23 @@ def validate_csv(open_stream, rc: ReportCollector, version=None, plain_path: str
             return info
         _column_alerts(layout, rc)
         saved = rc.snapshot()
-        res = _check_body(_body(stream, buf, body_at, plain_path, bom), layout, rc, threads=THREADS)
-    if res is None:  # rows with a wrong field count: their numbers need the sequential reader
+        block = BLOCK_SIZE
+        try:
+            res = _check_body(_body(stream, buf, body_at, plain_path, bom, layout), layout, rc, threads=THREADS,
+                              block_size=block)
+        except RecordTooLong as e:
+            res, block = None, e.block_size
+    # Again without threads when rows with a wrong field count need their numbers, or with bigger
+    # blocks (up to the record size limit) when a record does not fit in one.
+    while res is None:
         rc.restore(saved)
         with open_stream() as stream:
             _rows, buf, body_at = read_head(stream)
-            res = _check_body(_body(stream, buf, body_at, plain_path, bom), layout, rc, threads=False)
+            try:
+                res = _check_body(_body(stream, buf, body_at, plain_path, bom, layout), layout, rc, threads=False,
+                                  block_size=block)
+            except RecordTooLong as e:
+                block = e.block_size
     checked, records = res
     info["rows_checked"] = checked
     if records < 1:
@@ -532,13 +568,15 @@ def _validate_lf_view(open_stream, rc: ReportCollector, rv: str, info: dict) -> 
     return info
 
 
-def _body(stream, buf: bytes, body_at: int, plain_path: str | None, bom: int):
-    """Arrow input positioned at the first data record."""
+def _body(stream, buf: bytes, body_at: int, plain_path: str | None, bom: int, layout: CsvLayout):
+    """``(Arrow input, source to release)`` positioned at the first data record, with the parser's
+    end record after the payload (it shows whether the payload ends inside a quoted field)."""
+    suffix = end_record(len(layout.columns))
     if plain_path is not None:
-        f = pa.OSFile(plain_path)
-        f.seek(bom + body_at)
-        return f
-    return pa.PythonFile(io.BufferedReader(PrefixedReader(buf[body_at:], stream), 1 << 22), mode="r")
+        raw = open(plain_path, "rb")  # noqa: SIM115 - closed by ArrowSource.release
+        raw.seek(bom + body_at)
+        return arrow_input(io.BufferedReader(PrefixedReader(b"", raw, suffix), 1 << 22))
+    return arrow_input(io.BufferedReader(PrefixedReader(buf[body_at:], stream, suffix), 1 << 22))
 
 
 def _column_alerts(layout: CsvLayout, rc: ReportCollector) -> None:
@@ -555,7 +593,8 @@ def _column_alerts(layout: CsvLayout, rc: ReportCollector) -> None:
                    column=cols[idx], cell=csv_cell(2, idx))
 
 
-def _check_body(body, layout: CsvLayout, rc: ReportCollector, threads: bool = False) -> tuple[int, int] | None:
+def _check_body(body_source, layout: CsvLayout, rc: ReportCollector, threads: bool = False,
+                block_size: int | None = None) -> tuple[int, int] | None:
     """Stream the data rows through the vectorised checks. Returns (rows checked, records seen).
 
     ``threads``: Arrow parses blocks on all cores; it does not number invalid rows (wrong field
@@ -566,8 +605,16 @@ def _check_body(body, layout: CsvLayout, rc: ReportCollector, threads: bool = Fa
     skipped: list[int] = []
     recovered: list[tuple[int, list[str]]] = []
     unnumbered = []
+    end_seen = []
+    too_large = []
 
     def on_invalid(row) -> str:
+        if is_end_record(row.text):
+            end_seen.append(True)
+            return "skip"
+        if len(row.text) > MAX_RECORD_BYTES:
+            too_large.append(True)  # (an exception here would be swallowed by pyarrow)
+            return "skip"
         num = row.number
         if num is None:
             unnumbered.append(1)
@@ -581,7 +628,8 @@ def _check_body(body, layout: CsvLayout, rc: ReportCollector, threads: bool = Fa
         recovered.append((num, fields))
         return "skip"
 
-    read_opts = pacsv.ReadOptions(use_threads=threads, block_size=BLOCK_SIZE, column_names=names)
+    block_size = block_size or BLOCK_SIZE
+    read_opts = pacsv.ReadOptions(use_threads=threads, block_size=block_size, column_names=names)
     parse_opts = pacsv.ParseOptions(delimiter=",", quote_char='"', double_quote=True, escape_char=False,
                                     newlines_in_values=True, ignore_empty_lines=False,
                                     invalid_row_handler=on_invalid)
@@ -590,12 +638,19 @@ def _check_body(body, layout: CsvLayout, rc: ReportCollector, threads: bool = Fa
     checker = RowChecker(layout, rc)
     returned = 0
     checked = 0
+    def stopped(e: pa.ArrowInvalid) -> None:
+        if "straddl" not in str(e):
+            raise UnreadableBody(str(e)) from e
+        if block_size < MAX_BLOCK_SIZE:
+            raise RecordTooLong(min(block_size * BLOCK_GROWTH, MAX_BLOCK_SIZE)) from e
+        raise RecordTooLarge("a CSV record") from e
+
+    body, source = body_source
     try:
         reader = pacsv.open_csv(body, read_options=read_opts, parse_options=parse_opts, convert_options=conv_opts)
     except pa.ArrowInvalid as e:
-        if "Empty CSV" in str(e):
-            return 0, 0
-        raise
+        source.release()
+        stopped(e)
     # Small Arrow blocks keep the reader's read-ahead (32 blocks) small; the checks run on groups
     # of batches (GROUP_BYTES) so that their per-call overhead stays small. Findings come out in
     # the same order as batch by batch: the rows of a group are in file order.
@@ -617,35 +672,53 @@ def _check_body(body, layout: CsvLayout, rc: ReportCollector, threads: bool = Fa
         pending_bytes = 0
         return checker.check(cols, rows)
 
-    while True:
-        try:
-            batch = reader.read_next_batch()
-        except StopIteration:
-            break
+    def run() -> tuple[int, int] | None:
+        nonlocal returned, checked, pending_bytes
+        while True:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                break
+            except pa.ArrowInvalid as e:
+                stopped(e)
+            if unnumbered:
+                return None
+            n = batch.num_rows
+            if too_large:
+                raise RecordTooLarge("a CSV record")
+            check_record_sizes(batch)
+            if n:
+                r = np.arange(returned + 1, returned + n + 1, dtype=np.int64)
+                if skipped:
+                    s = np.array(sorted(skipped), dtype=np.int64)
+                    s = s - np.arange(len(s))
+                    r = r + np.searchsorted(s, r, side="right")
+                returned += n
+                pending.append(batch)
+                pending_rows.append(r + 3)
+                pending_bytes += batch.nbytes
+            if recovered or pending_bytes >= GROUP_BYTES:
+                checked += check_pending()
+            if recovered:
+                checked += _flush_recovered(recovered, checker, ncols)
         if unnumbered:
             return None
-        n = batch.num_rows
-        if n:
-            r = np.arange(returned + 1, returned + n + 1, dtype=np.int64)
-            if skipped:
-                s = np.array(sorted(skipped), dtype=np.int64)
-                s = s - np.arange(len(s))
-                r = r + np.searchsorted(s, r, side="right")
-            returned += n
-            pending.append(batch)
-            pending_rows.append(r + 3)
-            pending_bytes += batch.nbytes
-        if recovered or pending_bytes >= GROUP_BYTES:
-            checked += check_pending()
+        checked += check_pending()
         if recovered:
             checked += _flush_recovered(recovered, checker, ncols)
-    if unnumbered:
-        return None
-    checked += check_pending()
-    if recovered:
-        checked += _flush_recovered(recovered, checker, ncols)
-    records = returned + len(skipped)
-    return checked, records
+        records = returned + len(skipped)
+        if too_large:
+            raise RecordTooLarge("a CSV record")
+        if not end_seen:
+            raise UnterminatedField(f"the file ends inside a quoted field (a quote never closes) after record "
+                                    f"{records + 3}: the last record is cut off")
+        return checked, records
+
+    try:
+        return run()
+    finally:
+        reader.close()
+        source.release()  # no read-ahead call may outlive the reader (see ArrowSource)
 
 
 def _flush_recovered(recovered, checker, ncols) -> int:

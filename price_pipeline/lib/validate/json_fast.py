@@ -348,6 +348,7 @@ def read_plain_file(path: str, process, consume, *, chunk_bytes: int, workers: i
     item over ``MAX_ITEM_BYTES``, an unbalanced or very long last part).
     """
     from ..mrf.json_chunks import Restart, exact_scan, locate_array
+    from ..mrf.limits import JsonGuard
 
     with open(path, "rb", buffering=0) as raw:
         buf, start = locate_array(_Head(raw))
@@ -358,7 +359,10 @@ def read_plain_file(path: str, process, consume, *, chunk_bytes: int, workers: i
     state = {"n": 0, "error": None}
 
     def work(lo: int, hi: int, cand):
-        return process(os.pread(fd, hi - lo, lo), 0, cand)
+        data = os.pread(fd, hi - lo, lo)
+        # read here, not through the guarded stream: the same JSON limits, per chunk of items
+        JsonGuard(depth0=2, offset=lo).feed(data)
+        return process(data, 0, cand)
 
     def drain(limit: int) -> None:
         while len(inflight) > limit:
@@ -395,6 +399,7 @@ def read_plain_file(path: str, process, consume, *, chunk_bytes: int, workers: i
                 if size - pos > MAX_LAST_BYTES:
                     raise Restart("last part too long")
                 rest = os.pread(fd, size - pos, pos)
+                JsonGuard(depth0=2, offset=pos).feed(rest)
                 at, depth = exact_scan(rest)
                 closing = np.flatnonzero(depth < 0)
                 if not len(closing):

@@ -17,6 +17,18 @@ RULES: dict[str, tuple[str, str, str]] = {
     "unreadable_file": ("error", "(none: the official validator needs a plain CSV/JSON stream)",
                         "not CSV or JSON, empty, HTML, or a broken archive"),
     "invalid_json": ("error", "InvalidJsonError", "JSON syntax error; nothing after it is checked"),
+    # damaged archives and reader limits (price_pipeline.lib.mrf.sniff / .limits): the file is not read to its end
+    "decompression_limit": ("error", "(none)", "zip/gzip payload over the byte or ratio cap"),
+    "truncated_archive": ("error", "(none)", "the zip/gzip stream ends early (file cut off)"),
+    "bad_crc": ("error", "(none)", "the archive's CRC-32 check failed"),
+    "bad_archive": ("error", "(none)", "corrupt archive data or headers"),
+    "encrypted_archive": ("error", "(none)", "encrypted zip member"),
+    "unsupported_compression": ("error", "(none)", "zip compression method that cannot be read (deflate64, ...)"),
+    "json_too_deep": ("error", "(none)", "JSON nested deeper than the limit"),
+    "number_too_long": ("error", "(none)", "a JSON number with more digits than the limit"),
+    "token_too_long": ("error", "(none)", "a JSON string longer than the limit"),
+    "record_too_large": ("error", "(none)", "a CSV record longer than the limit"),
+    "unterminated_field": ("error", "(none)", "the CSV ends inside a quoted field"),
     "min_rows": ("error", "MinRowsError", "CSV has no data row after the three header rows"),
     # --- CSV rows 1-3
     "header_blank_row": ("error", "HeaderBlankError", "row 1 or row 3 is blank"),
