@@ -9,7 +9,7 @@ import pytest
 
 from price_pipeline.defs.ingestion import assets as ingestion_assets
 from price_pipeline.defs.ops.assets import OPS_REPORT_KEY, ops_report
-from price_pipeline.defs.ops.failed import failed_hospitals
+from price_pipeline.defs.ops.failed import failed_hospitals, failed_items
 from price_pipeline.defs.ops.retries import DOWNLOAD_RETRY, FAILURE_KIND, LAKE_RETRY, classified
 from price_pipeline.defs.ops.sensors import alert_on_check_failure, alert_on_run_failure
 from price_pipeline.lib.ops.classify import TransientError
@@ -115,7 +115,7 @@ def test_alert_sensors_deliver_run_and_check_failures(failures, monkeypatch):
         alert_on_run_failure(context)
         [hooked] = hook.wait_for(1)
         assert hooked["json"]["kind"] == "run_failure" and hooked["json"]["hospital_key"] == "not-in-catalog"
-        assert hooked["json"]["failure_kind"] == "permanent"
+        assert hooked["json"]["failure_kind"] == "internal"
         assert len(smtp.wait_for(1)) == 1
 
         # the check sensor: the first tick only sets its cursor; from 0 it sees the history
@@ -145,13 +145,15 @@ def test_ops_report_summarises_runs(failures, settings):
 
 def test_failed_hospitals_view_lists_latest_failures_with_reasons(failures, settings):
     instance, ok, html = failures
-    found = {f.hospital_key: f for f in failed_hospitals(instance)}
-    assert set(found) == {html, "not-in-catalog"}
-    assert found["not-in-catalog"].failure_kind == "permanent"
+    found = {f.hospital_key: f for f in failed_items(instance)}
+    assert set(found) == {html, "not-in-catalog"} == set(failed_hospitals(instance))
+    # our catalog state: internal; a hospital serving an HTML page: external, listed as the check
+    assert found["not-in-catalog"].failure_kind == "internal" and not found["not-in-catalog"].transient
     assert "no catalog entry" in found["not-in-catalog"].reason
-    assert found["not-in-catalog"].step == "mrf_files"
-    assert found[html].failure_kind == "permanent" and "mrf_files_has_a_price_file" in found[html].reason
-    assert [f.hospital_key for f in failed_hospitals(instance, kind="transient")] == []
+    assert (found["not-in-catalog"].asset, found["not-in-catalog"].check) == ("mrf_files", None)
+    assert (found[html].asset, found[html].check) == ("mrf_files", "mrf_files_has_a_price_file")
+    assert found[html].failure_kind == "external" and found[html].attempts == 1
+    assert [f.hospital_key for f in failed_items(instance, kind="canceled")] == []
     # a successful rerun takes a hospital off the list (runs last in this module: it changes the state)
     instance.delete_dynamic_partition("hospitals", "not-in-catalog")
-    assert "not-in-catalog" not in {f.hospital_key for f in failed_hospitals(instance)}
+    assert "not-in-catalog" not in failed_hospitals(instance)

@@ -19,13 +19,21 @@ from price_pipeline.lib.ops.classify import (
     TransientError,
     classify_exception,
     classify_message,
+    classify_origin,
+    origin_from_message,
 )
 from price_pipeline.lib.ops.tags import (
-    DOWNLOAD_HOST_TAG,
+    BULK_TAG,
     HOSPITAL_TAG,
+    HOST_TAG,
+    LAYER_TAG,
     PRIORITY_HIGH,
+    PRIORITY_RESCAN,
     PRIORITY_TAG,
-    download_host,
+    TRIGGER_TAG,
+    bulk_run_tags,
+    group_by_host,
+    hospital_host,
     hospital_run_tags,
 )
 from price_pipeline_tests.ops.receivers import SmtpReceiver, WebhookReceiver
@@ -89,14 +97,44 @@ def test_classification_follows_the_cause_chain():
     assert classify_message("ValueError: bad column") == PERMANENT
 
 
-def test_run_tags_priority_and_download_host():
+def test_run_tags_priority_and_one_host_rule():
     env = {"PRICE_PIPELINE_PRIORITY_HOSPITALS": "ccn-1, ccn-2"}
-    urls = ["https://files.vendor.example/a.csv", "https://files.vendor.example/b.json", "https://x.example/c"]
-    tags = hospital_run_tags("ccn-1", urls, env=env)
-    assert tags == {HOSPITAL_TAG: "ccn-1", PRIORITY_TAG: str(PRIORITY_HIGH), DOWNLOAD_HOST_TAG: "files.vendor.example"}
-    assert PRIORITY_TAG not in hospital_run_tags("ccn-3", env=env)
-    assert hospital_run_tags("ccn-3", priority=-5, env=env)[PRIORITY_TAG] == "-5"
-    assert download_host([]) is None
+    # the first file is on another host: the most common host wins (the sensor used the first file's)
+    urls = ["https://x.example/c", "https://FILES.vendor.example/a.csv", "https://files.vendor.example/b.json"]
+    tags = hospital_run_tags("ccn-1", urls, trigger="catalog_sensor", env=env)
+    assert tags == {HOSPITAL_TAG: "ccn-1", PRIORITY_TAG: str(PRIORITY_HIGH), HOST_TAG: "files.vendor.example",
+                    LAYER_TAG: "ingestion", TRIGGER_TAG: "catalog_sensor"}
+    assert PRIORITY_TAG not in hospital_run_tags("ccn-3", trigger="cli", env=env)
+    assert hospital_run_tags("ccn-3", trigger="cli", priority=-5, env=env)[PRIORITY_TAG] == "-5"
+    assert hospital_host([]) == "none" and hospital_host(["not a url", "http://[bad"]) == "none"
+    assert hospital_host(["https://a.example/1", "https://b.example/2"]) == "a.example"  # tie: first listed
+    assert len(hospital_host([f"https://{'a' * 80}.example/f"])) == 63
+    bulk = bulk_run_tags("h.example", trigger="weekly_full_rescan", priority=PRIORITY_RESCAN)
+    assert bulk == {HOST_TAG: "h.example", LAYER_TAG: "ingestion", TRIGGER_TAG: "weekly_full_rescan",
+                    BULK_TAG: "true", PRIORITY_TAG: str(PRIORITY_RESCAN)}
+    assert group_by_host(["k1", "k2", "k3"], {"k1": ["https://a.example/f"], "k3": ["https://a.example/g"]}) == {
+        "a.example": ["k1", "k3"], "none": ["k2"]}
+
+
+def test_failure_origin_internal_or_external():
+    request = httpx.Request("GET", "https://h.example/f.csv")
+    assert classify_origin(_http_error(503)) == "external"
+    assert classify_origin(httpx.ConnectError("refused", request=request)) == "external"
+    try:
+        try:
+            raise httpx.ReadTimeout("slow", request=request)
+        except httpx.ReadTimeout as inner:
+            raise RuntimeError("download failed") from inner
+    except RuntimeError as outer:
+        assert classify_origin(outer) == "external"
+    assert classify_origin(ValueError("bug")) == "internal"
+    assert classify_origin(_OperationalError("database is locked")) == "internal"
+    assert classify_origin(PermanentError("no catalog entry")) == "internal"
+    from price_pipeline.lib.ops.classify import ExternalError
+
+    assert classify_origin(ExternalError("not a price file")) == "external"
+    assert origin_from_message("every file of h failed transiently: HTTP 503") == "external"
+    assert origin_from_message("KeyError: 'x'") == "internal" and origin_from_message(None) == "internal"
 
 
 def test_report_computations():

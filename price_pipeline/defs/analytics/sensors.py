@@ -3,6 +3,7 @@
 import dagster as dg
 
 from price_pipeline.defs.analytics.jobs import build_analytics_job
+from price_pipeline.lib.ops.tags import LAYER_TAG
 
 UPSTREAM = (dg.AssetKey("prices"), dg.AssetKey("hospitals"))
 ACTIVE_STATUSES = [
@@ -25,7 +26,7 @@ def latest_upstream_storage_id(instance: dg.DagsterInstance) -> int:
 
 def ingestion_in_flight(instance: dg.DagsterInstance) -> int:
     return sum(
-        instance.get_runs_count(dg.RunsFilter(statuses=ACTIVE_STATUSES, tags={"price_pipeline/layer": layer}))
+        instance.get_runs_count(dg.RunsFilter(statuses=ACTIVE_STATUSES, tags={LAYER_TAG: layer}))
         for layer in ("ingestion", "catalog")
     )
 

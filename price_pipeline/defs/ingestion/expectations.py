@@ -23,6 +23,7 @@ from price_pipeline.defs.ingestion.assets import prices
 from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.defs.resources import PricePipelineResource
 from price_pipeline.lib import layout
+from price_pipeline.lib.ops.tags import LAYER_TAG
 
 EXPECTATIONS_CHECK = "prices_meet_expectations"
 
@@ -116,7 +117,7 @@ check_price_expectations_job = dg.define_asset_job(
     partitions_def=hospital_partitions,
     executor_def=dg.in_process_executor,
     description="Great Expectations suite on one hospital's prices (prices_expectations and its warning check).",
-    tags={"price_pipeline/layer": "quality", "dagster/priority": "-1"},
+    tags={LAYER_TAG: "quality", "dagster/priority": "-1"},
 )
 
 EXPECTATIONS_BATCH = 200  # prices materializations handled per sensor tick
@@ -138,7 +139,7 @@ def pipeline_busy(instance: dg.DagsterInstance) -> str | None:
     running, or one changed state less than ``QUIET_SECONDS`` ago."""
     now = time.time()
     for layer in BUSY_LAYERS:
-        tags = {"price_pipeline/layer": layer}
+        tags = {LAYER_TAG: layer}
         if instance.get_runs_count(dg.RunsFilter(statuses=ACTIVE_STATUSES, tags=tags)):
             return f"a {layer} run is queued or running"
         latest = instance.get_run_records(dg.RunsFilter(tags=tags), limit=1, order_by="update_timestamp")
