@@ -74,6 +74,10 @@ class Settings:
     cms_rules: str = "major"
     # YYYY-MM-DD for cms_rules=in-force (empty: the day of the run)
     cms_rules_as_of: str | None = None
+    # -- operations (docs/operations.md) ------------------------------------------------------------
+    # the analytics build, the quality outputs and the expectations suite run at the latest this
+    # long after the first prices change they have not seen, even while ingestion never settles
+    analytics_max_wait_minutes: float = 30.0
     extras: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -130,5 +134,6 @@ class Settings:
             change_sweep_max_files=int(_env("PRICE_PIPELINE_CHANGE_SWEEP_MAX_FILES", "2000")),
             cms_rules=_env("PRICE_PIPELINE_CMS_RULES", "major"),
             cms_rules_as_of=_env("PRICE_PIPELINE_CMS_RULES_AS_OF"),
+            analytics_max_wait_minutes=float(_env("PRICE_PIPELINE_ANALYTICS_MAX_WAIT_MINUTES", "30")),
             **cls.secrets_from_env(),
         )
