@@ -22,13 +22,16 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from price_pipeline.lib.ops.tags import (
+    BULK_ID_TAG,
+    BULK_TITLE_TAG,
+    HOST_TAG,
     LAYER_TAG,
     PARTITION_TAG,
     PRIORITY_BULK,
     PRIORITY_TAG,
     TRIGGER_TAG,
     bulk_run_tags,
-    group_by_host,
+    hospital_host,
     hospital_run_tags,
     registry_hospital_urls,
 )
@@ -319,44 +322,41 @@ def _run_launch(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------- backfill
 
-LAUNCH_BACKFILL = """
-mutation LaunchBackfill($params: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $params) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on Error { message }
-  }
-}
-"""
-
-
-def launch_backfill(url: str, assets: list[str], hospitals: list[str], *, tags: dict[str, str], title: str) -> str:
-    """An asset backfill over the hospitals; the assets' BackfillPolicy.multi_run batches it into
-    one run per hospital, queued with the tags given (every run of a backfill gets the same tags:
-    callers launch one backfill per host, see :func:`launch_bulk`)."""
-    data = graphql(url, LAUNCH_BACKFILL, {"params": {
-        "assetSelection": [{"path": a.split("/")} for a in assets],
-        "partitionNames": hospitals,
-        "tags": [{"key": k, "value": v} for k, v in tags.items()],
-        "title": title,
-    }})["launchPartitionBackfill"]
-    if data["__typename"] != "LaunchBackfillSuccess":
-        raise CliError(f"backfill refused ({data['__typename']}): {data.get('message', '')}")
-    return data["backfillId"]
-
-
 def launch_bulk(
     url: str, assets: list[str], hospitals: list[str], *, trigger: str, priority: int, title: str,
     extra_tags: dict[str, str] | None = None,
-) -> list[dict]:
-    """Bulk work as one backfill per host: every run carries its host, trigger, layer, bulk and
-    priority tags (lib/ops/tags.bulk_run_tags), so the per-host and bulk limits hold."""
-    out = []
-    for host, keys in group_by_host(hospitals, _hospital_urls(hospitals)).items():
-        tags = {**bulk_run_tags(host, trigger=trigger, priority=priority), **(extra_tags or {})}
-        backfill_id = launch_backfill(url, assets, keys, tags=tags, title=f"{title} ({host})")
-        out.append({"backfill_id": backfill_id, "host": host, "hospitals": keys, "assets": assets})
-    return out
+) -> dict:
+    """Bulk work (``backfill``, ``retry-failed``) as one queued run per hospital, each with every
+    tag the queue limits key on: partition, hospital, host (lib/ops/tags.hospital_host), layer,
+    trigger, ``price_pipeline/bulk=true`` and the bulk priority, plus a ``price_pipeline/bulk_id``
+    shared by the runs of one call. (A Dagster partition backfill gives every run the same tags
+    and tags its runs with a partition *range*, so neither the per-hospital nor the per-host limit
+    would apply to them.)"""
+    import uuid
+
+    from dagster_graphql import DagsterGraphQLClientError
+
+    bulk_id = uuid.uuid4().hex[:12]
+    job = "ingest_hospital" if set(assets) <= set(INGESTION_ASSETS) else "__ASSET_JOB"
+    client = graphql_client(url)
+    urls = _hospital_urls(hospitals)
+    runs = []
+    for key in hospitals:
+        tags = {
+            PARTITION_TAG: key,
+            **hospital_run_tags(key, urls.get(key, []), trigger=trigger),
+            **bulk_run_tags(hospital_host(urls.get(key, [])), trigger=trigger, priority=priority),
+            BULK_ID_TAG: bulk_id,
+            BULK_TITLE_TAG: title[:200],
+            **(extra_tags or {}),
+        }
+        try:
+            run_id = client.submit_job_execution(job, repository_location_name="ingestion",
+                                                 repository_name="__repository__", tags=tags, asset_selection=assets)
+        except DagsterGraphQLClientError as exc:
+            raise CliError(f"launch refused for {key} (bulk {bulk_id}, {len(runs)} launched): {exc}") from exc
+        runs.append({"run_id": run_id, "hospital": key, "host": tags[HOST_TAG]})
+    return {"bulk_id": bulk_id, "trigger": trigger, "assets": assets, "runs": runs}
 
 
 def _setup_backfill(p: argparse.ArgumentParser) -> None:
@@ -365,7 +365,7 @@ def _setup_backfill(p: argparse.ArgumentParser) -> None:
     p.add_argument("--priority", type=int, default=PRIORITY_BULK,
                    help=f"dagster/priority of the backfill's runs (default {PRIORITY_BULK}: behind fresh work)")
     p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="extra run tag (repeatable)")
-    p.add_argument("--title", default=None, help="backfill title shown in the UI")
+    p.add_argument("--title", default=None, help="title, kept in the runs' price_pipeline/bulk_title tag")
     p.add_argument("--url", default=DEFAULT_URL, help=f"Dagster webserver (default {DEFAULT_URL})")
 
 
@@ -377,8 +377,7 @@ def _run_backfill(args: argparse.Namespace) -> int:
     launched = launch_bulk(args.url, _asset_keys(args.assets), hospitals, trigger="cli-backfill",
                            priority=args.priority, title=args.title or f"{len(hospitals)} hospitals from the CLI",
                            extra_tags=_parse_tags(args.tag))
-    for row in launched:
-        print(json.dumps({"backfill_id": row["backfill_id"], "host": row["host"], "hospitals": len(row["hospitals"])}))
+    print(json.dumps(launched))
     return 0
 
 
@@ -529,7 +528,7 @@ def _setup_retry_failed(p: argparse.ArgumentParser) -> None:
 
 def _run_retry_failed(args: argparse.Namespace) -> int:
     """Re-run exactly each hospital's failed assets (a failed check: the asset it checks) and
-    their downstream; hospitals with the same selection and host share one backfill."""
+    their downstream: one bulk launch per distinct selection, one run per hospital."""
     from price_pipeline.defs.ingestion.jobs import INGESTION_CHILDREN
     from price_pipeline.defs.ops.failed import failed_items
     from price_pipeline.lib.ops.deadletter import retry_plan
@@ -542,10 +541,9 @@ def _run_retry_failed(args: argparse.Namespace) -> int:
         print(json.dumps({"would_retry" if args.dry_run else "retried": [
             {"assets": list(assets), "hospitals": keys} for assets, keys in plan.items()]}))
         return 0
-    launched = []
-    for assets, keys in plan.items():
-        launched += launch_bulk(args.url, list(assets), keys, trigger="retry-failed", priority=args.priority,
-                                title=f"retry {len(keys)} failed hospitals: {','.join(assets)}")
+    launched = [launch_bulk(args.url, list(assets), keys, trigger="retry-failed", priority=args.priority,
+                            title=f"retry {len(keys)} failed hospitals: {','.join(assets)}")
+                for assets, keys in plan.items()]
     print(json.dumps({"retried": launched}))
     return 0
 
@@ -587,13 +585,13 @@ OPS_COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callabl
     "add-hospitals": (_setup_add, _wrap(_run_add), "add hospital partitions (Dagster instance)"),
     "launch": (_setup_launch, _wrap(_run_launch), "launch one run per hospital for an asset selection (GraphQL)"),
     "backfill": (_setup_backfill, _wrap(_run_backfill),
-                 "launch an asset backfill for a list/range of hospitals, one run each (GraphQL)"),
+                 "launch bulk work for a list/range of hospitals: one bulk-tagged run each (GraphQL)"),
     "reexecute": (_setup_reexecute, _wrap(_run_reexecute), "re-execute failed runs from failure (GraphQL)"),
     "cancel": (_setup_cancel, _wrap(_run_cancel), "cancel queued or running runs (GraphQL)"),
     "runs": (_setup_runs, _wrap(_run_runs), "list runs by status, hospital, asset, job and time (instance)"),
     "failed-hospitals": (_setup_failed, _wrap(_run_failed),
                          "hospital assets and blocking checks whose last attempt failed (the dead-letter queue)"),
     "retry-failed": (_setup_retry_failed, _wrap(_run_retry_failed),
-                     "re-run the failed assets and their downstream, one backfill per selection and host (GraphQL)"),
+                     "re-run the failed assets and their downstream, one bulk-tagged run per hospital (GraphQL)"),
     "wait": (_setup_wait, _wrap(_run_wait), "wait until runs finish; exit 0 only if all succeeded"),
 }

@@ -89,14 +89,16 @@ def test_sensor_queue_daemon_and_cli_on_postgres(tmp_path, monkeypatch, postgres
                 first, second = sorted((a, b), key=lambda r: r.start_time)
                 assert first.end_time <= second.start_time, "two runs of one hospital overlapped"
 
-                # retry the dead-letter queue in bulk (a backfill); it fails again (the file is still bad)
+                # retry the dead-letter queue in bulk; it fails again (the file is still bad)
                 retried = _cli(full_env, "retry-failed", "--url", url)
                 assert retried.returncode == 0, retried.stderr
                 [retry] = _json_lines(retried.stdout)[0]["retried"]
                 # the failed asset (its check failed) and everything downstream of it
                 assert retry["assets"] == ["conformance_reports", "mrf_files", "mrf_parsed", "price_changes", "prices"]
-                backfill = instance.get_backfill(retry["backfill_id"])
-                assert backfill is not None and backfill.tags["price_pipeline/bulk"] == "true"
-                assert backfill.tags["price_pipeline/host"] == "127.0.0.1"
+                [launched_retry] = retry["runs"]
+                rerun = instance.get_run_by_id(launched_retry["run_id"])
+                assert rerun.tags["price_pipeline/bulk"] == "true" and rerun.tags["price_pipeline/trigger"] == "retry-failed"
+                assert rerun.tags["price_pipeline/host"] == "127.0.0.1"
+                assert rerun.tags["dagster/partition"] == rerun.tags["price_pipeline/hospital"] == dead["hospital_key"]
             finally:
                 instance.dispose()

@@ -32,7 +32,6 @@ from price_pipeline.lib.ops.tags import (
     PRIORITY_TAG,
     TRIGGER_TAG,
     bulk_run_tags,
-    group_by_host,
     hospital_host,
     hospital_run_tags,
 )
@@ -112,8 +111,6 @@ def test_run_tags_priority_and_one_host_rule():
     bulk = bulk_run_tags("h.example", trigger="weekly_full_rescan", priority=PRIORITY_RESCAN)
     assert bulk == {HOST_TAG: "h.example", LAYER_TAG: "ingestion", TRIGGER_TAG: "weekly_full_rescan",
                     BULK_TAG: "true", PRIORITY_TAG: str(PRIORITY_RESCAN)}
-    assert group_by_host(["k1", "k2", "k3"], {"k1": ["https://a.example/f"], "k3": ["https://a.example/g"]}) == {
-        "a.example": ["k1", "k3"], "none": ["k2"]}
 
 
 def test_failure_origin_internal_or_external():

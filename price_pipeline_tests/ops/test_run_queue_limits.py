@@ -77,10 +77,9 @@ def _ingestion(key: str, i: int, trigger: str, priority_keys=frozenset()) -> dic
 
 
 def _bulk(key: str, i: int, trigger: str, priority: int) -> dict:
-    # what a backfill's runs carry: the backfill's tags (one backfill per host) and the partition
-    tags = {PARTITION_TAG: key, **bulk_run_tags(hospital_host(_urls(i)), trigger=trigger, priority=priority)}
-    if trigger == "weekly_full_rescan":
-        tags[HOSPITAL_TAG] = key
+    # what the CLI's bulk runs (ops_cli.launch_bulk) and the weekly re-scan carry
+    tags = {PARTITION_TAG: key, HOSPITAL_TAG: key,
+            **bulk_run_tags(hospital_host(_urls(i)), trigger=trigger, priority=priority)}
     return tags
 
 
@@ -96,9 +95,9 @@ def _burst(instance, priority_keys: set[str]) -> list[dg.DagsterRun]:
     for i in range(15, 17):
         runs.append(("ingest_hospital", _ingestion(f"cli-{i:02d}", i, "cli")))
     for i in range(20, 28):
-        runs.append(("__ASSET_JOB", _bulk(f"old-{i:02d}", i, "cli-backfill", PRIORITY_BULK)))
+        runs.append(("ingest_hospital", _bulk(f"old-{i:02d}", i, "cli-backfill", PRIORITY_BULK)))
     for i in range(28, 32):
-        runs.append(("__ASSET_JOB", _bulk(f"bad-{i:02d}", i, "retry-failed", PRIORITY_BULK)))
+        runs.append(("ingest_hospital", _bulk(f"bad-{i:02d}", i, "retry-failed", PRIORITY_BULK)))
     for i in range(32, 46):
         runs.append(("ingest_hospital", _bulk(f"old-{i - 12:02d}", i - 12, "weekly_full_rescan", PRIORITY_RESCAN)))
     for i in range(3):

@@ -49,7 +49,7 @@ def test_one_host_rule_for_sensor_rescan_and_cli(settings, monkeypatch):
         LAYER_TAG,
         PRIORITY_RESCAN,
         TRIGGER_TAG,
-        group_by_host,
+        hospital_host,
         registry_hospital_urls,
     )
 
@@ -64,8 +64,9 @@ def test_one_host_rule_for_sensor_rescan_and_cli(settings, monkeypatch):
                                             scheduled_execution_time=datetime(2026, 1, 4, 3, tzinfo=UTC))
         rescans = {r.partition_key: r.tags for r in weekly_full_rescan(context)}
     assert set(rescans) == set(by_sensor)
-    cli_hosts = {k: host for host, keys in group_by_host(sorted(by_sensor), registry_hospital_urls(
-        resource.registry)).items() for k in keys}
+    # what the CLI's launch / backfill / retry-failed compute from the registry
+    cli_urls = registry_hospital_urls(resource.registry)
+    cli_hosts = {k: hospital_host(cli_urls.get(k, ())) for k in by_sensor}
     for key, tags in rescans.items():
         assert tags[HOST_TAG] == by_sensor[key][HOST_TAG] == cli_hosts[key] != "none"
         assert tags[BULK_TAG] == "true" and tags[TRIGGER_TAG] == "weekly_full_rescan"

@@ -11,8 +11,8 @@ sensors, the schedules and the CLI read or write.
   most a few concurrent runs per host (tag limit per value), so one slow vendor host is not
   hammered by a wave of its hospitals.
 * ``price_pipeline/layer`` — ingestion, catalog, analytics, quality, ops: what the analytics and
-  expectations sensors count as work in flight. Jobs carry it; backfills (which run the implicit
-  asset job) get it from :func:`bulk_run_tags`.
+  expectations sensors count as work in flight. Jobs carry it; :func:`hospital_run_tags` and
+  :func:`bulk_run_tags` set it too, for runs of the implicit asset job.
 * ``price_pipeline/trigger`` — who asked: catalog_sensor, mrf_change_sensor, cli, cli-backfill,
   retry-failed, weekly_full_rescan.
 * ``price_pipeline/bulk`` — ``true`` on every bulk run (backfill, retry-failed, weekly re-scan);
@@ -32,6 +32,8 @@ HOST_TAG = "price_pipeline/host"
 LAYER_TAG = "price_pipeline/layer"
 TRIGGER_TAG = "price_pipeline/trigger"
 BULK_TAG = "price_pipeline/bulk"
+BULK_ID_TAG = "price_pipeline/bulk_id"  # shared by the runs of one backfill / retry-failed call
+BULK_TITLE_TAG = "price_pipeline/bulk_title"
 FORCE_DOWNLOAD_TAG = "price_pipeline/force_download"
 
 PRIORITY_HIGH = 10
@@ -109,11 +111,3 @@ def bulk_run_tags(host: str, *, trigger: str, priority: int = PRIORITY_BULK, lay
         BULK_TAG: "true",
         PRIORITY_TAG: str(priority),
     }
-
-
-def group_by_host(keys: Iterable[str], urls: Mapping[str, Iterable[str]]) -> dict[str, list[str]]:
-    """{host: hospital keys} (keys in the order given): one backfill per host carries its tag."""
-    out: dict[str, list[str]] = {}
-    for key in keys:
-        out.setdefault(hospital_host(urls.get(key, ())), []).append(key)
-    return out
