@@ -31,7 +31,7 @@ from price_pipeline.defs.ingestion import history as ingestion_history
 from price_pipeline.defs.ingestion.jobs import ingest_hospital_job
 from price_pipeline.defs.ops import assets as ops_assets
 from price_pipeline.defs.ops.freshness import with_freshness
-from price_pipeline.defs.ops.sensors import alert_on_check_failure, alert_on_run_failure
+from price_pipeline.defs.ops.sensors import alert_on_failures, alert_on_thresholds
 from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.defs.resources import PricePipelineResource
 from price_pipeline.settings import Settings
@@ -56,7 +56,7 @@ def ingestion() -> dg.Definitions:
             ingestion_expectations.check_price_expectations_job,
         ],
         sensors=[
-            catalog_sensor, mrf_change_sensor, alert_on_run_failure, alert_on_check_failure,
+            catalog_sensor, mrf_change_sensor, alert_on_failures, alert_on_thresholds,
             ingestion_expectations.expectations_after_prices,
         ],
         schedules=[refresh_catalog_schedule, weekly_full_rescan, ops_assets.ops_report_schedule],

@@ -21,10 +21,25 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
-from price_pipeline.lib.ops.tags import PARTITION_TAG, PRIORITY_BULK, hospital_run_tags
+from price_pipeline.lib.ops.tags import (
+    BULK_ID_TAG,
+    BULK_TITLE_TAG,
+    HOST_TAG,
+    LAYER_TAG,
+    PARTITION_TAG,
+    PRIORITY_BULK,
+    PRIORITY_TAG,
+    TRIGGER_TAG,
+    bulk_run_tags,
+    hospital_host,
+    hospital_run_tags,
+    registry_hospital_urls,
+)
 
 DEFAULT_URL = os.environ.get("PRICE_PIPELINE_DAGSTER_URL", "http://127.0.0.1:3000")
-INGESTION_ASSETS = ("mrf_files", "mrf_parsed", "prices")
+# The ingest_hospital job's assets (price_pipeline.defs.ingestion.jobs.INGESTION_ASSETS; a test
+# keeps the two equal without importing the assets here)
+INGESTION_ASSETS = ("mrf_files", "mrf_parsed", "prices", "price_changes", "conformance_reports")
 PARTITIONS_NAME = "hospitals"
 RUN_STATUSES = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "SUCCESS", "FAILURE", "CANCELING", "CANCELED")
 
@@ -164,16 +179,58 @@ def _fmt_ts(ts: float | None) -> str | None:
 
 
 def _hospital_urls(keys: list[str]) -> dict[str, list[str]]:
-    """File URLs per hospital from the registry's latest catalog claim (for the download-host tag)."""
+    """File URLs per hospital from the registry's reconciled catalog (the list the catalog sensor
+    tags its runs from), so the host tag follows the same rule (lib/ops/tags.hospital_host)."""
     try:
         from price_pipeline.lib.registry import Registry
         from price_pipeline.settings import Settings
 
         registry = Registry(Settings.from_env().registry_url)
-        payloads = registry.latest_claim_payloads("catalog_api")
-    except Exception:  # the registry is optional for launching; tags just get no host
+        try:
+            urls = registry_hospital_urls(registry)
+        finally:
+            registry.dispose()
+    except Exception as exc:  # the registry is optional for launching; the host tag is then "none"
+        print(f"price-pipeline: registry not readable ({type(exc).__name__}); host tags are 'none'", file=sys.stderr)
         return {}
-    return {k: [f.get("url", "") for f in payloads.get(k, {}).get("files", [])] for k in keys}
+    wanted = set(keys)
+    return {k: v for k, v in urls.items() if k in wanted}
+
+
+WORKSPACE_JOBS = """
+query WorkspaceJobs {
+  workspaceOrError {
+    __typename
+    ... on Workspace {
+      locationEntries {
+        name
+        locationOrLoadError {
+          __typename
+          ... on RepositoryLocation { repositories { name jobs { name } } }
+        }
+      }
+    }
+  }
+}
+"""
+
+
+def job_location(url: str, job: str) -> str:
+    """The code location that defines ``job`` (asked of the webserver; an error when none or
+    several do, naming them)."""
+    data = graphql(url, WORKSPACE_JOBS)["workspaceOrError"]
+    if data.get("__typename") != "Workspace":
+        raise CliError(f"cannot read the workspace: {data.get('__typename')}")
+    found = []
+    for entry in data["locationEntries"]:
+        location = entry.get("locationOrLoadError") or {}
+        for repository in location.get("repositories", []) if location.get("__typename") == "RepositoryLocation" else []:
+            if any(j["name"] == job for j in repository["jobs"]):
+                found.append(entry["name"])
+    if len(found) != 1:
+        raise CliError(f"job {job!r} is defined in {len(found)} code locations ({', '.join(found) or 'none'}): "
+                       "name one with --location")
+    return found[0]
 
 
 # ---------------------------------------------------------------------------- add-hospitals
@@ -205,11 +262,14 @@ def _run_add(args: argparse.Namespace) -> int:
 
 def _setup_launch(p: argparse.ArgumentParser) -> None:
     _add_hospital_args(p)
-    p.add_argument("--assets", default=",".join(INGESTION_ASSETS),
-                   help=f"comma-separated asset keys (default {','.join(INGESTION_ASSETS)})")
+    p.add_argument("--assets", default=None,
+                   help=f"comma-separated asset keys (default: with --job, the job's own selection; "
+                   f"without, {','.join(INGESTION_ASSETS)})")
     p.add_argument("--job", default=None, help="job to run (default ingest_hospital for hospital assets, "
                    "else the implicit asset job __ASSET_JOB)")
-    p.add_argument("--location", default=None, help="code location (default ingestion; analytics for dbt/exports)")
+    p.add_argument("--location", default=None,
+                   help="code location (default: the one defining --job, asked of the webserver; ingestion "
+                   "for hospital assets)")
     p.add_argument("--priority", type=int, default=None, help="dagster/priority tag (higher runs first)")
     p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="extra run tag (repeatable)")
     p.add_argument("--url", default=DEFAULT_URL, help=f"Dagster webserver (default {DEFAULT_URL})")
@@ -218,25 +278,36 @@ def _setup_launch(p: argparse.ArgumentParser) -> None:
 def _run_launch(args: argparse.Namespace) -> int:
     from dagster_graphql import DagsterGraphQLClientError
 
-    assets = _asset_keys(args.assets)
-    partitioned = any(a in INGESTION_ASSETS for a in assets)
+    # --job alone runs that job's own selection; assets alone default to the hospital's ingestion
+    assets = _asset_keys(args.assets) if args.assets is not None else ([] if args.job else list(INGESTION_ASSETS))
     with _instance() as instance:
         hospitals = resolve_hospitals(args, instance.get_dynamic_partitions(PARTITIONS_NAME))
-    if partitioned and not hospitals:
+    if any(a in INGESTION_ASSETS for a in assets) and not hospitals:
         raise CliError("hospital assets need --hospital, --hospitals-from, --range or --all")
-    job = args.job or ("ingest_hospital" if assets and set(assets) <= set(INGESTION_ASSETS) else "__ASSET_JOB")
-    location = args.location or ("ingestion" if partitioned or job != "__ASSET_JOB" else "analytics")
+    ingestion = (not args.job and set(assets) <= set(INGESTION_ASSETS)) or args.job == "ingest_hospital"
+    job = args.job or ("ingest_hospital" if ingestion else "__ASSET_JOB")
+    if args.location:
+        location = args.location
+    elif job == "__ASSET_JOB":
+        location = "ingestion" if hospitals else "analytics"
+    else:
+        location = job_location(args.url, job)
     extra = _parse_tags(args.tag)
     client = graphql_client(args.url)
-    urls = _hospital_urls(hospitals)
+    urls = _hospital_urls(hospitals) if hospitals else {}
     launched = []
     for key in hospitals or [None]:
-        tags = dict(extra)
+        tags = {}
         if key is not None:
-            tags.update({PARTITION_TAG: key, **hospital_run_tags(key, urls.get(key, []), priority=args.priority)})
-        elif args.priority is not None:
-            tags["dagster/priority"] = str(args.priority)
-        tags.setdefault("price_pipeline/trigger", "cli")
+            tags.update({PARTITION_TAG: key, **hospital_run_tags(key, urls.get(key, []), trigger="cli",
+                                                                  priority=args.priority)})
+            if not ingestion:  # the job's own layer tag stands (e.g. quality for the GX suite)
+                tags.pop(LAYER_TAG)
+        else:
+            tags[TRIGGER_TAG] = "cli"
+            if args.priority is not None:
+                tags[PRIORITY_TAG] = str(args.priority)
+        tags.update(extra)
         try:
             run_id = client.submit_job_execution(
                 job, repository_location_name=location, repository_name="__repository__", tags=tags,
@@ -244,36 +315,48 @@ def _run_launch(args: argparse.Namespace) -> int:
             )
         except DagsterGraphQLClientError as exc:
             raise CliError(f"launch refused for {key or job}: {exc}") from exc
-        launched.append({"run_id": run_id, "hospital": key, "job": job})
+        launched.append({"run_id": run_id, "hospital": key, "job": job, "location": location})
         print(json.dumps(launched[-1]), flush=True)
     return 0
 
 
 # ---------------------------------------------------------------------------- backfill
 
-LAUNCH_BACKFILL = """
-mutation LaunchBackfill($params: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $params) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on Error { message }
-  }
-}
-"""
+def launch_bulk(
+    url: str, assets: list[str], hospitals: list[str], *, trigger: str, priority: int, title: str,
+    extra_tags: dict[str, str] | None = None,
+) -> dict:
+    """Bulk work (``backfill``, ``retry-failed``) as one queued run per hospital, each with every
+    tag the queue limits key on: partition, hospital, host (lib/ops/tags.hospital_host), layer,
+    trigger, ``price_pipeline/bulk=true`` and the bulk priority, plus a ``price_pipeline/bulk_id``
+    shared by the runs of one call. (A Dagster partition backfill gives every run the same tags
+    and tags its runs with a partition *range*, so neither the per-hospital nor the per-host limit
+    would apply to them.)"""
+    import uuid
 
+    from dagster_graphql import DagsterGraphQLClientError
 
-def launch_backfill(url: str, assets: list[str], hospitals: list[str], *, tags: dict[str, str], title: str) -> str:
-    """An asset backfill over the hospitals; the assets' BackfillPolicy.multi_run batches it into
-    one run per hospital, queued with the tags given."""
-    data = graphql(url, LAUNCH_BACKFILL, {"params": {
-        "assetSelection": [{"path": a.split("/")} for a in assets],
-        "partitionNames": hospitals,
-        "tags": [{"key": k, "value": v} for k, v in tags.items()],
-        "title": title,
-    }})["launchPartitionBackfill"]
-    if data["__typename"] != "LaunchBackfillSuccess":
-        raise CliError(f"backfill refused ({data['__typename']}): {data.get('message', '')}")
-    return data["backfillId"]
+    bulk_id = uuid.uuid4().hex[:12]
+    job = "ingest_hospital" if set(assets) <= set(INGESTION_ASSETS) else "__ASSET_JOB"
+    client = graphql_client(url)
+    urls = _hospital_urls(hospitals)
+    runs = []
+    for key in hospitals:
+        tags = {
+            PARTITION_TAG: key,
+            **hospital_run_tags(key, urls.get(key, []), trigger=trigger),
+            **bulk_run_tags(hospital_host(urls.get(key, [])), trigger=trigger, priority=priority),
+            BULK_ID_TAG: bulk_id,
+            BULK_TITLE_TAG: title[:200],
+            **(extra_tags or {}),
+        }
+        try:
+            run_id = client.submit_job_execution(job, repository_location_name="ingestion",
+                                                 repository_name="__repository__", tags=tags, asset_selection=assets)
+        except DagsterGraphQLClientError as exc:
+            raise CliError(f"launch refused for {key} (bulk {bulk_id}, {len(runs)} launched): {exc}") from exc
+        runs.append({"run_id": run_id, "hospital": key, "host": tags[HOST_TAG]})
+    return {"bulk_id": bulk_id, "trigger": trigger, "assets": assets, "runs": runs}
 
 
 def _setup_backfill(p: argparse.ArgumentParser) -> None:
@@ -282,7 +365,7 @@ def _setup_backfill(p: argparse.ArgumentParser) -> None:
     p.add_argument("--priority", type=int, default=PRIORITY_BULK,
                    help=f"dagster/priority of the backfill's runs (default {PRIORITY_BULK}: behind fresh work)")
     p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="extra run tag (repeatable)")
-    p.add_argument("--title", default=None, help="backfill title shown in the UI")
+    p.add_argument("--title", default=None, help="title, kept in the runs' price_pipeline/bulk_title tag")
     p.add_argument("--url", default=DEFAULT_URL, help=f"Dagster webserver (default {DEFAULT_URL})")
 
 
@@ -291,10 +374,10 @@ def _run_backfill(args: argparse.Namespace) -> int:
         hospitals = resolve_hospitals(args, instance.get_dynamic_partitions(PARTITIONS_NAME))
     if not hospitals:
         raise CliError("no hospitals selected (--hospital, --hospitals-from, --range or --all)")
-    tags = {"dagster/priority": str(args.priority), "price_pipeline/trigger": "cli-backfill", **_parse_tags(args.tag)}
-    backfill_id = launch_backfill(args.url, _asset_keys(args.assets), hospitals, tags=tags,
-                                  title=args.title or f"{len(hospitals)} hospitals from the CLI")
-    print(json.dumps({"backfill_id": backfill_id, "hospitals": len(hospitals)}))
+    launched = launch_bulk(args.url, _asset_keys(args.assets), hospitals, trigger="cli-backfill",
+                           priority=args.priority, title=args.title or f"{len(hospitals)} hospitals from the CLI",
+                           extra_tags=_parse_tags(args.tag))
+    print(json.dumps(launched))
     return 0
 
 
@@ -414,47 +497,54 @@ def _run_runs(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- failed-hospitals / retry-failed
 
 
+FAILURE_KINDS = ("internal", "external", "canceled")
+
+
 def _setup_failed(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--kind", choices=("permanent", "transient", "canceled"), default=None,
-                   help="only failures of this kind")
+    p.add_argument("--kind", choices=FAILURE_KINDS, default=None, help="only failures of this kind")
     p.add_argument("--json", action="store_true", help="one JSON object a line")
 
 
 def _run_failed(args: argparse.Namespace) -> int:
-    from price_pipeline.defs.ops.failed import failed_hospitals
+    from price_pipeline.defs.ops.failed import failed_items
 
     with _instance() as instance:
-        rows = [f.as_dict() for f in failed_hospitals(instance, kind=args.kind)]
+        rows = [f.as_dict() for f in failed_items(instance, kind=args.kind)]
     for row in rows:
-        row["failed_at"] = _fmt_ts(row["failed_at"])
-    _print(rows, ["hospital_key", "failure_kind", "failed_at", "run_id", "step", "reason"], args.json)
+        row["first_failed_at"] = _fmt_ts(row["first_failed_at"])
+        row["latest_failed_at"] = _fmt_ts(row["latest_failed_at"])
+    _print(rows, ["hospital_key", "asset", "check", "failure_kind", "first_failed_at", "latest_failed_at",
+                  "attempts", "run_id", "reason"], args.json)
     return 0
 
 
 def _setup_retry_failed(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--kind", choices=("permanent", "transient", "canceled"), default=None,
-                   help="only hospitals whose failure is of this kind")
+    p.add_argument("--kind", choices=FAILURE_KINDS, default=None, help="only failures of this kind")
     p.add_argument("--hospital", "-H", action="append", default=[], help="only these hospitals (repeatable)")
-    p.add_argument("--assets", default=",".join(INGESTION_ASSETS), help="comma-separated asset keys")
     p.add_argument("--priority", type=int, default=PRIORITY_BULK, help="dagster/priority of the retries")
     p.add_argument("--dry-run", action="store_true", help="list what would be retried, launch nothing")
     p.add_argument("--url", default=DEFAULT_URL, help=f"Dagster webserver (default {DEFAULT_URL})")
 
 
 def _run_retry_failed(args: argparse.Namespace) -> int:
-    from price_pipeline.defs.ops.failed import failed_hospitals
+    """Re-run exactly each hospital's failed assets (a failed check: the asset it checks) and
+    their downstream: one bulk launch per distinct selection, one run per hospital."""
+    from price_pipeline.defs.ingestion.jobs import INGESTION_CHILDREN
+    from price_pipeline.defs.ops.failed import failed_items
+    from price_pipeline.lib.ops.deadletter import retry_plan
 
     only = {k.strip() for item in args.hospital for k in item.split(",") if k.strip()}
     with _instance() as instance:
-        failed = [f for f in failed_hospitals(instance, kind=args.kind) if not only or f.hospital_key in only]
-    keys = [f.hospital_key for f in failed]
-    if args.dry_run or not keys:
-        print(json.dumps({"would_retry" if args.dry_run else "retried": keys}))
+        items = [f for f in failed_items(instance, kind=args.kind) if not only or f.hospital_key in only]
+    plan = retry_plan(items, INGESTION_CHILDREN)
+    if args.dry_run or not plan:
+        print(json.dumps({"would_retry" if args.dry_run else "retried": [
+            {"assets": list(assets), "hospitals": keys} for assets, keys in plan.items()]}))
         return 0
-    tags = {"dagster/priority": str(args.priority), "price_pipeline/trigger": "retry-failed"}
-    backfill_id = launch_backfill(args.url, _asset_keys(args.assets), keys, tags=tags,
-                                  title=f"retry {len(keys)} failed hospitals")
-    print(json.dumps({"backfill_id": backfill_id, "retried": keys}))
+    launched = [launch_bulk(args.url, list(assets), keys, trigger="retry-failed", priority=args.priority,
+                            title=f"retry {len(keys)} failed hospitals: {','.join(assets)}")
+                for assets, keys in plan.items()]
+    print(json.dumps({"retried": launched}))
     return 0
 
 
@@ -495,13 +585,13 @@ OPS_COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callabl
     "add-hospitals": (_setup_add, _wrap(_run_add), "add hospital partitions (Dagster instance)"),
     "launch": (_setup_launch, _wrap(_run_launch), "launch one run per hospital for an asset selection (GraphQL)"),
     "backfill": (_setup_backfill, _wrap(_run_backfill),
-                 "launch an asset backfill for a list/range of hospitals, one run each (GraphQL)"),
+                 "launch bulk work for a list/range of hospitals: one bulk-tagged run each (GraphQL)"),
     "reexecute": (_setup_reexecute, _wrap(_run_reexecute), "re-execute failed runs from failure (GraphQL)"),
     "cancel": (_setup_cancel, _wrap(_run_cancel), "cancel queued or running runs (GraphQL)"),
     "runs": (_setup_runs, _wrap(_run_runs), "list runs by status, hospital, asset, job and time (instance)"),
     "failed-hospitals": (_setup_failed, _wrap(_run_failed),
-                         "hospitals whose latest run failed, with the reason (the dead-letter queue)"),
+                         "hospital assets and blocking checks whose last attempt failed (the dead-letter queue)"),
     "retry-failed": (_setup_retry_failed, _wrap(_run_retry_failed),
-                     "relaunch the failed hospitals in bulk as one backfill (GraphQL)"),
+                     "re-run the failed assets and their downstream, one bulk-tagged run per hospital (GraphQL)"),
     "wait": (_setup_wait, _wrap(_run_wait), "wait until runs finish; exit 0 only if all succeeded"),
 }

@@ -77,6 +77,10 @@ class Settings:
     # -- table-wide quality (docs/quality.md) ---------------------------------------------------
     # dollar amount above which the extreme_amounts check flags a price
     extreme_amount_ceiling: float = 10_000_000.0
+    # -- operations (docs/operations.md) ------------------------------------------------------------
+    # the analytics build, the quality outputs and the expectations suite run at the latest this
+    # long after the first prices change they have not seen, even while ingestion never settles
+    analytics_max_wait_minutes: float = 30.0
     extras: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -140,5 +144,6 @@ class Settings:
             extreme_amount_ceiling=float(_env("PRICE_PIPELINE_EXTREME_AMOUNT_CEILING", "10000000")),
             cms_rules=_env("PRICE_PIPELINE_CMS_RULES", "major"),
             cms_rules_as_of=_env("PRICE_PIPELINE_CMS_RULES_AS_OF"),
+            analytics_max_wait_minutes=float(_env("PRICE_PIPELINE_ANALYTICS_MAX_WAIT_MINUTES", "30")),
             **cls.secrets_from_env(),
         )

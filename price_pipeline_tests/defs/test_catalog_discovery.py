@@ -5,11 +5,12 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from price_pipeline.defs.catalog.sensors import HOST_TAG, catalog_sensor, mrf_change_sensor
+from price_pipeline.defs.catalog.sensors import catalog_sensor, mrf_change_sensor
 from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.defs.resources import PricePipelineResource
 from price_pipeline.demo.server import DemoCatalogServer, generate_catalog
 from price_pipeline.lib.discovery import CatalogShrinkError
+from price_pipeline.lib.ops.tags import HOST_TAG
 from price_pipeline.lib.registry import Registry
 from price_pipeline_tests.lib.test_discovery_sources import make_settings
 

@@ -23,15 +23,18 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def dagster_dev(home: Path, env: dict[str, str], *, production: bool = False) -> Iterator[tuple[subprocess.Popen, int]]:
-    """Start `dagster dev` on an ephemeral port with its own DAGSTER_HOME; stop the whole
-    process group afterwards. Output goes to ``home/dagster_dev.log`` for post-mortems."""
+def dagster_dev(
+    home: Path, env: dict[str, str], *, production: bool = False, workspace: Path | None = None
+) -> Iterator[tuple[subprocess.Popen, int]]:
+    """Start `dagster dev` on an ephemeral port with its own DAGSTER_HOME (and the project's
+    workspace.yaml unless another is given); stop the whole process group afterwards. Output goes
+    to ``home/dagster_dev.log`` for post-mortems."""
     prepare_dagster_home(home, production=production)
     port = free_port()
     full_env = {**os.environ, **env, "DAGSTER_HOME": str(home)}
     log = open(home / "dagster_dev.log", "wb")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "dagster"), "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"),
+        [str(Path(sys.executable).parent / "dagster"), "dev", "-w", str(workspace or PROJECT_ROOT / "workspace.yaml"),
          "-h", "127.0.0.1", "-p", str(port)],
         cwd=PROJECT_ROOT,
         env=full_env,

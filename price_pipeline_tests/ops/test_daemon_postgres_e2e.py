@@ -71,7 +71,8 @@ def test_sensor_queue_daemon_and_cli_on_postgres(tmp_path, monkeypatch, postgres
                 failed = _cli(full_env, "failed-hospitals", "--json")
                 assert failed.returncode == 0, failed.stderr
                 [dead] = _json_lines(failed.stdout)
-                assert dead["failure_kind"] == "permanent" and "mrf_files_has_a_price_file" in dead["reason"]
+                assert dead["failure_kind"] == "external" and dead["check"] == "mrf_files_has_a_price_file"
+                assert dead["asset"] == "mrf_files" and dead["attempts"] == 1
 
                 listed = _cli(full_env, "runs", "--status", "SUCCESS", "--job", "ingest_hospital", "--json")
                 assert len(_json_lines(listed.stdout)) == 3
@@ -88,10 +89,16 @@ def test_sensor_queue_daemon_and_cli_on_postgres(tmp_path, monkeypatch, postgres
                 first, second = sorted((a, b), key=lambda r: r.start_time)
                 assert first.end_time <= second.start_time, "two runs of one hospital overlapped"
 
-                # retry the dead-letter queue in bulk (a backfill); it fails again (the file is still bad)
+                # retry the dead-letter queue in bulk; it fails again (the file is still bad)
                 retried = _cli(full_env, "retry-failed", "--url", url)
                 assert retried.returncode == 0, retried.stderr
-                backfill_id = _json_lines(retried.stdout)[0]["backfill_id"]
-                assert instance.get_backfill(backfill_id) is not None
+                [retry] = _json_lines(retried.stdout)[0]["retried"]
+                # the failed asset (its check failed) and everything downstream of it
+                assert retry["assets"] == ["conformance_reports", "mrf_files", "mrf_parsed", "price_changes", "prices"]
+                [launched_retry] = retry["runs"]
+                rerun = instance.get_run_by_id(launched_retry["run_id"])
+                assert rerun.tags["price_pipeline/bulk"] == "true" and rerun.tags["price_pipeline/trigger"] == "retry-failed"
+                assert rerun.tags["price_pipeline/host"] == "127.0.0.1"
+                assert rerun.tags["dagster/partition"] == rerun.tags["price_pipeline/hospital"] == dead["hospital_key"]
             finally:
                 instance.dispose()

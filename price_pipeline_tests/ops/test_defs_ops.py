@@ -3,15 +3,16 @@ alert sensors delivering to local receivers, and the ops_report asset."""
 
 
 import json
+import time
 
 import dagster as dg
 import pytest
 
 from price_pipeline.defs.ingestion import assets as ingestion_assets
 from price_pipeline.defs.ops.assets import OPS_REPORT_KEY, ops_report
-from price_pipeline.defs.ops.failed import failed_hospitals
+from price_pipeline.defs.ops.failed import failed_hospitals, failed_items
 from price_pipeline.defs.ops.retries import DOWNLOAD_RETRY, FAILURE_KIND, LAKE_RETRY, classified
-from price_pipeline.defs.ops.sensors import alert_on_check_failure, alert_on_run_failure
+from price_pipeline.defs.ops.sensors import alert_on_failures, alert_on_thresholds
 from price_pipeline.lib.ops.classify import TransientError
 from price_pipeline.lib.storage import open_lake
 from price_pipeline.settings import Settings
@@ -95,38 +96,71 @@ def failures(settings, tmp_path_factory):
         yield instance, ok, html
 
 
-def test_alert_sensors_deliver_run_and_check_failures(failures, monkeypatch):
+@pytest.mark.parametrize("fmt", ["json", "slack", "teams"])
+def test_one_grouped_alert_per_wave_in_every_webhook_format(failures, monkeypatch, fmt):
+    """The wave of two failed runs and a failed check is one alert (it was one per run and one per
+    check), delivered to a local receiver as our JSON, a Slack message or a Teams Adaptive Card."""
     instance, _, html = failures
     with WebhookReceiver() as hook, SmtpReceiver() as smtp:
         monkeypatch.setenv("PRICE_PIPELINE_ALERT_WEBHOOK_URL", hook.url)
+        monkeypatch.setenv("PRICE_PIPELINE_ALERT_WEBHOOK_FORMAT", fmt)
         monkeypatch.setenv("PRICE_PIPELINE_SMTP_HOST", "127.0.0.1")
         monkeypatch.setenv("PRICE_PIPELINE_SMTP_PORT", str(smtp.port))
         monkeypatch.setenv("PRICE_PIPELINE_ALERT_EMAIL_TO", "oncall@example.org")
-
-        failed_run = next(
-            r for r in instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]))
-            if r.tags.get("dagster/partition") == "not-in-catalog"
-        )
-        failure_event = instance.all_logs(failed_run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)[0]
-        context = dg.build_run_status_sensor_context(
-            sensor_name="alert_on_run_failure", dagster_event=failure_event.dagster_event,
-            dagster_instance=instance, dagster_run=failed_run,
-        ).for_run_failure()
-        alert_on_run_failure(context)
-        [hooked] = hook.wait_for(1)
-        assert hooked["json"]["kind"] == "run_failure" and hooked["json"]["hospital_key"] == "not-in-catalog"
-        assert hooked["json"]["failure_kind"] == "permanent"
-        assert len(smtp.wait_for(1)) == 1
-
-        # the check sensor: the first tick only sets its cursor; from 0 it sees the history
+        # the first tick only sets its cursor (no alert on history); from 0 it sees the whole wave
         first = dg.build_sensor_context(instance=instance)
-        alert_on_check_failure(first)
-        assert first.cursor is not None and len(hook.received) == 1
-        alert_on_check_failure(dg.build_sensor_context(instance=instance, cursor='{"ts": 0}'))
-        check_alerts = [h["json"] for h in hook.received if h["json"]["kind"] == "check_failure"]
-    assert {a["check_name"] for a in check_alerts} >= {"mrf_files_has_a_price_file"}
-    assert all(a["hospital_key"] == html for a in check_alerts if a["check_name"] == "mrf_files_has_a_price_file")
-    assert len(smtp.messages) == 1 + len(check_alerts)
+        alert_on_failures(first)
+        assert first.cursor is not None and hook.received == []
+        context = dg.build_sensor_context(instance=instance, cursor='{"ts": 0}')
+        alert_on_failures(context)
+        [body] = [h["json"] for h in hook.wait_for(1)]
+        assert len(smtp.wait_for(1)) == 1
+        # the next tick has nothing new: no second alert
+        alert_on_failures(dg.build_sensor_context(instance=instance, cursor=context.cursor))
+        assert len(hook.received) == 1
+    if fmt == "json":
+        assert body["kind"] == "failures" and body["details"]["failed_runs"] == 2
+        assert body["title"].startswith("2 failed runs (1 internal, 1 external)")
+        items = body["details"]["items"]
+        runs = {i["hospital_key"]: i for i in items if i["type"] == "run_failure"}
+        assert runs["not-in-catalog"]["failure_kind"] == "internal" and runs[html]["failure_kind"] == "external"
+        assert {i["check_name"] for i in items if i["type"] == "check_failure"} >= {"mrf_files_has_a_price_file"}
+    elif fmt == "slack":
+        assert body["text"].startswith("[error] 2 failed runs")
+        assert body["blocks"][0]["type"] == "header" and "not-in-catalog" in json.dumps(body["blocks"])
+    else:
+        [attachment] = body["attachments"]
+        assert body["type"] == "message" and attachment["contentType"] == "application/vnd.microsoft.card.adaptive"
+        card = attachment["content"]
+        assert card["type"] == "AdaptiveCard" and card["body"][0]["text"].startswith("2 failed runs")
+        assert "not-in-catalog" in json.dumps(card)
+
+
+def test_threshold_alert_once_per_breach(failures, monkeypatch):
+    """Two failed runs out of four: the internal failure rate (25 %) is above 1 %: one alert, not
+    repeated while the breach lasts; a stale mart (the freshness daemon's FAIL) is one more."""
+    from dagster._core.definitions.freshness import FreshnessState, FreshnessStateChange
+
+    instance, _, _ = failures
+    with WebhookReceiver() as hook:
+        monkeypatch.setenv("PRICE_PIPELINE_ALERT_WEBHOOK_URL", hook.url)
+        first = dg.build_sensor_context(instance=instance)
+        alert_on_thresholds(first)
+        [body] = [h["json"] for h in hook.wait_for(1)]
+        ids = {i["id"] for i in body["details"]["items"]}
+        assert "internal_failure_rate:ingest_hospital" not in ids  # materialize() runs are __ephemeral jobs
+        assert any(i.startswith("internal_failure_rate:") for i in ids)
+        again = dg.build_sensor_context(instance=instance, cursor=first.cursor)
+        alert_on_thresholds(again)
+        assert len(hook.received) == 1  # still breached: not alerted again
+        # a mart built once, then found stale by the freshness daemon (the event it records)
+        instance.report_runless_asset_event(dg.AssetMaterialization("mart_hospital_prices"))
+        instance._report_runless_asset_event(FreshnessStateChange(
+            key=dg.AssetKey("mart_hospital_prices"), previous_state=FreshnessState.PASS,
+            new_state=FreshnessState.FAIL, state_change_timestamp=time.time()))
+        alert_on_thresholds(dg.build_sensor_context(instance=instance, cursor=again.cursor))
+        [_, stale] = [h["json"] for h in hook.wait_for(2)]
+    assert [i["id"] for i in stale["details"]["items"]] == ["stale:mart_hospital_prices"]
 
 
 def test_ops_report_summarises_runs(failures, settings):
@@ -139,19 +173,32 @@ def test_ops_report_summarises_runs(failures, settings):
     assert today["p50_duration_seconds"] is not None and today["rows_per_second"] > 0
     assert report["backlog"]["failed_hospitals"] == 2
     assert ok in {h["hospital_key"] for h in report["slowest_hospitals"]}
+    # the seed's metrics: failures split by kind per job (cancels apart), times, coverage
+    [job] = [j for j in report["jobs_24h"] if j.startswith("__ephemeral")]
+    metrics = report["jobs_24h"][job]
+    assert (metrics["failed_internal"], metrics["failed_external"], metrics["canceled"]) == (1, 1, 0)
+    assert metrics["internal_failure_rate"] == metrics["external_failure_rate"] > 0
+    assert metrics["mean_seconds"] > 0 and metrics["p95_seconds"] >= metrics["p50_seconds"]
+    assert report["coverage"]["failed"] == 2 and report["coverage"]["ingested"] >= 1
+    assert sum(report["coverage"][k] for k in ("ingested", "failed", "never_tried", "in_progress_or_pending")) \
+        == report["coverage"]["listed"]
     metadata = result.asset_materializations_for_node("ops_report")[0].metadata
     assert "report" in metadata and metadata["backlog_failed_hospitals"].value == 2
+    assert metadata[f"{job}/internal_failure_rate_24h"].value == metrics["internal_failure_rate"]
+    assert metadata["coverage_failed"].value == 2 and "hospitals_per_hour_24h" in metadata
 
 
 def test_failed_hospitals_view_lists_latest_failures_with_reasons(failures, settings):
     instance, ok, html = failures
-    found = {f.hospital_key: f for f in failed_hospitals(instance)}
-    assert set(found) == {html, "not-in-catalog"}
-    assert found["not-in-catalog"].failure_kind == "permanent"
+    found = {f.hospital_key: f for f in failed_items(instance)}
+    assert set(found) == {html, "not-in-catalog"} == set(failed_hospitals(instance))
+    # our catalog state: internal; a hospital serving an HTML page: external, listed as the check
+    assert found["not-in-catalog"].failure_kind == "internal" and not found["not-in-catalog"].transient
     assert "no catalog entry" in found["not-in-catalog"].reason
-    assert found["not-in-catalog"].step == "mrf_files"
-    assert found[html].failure_kind == "permanent" and "mrf_files_has_a_price_file" in found[html].reason
-    assert [f.hospital_key for f in failed_hospitals(instance, kind="transient")] == []
+    assert (found["not-in-catalog"].asset, found["not-in-catalog"].check) == ("mrf_files", None)
+    assert (found[html].asset, found[html].check) == ("mrf_files", "mrf_files_has_a_price_file")
+    assert found[html].failure_kind == "external" and found[html].attempts == 1
+    assert [f.hospital_key for f in failed_items(instance, kind="canceled")] == []
     # a successful rerun takes a hospital off the list (runs last in this module: it changes the state)
     instance.delete_dynamic_partition("hospitals", "not-in-catalog")
-    assert "not-in-catalog" not in {f.hospital_key for f in failed_hospitals(instance)}
+    assert "not-in-catalog" not in failed_hospitals(instance)

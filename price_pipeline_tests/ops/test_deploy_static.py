@@ -121,6 +121,9 @@ HELM_VALUES_SCHEMA = _obj({
         "type": {"const": "S3ComputeLogManager"},
         "config": _obj({"s3ComputeLogManager": _obj({"bucket": _STR}, {"prefix": _STR, "skipEmptyFiles": _BOOL})}),
     }),
+    # the chart's top-level `concurrency` (rendered into dagster.yaml's concurrency block)
+    "concurrency": _obj(optional={"pools": _obj(optional={
+        "defaultLimit": _INT, "granularity": {"enum": ["op", "run"]}, "opGranularityRunBuffer": _INT})}),
     "dagsterDaemon": _obj({
         "enabled": _BOOL,
         "runCoordinator": _obj({
@@ -179,8 +182,15 @@ def test_helm_values_use_the_charts_keys_and_match_the_instance_policy():
         assert attribute == name and callable(getattr(importlib.import_module(module), attribute))
     # the same tag limits as the production instance
     production = yaml.safe_load((DEPLOY / "production/dagster.yaml").read_text())
-    helm_limits = coordinator["config"]["queuedRunCoordinator"]["tagConcurrencyLimits"]
-    assert {t["key"] for t in helm_limits} == {t["key"] for t in production["concurrency"]["runs"]["tag_concurrency_limits"]}
+    queued = coordinator["config"]["queuedRunCoordinator"]
+    helm_limits = queued["tagConcurrencyLimits"]
+    production_limits = production["concurrency"]["runs"]["tag_concurrency_limits"]
+    assert {(t["key"], str(t.get("value"))) for t in helm_limits} == {
+        (t["key"], str(t.get("value"))) for t in production_limits}
+    # bulk work leaves one slot free there too, and the warehouse pool is single-writer
+    bulk = next(t for t in helm_limits if t["key"] == "price_pipeline/bulk")
+    assert bulk["value"] == "true" and bulk["limit"] == queued["maxConcurrentRuns"] - 1
+    assert values["concurrency"]["pools"]["defaultLimit"] == production["concurrency"]["pools"]["default_limit"] == 1
 
 
 @pytest.mark.parametrize("path", ["dagster.yaml", "deploy/production/dagster.yaml"])
@@ -193,7 +203,10 @@ def test_instance_configs_are_valid_dagster_instance_config(path):
     assert result.success, [e.message for e in result.errors]
     assert config["run_monitoring"]["enabled"] is True
     keys = {t["key"] for t in config["concurrency"]["runs"]["tag_concurrency_limits"]}
-    assert {"price_pipeline/hospital", "dagster/partition", "price_pipeline/host"} <= keys
+    assert {"price_pipeline/hospital", "dagster/partition", "price_pipeline/host", "price_pipeline/bulk"} <= keys
+    runs = config["concurrency"]["runs"]
+    bulk = next(t for t in runs["tag_concurrency_limits"] if t["key"] == "price_pipeline/bulk")
+    assert bulk["value"] == "true" and bulk["limit"] == runs["max_concurrent_runs"] - 1  # one slot stays free
     assert config["concurrency"]["pools"]["default_limit"] == 1  # duckdb_warehouse: single writer
     assert config.get("freshness", {}).get("enabled", True) is True  # the freshness daemon evaluates policies
     if "production" in path:

@@ -35,3 +35,40 @@ def test_catalog_sensor_runs_of_priority_hospitals_get_high_priority(settings, m
         assert request.tags[HOSPITAL_TAG] == key
         assert request.tags["price_pipeline/trigger"] == "catalog_sensor"
         assert request.tags["price_pipeline/host"] == baseline[key].tags["price_pipeline/host"]
+
+
+def test_one_host_rule_for_sensor_rescan_and_cli(settings, monkeypatch):
+    """The catalog sensor, the weekly re-scan and the CLI's bulk paths tag a hospital with the same
+    host (lib/ops/tags.hospital_host over the reconciled file list); the re-scan is bulk work."""
+    from datetime import UTC, datetime
+
+    from price_pipeline.defs.catalog.schedules import weekly_full_rescan
+    from price_pipeline.lib.ops.tags import (
+        BULK_TAG,
+        HOST_TAG,
+        LAYER_TAG,
+        PRIORITY_RESCAN,
+        TRIGGER_TAG,
+        hospital_host,
+        registry_hospital_urls,
+    )
+
+    monkeypatch.delenv("PRICE_PIPELINE_PRIORITY_HOSPITALS", raising=False)
+    resource = PricePipelineResource.from_settings(settings)
+    with dg.instance_for_test() as instance:
+        sensor = catalog_sensor(dg.build_sensor_context(instance=instance, resources={"price_pipeline": resource}))
+        for request in sensor.dynamic_partitions_requests:
+            instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+        by_sensor = {r.partition_key: r.tags for r in sensor.run_requests if r.job_name == "ingest_hospital"}
+        context = dg.build_schedule_context(instance=instance, resources={"price_pipeline": resource},
+                                            scheduled_execution_time=datetime(2026, 1, 4, 3, tzinfo=UTC))
+        rescans = {r.partition_key: r.tags for r in weekly_full_rescan(context)}
+    assert set(rescans) == set(by_sensor)
+    # what the CLI's launch / backfill / retry-failed compute from the registry
+    cli_urls = registry_hospital_urls(resource.registry)
+    cli_hosts = {k: hospital_host(cli_urls.get(k, ())) for k in by_sensor}
+    for key, tags in rescans.items():
+        assert tags[HOST_TAG] == by_sensor[key][HOST_TAG] == cli_hosts[key] != "none"
+        assert tags[BULK_TAG] == "true" and tags[TRIGGER_TAG] == "weekly_full_rescan"
+        assert tags[LAYER_TAG] == "ingestion" and tags["dagster/priority"] == str(PRIORITY_RESCAN)
+        assert tags["price_pipeline/force_download"] == "true"

@@ -10,7 +10,6 @@ import hashlib
 import json
 import os
 import time
-from urllib.parse import urlsplit
 
 import dagster as dg
 
@@ -30,22 +29,17 @@ from price_pipeline.lib.ops.tags import hospital_run_tags
 
 SENSOR_INTERVAL_SECONDS = int(os.environ.get("PRICE_PIPELINE_CATALOG_SENSOR_INTERVAL", "30"))
 CHANGE_SENSOR_INTERVAL_SECONDS = int(os.environ.get("PRICE_PIPELINE_CHANGE_SENSOR_INTERVAL", "600"))
-HOST_TAG = "price_pipeline/host"
 
 
-def primary_host(record: dict) -> str:
-    """The host serving a hospital's first file (the run tag that per-host run limits key on)."""
-    for f in record.get("files", []):
-        host = urlsplit(f["url"]).hostname
-        if host:
-            return host[:63]
-    return "none"
+def file_urls(record: dict | None) -> list[str]:
+    """The file URLs of a reconciled hospital record (the catalog sensor's or the registry's)."""
+    return [f["url"] for f in (record or {}).get("files", []) if f.get("url")]
 
 
-def ingestion_tags(key: str, host: str, trigger: str) -> dict[str, str]:
-    # hospital_run_tags adds dagster/priority for PRICE_PIPELINE_PRIORITY_HOSPITALS (read per tick)
-    return {**hospital_run_tags(key), "price_pipeline/trigger": trigger, "price_pipeline/hospital": key,
-            HOST_TAG: host}
+def ingestion_tags(key: str, urls: list[str], trigger: str) -> dict[str, str]:
+    # hospital_run_tags (lib/ops/tags.py) owns the host rule and adds dagster/priority for
+    # PRICE_PIPELINE_PRIORITY_HOSPITALS (read per tick)
+    return hospital_run_tags(key, urls, trigger=trigger)
 
 
 def evaluate_catalog_tick(
@@ -87,7 +81,7 @@ def evaluate_catalog_tick(
             job_name=ingest_hospital_job.name,
             partition_key=key,
             run_key=f"{key}:{current[key]}",
-            tags=ingestion_tags(key, primary_host(records[key]), "catalog_sensor"),
+            tags=ingestion_tags(key, file_urls(records[key]), "catalog_sensor"),
         )
         for key in to_ingest
     ]
@@ -155,13 +149,13 @@ def evaluate_change_tick(
             cursor=new_cursor,
             skip_reason=dg.SkipReason(f"{len(candidates)} files probed, none changed ({result.counts})"),
         )
-    hosts = {r["hospital_key"]: urlsplit(r["url"]).hostname or "none" for r in candidates}
     run_requests = [
         dg.RunRequest(
             job_name=ingest_hospital_job.name,
             partition_key=key,
             run_key=f"change:{key}:{hashlib.sha256('/'.join(sorted(sigs)).encode()).hexdigest()[:16]}",
-            tags=ingestion_tags(key, hosts.get(key, "none")[:63], "mrf_change_sensor"),
+            tags=ingestion_tags(key, [f.get("url", "") for f in registry.hospital_files(key) or []],
+                                "mrf_change_sensor"),
         )
         for key, sigs in sorted(changed.items())
     ]

@@ -7,10 +7,20 @@ from collections import Counter
 import dagster as dg
 
 from price_pipeline.defs.catalog.assets import CATALOG_SOURCE
-from price_pipeline.defs.ops.retries import DOWNLOAD_RETRY, LAKE_RETRY, classified
+from price_pipeline.defs.ops.retries import (
+    DOWNLOAD_RETRY,
+    FAILURE_KIND,
+    FAILURE_ORIGIN,
+    FAILURE_REASON,
+    LAKE_RETRY,
+    classified,
+    permanent_failure,
+)
 from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.defs.resources import PricePipelineResource
 from price_pipeline.lib import ingest, layout, price_history
+from price_pipeline.lib.ops.classify import EXTERNAL, INTERNAL, TRANSIENT
+from price_pipeline.lib.ops.tags import FORCE_DOWNLOAD_TAG
 
 # Retry policies (exponential backoff with jitter) and failure classification live in the ops
 # domain: @classified turns permanent errors (bad file, missing catalog entry) into
@@ -24,7 +34,6 @@ TRANSIENT_RETRY = LAKE_RETRY
 ONE_HOSPITAL_PER_RUN = dg.BackfillPolicy.multi_run(max_partitions_per_run=1)
 
 
-FORCE_DOWNLOAD_TAG = "price_pipeline/force_download"
 
 
 def _listed_urls(price_pipeline: PricePipelineResource, hospital_key: str) -> list[str]:
@@ -34,9 +43,8 @@ def _listed_urls(price_pipeline: PricePipelineResource, hospital_key: str) -> li
         return [f["url"] for f in files]
     claim = price_pipeline.registry.latest_claim_payload(hospital_key, CATALOG_SOURCE)
     if claim is None:
-        raise dg.Failure(
-            f"no catalog entry for hospital {hospital_key!r}: materialize hospital_catalog first",
-            allow_retries=False,
+        raise permanent_failure(
+            f"no catalog entry for hospital {hospital_key!r}: materialize hospital_catalog first", origin=INTERNAL
         )
     return [f["url"] for f in claim.get("files", [])]
 
@@ -76,7 +84,11 @@ def mrf_files(context: dg.AssetExecutionContext, price_pipeline: PricePipelineRe
         )
     failures = [f for f in manifest.files if f.status != "ok"]
     if urls and not manifest.ok_files and failures and all(f.error_kind == "transient" for f in failures):
-        raise dg.Failure(f"every file of {key} failed transiently: {failures[0].error}")
+        # the hospital's server: external, and worth the download retry policy
+        raise dg.Failure(
+            f"every file of {key} failed transiently: {failures[0].error}",
+            metadata={FAILURE_KIND: TRANSIENT, FAILURE_ORIGIN: EXTERNAL, FAILURE_REASON: str(failures[0].error)[:1000]},
+        )
     total_bytes = sum(f.size or 0 for f in manifest.ok_files)
     return dg.MaterializeResult(
         metadata={

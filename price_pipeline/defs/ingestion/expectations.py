@@ -23,6 +23,8 @@ from price_pipeline.defs.ingestion.assets import prices
 from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.defs.resources import PricePipelineResource
 from price_pipeline.lib import layout
+from price_pipeline.lib.ops import staleness
+from price_pipeline.lib.ops.tags import LAYER_TAG, TRIGGER_TAG
 
 EXPECTATIONS_CHECK = "prices_meet_expectations"
 
@@ -116,7 +118,7 @@ check_price_expectations_job = dg.define_asset_job(
     partitions_def=hospital_partitions,
     executor_def=dg.in_process_executor,
     description="Great Expectations suite on one hospital's prices (prices_expectations and its warning check).",
-    tags={"price_pipeline/layer": "quality", "dagster/priority": "-1"},
+    tags={LAYER_TAG: "quality", "dagster/priority": "-1"},
 )
 
 EXPECTATIONS_BATCH = 200  # prices materializations handled per sensor tick
@@ -138,7 +140,7 @@ def pipeline_busy(instance: dg.DagsterInstance) -> str | None:
     running, or one changed state less than ``QUIET_SECONDS`` ago."""
     now = time.time()
     for layer in BUSY_LAYERS:
-        tags = {"price_pipeline/layer": layer}
+        tags = {LAYER_TAG: layer}
         if instance.get_runs_count(dg.RunsFilter(statuses=ACTIVE_STATUSES, tags=tags)):
             return f"a {layer} run is queued or running"
         latest = instance.get_run_records(dg.RunsFilter(tags=tags), limit=1, order_by="update_timestamp")
@@ -154,15 +156,17 @@ def pipeline_busy(instance: dg.DagsterInstance) -> str | None:
     job=check_price_expectations_job,
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Requests a check_price_expectations run for each hospital whose prices were materialized.",
+    description="Requests a check_price_expectations run for each hospital whose prices were materialized, "
+    "once the pipeline settles or at the latest PRICE_PIPELINE_ANALYTICS_MAX_WAIT_MINUTES (30) after the "
+    "first prices materialization not yet checked.",
 )
 def expectations_after_prices(context: dg.SensorEvaluationContext):
     """The cursor is the storage id of the newest prices materialization already requested.
     Nothing is requested (and the cursor stays) while the pipeline is busy: the suite is
-    low-priority work for when a wave of ingestion and its analytics build have settled."""
-    busy = pipeline_busy(context.instance)
-    if busy:
-        return dg.SkipReason(f"waiting: {busy}")
+    low-priority work for when a wave of ingestion and its analytics build have settled — unless
+    the oldest unchecked materialization is past the staleness bound (lib/ops/staleness.py)."""
+    from price_pipeline.settings import Settings
+
     after = int(context.cursor or 0)
     records = context.instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=prices.key, after_storage_id=after or None),
@@ -171,13 +175,20 @@ def expectations_after_prices(context: dg.SensorEvaluationContext):
     ).records
     if not records:
         return dg.SkipReason("no new prices materializations")
+    decision = staleness.decide(
+        first_unseen_at=records[0].timestamp, busy=pipeline_busy(context.instance), now=time.time(),
+        max_wait_seconds=Settings.from_env().analytics_max_wait_minutes * 60,
+    )
+    if not decision.run:
+        return dg.SkipReason(decision.why)
     newest: dict[str, int] = {}
     for record in records:
         if record.partition_key:
             newest[record.partition_key] = record.storage_id
     return dg.SensorResult(
         run_requests=[
-            dg.RunRequest(run_key=f"expectations:{key}:{storage_id}", partition_key=key)
+            dg.RunRequest(run_key=f"expectations:{key}:{storage_id}", partition_key=key,
+                          tags={TRIGGER_TAG: decision.why})
             for key, storage_id in sorted(newest.items())
         ],
         cursor=str(records[-1].storage_id),

@@ -1,5 +1,8 @@
-"""The ``ops_report`` asset: per-day success/failure rates, p50/p95 run durations, throughput,
-backlog and the slowest hospitals, computed from the Dagster instance's run and event history."""
+"""The ``ops_report`` asset: the seed's success metrics (per job: internal / external failure
+rates with cancels apart, mean / p50 / p95 run time, queue wait; hospitals per hour; coverage),
+per-day outcomes, backlog and the slowest hospitals, computed from the Dagster instance's run and
+event history. The headline numbers are also the materialization's metadata, which the UI plots
+over the hourly materializations."""
 
 
 import json
@@ -7,11 +10,11 @@ import time
 
 import dagster as dg
 
-from price_pipeline.defs.ops.failed import failed_hospitals
+from price_pipeline.defs.ops.failed import failed_hospitals, failure_reason
 from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.defs.resources import PricePipelineResource
 from price_pipeline.lib.ops import report as report_lib
-from price_pipeline.lib.ops.tags import PARTITION_TAG
+from price_pipeline.lib.ops.tags import LAYER_TAG, PARTITION_TAG
 
 OPS_REPORT_KEY = "ops/ops_report.json"
 MEASURED_ASSETS = ("mrf_files", "mrf_parsed", "prices")
@@ -37,15 +40,20 @@ def collect_runs(instance: dg.DagsterInstance, since: float) -> list[report_lib.
     while True:
         records = instance.get_run_records(dg.RunsFilter(created_after=created_after), limit=RUN_PAGE, cursor=cursor)
         for r in records:
+            run = r.dagster_run
             samples.append(
                 report_lib.RunSample(
-                    run_id=r.dagster_run.run_id,
-                    job_name=r.dagster_run.job_name,
-                    status=r.dagster_run.status.value,
+                    run_id=run.run_id,
+                    job_name=run.job_name,
+                    status=run.status.value,
                     created_at=r.create_timestamp.timestamp(),
-                    hospital_key=r.dagster_run.tags.get(PARTITION_TAG),
+                    hospital_key=run.tags.get(PARTITION_TAG),
                     start_time=r.start_time,
                     end_time=r.end_time,
+                    # whose failure (internal / external): read from the run's events
+                    failure_kind=failure_reason(instance, run.run_id)[0]
+                    if run.status == dg.DagsterRunStatus.FAILURE else None,
+                    layer=run.tags.get(LAYER_TAG),
                 )
             )
         if len(records) < RUN_PAGE:
@@ -82,6 +90,15 @@ def collect_materializations(instance: dg.DagsterInstance, since: float) -> list
     return samples
 
 
+def tried_hospitals(instance: dg.DagsterInstance) -> set[str]:
+    """Every hospital partition any run was ever launched for (one query over the run tags)."""
+    tried: set[str] = set()
+    for key, values in instance.get_run_tags(tag_keys=[PARTITION_TAG]):
+        if key == PARTITION_TAG:
+            tried |= set(values)
+    return tried
+
+
 def compute_ops_report(instance: dg.DagsterInstance, *, days: int = 14, top: int = 10) -> dict:
     now = time.time()
     since = now - days * 86400
@@ -91,10 +108,24 @@ def compute_ops_report(instance: dg.DagsterInstance, *, days: int = 14, top: int
         collect_materializations(instance, since),
         partitions=instance.get_dynamic_partitions(hospital_partitions.name),
         materialized=instance.get_materialized_partitions(dg.AssetKey("prices")),
-        failed_hospitals=len(failed_hospitals(instance)),
+        failed_hospitals=failed_hospitals(instance),
+        tried=tried_hospitals(instance),
         top=top,
         now=now,
     )
+
+
+def plotted_metadata(report: dict) -> dict:
+    """The report's headline numbers as flat numeric metadata (the UI plots each over time)."""
+    out: dict = {}
+    for job, m in report["jobs_24h"].items():
+        for name in ("internal_failure_rate", "external_failure_rate", "cancel_rate", "mean_seconds", "p50_seconds",
+                     "p95_seconds", "queue_wait_mean_seconds", "queue_wait_p95_seconds"):
+            if m.get(name) is not None:
+                out[f"{job}/{name}_24h"] = m[name]
+    out.update(report["throughput"])
+    out.update({f"coverage_{k}": v for k, v in report["coverage"].items()})
+    return out
 
 
 @dg.asset(
@@ -105,9 +136,11 @@ def compute_ops_report(instance: dg.DagsterInstance, *, days: int = 14, top: int
 def ops_report(
     context: dg.AssetExecutionContext, config: OpsReportConfig, price_pipeline: PricePipelineResource
 ) -> dg.MaterializeResult:
-    """Per day: runs, success and failure rates, p50/p95 run duration, rows and bytes per second;
-    plus the backlog (queued/running runs, hospitals never ingested, failed hospitals) and the
-    slowest hospitals. Written to ``ops/ops_report.json`` in the lake."""
+    """Per job over the last 24 h and the whole window: internal and external failure rates (cancels
+    apart), mean / p50 / p95 run time and queue wait; hospitals ingested per hour; coverage (listed,
+    ingested, failed, never tried); per day: runs, success and failure rates, p50/p95 run duration,
+    rows and bytes per second; the backlog and the slowest hospitals. Written to
+    ``ops/ops_report.json`` in the lake; the headline numbers are plotted metadata."""
     started = time.monotonic()
     report = compute_ops_report(context.instance, days=config.days, top=config.top_slowest)
     payload = json.dumps(report, default=str, indent=1).encode()
@@ -123,6 +156,7 @@ def ops_report(
             "p95_duration_seconds_today": today.get("p95_duration_seconds"),
             "rows_per_second_today": today.get("rows_per_second"),
             **{f"backlog_{k}": v for k, v in report["backlog"].items()},
+            **plotted_metadata(report),
             "report": dg.MetadataValue.md(report_lib.markdown(report)),
             "lake_key": dg.MetadataValue.path(price_pipeline.lake.uri(OPS_REPORT_KEY)),
         }
@@ -159,7 +193,7 @@ ops_report_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(ops_report, lake_housekeeping),
     executor_def=dg.in_process_executor,
     description="Recompute the ops report and sweep abandoned lake writes.",
-    tags={"price_pipeline/layer": "ops"},
+    tags={LAYER_TAG: "ops"},
 )
 
 ops_report_schedule = dg.ScheduleDefinition(

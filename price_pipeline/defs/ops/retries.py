@@ -5,8 +5,10 @@ failing against the same host does not retry in lock-step. What is retried is de
 :func:`price_pipeline.lib.ops.classify.classify_exception`: a permanent error (a bad file, a
 missing catalog entry, a bug) becomes ``dg.Failure(allow_retries=False)`` and fails at once; a
 transient one (network, HTTP 5xx/429, S3 throttling, database connection loss, lock contention)
-becomes a retryable ``dg.Failure``. Both carry ``failure_kind`` and ``failure_reason`` metadata,
-which the failed-hospitals view and the alerts read back.
+becomes a retryable ``dg.Failure``. Both carry ``failure_kind`` (transient/permanent),
+``failure_origin`` (internal/external, :func:`~price_pipeline.lib.ops.classify.classify_origin`)
+and ``failure_reason`` metadata, which the failed-hospitals view, the ops report and the alerts
+read back.
 """
 
 from __future__ import annotations
@@ -16,9 +18,16 @@ import time
 
 import dagster as dg
 
-from price_pipeline.lib.ops.classify import PERMANENT, TRANSIENT, classify_exception
+from price_pipeline.lib.ops.classify import (
+    PERMANENT,
+    TRANSIENT,
+    classify_exception,
+    classify_origin,
+    origin_from_message,
+)
 
 FAILURE_KIND = "failure_kind"
+FAILURE_ORIGIN = "failure_origin"
 FAILURE_REASON = "failure_reason"
 
 # Downloads: remote hosts recover in minutes, not seconds — 10 s, 20 s, 40 s, 80 s (±jitter).
@@ -29,21 +38,22 @@ LAKE_RETRY = dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTI
 WAREHOUSE_RETRY = dg.RetryPolicy(max_retries=2, delay=15, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
 
-def permanent_failure(reason: str, **metadata) -> dg.Failure:
-    """A failure that must not be retried (the hospital goes to the failed-hospitals view)."""
+def permanent_failure(reason: str, *, origin: str, **metadata) -> dg.Failure:
+    """A failure that must not be retried (the hospital goes to the failed-hospitals view);
+    ``origin`` says whose it is (internal/external)."""
     return dg.Failure(
         description=f"permanent: {reason}",
-        metadata={FAILURE_KIND: PERMANENT, FAILURE_REASON: reason[:1000], **metadata},
+        metadata={FAILURE_KIND: PERMANENT, FAILURE_ORIGIN: origin, FAILURE_REASON: reason[:1000], **metadata},
         allow_retries=False,
     )
 
 
 def _with_kind(failure: dg.Failure) -> dg.Failure:
     metadata = dict(failure.metadata or {})
-    if FAILURE_KIND in metadata:
+    if FAILURE_KIND in metadata and FAILURE_ORIGIN in metadata:
         return failure
-    kind = TRANSIENT if failure.allow_retries else PERMANENT
-    metadata[FAILURE_KIND] = kind
+    metadata.setdefault(FAILURE_KIND, TRANSIENT if failure.allow_retries else PERMANENT)
+    metadata.setdefault(FAILURE_ORIGIN, origin_from_message(failure.description))
     metadata.setdefault(FAILURE_REASON, (failure.description or "")[:1000])
     return dg.Failure(description=failure.description, metadata=metadata, allow_retries=failure.allow_retries)
 
@@ -86,7 +96,7 @@ def classified(fn):
             found = classify_exception(exc)
             raise dg.Failure(
                 description=f"{found.kind}: {found.reason}",
-                metadata={FAILURE_KIND: found.kind, FAILURE_REASON: found.reason},
+                metadata={FAILURE_KIND: found.kind, FAILURE_ORIGIN: classify_origin(exc), FAILURE_REASON: found.reason},
                 allow_retries=found.retry,
             ) from exc
         return _with_throughput(result, time.monotonic() - started)

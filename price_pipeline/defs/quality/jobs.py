@@ -2,10 +2,12 @@
 
 import dagster as dg
 
+from price_pipeline.lib.ops.tags import LAYER_TAG
+
 check_quality_job = dg.define_asset_job(
     name="check_quality",
     selection=dg.AssetSelection.groups("quality"),
     executor_def=dg.in_process_executor,
     description="Table-wide SQL checks over all hospitals' prices and the quarantine table.",
-    tags={"price_pipeline/layer": "quality"},
+    tags={LAYER_TAG: "quality"},
 )

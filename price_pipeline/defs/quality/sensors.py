@@ -1,8 +1,13 @@
-"""Rebuild the table-wide quality outputs when ingestion has produced something new and settled."""
+"""Rebuild the table-wide quality outputs when ingestion has produced something new and settled,
+or at the latest at the staleness bound (the rule of analytics_after_ingestion)."""
 
 import dagster as dg
 
-from price_pipeline.defs.analytics.sensors import ingestion_in_flight, latest_upstream_storage_id
+from price_pipeline.defs.analytics.sensors import (
+    bounded_request,
+    ingestion_in_flight,
+    latest_upstream_storage_id,
+)
 from price_pipeline.defs.quality.jobs import check_quality_job
 
 
@@ -11,7 +16,7 @@ from price_pipeline.defs.quality.jobs import check_quality_job
     minimum_interval_seconds=15,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Requests one check_quality run once new prices exist and no ingestion or catalog run "
-    "is queued or running (the same settle rule as analytics_after_ingestion).",
+    "is queued or running, or at the staleness bound (the same rule as analytics_after_ingestion).",
 )
 def quality_after_ingestion(context: dg.SensorEvaluationContext):
     """The cursor is the storage id of the newest upstream materialization already checked."""
@@ -20,6 +25,8 @@ def quality_after_ingestion(context: dg.SensorEvaluationContext):
     if newest <= checked_up_to:
         return dg.SkipReason("no new prices since the last quality run")
     active = ingestion_in_flight(context.instance)
-    if active:
-        return dg.SkipReason(f"waiting for {active} ingestion/catalog runs to finish")
-    return dg.SensorResult(run_requests=[dg.RunRequest(run_key=f"quality:{newest}")], cursor=str(newest))
+    request = bounded_request(context.instance, checked_up_to, newest,
+                              f"{active} ingestion/catalog runs queued or running" if active else None, "quality")
+    if isinstance(request, dg.SkipReason):
+        return request
+    return dg.SensorResult(run_requests=[request], cursor=str(newest))

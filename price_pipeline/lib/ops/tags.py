@@ -1,13 +1,22 @@
-"""Run tags that drive the run queue (``dagster.yaml``): priority and per-host limits.
+"""Run tags and the host rule: the one owner of every tag the run queue (``dagster.yaml``), the
+sensors, the schedules and the CLI read or write.
 
 * ``dagster/priority`` — the QueuedRunCoordinator dequeues higher values first (default 0).
   Hospitals listed in ``PRICE_PIPELINE_PRIORITY_HOSPITALS`` (comma-separated keys, e.g. the ones a
-  customer asked for) get :data:`PRIORITY_HIGH`; bulk backfills and retries get
-  :data:`PRIORITY_BULK` so they never hold up fresh catalog work.
+  customer asked for) get :data:`PRIORITY_HIGH`; new catalog work runs at :data:`PRIORITY_NORMAL`;
+  bulk backfills and retries at :data:`PRIORITY_BULK`; the weekly re-scan at
+  :data:`PRIORITY_RESCAN`, below everything else.
 * ``price_pipeline/hospital`` — one run per hospital at a time (tag limit 1 per value).
-* ``price_pipeline/host`` — the host serving the hospital's files; at most
-  ``limit`` concurrent runs per host (tag limit per value), so one slow vendor host is not
+* ``price_pipeline/host`` — the host serving the hospital's files (:func:`hospital_host`); at
+  most a few concurrent runs per host (tag limit per value), so one slow vendor host is not
   hammered by a wave of its hospitals.
+* ``price_pipeline/layer`` — ingestion, catalog, analytics, quality, ops: what the analytics and
+  expectations sensors count as work in flight. Jobs carry it; :func:`hospital_run_tags` and
+  :func:`bulk_run_tags` set it too, for runs of the implicit asset job.
+* ``price_pipeline/trigger`` — who asked: catalog_sensor, mrf_change_sensor, cli, cli-backfill,
+  retry-failed, weekly_full_rescan.
+* ``price_pipeline/bulk`` — ``true`` on every bulk run (backfill, retry-failed, weekly re-scan);
+  the run queue caps them below the run limit so that a slot is always left for new work.
 """
 
 from __future__ import annotations
@@ -17,14 +26,24 @@ from collections.abc import Iterable, Mapping
 from urllib.parse import urlsplit
 
 PRIORITY_TAG = "dagster/priority"
-HOSPITAL_TAG = "price_pipeline/hospital"
-# the same tag the catalog sensor sets (price_pipeline.defs.catalog.sensors.HOST_TAG)
-DOWNLOAD_HOST_TAG = "price_pipeline/host"
 PARTITION_TAG = "dagster/partition"
+HOSPITAL_TAG = "price_pipeline/hospital"
+HOST_TAG = "price_pipeline/host"
+LAYER_TAG = "price_pipeline/layer"
+TRIGGER_TAG = "price_pipeline/trigger"
+BULK_TAG = "price_pipeline/bulk"
+BULK_ID_TAG = "price_pipeline/bulk_id"  # shared by the runs of one backfill / retry-failed call
+BULK_TITLE_TAG = "price_pipeline/bulk_title"
+FORCE_DOWNLOAD_TAG = "price_pipeline/force_download"
 
 PRIORITY_HIGH = 10
 PRIORITY_NORMAL = 0
 PRIORITY_BULK = -5
+PRIORITY_RESCAN = -10
+
+NO_HOST = "none"
+# Dagster tag values used in concurrency limits are kept short; a DNS label is at most 63.
+MAX_HOST_LENGTH = 63
 
 
 def priority_hospitals(env: Mapping[str, str] | None = None) -> frozenset[str]:
@@ -32,31 +51,63 @@ def priority_hospitals(env: Mapping[str, str] | None = None) -> frozenset[str]:
     return frozenset(k.strip() for k in (env.get("PRICE_PIPELINE_PRIORITY_HOSPITALS") or "").split(",") if k.strip())
 
 
-def download_host(urls: Iterable[str]) -> str | None:
-    """The host most of the hospital's files come from (ties: the first listed)."""
+def hospital_host(urls: Iterable[str]) -> str:
+    """The host most of the hospital's files come from (ties: the first listed), lower-case and
+    at most 63 characters; :data:`NO_HOST` when no URL has a host. The one rule every launcher
+    uses, so a hospital always counts against the same per-host limit."""
     counts: dict[str, int] = {}
     for url in urls:
-        host = (urlsplit(url).hostname or "").lower()
+        try:
+            host = (urlsplit(url).hostname or "").lower()
+        except ValueError:  # a malformed URL names no host
+            host = ""
         if host:
             counts[host] = counts.get(host, 0) + 1
-    return max(counts, key=lambda h: counts[h]) if counts else None
+    return max(counts, key=lambda h: counts[h])[:MAX_HOST_LENGTH] if counts else NO_HOST
+
+
+def registry_hospital_urls(registry) -> dict[str, list[str]]:
+    """{hospital key: file URLs} of the reconciled catalog in the registry (what the catalog
+    sensor's records hold), for launchers that have no discovery record at hand."""
+    import json
+
+    out = {}
+    for row in registry.list_hospitals():
+        files = json.loads(row["files_json"]) if row.get("files_json") else []
+        out[row["hospital_key"]] = [f.get("url", "") for f in files]
+    return out
 
 
 def hospital_run_tags(
     hospital_key: str,
     urls: Iterable[str] = (),
     *,
+    trigger: str,
     priority: int | None = None,
     env: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """Tags for an ingestion run of one hospital. An explicit ``priority`` wins; otherwise
     listed priority hospitals get :data:`PRIORITY_HIGH` and the rest no tag (0)."""
-    tags = {HOSPITAL_TAG: hospital_key}
+    tags = {
+        HOSPITAL_TAG: hospital_key,
+        HOST_TAG: hospital_host(urls),
+        LAYER_TAG: "ingestion",
+        TRIGGER_TAG: trigger,
+    }
     if priority is None and hospital_key in priority_hospitals(env):
         priority = PRIORITY_HIGH
     if priority is not None:
         tags[PRIORITY_TAG] = str(priority)
-    host = download_host(urls)
-    if host:
-        tags[DOWNLOAD_HOST_TAG] = host
     return tags
+
+
+def bulk_run_tags(host: str, *, trigger: str, priority: int = PRIORITY_BULK, layer: str = "ingestion") -> dict[str, str]:
+    """Tags for the runs of a bulk launch (a backfill, retry-failed, the weekly re-scan) of
+    hospitals served by one host: capped by the bulk limit, below new work's priority."""
+    return {
+        HOST_TAG: host,
+        LAYER_TAG: layer,
+        TRIGGER_TAG: trigger,
+        BULK_TAG: "true",
+        PRIORITY_TAG: str(priority),
+    }

@@ -1,0 +1,37 @@
+"""The bound on staleness: when a downstream rebuild (the analytics build, the quality outputs, the
+expectations suite) runs although ingestion has not settled.
+
+The sensors prefer to wait until no ingestion or catalog run is queued or running, so that a wave
+of hospitals causes one rebuild. With a change sensor adding runs every few minutes across
+thousands of hospitals that moment may never come; so once the first change they have not yet
+seen is ``max_wait_seconds`` old they run anyway (``PRICE_PIPELINE_ANALYTICS_MAX_WAIT_MINUTES``,
+default 30).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SETTLED = "settled"
+BOUND = "staleness_bound"
+
+
+@dataclass(frozen=True)
+class Decision:
+    run: bool
+    why: str  # SETTLED or BOUND when run; the reason to wait otherwise
+    reason: str = ""
+
+
+def decide(*, first_unseen_at: float | None, busy: str | None, now: float, max_wait_seconds: float) -> Decision:
+    """Run now? ``first_unseen_at`` is the time of the oldest change not yet built (None: nothing
+    new); ``busy`` why the pipeline is not settled (None: settled)."""
+    if first_unseen_at is None:
+        return Decision(False, "nothing new")
+    if busy is None:
+        return Decision(True, SETTLED)
+    waited = max(0.0, now - first_unseen_at)
+    if waited >= max_wait_seconds:
+        return Decision(True, BOUND, f"{busy}, but the oldest unbuilt change is {waited:.0f} s old "
+                                     f"(bound {max_wait_seconds:.0f} s)")
+    return Decision(False, f"waiting: {busy} ({max_wait_seconds - waited:.0f} s left before the staleness bound)")
