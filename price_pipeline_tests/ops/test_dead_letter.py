@@ -53,6 +53,7 @@ def test_cli_default_assets_are_the_ingestion_job():
     assert tuple(k.to_user_string() for k in (a.key for a in INGESTION_ASSET_DEFS)) == INGESTION_ASSETS
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("failing", [a.key.to_user_string() for a in INGESTION_ASSET_DEFS])
 def test_each_ingestion_asset_failing_stays_listed_until_it_succeeds(failing, tmp_path):
     FAILING.clear()

@@ -154,8 +154,9 @@ def evaluate_change_tick(
             job_name=ingest_hospital_job.name,
             partition_key=key,
             run_key=f"change:{key}:{hashlib.sha256('/'.join(sorted(sigs)).encode()).hexdigest()[:16]}",
-            tags=ingestion_tags(key, [f.get("url", "") for f in registry.hospital_files(key) or []],
-                                "mrf_change_sensor"),
+            # the reconciled file list (the catalog sensor's), else the probed files of the hospital
+            tags=ingestion_tags(key, file_urls({"files": registry.hospital_files(key) or []})
+                                or [r["url"] for r in candidates if r["hospital_key"] == key], "mrf_change_sensor"),
         )
         for key, sigs in sorted(changed.items())
     ]

@@ -15,7 +15,6 @@ run and event history; the bookkeeping is :mod:`price_pipeline.lib.ops.deadlette
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import UTC, datetime
 
 import dagster as dg
 from dagster._core.event_api import PartitionKeyFilter
@@ -32,7 +31,7 @@ from price_pipeline.lib.ops.classify import (
     classify_message,
     origin_from_message,
 )
-from price_pipeline.lib.ops.deadletter import DeadLetter, Outcome, dead_letters
+from price_pipeline.lib.ops.deadletter import DeadLetter, Outcome, dead_letters, hospitals
 from price_pipeline.lib.ops.tags import PARTITION_TAG
 
 BAD_ENDINGS = [dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
@@ -45,9 +44,6 @@ RUN_EVENTS = {
     dg.DagsterEventType.RUN_FAILURE,
 }
 ASSET_NAMES = {key.to_user_string() for key in INGESTION_ASSETS}
-
-# The view keeps this name for its callers (CLI, ops report): one row is one open item.
-FailedItem = DeadLetter
 
 
 def _metadata_text(metadata, key: str) -> str | None:
@@ -193,11 +189,11 @@ def success_outcomes(instance: dg.DagsterInstance, failures: list[Outcome]) -> l
         )
         if passed and passed[0].event is not None and passed[0].event.timestamp >= at:
             out.append(Outcome(hospital_key=hospital, asset=asset, check=check, at=passed[0].event.timestamp, ok=True))
-    for asset, hospitals in by_asset.items():
-        keys = sorted(hospitals)
+    for asset, first_by_hospital in by_asset.items():
+        keys = sorted(first_by_hospital)
         for i in range(0, len(keys), PAGE):
             chunk = keys[i: i + PAGE]
-            after = min(hospitals[k] for k in chunk)
+            after = min(first_by_hospital[k] for k in chunk)
             newest: dict[str, float] = {}
             cursor = None
             while True:
@@ -230,7 +226,7 @@ def failed_items(
 
 def failed_hospitals(instance: dg.DagsterInstance, **kwargs) -> list[str]:
     """The hospitals with at least one open item, newest failure first."""
-    return list(dict.fromkeys(i.hospital_key for i in failed_items(instance, **kwargs)))
+    return hospitals(failed_items(instance, **kwargs))
 
 
 def failure_reason(instance: dg.DagsterInstance, run_id: str) -> tuple[str, str, str | None]:
@@ -248,7 +244,3 @@ def failure_reason(instance: dg.DagsterInstance, run_id: str) -> tuple[str, str,
     message = next((e.dagster_event.message for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
                     if e.dagster_event and e.dagster_event.message), "run failed")
     return origin_from_message(message), message.splitlines()[0][:500], None
-
-
-def fmt_time(ts: float | None) -> str | None:
-    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S") if ts else None
