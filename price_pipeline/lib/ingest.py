@@ -279,19 +279,31 @@ class ParsedVersion:
     summary: dict[str, Any]
 
 
+# Bump when parse_to_parquet's output changes: stored parses of an older revision are redone.
+PARSED_REVISION = 1
+
+
 def parse_hospital_files(
-    hospital_key: str, *, lake: Lake, scratch_dir: str | os.PathLike, max_findings: int = 1000
+    hospital_key: str, *, lake: Lake, scratch_dir: str | os.PathLike, max_findings: int = 1000, reuse: bool = True
 ) -> list[ParsedVersion]:
-    """Parse every current file of a hospital into source-faithful Parquet (one per version)."""
+    """Parse every current file of a hospital into source-faithful Parquet (one per version).
+
+    A version already parsed (its ``summary.json`` of this :data:`PARSED_REVISION` and the same
+    ``max_findings`` beside its rows) is reused, not parsed again: the bytes are the same."""
     manifest = FilesManifest.from_json(lake.get_bytes(layout.files_manifest_key(hospital_key)))
     parsed: list[ParsedVersion] = []
     for outcome in manifest.ok_files:
         prefix = layout.parsed_prefix(hospital_key, outcome.sha256)
+        stored = _stored_parse(lake, prefix, max_findings) if reuse else None
+        if stored is not None:
+            parsed.append(ParsedVersion(outcome.sha256, outcome.url, f"{prefix}/rows.parquet",
+                                        {**stored, "source": outcome.url}))
+            continue
         out = Path(scratch_dir) / f"{outcome.sha256}.rows.parquet"
         with lake.local_copy(outcome.raw_key) as raw_path:
             summary = parse_to_parquet(raw_path, out, file_sha256=outcome.sha256, max_findings=max_findings)
         summary_dict = summary.as_dict()
-        summary_dict["source"] = outcome.url
+        summary_dict.update(source=outcome.url, parsed_revision=PARSED_REVISION, max_findings=max_findings)
         lake.put_file(out, f"{prefix}/rows.parquet")
         quarantine = out.parent / f"{out.stem}.quarantine.parquet"
         if quarantine.exists():
@@ -303,6 +315,19 @@ def parse_hospital_files(
         json.dumps(current, indent=1, default=str).encode(), layout.parsed_current_key(hospital_key)
     )
     return parsed
+
+
+def _stored_parse(lake: Lake, prefix: str, max_findings: int) -> dict[str, Any] | None:
+    """The stored summary of a parsed version when it can be reused (rows and summary present,
+    same revision and findings cap); ``summary.json`` is written after the rows, so it marks a
+    complete parse."""
+    key = f"{prefix}/summary.json"
+    if not lake.exists(key) or not lake.exists(f"{prefix}/rows.parquet"):
+        return None
+    summary = json.loads(lake.get_bytes(key))
+    if summary.get("parsed_revision") != PARSED_REVISION or summary.get("max_findings") != max_findings:
+        return None
+    return summary
 
 
 def current_parsed_versions(hospital_key: str, *, lake: Lake) -> list[ParsedVersion]:

@@ -264,17 +264,18 @@ def _payer_rows(batch: pa.RecordBatch, extra: dict[str, pa.Array], consts: dict)
 
 
 def normalize_to_prices(parsed: list[ParsedInput], out_path: str | os.PathLike, *, hospital_key: str,
-                        memory_limit: str = "512MB") -> int:
+                        memory_limit: str = "512MB", metadata: dict[bytes, bytes] | None = None) -> int:
     """Write PRICES_SCHEMA Parquet at ``out_path`` for all given parsed files of one hospital.
 
     ``parsed`` holds ``(parsed_parquet_path, header_dict, file_sha256)`` tuples. Returns the
     number of rows written (the file is always written, empty when there is nothing).
     ``memory_limit`` bounds DuckDB's part (the item-level de-duplication); beyond it DuckDB
-    spills to a temporary directory.
+    spills to a temporary directory. ``metadata`` is added to the file's Parquet schema metadata.
     """
     out_path = os.fspath(out_path)
     total = 0
-    with pq.ParquetWriter(out_path, PRICES_SCHEMA, compression="zstd") as writer:
+    schema = PRICES_SCHEMA.with_metadata(metadata) if metadata else PRICES_SCHEMA
+    with pq.ParquetWriter(out_path, schema, compression="zstd") as writer:
         if not parsed:
             return 0
         with tempfile.TemporaryDirectory(prefix="pp-normalize-") as tmp:
