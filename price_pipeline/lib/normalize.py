@@ -236,6 +236,9 @@ def _payer_rows(batch: pa.RecordBatch, extra: dict[str, pa.Array], consts: dict)
         idx_parts.append(idx)
         kind_parts.append(pa.array([kind]).take(pa.array(np.zeros(len(idx), np.int64))))
         picked = col.take(pa.array(idx))
+        if pa.types.is_floating(picked.type):
+            # The SQL normaliser's VALUES list turned -0.0 into 0.0 (x + 0.0 does the same).
+            picked = pc.add(picked, 0.0)
         for name in values:
             typ = PRICES_SCHEMA.field(name).type
             values[name].append(picked.cast(typ) if name == target else pa.nulls(len(idx), typ))
