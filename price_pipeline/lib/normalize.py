@@ -50,7 +50,9 @@ grouping the whole file by a list column):
 from __future__ import annotations
 
 import os
+import queue
 import tempfile
+import threading
 
 import duckdb
 import numpy as np
@@ -266,6 +268,41 @@ def _payer_rows(batch: pa.RecordBatch, extra: dict[str, pa.Array], consts: dict)
     return pa.table([cols[f.name].cast(f.type) for f in PRICES_SCHEMA], schema=PRICES_SCHEMA)
 
 
+class _BackgroundWriter:
+    """A ParquetWriter fed from a one-slot queue by the normalising thread.
+
+    Encoding and compressing a batch (about a quarter of the work) runs in this thread while the
+    next batch is cleaned; pyarrow releases the GIL while it writes. At most one finished batch
+    waits, so memory stays bounded.
+    """
+
+    def __init__(self, writer: pq.ParquetWriter):
+        self._writer = writer
+        self._queue: queue.Queue[pa.Table | None] = queue.Queue(maxsize=1)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="pp-normalize-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (table := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._writer.write_table(table)
+                except BaseException as exc:  # re-raised in the normalising thread
+                    self._error = exc
+
+    def write_table(self, table: pa.Table) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(table)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+
 def normalize_to_prices(parsed: list[ParsedInput], out_path: str | os.PathLike, *, hospital_key: str,
                         memory_limit: str = "512MB", metadata: dict[bytes, bytes] | None = None) -> int:
     """Write PRICES_SCHEMA Parquet at ``out_path`` for all given parsed files of one hospital.
@@ -278,49 +315,60 @@ def normalize_to_prices(parsed: list[ParsedInput], out_path: str | os.PathLike, 
     out_path = os.fspath(out_path)
     total = 0
     schema = PRICES_SCHEMA.with_metadata(metadata) if metadata else PRICES_SCHEMA
-    with pq.ParquetWriter(out_path, schema, compression="zstd") as writer:
+    with pq.ParquetWriter(out_path, schema, compression="zstd") as parquet_writer:
         if not parsed:
             return 0
-        with tempfile.TemporaryDirectory(prefix="pp-normalize-") as tmp:
-            con = duckdb.connect(config={"memory_limit": memory_limit, "preserve_insertion_order": False,
-                                         "temp_directory": tmp, "threads": max(1, min(2, os.cpu_count() or 1))})
-            try:
-                code_cleaning.register(con)
-                cleaner = CodeCleaner(con)
-                spill_path = os.path.join(tmp, "items.parquet")
-                spill: pq.ParquetWriter | None = None
-                headers = []
-                for path, header, sha in parsed:
-                    header = header or {}
-                    consts = {
-                        "hospital_key": hospital_key,
-                        "hospital_name": header.get("hospital_name"),
-                        "last_updated_on": parse_date(header.get("last_updated_on")),
-                        "template_version": header.get("version"),
-                    }
-                    file_idx = len(headers)
-                    headers.append({"file_idx": file_idx, **consts})
-                    for batch in pq.ParquetFile(os.fspath(path)).iter_batches(batch_size=BATCH_ROWS):
-                        if not batch.num_rows:
-                            continue
-                        codes, codes_key, primary_code, primary_type = cleaner.clean(batch.column("codes"))
-                        sha_col = pc.coalesce(batch.column("file_sha256"), pa.scalar(sha, pa.string()))
-                        extra = {"codes": codes, "primary_code": primary_code, "primary_code_type": primary_type,
-                                 "sha": sha_col}
-                        payer = _payer_rows(batch, extra, consts)
-                        if payer is not None:
-                            writer.write_table(payer)
-                            total += payer.num_rows
-                        partial = _item_partials(batch, extra, codes_key, file_idx)
-                        if partial is not None and partial.num_rows:
-                            if spill is None:
-                                spill = pq.ParquetWriter(spill_path, partial.schema, compression="lz4")
-                            spill.write_table(partial.cast(spill.schema))
-                if spill is not None:
-                    spill.close()
-                    total += _write_items(con, spill_path, headers, writer)
-            finally:
-                con.close()
+        writer = _BackgroundWriter(parquet_writer)
+        try:
+            total = _normalize(parsed, writer, hospital_key=hospital_key, memory_limit=memory_limit)
+        finally:
+            writer.close()
+    return total
+
+
+def _normalize(parsed: list[ParsedInput], writer: _BackgroundWriter, *, hospital_key: str, memory_limit: str) -> int:
+    """The whole pass: payer rows to ``writer`` batch by batch, item rows after the last batch."""
+    total = 0
+    with tempfile.TemporaryDirectory(prefix="pp-normalize-") as tmp:
+        con = duckdb.connect(config={"memory_limit": memory_limit, "preserve_insertion_order": False,
+                                     "temp_directory": tmp, "threads": max(1, min(2, os.cpu_count() or 1))})
+        try:
+            code_cleaning.register(con)
+            cleaner = CodeCleaner(con)
+            spill_path = os.path.join(tmp, "items.parquet")
+            spill: pq.ParquetWriter | None = None
+            headers = []
+            for path, header, sha in parsed:
+                header = header or {}
+                consts = {
+                    "hospital_key": hospital_key,
+                    "hospital_name": header.get("hospital_name"),
+                    "last_updated_on": parse_date(header.get("last_updated_on")),
+                    "template_version": header.get("version"),
+                }
+                file_idx = len(headers)
+                headers.append({"file_idx": file_idx, **consts})
+                for batch in pq.ParquetFile(os.fspath(path)).iter_batches(batch_size=BATCH_ROWS):
+                    if not batch.num_rows:
+                        continue
+                    codes, codes_key, primary_code, primary_type = cleaner.clean(batch.column("codes"))
+                    sha_col = pc.coalesce(batch.column("file_sha256"), pa.scalar(sha, pa.string()))
+                    extra = {"codes": codes, "primary_code": primary_code, "primary_code_type": primary_type,
+                             "sha": sha_col}
+                    payer = _payer_rows(batch, extra, consts)
+                    if payer is not None:
+                        writer.write_table(payer)
+                        total += payer.num_rows
+                    partial = _item_partials(batch, extra, codes_key, file_idx)
+                    if partial is not None and partial.num_rows:
+                        if spill is None:
+                            spill = pq.ParquetWriter(spill_path, partial.schema, compression="lz4")
+                        spill.write_table(partial.cast(spill.schema))
+            if spill is not None:
+                spill.close()
+                total += _write_items(con, spill_path, headers, writer)
+        finally:
+            con.close()
     return total
 
 
