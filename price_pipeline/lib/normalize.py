@@ -49,6 +49,9 @@ grouping the whole file by a list column):
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
+import itertools
 import os
 import queue
 import tempfile
@@ -70,7 +73,9 @@ CODE_PRIORITY = ["CPT", "HCPCS", "MS-DRG", "APR-DRG", "*DRG", "NDC", "CDT", "RC"
 
 # Rows per batch read from the parsed Parquet: large enough to amortise per-batch work, small
 # enough that a batch and its derived arrays stay in the tens of MB.
-BATCH_ROWS = 256 * 1024
+BATCH_ROWS = 128 * 1024
+# Threads normalising batches: the Arrow kernels release the GIL, so two use both cores here.
+WORKERS = 2
 
 # payer-level kind -> (parsed column, output column)
 PAYER_KINDS = (
@@ -111,6 +116,9 @@ class CodeCleaner:
         self._codes: list[str | None] = []  # by cleaned pair id
         self._types: list[str | None] = []
         self._prio: list[int] = []
+        self._tables: tuple[pa.Array, pa.Array, np.ndarray] | None = None  # Arrow views of the lists
+        # Batches are cleaned by two threads: the caches and the DuckDB connection are shared.
+        self._lock = threading.Lock()
 
     def _clean_new(self, pairs: list[tuple[str | None, str | None]]) -> None:
         table = pa.table({"code": pa.array([p[0] for p in pairs], pa.string()),
@@ -133,6 +141,19 @@ class CodeCleaner:
                 self._types.append(out[1])
                 self._prio.append(_NO_CODE if out[0] is None else code_type_priority(out[1]))
             self._raw[raw] = pid
+        self._tables = None
+
+    def _lookup(self, raw_pairs: list[tuple[str | None, str | None]]) -> tuple[np.ndarray, pa.Array, pa.Array, np.ndarray]:
+        """Cleaned pair ids of ``raw_pairs`` (cleaning the new ones) and the id -> code/type/priority tables."""
+        with self._lock:
+            new = [p for p in dict.fromkeys(raw_pairs) if p not in self._raw]
+            if new:
+                self._clean_new(new)
+            pair_ids = np.fromiter((self._raw[p] for p in raw_pairs), dtype=np.int64, count=len(raw_pairs))
+            if self._tables is None:
+                self._tables = (pa.array(self._codes, pa.string()), pa.array(self._types, pa.string()),
+                                np.asarray(self._prio, np.int64))
+            return (pair_ids, *self._tables)
 
     def clean(self, codes: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array, pa.Array]:
         n = len(codes)
@@ -152,14 +173,9 @@ class CodeCleaner:
         cvals = cd.dictionary.to_pylist()
         tvals = td.dictionary.to_pylist()
         raw_pairs = [(cvals[u % (len(cd.dictionary) + 1)], tvals[u // (len(cd.dictionary) + 1)]) for u in uniq.tolist()]
-        new = [p for p in dict.fromkeys(raw_pairs) if p not in self._raw]
-        if new:
-            self._clean_new(new)
-        pair_ids = np.fromiter((self._raw[p] for p in raw_pairs), dtype=np.int64, count=len(raw_pairs))
+        pair_ids, codes_tab, types_tab, prio_tab = self._lookup(raw_pairs)
         elem_ids = pair_ids[inverse] if len(inverse) else np.zeros(0, np.int64)
 
-        codes_tab = pa.array(self._codes, pa.string())
-        types_tab = pa.array(self._types, pa.string())
         ids_arr = pa.array(elem_ids)
         clean_values = pa.StructArray.from_arrays(
             [codes_tab.take(ids_arr), types_tab.take(ids_arr)], fields=list(CODE_STRUCT)
@@ -175,7 +191,7 @@ class CodeCleaner:
         key = pc.binary_join(id_strings, ",")
 
         # Primary code: smallest (priority, position) per row; rows with no usable code -> NULL.
-        prio = np.asarray(self._prio, np.int64)[elem_ids] if len(elem_ids) else np.zeros(0, np.int64)
+        prio = prio_tab[elem_ids] if len(elem_ids) else np.zeros(0, np.int64)
         primary_code = pa.nulls(n, pa.string())
         primary_type = pa.nulls(n, pa.string())
         if len(elem_ids):
@@ -304,7 +320,7 @@ class _BackgroundWriter:
 
 
 def normalize_to_prices(parsed: list[ParsedInput], out_path: str | os.PathLike, *, hospital_key: str,
-                        memory_limit: str = "512MB", metadata: dict[bytes, bytes] | None = None) -> int:
+                        memory_limit: str = "256MB", metadata: dict[bytes, bytes] | None = None) -> int:
     """Write PRICES_SCHEMA Parquet at ``out_path`` for all given parsed files of one hospital.
 
     ``parsed`` holds ``(parsed_parquet_path, header_dict, file_sha256)`` tuples. Returns the
@@ -332,6 +348,7 @@ def _normalize(parsed: list[ParsedInput], writer: _BackgroundWriter, *, hospital
     with tempfile.TemporaryDirectory(prefix="pp-normalize-") as tmp:
         con = duckdb.connect(config={"memory_limit": memory_limit, "preserve_insertion_order": False,
                                      "temp_directory": tmp, "threads": max(1, min(2, os.cpu_count() or 1))})
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="pp-normalize")
         try:
             code_cleaning.register(con)
             cleaner = CodeCleaner(con)
@@ -348,26 +365,33 @@ def _normalize(parsed: list[ParsedInput], writer: _BackgroundWriter, *, hospital
                 }
                 file_idx = len(headers)
                 headers.append({"file_idx": file_idx, **consts})
-                for batch in pq.ParquetFile(os.fspath(path)).iter_batches(batch_size=BATCH_ROWS):
-                    if not batch.num_rows:
-                        continue
+                def process(batch, consts=consts, sha=sha, file_idx=file_idx):
                     codes, codes_key, primary_code, primary_type = cleaner.clean(batch.column("codes"))
                     sha_col = pc.coalesce(batch.column("file_sha256"), pa.scalar(sha, pa.string()))
                     extra = {"codes": codes, "primary_code": primary_code, "primary_code_type": primary_type,
                              "sha": sha_col}
-                    payer = _payer_rows(batch, extra, consts)
-                    if payer is not None:
-                        writer.write_table(payer)
-                        total += payer.num_rows
-                    partial = _item_partials(batch, extra, codes_key, file_idx)
-                    if partial is not None and partial.num_rows:
-                        if spill is None:
-                            spill = pq.ParquetWriter(spill_path, partial.schema, compression="lz4")
-                        spill.write_table(partial.cast(spill.schema))
+                    return _payer_rows(batch, extra, consts), _item_partials(batch, extra, codes_key, file_idx)
+
+                pending: collections.deque = collections.deque()
+                batches = pq.ParquetFile(os.fspath(path)).iter_batches(batch_size=BATCH_ROWS)
+                for batch in itertools.chain(batches, [None]):
+                    if batch is not None and batch.num_rows:
+                        pending.append(pool.submit(process, batch))
+                    # Two batches in flight (one per core); the rest waits in the file.
+                    while pending and (len(pending) >= WORKERS or batch is None):
+                        payer, partial = pending.popleft().result()
+                        if payer is not None:
+                            writer.write_table(payer)
+                            total += payer.num_rows
+                        if partial is not None and partial.num_rows:
+                            if spill is None:
+                                spill = pq.ParquetWriter(spill_path, partial.schema, compression="lz4")
+                            spill.write_table(partial.cast(spill.schema))
             if spill is not None:
                 spill.close()
                 total += _write_items(con, spill_path, headers, writer)
         finally:
+            pool.shutdown(cancel_futures=True)
             con.close()
     return total
 

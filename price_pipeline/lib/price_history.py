@@ -108,7 +108,7 @@ def _reusable_history(lake: Lake, hospital_key: str, sha: str, known: dict[str, 
 
 
 def build_hospital_prices_with_history(
-    hospital_key: str, *, lake: Lake, scratch_dir: str | os.PathLike, memory_limit: str = "512MB",
+    hospital_key: str, *, lake: Lake, scratch_dir: str | os.PathLike, memory_limit: str = "256MB",
     reuse: bool = True,
 ) -> HistoryResult:
     """Normalise the hospital's current parsed versions, keep each in the history, publish prices.
