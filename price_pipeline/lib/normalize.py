@@ -34,9 +34,10 @@ grouping the whole file by a list column):
 1. The parsed Parquet is read in batches (:data:`BATCH_ROWS` rows), so memory does not grow
    with the file.
 2. Codes are cleaned once per DISTINCT ``(code, type)`` pair (:class:`CodeCleaner`: a file has
-   thousands of distinct codes and millions of rows); the pairs seen are cached for the whole
-   call, each cleaned pair gets a small integer id, and a row's cleaned code list becomes a
-   text key of those ids (exact: two lists have the same key exactly when they are equal).
+   thousands of distinct codes and millions of rows); the pairs seen are cached (up to
+   :data:`CACHE_PAIRS`), each cleaned pair gets a small integer id for the batch's takes, and a
+   row's cleaned code list becomes a text key of its length-prefixed cleaned values (exact: two
+   lists have the same key exactly when they are equal).
    The primary code is picked with numpy over the flattened lists.
 3. Payer-level rows are written straight from the batch (Arrow filter/take, no SQL).
 4. Item-level rows are de-duplicated in two stages, both with DuckDB GROUP BYs over scalar
@@ -74,6 +75,9 @@ CODE_PRIORITY = ["CPT", "HCPCS", "MS-DRG", "APR-DRG", "*DRG", "NDC", "CDT", "RC"
 # Rows per batch read from the parsed Parquet: large enough to amortise per-batch work, small
 # enough that a batch and its derived arrays stay in the tens of MB.
 BATCH_ROWS = 128 * 1024
+# Distinct raw (code, type) pairs kept cleaned between batches; beyond it the cache starts over
+# (it only saves work: keys are built from the cleaned values, not from cache ids).
+CACHE_PAIRS = 200_000
 # Threads normalising batches: the Arrow kernels release the GIL, so two use both cores here.
 WORKERS = 2
 
@@ -91,6 +95,11 @@ PAYER_KINDS = (
 ITEM_KINDS = tuple(zip(ITEM_LEVEL_CHARGE_KINDS, ("gross_charge", "discounted_cash", "minimum", "maximum"), strict=True))
 
 _NO_CODE = 1 << 30  # priority of an element without a code: never the primary code
+
+
+def _key_part(value: str | None) -> str:
+    """One field of a code-list key: ``-`` for NULL, else ``<length>:<value>``."""
+    return "-" if value is None else f"{len(value)}:{value}"
 
 
 def code_type_priority(code_type: str | None) -> int:
@@ -116,7 +125,8 @@ class CodeCleaner:
         self._codes: list[str | None] = []  # by cleaned pair id
         self._types: list[str | None] = []
         self._prio: list[int] = []
-        self._tables: tuple[pa.Array, pa.Array, np.ndarray] | None = None  # Arrow views of the lists
+        self._keys: list[str] = []  # the pair's part of a code-list key (see clean)
+        self._tables: tuple[pa.Array, pa.Array, np.ndarray, pa.Array] | None = None  # Arrow views of the lists
         # Batches are cleaned by two threads: the caches and the DuckDB connection are shared.
         self._lock = threading.Lock()
 
@@ -140,19 +150,23 @@ class CodeCleaner:
                 self._codes.append(out[0])
                 self._types.append(out[1])
                 self._prio.append(_NO_CODE if out[0] is None else code_type_priority(out[1]))
+                self._keys.append(_key_part(out[1]) + _key_part(out[0]))
             self._raw[raw] = pid
         self._tables = None
 
     def _lookup(self, raw_pairs: list[tuple[str | None, str | None]]) -> tuple[np.ndarray, pa.Array, pa.Array, np.ndarray]:
         """Cleaned pair ids of ``raw_pairs`` (cleaning the new ones) and the id -> code/type/priority tables."""
         with self._lock:
+            if len(self._raw) > CACHE_PAIRS:  # bounded: files with millions of distinct codes exist
+                self._raw, self._ids, self._codes, self._types, self._prio, self._keys = {}, {}, [], [], [], []
+                self._tables = None
             new = [p for p in dict.fromkeys(raw_pairs) if p not in self._raw]
             if new:
                 self._clean_new(new)
             pair_ids = np.fromiter((self._raw[p] for p in raw_pairs), dtype=np.int64, count=len(raw_pairs))
             if self._tables is None:
                 self._tables = (pa.array(self._codes, pa.string()), pa.array(self._types, pa.string()),
-                                np.asarray(self._prio, np.int64))
+                                np.asarray(self._prio, np.int64), pa.array(self._keys, pa.string()))
             return (pair_ids, *self._tables)
 
     def clean(self, codes: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array, pa.Array]:
@@ -173,7 +187,7 @@ class CodeCleaner:
         cvals = cd.dictionary.to_pylist()
         tvals = td.dictionary.to_pylist()
         raw_pairs = [(cvals[u % (len(cd.dictionary) + 1)], tvals[u // (len(cd.dictionary) + 1)]) for u in uniq.tolist()]
-        pair_ids, codes_tab, types_tab, prio_tab = self._lookup(raw_pairs)
+        pair_ids, codes_tab, types_tab, prio_tab, keys_tab = self._lookup(raw_pairs)
         elem_ids = pair_ids[inverse] if len(inverse) else np.zeros(0, np.int64)
 
         ids_arr = pa.array(elem_ids)
@@ -186,9 +200,10 @@ class CodeCleaner:
         mask = codes.is_null()
         cleaned = pa.ListArray.from_arrays(pa.array(offsets), clean_values, type=CODES_TYPE, mask=mask)
 
-        # Row key: the cleaned pair ids joined by ",", NULL for a NULL list, "" for an empty one.
-        id_strings = pa.ListArray.from_arrays(pa.array(offsets), pc.cast(ids_arr, pa.string()), mask=mask)
-        key = pc.binary_join(id_strings, ",")
+        # Row key: the cleaned pairs, each field length-prefixed (so the concatenation is
+        # unambiguous without escaping); NULL for a NULL list, "" for an empty one.
+        parts = pa.ListArray.from_arrays(pa.array(offsets), keys_tab.take(ids_arr), mask=mask)
+        key = pc.binary_join(parts, "")
 
         # Primary code: smallest (priority, position) per row; rows with no usable code -> NULL.
         prio = prio_tab[elem_ids] if len(elem_ids) else np.zeros(0, np.int64)
