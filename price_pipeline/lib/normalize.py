@@ -74,7 +74,7 @@ CODE_PRIORITY = ["CPT", "HCPCS", "MS-DRG", "APR-DRG", "*DRG", "NDC", "CDT", "RC"
 
 # Rows per batch read from the parsed Parquet: large enough to amortise per-batch work, small
 # enough that a batch and its derived arrays stay in the tens of MB.
-BATCH_ROWS = 128 * 1024
+BATCH_ROWS = 64 * 1024
 # Distinct raw (code, type) pairs kept cleaned between batches; beyond it the cache starts over
 # (it only saves work: keys are built from the cleaned values, not from cache ids).
 CACHE_PAIRS = 200_000
