@@ -53,6 +53,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import itertools
+import math
 import os
 import queue
 import tempfile
@@ -78,6 +79,8 @@ BATCH_ROWS = 64 * 1024
 # Distinct raw (code, type) pairs kept cleaned between batches; beyond it the cache starts over
 # (it only saves work: keys are built from the cleaned values, not from cache ids).
 CACHE_PAIRS = 200_000
+# Spilled item runs aggregated per DuckDB pass (about 256 MB of DuckDB memory at most here).
+SPILL_ROWS_PER_PASS = 100_000
 # Threads normalising batches: the Arrow kernels release the GIL, so two use both cores here.
 WORKERS = 2
 
@@ -242,7 +245,7 @@ FROM (
          any_value(codes) AS codes, any_value(primary_code) AS primary_code,
          any_value(primary_code_type) AS primary_code_type
   FROM (
-    SELECT r.*, k.kind, k.val FROM read_parquet($spill) r,
+    SELECT r.*, k.kind, k.val FROM (SELECT * FROM read_parquet($spill) WHERE part % $passes = $pass) r,
       LATERAL (VALUES ('gross', r.gross_charge), ('discounted_cash', r.discounted_cash),
                       ('minimum', r.minimum), ('maximum', r.maximum)) k(kind, val)
     WHERE k.val IS NOT NULL
@@ -476,6 +479,9 @@ def _item_partials(batch: pa.RecordBatch, extra: dict, codes_key: pa.Array, file
     out = {name: arr.take(pa.array(starts)) for name, arr in picked.items()}
     out.update({
         "file_idx": pa.repeat(pa.scalar(file_idx, pa.int32()), len(starts)),
+        # Stage 2 runs in passes over parts of the spill; equal identities share a part.
+        "part": pa.array(_string_hash(pc.binary_join_element_wise(
+            pc.fill_null(out["description"], ""), pc.fill_null(out["codes_key"], ""), "\n")) % _PART_MODULUS),
         "source_row": agg.column("source_row_min"),
         "source_path": agg.column("source_path_min"),
         "notes_key": agg.column("notes_key_min"),
@@ -486,18 +492,52 @@ def _item_partials(batch: pa.RecordBatch, extra: dict, codes_key: pa.Array, file
     return pa.table(out)
 
 
+_PART_MODULUS = 1 << 20
+
+
+def _string_hash(arr: pa.Array) -> np.ndarray:
+    """A deterministic 64-bit polynomial hash of each string (NULL -> 0), vectorised with numpy."""
+    arr = arr.cast(pa.large_string()) if not isinstance(arr, pa.LargeStringArray) else arr
+    n = len(arr)
+    if n == 0:
+        return np.zeros(0, np.int64)
+    _, offsets_buf, data_buf = arr.buffers()
+    offsets = np.frombuffer(offsets_buf, np.int64, n + 1, arr.offset * 8)
+    start, end = offsets[:-1], offsets[1:]
+    data = np.frombuffer(data_buf, np.uint8, int(end[-1]) - 0) if data_buf is not None else np.zeros(0, np.uint8)
+    data = data[int(start[0]):int(end[-1])].astype(np.uint64)
+    lengths = end - start
+    if not len(data):
+        return np.zeros(n, np.int64)
+    parent = np.repeat(np.arange(n), lengths)
+    position = np.arange(len(data)) - np.repeat(start - start[0], lengths)
+    with np.errstate(over="ignore"):
+        powers = np.cumprod(np.full(int(lengths.max()), 1099511628211, np.uint64))  # FNV prime powers
+        terms = (data + np.uint64(1)) * powers[position]
+        hashes = np.zeros(n, np.uint64)
+        np.add.at(hashes, parent, terms)
+    hashes[~arr.is_valid().to_numpy(zero_copy_only=False)] = 0
+    return (hashes >> np.uint64(1)).astype(np.int64)
+
+
 def _write_items(con: duckdb.DuckDBPyConnection, spill_path: str, headers: list[dict], writer) -> int:
-    """Stage 2: the final item-level rows, streamed from DuckDB into ``writer``."""
+    """Stage 2: the final item-level rows, streamed from DuckDB into ``writer``.
+
+    DuckDB does not spill this aggregate (list payload) to disk, so it runs in passes of about
+    :data:`SPILL_ROWS_PER_PASS` spilled rows each, over disjoint parts of the items."""
     con.register("pp_headers", pa.Table.from_pylist(headers, schema=pa.schema([
         ("file_idx", pa.int32()), ("hospital_key", pa.string()), ("hospital_name", pa.string()),
         ("last_updated_on", pa.date32()), ("template_version", pa.string())])))
     total = 0
     try:
-        reader = con.sql(_ITEMS_FINAL, params={"spill": spill_path}).to_arrow_reader(BATCH_ROWS)
-        for batch in reader:
-            t = pa.Table.from_batches([batch]).select(PRICES_SCHEMA.names).cast(PRICES_SCHEMA)
-            writer.write_table(t)
-            total += t.num_rows
+        passes = max(1, math.ceil(pq.ParquetFile(spill_path).metadata.num_rows / SPILL_ROWS_PER_PASS))
+        for number in range(passes):
+            params = {"spill": spill_path, "passes": passes, "pass": number}
+            reader = con.sql(_ITEMS_FINAL, params=params).to_arrow_reader(BATCH_ROWS)
+            for batch in reader:
+                t = pa.Table.from_batches([batch]).select(PRICES_SCHEMA.names).cast(PRICES_SCHEMA)
+                writer.write_table(t)
+                total += t.num_rows
     finally:
         con.unregister("pp_headers")
     return total

@@ -108,12 +108,15 @@ def test_equal_to_sql_oracle_generated(tmp_path, fmt, rows, seed, monkeypatch):
     monkeypatch.setattr("price_pipeline.lib.normalize.BATCH_ROWS", 257)
     # A tiny code cache: it starts over every few batches, and keys must not depend on it.
     monkeypatch.setattr("price_pipeline.lib.normalize.CACHE_PAIRS", 50)
+    # Several stage-2 passes over the spill: every item must land in exactly one.
+    monkeypatch.setattr("price_pipeline.lib.normalize.SPILL_ROWS_PER_PASS", 97)
     new, old = both(tmp_path, generated(tmp_path, fmt, rows, seed))
     assert new == old
 
 
 def test_equal_to_sql_oracle_edge_cases(tmp_path, monkeypatch):
     monkeypatch.setattr("price_pipeline.lib.normalize.BATCH_ROWS", 5)  # runs cut by batch ends too
+    monkeypatch.setattr("price_pipeline.lib.normalize.SPILL_ROWS_PER_PASS", 4)
     new, old = both(tmp_path, edge_file(tmp_path))
     assert new == old
     rows = [json.loads(r) for r in new]
