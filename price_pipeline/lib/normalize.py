@@ -78,7 +78,7 @@ CODE_PRIORITY = ["CPT", "HCPCS", "MS-DRG", "APR-DRG", "*DRG", "NDC", "CDT", "RC"
 BATCH_ROWS = 64 * 1024
 # Distinct raw (code, type) pairs kept cleaned between batches; beyond it the cache starts over
 # (it only saves work: keys are built from the cleaned values, not from cache ids).
-CACHE_PAIRS = 200_000
+CACHE_PAIRS = 50_000
 # Spilled item runs aggregated per DuckDB pass (about 256 MB of DuckDB memory at most here).
 SPILL_ROWS_PER_PASS = 100_000
 # Threads normalising batches: the Arrow kernels release the GIL, so two use both cores here.
