@@ -1,7 +1,7 @@
 """Billing-code cleaning by code type, as DuckDB SQL macros (one definition for every caller).
 
 The normaliser (:mod:`price_pipeline.lib.normalize`) registers :data:`MACROS_SQL` on its
-connection and cleans every ``{code, type}`` of an item before choosing the primary code, so
+connection and cleans each distinct ``{code, type}`` pair once before choosing the primary code, so
 ``prices.codes``, ``primary_code`` and the dbt codes bridge all carry cleaned codes. The
 source-faithful codes stay in ``mrf_parsed``.
 

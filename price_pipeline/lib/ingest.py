@@ -279,6 +279,10 @@ class ParsedVersion:
     summary: dict[str, Any]
 
 
+# Bump when parse_to_parquet's output changes: stored parses of an older revision are redone.
+PARSED_REVISION = 1
+
+
 def _parse_one(raw_path: str, out: Path, sha256: str, *, max_findings: int, limits: dict[str, Any]) -> dict[str, Any]:
     """Parse one file; an unexpected failure of the parser becomes a not-ok summary with a
     ``parse_failed`` finding (and an empty rows file), so one file never stops the others."""
@@ -298,22 +302,30 @@ def _parse_one(raw_path: str, out: Path, sha256: str, *, max_findings: int, limi
 
 def parse_hospital_files(
     hospital_key: str, *, lake: Lake, scratch_dir: str | os.PathLike, max_findings: int = 1000,
-    settings: Settings | None = None,
+    settings: Settings | None = None, reuse: bool = True,
 ) -> list[ParsedVersion]:
     """Parse every current file of a hospital into source-faithful Parquet (one per version).
 
     Each file on its own: a file that cannot be parsed is recorded not ok with its findings and
     the others are still parsed. ``settings``: the zip/gzip caps (``Settings.archive_limits``;
-    the parser's defaults without)."""
+    the parser's defaults without). A version already parsed (its ``summary.json`` of this
+    :data:`PARSED_REVISION` and the same ``max_findings`` beside its rows) is reused, not parsed
+    again: the bytes are the same."""
     limits = settings.archive_limits() if settings is not None else {}
     manifest = FilesManifest.from_json(lake.get_bytes(layout.files_manifest_key(hospital_key)))
     parsed: list[ParsedVersion] = []
     for outcome in manifest.ok_files:
         prefix = layout.parsed_prefix(hospital_key, outcome.sha256)
+        stored = _stored_parse(lake, prefix, max_findings, limits) if reuse else None
+        if stored is not None:
+            parsed.append(ParsedVersion(outcome.sha256, outcome.url, f"{prefix}/rows.parquet",
+                                        {**stored, "source": outcome.url}))
+            continue
         out = Path(scratch_dir) / f"{outcome.sha256}.rows.parquet"
         with lake.local_copy(outcome.raw_key) as raw_path:
             summary_dict = _parse_one(raw_path, out, outcome.sha256, max_findings=max_findings, limits=limits)
-        summary_dict["source"] = outcome.url
+        summary_dict.update(source=outcome.url, parsed_revision=PARSED_REVISION, max_findings=max_findings,
+                            archive_limits=limits)
         lake.put_file(out, f"{prefix}/rows.parquet")
         quarantine = out.parent / f"{out.stem}.quarantine.parquet"
         if quarantine.exists():
@@ -325,6 +337,24 @@ def parse_hospital_files(
         json.dumps(current, indent=1, default=str).encode(), layout.parsed_current_key(hospital_key)
     )
     return parsed
+
+
+def _stored_parse(lake: Lake, prefix: str, max_findings: int, limits: dict[str, Any]) -> dict[str, Any] | None:
+    """The stored summary of a parsed version when it can be reused (rows and summary present,
+    same revision, findings cap and archive caps); ``summary.json`` is written after the rows, so
+    it marks a complete parse. A parse that ended in an unexpected parser failure
+    (``parse_failed``, perhaps a transient one such as memory) is never reused: it is tried again."""
+    key = f"{prefix}/summary.json"
+    if not lake.exists(key) or not lake.exists(f"{prefix}/rows.parquet"):
+        return None
+    summary = json.loads(lake.get_bytes(key))
+    if summary.get("parsed_revision") != PARSED_REVISION or summary.get("max_findings") != max_findings:
+        return None
+    if summary.get("archive_limits", {}) != json.loads(json.dumps(limits, default=str)):
+        return None
+    if any(f.get("rule") == "parse_failed" for f in summary.get("findings", [])):
+        return None
+    return summary
 
 
 def current_parsed_versions(hospital_key: str, *, lake: Lake) -> list[ParsedVersion]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,15 +79,59 @@ def read_versions(lake: Lake, hospital_key: str) -> list[dict]:
     return sorted(rows, key=lambda r: r["version_seq"])
 
 
+# Bump when the normaliser's output changes: history files written by an older revision are then
+# normalised again instead of reused. Stored in each history file's Parquet metadata; files
+# without it were written by revision 1 (the SQL normaliser, whose rows revision 1 reproduces).
+NORMALIZER_REVISION = "1"
+_REVISION_KEY = b"price_pipeline.normalizer_revision"
+
+
+def _stored_revision(path: str | os.PathLike) -> str:
+    metadata = pq.read_schema(path).metadata or {}
+    return metadata.get(_REVISION_KEY, b"1").decode()
+
+
+def _reusable_history(lake: Lake, hospital_key: str, sha: str, known: dict[str, dict]) -> int | None:
+    """Rows of the stored history file of version ``sha`` when it can be reused, else None.
+
+    A history file is published whole (temp file + rename, or one PUT) before the version list,
+    so an existing file is complete; it is reused when its normaliser revision is current.
+    """
+    key = layout.prices_history_key(hospital_key, sha)
+    if not lake.exists(key):
+        return None
+    with lake.local_copy(key) as path:
+        if _stored_revision(path) != NORMALIZER_REVISION:
+            return None
+        rows = known.get(sha, {}).get("rows")
+        return rows if rows is not None else pq.ParquetFile(path).metadata.num_rows
+
+
 def build_hospital_prices_with_history(
-    hospital_key: str, *, lake: Lake, scratch_dir: str | os.PathLike, memory_limit: str = "1GB"
+    hospital_key: str, *, lake: Lake, scratch_dir: str | os.PathLike, memory_limit: str = "256MB",
+    reuse: bool = True,
 ) -> HistoryResult:
-    """Normalise the hospital's current parsed versions, keep each in the history, publish prices."""
+    """Normalise the hospital's current parsed versions, keep each in the history, publish prices.
+
+    A version already in ``prices_history`` (same file sha256, same normaliser revision) is
+    reused, not normalised again (``reuse=False`` normalises everything): a rerun of an
+    unchanged hospital only refreshes the version list, and a hospital with one changed file
+    normalises that file only. ``prices.parquet`` is rewritten only when the set of current
+    versions changed (or is missing).
+    """
     scratch = Path(scratch_dir)
     versions = [v for v in current_parsed_versions(hospital_key, lake=lake) if v.summary.get("ok")]
-    per_version: dict[str, tuple[Path, int, dict]] = {}
+    previous = read_versions(lake, hospital_key)
+    known = {r["file_sha256"]: r for r in previous}
+    per_version: dict[str, tuple[Path | None, int, dict]] = {}
+    written: list[str] = []
     for v in versions:
         if v.file_sha256 in per_version:  # the same bytes listed under two URLs
+            continue
+        info = {"url": v.url, "header": v.summary.get("header") or {}}
+        rows = _reusable_history(lake, hospital_key, v.file_sha256, known) if reuse else None
+        if rows is not None:
+            per_version[v.file_sha256] = (None, rows, info)
             continue
         out = scratch / f"history-{v.file_sha256}.parquet"
         with lake.local_copy(v.rows_key) as parsed_path:
@@ -95,23 +140,36 @@ def build_hospital_prices_with_history(
                 out,
                 hospital_key=hospital_key,
                 memory_limit=memory_limit,
+                metadata={_REVISION_KEY: NORMALIZER_REVISION.encode()},
             )
         lake.put_file(out, layout.prices_history_key(hospital_key, v.file_sha256))
-        per_version[v.file_sha256] = (out, rows, {"url": v.url, "header": v.summary.get("header") or {}})
+        per_version[v.file_sha256] = (out, rows, info)
+        written.append(v.file_sha256)
 
-    # The current table: the current versions' rows, streamed into one file.
-    current = scratch / "prices.parquet"
-    total = 0
-    with pq.ParquetWriter(current, PRICES_SCHEMA, compression="zstd") as writer:
-        for path, _, _ in per_version.values():
-            parquet = pq.ParquetFile(path)
-            for batch in parquet.iter_batches(batch_size=64 * 1024):
-                writer.write_batch(batch)
-                total += batch.num_rows
-    size = current.stat().st_size
-    lake.put_file(current, layout.prices_key(hospital_key))
+    # The current table: the current versions' rows. Unchanged set of current versions and
+    # nothing renormalised -> the published table is still right.
+    previously_current = {r["file_sha256"] for r in previous if r["is_current"]}
+    prices_key = layout.prices_key(hospital_key)
+    total = sum(rows for _, rows, _ in per_version.values())
+    if not written and set(per_version) == previously_current and lake.exists(prices_key):
+        size = lake.size(prices_key)
+    elif len(per_version) == 1:  # one version: the table is its history file
+        (sha, (path, _, _)), = per_version.items()
+        with contextlib.ExitStack() as stack:
+            source = path or stack.enter_context(lake.local_copy(layout.prices_history_key(hospital_key, sha)))
+            lake.put_file(source, prices_key)
+        size = lake.size(prices_key)
+    else:
+        current = scratch / "prices.parquet"
+        with pq.ParquetWriter(current, PRICES_SCHEMA, compression="zstd") as writer, contextlib.ExitStack() as stack:
+            for sha, (path, _, _) in per_version.items():
+                source = path or stack.enter_context(lake.local_copy(layout.prices_history_key(hospital_key, sha)))
+                for batch in pq.ParquetFile(source).iter_batches(batch_size=64 * 1024):
+                    writer.write_batch(batch)
+        size = current.stat().st_size
+        lake.put_file(current, prices_key)
 
-    table = _updated_versions(read_versions(lake, hospital_key), hospital_key, per_version)
+    table = _updated_versions(previous, hospital_key, per_version)
     versions_out = scratch / "versions.parquet"
     pq.write_table(pa.Table.from_pylist(table, schema=PRICE_VERSIONS_SCHEMA), versions_out)
     lake.put_file(versions_out, layout.price_versions_key(hospital_key))
@@ -119,13 +177,13 @@ def build_hospital_prices_with_history(
         rows=total,
         bytes=size,
         current_versions=list(per_version),
-        versions_written=list(per_version),
+        versions_written=written,
         versions_known=len(table),
         versions=table,
     )
 
 
-def _updated_versions(previous: list[dict], hospital_key: str, current: dict[str, tuple[Path, int, dict]]) -> list[dict]:
+def _updated_versions(previous: list[dict], hospital_key: str, current: dict[str, tuple[Path | None, int, dict]]) -> list[dict]:
     from price_pipeline.lib.mrf.values import parse_date
 
     now = _now()
@@ -207,6 +265,19 @@ FROM joined
 """  # noqa: S608 - built from module constants only; values are bound parameters
 
 
+_CHANGES_KEY = b"price_pipeline.changes"
+
+
+def _stored_changes(lake: Lake, hospital_key: str) -> dict | None:
+    """The versions compared and the counts of the stored changes file (None if absent or older)."""
+    key = layout.price_changes_key(hospital_key)
+    if not lake.exists(key):
+        return None
+    with lake.local_copy(key) as path:
+        raw = (pq.read_schema(path).metadata or {}).get(_CHANGES_KEY)
+    return json.loads(raw) if raw else None
+
+
 @dataclass
 class ChangesResult:
     new_file_sha256: str | None
@@ -219,13 +290,28 @@ def compute_price_changes(hospital_key: str, *, lake: Lake, scratch_dir: str | o
     """Write ``price_changes/hospital_key=<k>/changes.parquet``: added, removed and changed rows.
 
     Unchanged rows are counted, not written. With no previous version the file is written empty.
+    When the stored file already compares the same two versions (a rerun with nothing new),
+    it is kept and its counts are read from its metadata instead of joining the versions again.
     """
     scratch = Path(scratch_dir)
     out = scratch / "changes.parquet"
     newest, previous = newest_and_previous(read_versions(lake, hospital_key))
+    pair = {
+        "old_file_sha256": previous["file_sha256"] if previous else None,
+        "new_file_sha256": newest["file_sha256"] if newest else None,
+        "revision": NORMALIZER_REVISION,
+    }
+    stored = _stored_changes(lake, hospital_key)
+    if stored is not None and stored.get("pair") == pair:
+        return ChangesResult(
+            new_file_sha256=pair["new_file_sha256"],
+            old_file_sha256=pair["old_file_sha256"],
+            counts=stored["counts"],
+            bytes=lake.size(layout.price_changes_key(hospital_key)),
+        )
     counts = {"added": 0, "removed": 0, "changed": 0, "unchanged": 0}
     if newest is None or previous is None:
-        pq.write_table(PRICE_CHANGES_SCHEMA.empty_table(), out)
+        table = PRICE_CHANGES_SCHEMA.empty_table()
     else:
         with contextlib.ExitStack() as stack:
             old_path = stack.enter_context(
@@ -236,9 +322,9 @@ def compute_price_changes(hospital_key: str, *, lake: Lake, scratch_dir: str | o
             )
             con = duckdb.connect(config={"memory_limit": "1GB", "threads": 2})
             try:
-                table = con.execute(
+                table = con.sql(
                     _CHANGES_SQL,
-                    {
+                    params={
                         "old": str(old_path),
                         "new": str(new_path),
                         "hospital_key": hospital_key,
@@ -255,7 +341,8 @@ def compute_price_changes(hospital_key: str, *, lake: Lake, scratch_dir: str | o
         table = table.filter(pc.not_equal(table.column("change_kind"), "unchanged")).select(PRICE_CHANGES_SCHEMA.names).cast(PRICE_CHANGES_SCHEMA)
         order = ["change_kind", "primary_code", "description", "payer_name", "plan_name", "charge_kind"]
         table = table.sort_by([(c, "ascending") for c in order])
-        pq.write_table(table, out, compression="zstd")
+    what = json.dumps({"pair": pair, "counts": counts}).encode()
+    pq.write_table(table.replace_schema_metadata({_CHANGES_KEY: what}), out, compression="zstd")
     lake.put_file(out, layout.price_changes_key(hospital_key))
     return ChangesResult(
         new_file_sha256=newest["file_sha256"] if newest else None,

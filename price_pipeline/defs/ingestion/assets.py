@@ -200,5 +200,7 @@ def prices(context: dg.AssetExecutionContext, price_pipeline: PricePipelineResou
             "lake_key": dg.MetadataValue.path(price_pipeline.lake.uri(layout.prices_key(key))),
             "current_versions": dg.MetadataValue.json(result.current_versions),
             "versions_in_history": result.versions_known,
+            # Versions normalised in this run; the other current ones were reused from prices_history.
+            "versions_normalised": len(result.versions_written),
         }
     )
