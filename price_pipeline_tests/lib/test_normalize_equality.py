@@ -270,3 +270,37 @@ def test_three_files_one_changed_normalises_only_that_one(tmp_path, monkeypatch)
         inputs.append((str(parsed), summary.header, sha))
     normalize_to_prices(inputs, expected, hospital_key="h1")
     assert rows_of(lake.uri(layout.prices_key("h1"))) == rows_of(expected)
+
+
+def test_parse_reuse_is_keyed_on_the_archive_caps_and_never_keeps_a_parser_failure(tmp_path, monkeypatch):
+    from price_pipeline.settings import Settings
+
+    lake, scratch = LocalLake(tmp_path / "lake"), tmp_path / "scratch"
+    scratch.mkdir()
+    v1, _ = two_versions(tmp_path)
+    publish(lake, "h1", {"http://x/a.csv": v1})
+    real_parse = ingest.parse_to_parquet
+    parsed: list[dict] = []
+
+    def flaky(src, out, **kw):
+        parsed.append(kw)
+        if len(parsed) == 1:
+            raise MemoryError("transient")
+        return real_parse(src, out, **kw)
+
+    monkeypatch.setattr(ingest, "parse_to_parquet", flaky)
+    (first,) = ingest.parse_hospital_files("h1", lake=lake, scratch_dir=scratch)
+    assert not first.summary["ok"] and first.summary["findings"][0]["rule"] == "parse_failed"
+    # the failure is not reused: the next run parses again, and that good parse is then reused
+    (second,) = ingest.parse_hospital_files("h1", lake=lake, scratch_dir=scratch)
+    assert second.summary["ok"] and len(parsed) == 2
+    ingest.parse_hospital_files("h1", lake=lake, scratch_dir=scratch)
+    assert len(parsed) == 2
+    # an operator who changes the archive caps gets every file parsed again under the new caps
+    settings = Settings(data_dir=tmp_path, lake_url=str(tmp_path / "lake"), registry_url="sqlite://",
+                        warehouse_path=tmp_path / "w.duckdb", catalog_url="http://127.0.0.1:1/",
+                        max_decompression_ratio=50)
+    ingest.parse_hospital_files("h1", lake=lake, scratch_dir=scratch, settings=settings)
+    assert len(parsed) == 3 and parsed[-1]["max_ratio"] == 50.0
+    ingest.parse_hospital_files("h1", lake=lake, scratch_dir=scratch, settings=settings)
+    assert len(parsed) == 3
