@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import datetime
 import hashlib
 import io
 import json
@@ -142,13 +143,15 @@ def plan_catalog(n: int, *, hosts: int, scale: float, seed: int, start: int = 0)
     return out
 
 
-def _template(kind: str, version: str) -> bytes:
+def _template(kind: str, version: str, generation: int) -> bytes:
+    """The CMS example declaring ``version``, its ``last_updated_on`` moved by ``generation`` days
+    (a new version of a file is a new file: even a tiny file changes its bytes)."""
     data = TEMPLATES[(kind, version)].read_bytes()
-    if version == "3.0.0":
-        return data
+    updated = (datetime.date(2025, 1, 1) + datetime.timedelta(days=generation)).isoformat()
     if kind == "json":
         doc = json.loads(data)
         doc["version"] = version
+        doc["last_updated_on"] = updated
         return json.dumps(doc).encode()
     try:
         text = data.decode("utf-8")
@@ -158,14 +161,16 @@ def _template(kind: str, version: str) -> bytes:
     cols = [c.strip().lower() for c in rows[0]]
     if "version" in cols:
         rows[1][cols.index("version")] = version
+    if "last_updated_on" in cols:
+        rows[1][cols.index("last_updated_on")] = updated
     buf = io.StringIO(newline="")
     csv.writer(buf, lineterminator="\n").writerows(rows)
     return buf.getvalue().encode()
 
 
-def _write_csv(out, kind: str, version: str, target: int, seed: int) -> None:
+def _write_csv(out, kind: str, version: str, target: int, seed: int, generation: int) -> None:
     # Parse the synthesized block as CSV: quoted values hold line breaks.
-    block = _synth_csv(_template(kind, version), 400, seed).decode("utf-8")
+    block = _synth_csv(_template(kind, version, generation), 400, seed).decode("utf-8")
     rows = list(csv.reader(io.StringIO(block, newline="")))
     encoded = []
     for row in rows:
@@ -186,8 +191,8 @@ def _write_csv(out, kind: str, version: str, target: int, seed: int) -> None:
         i += 1
 
 
-def _write_json(out, version: str, target: int, seed: int) -> None:
-    doc = json.loads(_synth_json(_template("json", version), 200, seed, indent=None))
+def _write_json(out, version: str, target: int, seed: int, generation: int) -> None:
+    doc = json.loads(_synth_json(_template("json", version, generation), 200, seed, indent=None))
     items = [json.dumps(item).encode() for item in doc.pop("standard_charge_information")]
     head = json.dumps(doc).encode()[:-1] + b', "standard_charge_information": ['
     out.write(head)
@@ -211,9 +216,9 @@ def generate_file(spec: FileSpec, directory: Path, seed: int) -> None:
     else:
         with open(path, "wb") as out:
             if spec.kind == "json":
-                _write_json(out, spec.version, spec.target_bytes, file_seed)
+                _write_json(out, spec.version, spec.target_bytes, file_seed, spec.generation)
             else:
-                _write_csv(out, spec.kind, spec.version, spec.target_bytes, file_seed)
+                _write_csv(out, spec.kind, spec.version, spec.target_bytes, file_seed, spec.generation)
         if spec.broken == "truncated":
             with open(path, "r+b") as f:
                 f.truncate(max(64, int(path.stat().st_size * 0.6) - 7))
@@ -605,8 +610,6 @@ class Watcher:
 
 
 def _dt(ts: float):
-    import datetime
-
     return datetime.datetime.fromtimestamp(ts, tz=datetime.UTC)
 
 
@@ -690,8 +693,9 @@ def host_concurrency(records: list) -> dict[str, int]:
 
 
 def classify_failures(watcher: Watcher, records: list, broken_keys: set[str], fault_hosts: set[str]) -> dict:
-    """Failed ingestion runs, external (an injected fault: a broken file, a faulty host, a
-    transient network error) vs internal (everything else: a bug of ours)."""
+    """Failed ingestion runs, external (explained by an injected fault: a broken file, a faulty
+    host) vs internal (everything else: ours)."""
+    from price_pipeline.defs.catalog.batches import failed_in_run
     from price_pipeline.defs.ops.failed import failure_reason
 
     failed = [r for r in records if r.dagster_run.status.value in ("FAILURE", "CANCELED")]
@@ -700,12 +704,18 @@ def classify_failures(watcher: Watcher, records: list, broken_keys: set[str], fa
         run = r.dagster_run
         kind, reason, step = failure_reason(watcher.instance, run.run_id)
         key = run.tags.get("dagster/partition") or run.tags.get("price_pipeline/hospital")
-        entry = {"run_id": run.run_id, "hospital": key, "kind": kind, "reason": reason[:200], "step": step}
-        is_external = (kind == "transient" or key in broken_keys or run.tags.get("price_pipeline/host") in fault_hosts)
+        # a batch run (partition range) fails for the hospitals it names
+        keys = {key} if key else (failed_in_run(watcher.instance, run.run_id) or {None})
+        entry = {"run_id": run.run_id, "hospitals": sorted(k for k in keys if k)[:10], "batch": not key,
+                 "kind": kind, "reason": reason[:200], "step": step}
+        # External: explained by an injected fault (a broken file, a faulty host). A transient
+        # error elsewhere (e.g. lock contention) is ours.
+        is_external = run.tags.get("price_pipeline/host") in fault_hosts or all(k in broken_keys for k in keys)
         (external if is_external else internal).append(entry)
     total = len(records)
     return {
-        "runs": total, "failed": len(failed), "external": len(external), "internal": len(internal),
+        "runs": total, "failed": len(failed), "batch_runs_failed": sum(1 for e in external + internal if e["batch"]),
+        "external": len(external), "internal": len(internal),
         "internal_rate": round(len(internal) / total, 4) if total else 0.0,
         "external_rate": round(len(external) / total, 4) if total else 0.0,
         "internal_examples": internal[:10], "external_examples": external[:5],
@@ -824,7 +834,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work-dir", type=Path, default=None, help="default: a temporary directory, removed afterwards")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / ".work" / "national_rehearsal.json")
     p.add_argument("--days", type=int, default=3, choices=(1, 2, 3))
-    p.add_argument("--trickle-seconds", type=float, default=300)
+    p.add_argument("--trickle-seconds", type=float, default=180)
     p.add_argument("--trickle-interval", type=float, default=5)
     p.add_argument("--day-timeout", type=float, default=3600)
     p.add_argument("--no-faults", action="store_true")
@@ -924,7 +934,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.days >= 2:
             # -- day 2: 10 % of files change, 1 % delisted, 1 % new ---------------------------------
             t_day2 = time.time()
-            changed = rng.sample(active, max(1, len(active) // 10))
+            # A broken file stays broken (an HTML page is the same page): the changes are to data files.
+            changed = rng.sample([h for h in active if h.key not in broken_keys], max(1, len(active) // 10))
             for h in changed:
                 for f in h.files:
                     f.generation += 1
