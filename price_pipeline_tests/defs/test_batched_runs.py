@@ -115,3 +115,29 @@ def test_split_reruns_every_hospital_alone_when_the_failure_names_none(instance,
         dagster_instance=instance, dagster_run=run,
     ).for_run_failure()
     assert sorted(r.partition_key for r in split_failed_batches(context)) == keys
+
+
+def test_only_error_checks_and_step_failures_name_failing_hospitals(instance):
+    """A batch's failed *warning* checks (conformance findings, unreadable rows) fail nobody:
+    only error-severity checks and step failures name the hospitals re-run alone."""
+    from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluation
+    from dagster._core.events import DagsterEvent, DagsterEventType
+    from dagster._core.events.log import EventLogEntry
+    from dagster._core.test_utils import create_run_for_test
+
+    run = create_run_for_test(instance, job_name="ingest_hospital", status=dg.DagsterRunStatus.FAILURE)
+
+    def store(check: str, severity: dg.AssetCheckSeverity, hospital: str) -> None:
+        evaluation = AssetCheckEvaluation(
+            asset_key=dg.AssetKey("mrf_parsed"), check_name=check, passed=False, severity=severity,
+            metadata={"failing_hospitals": dg.MetadataValue.json({hospital: {"rows": 0}})},
+        )
+        event = DagsterEvent(event_type_value=DagsterEventType.ASSET_CHECK_EVALUATION.value,
+                             job_name="ingest_hospital", event_specific_data=evaluation)
+        instance.store_event(EventLogEntry(error_info=None, level="INFO", user_message="", run_id=run.run_id,
+                                           timestamp=0.0, dagster_event=event, job_name="ingest_hospital"))
+
+    store("mrf_parsed_has_no_error_findings", dg.AssetCheckSeverity.WARN, WEST_MERCY)
+    assert failed_in_run(instance, run.run_id) is None  # nothing names a failing hospital
+    store("mrf_parsed_has_rows", dg.AssetCheckSeverity.ERROR, SUNNY_PRAIRIE)
+    assert failed_in_run(instance, run.run_id) == {SUNNY_PRAIRIE}

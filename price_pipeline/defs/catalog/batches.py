@@ -78,15 +78,16 @@ def keys_in_range(instance: dg.DagsterInstance, start: str, end: str) -> list[st
 
 def failed_in_run(instance: dg.DagsterInstance, run_id: str) -> set[str] | None:
     """The hospitals a failed batch run names as failing (its step failures' ``failed_hospitals``
-    and its failed checks' ``failing_hospitals``), or None when a failure names none (a crash,
-    a lost worker): then every hospital of the batch is suspect."""
+    and its failed error-severity checks' ``failing_hospitals``), or None when a failure names
+    none (a crash, a lost worker): then every hospital of the batch is suspect."""
     keys: set[str] = set()
     types = {dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.ASSET_CHECK_EVALUATION}
     for entry in instance.all_logs(run_id, of_type=types):
         event = entry.dagster_event
         if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
             evaluation = event.event_specific_data
-            if not evaluation.passed:
+            # a failed warning check (conformance findings, GX) fails nobody
+            if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:
                 named = (evaluation.metadata or {}).get("failing_hospitals")
                 keys |= set(getattr(named, "value", None) or {})
             continue
