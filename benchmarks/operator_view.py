@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
             out = subprocess.run([str(cli), "failed-hospitals", "--json"], env=cli_env, capture_output=True,
                                  text=True, check=True).stdout
             timings.setdefault("cli_failed_hospitals", []).append(round(time.perf_counter() - t0, 2))
-        listed = {row["hospital_key"] for row in json.loads(out)}
+        listed = {json.loads(line)["hospital_key"] for line in out.splitlines() if line.strip()}
         if listed != set(failed):
             sys.exit(f"failed-hospitals listed {len(listed)} hospitals, {len(failed)} failed")
 
