@@ -214,20 +214,19 @@ def generate_file(spec: FileSpec, directory: Path, seed: int) -> None:
     elif spec.broken == "not_mrf":
         path.write_bytes(b"%PDF-1.4\n" + random.Random(file_seed).randbytes(2048))
     else:
-        with open(path, "wb") as out:
+        payload = path.with_name(path.name + ".payload") if spec.zipped else path
+        with open(payload, "wb") as out:
             if spec.kind == "json":
                 _write_json(out, spec.version, spec.target_bytes, file_seed, spec.generation)
             else:
                 _write_csv(out, spec.kind, spec.version, spec.target_bytes, file_seed, spec.generation)
         if spec.broken == "truncated":
-            with open(path, "r+b") as f:
-                f.truncate(max(64, int(path.stat().st_size * 0.6) - 7))
-        if spec.zipped:
-            zpath = path.with_suffix(".zip")
-            with zipfile.ZipFile(zpath, "w", zipfile.ZIP_DEFLATED) as zf:
-                zf.write(path, spec.name.rsplit(".", 1)[0] + (".json" if spec.kind == "json" else ".csv"))
-            path.unlink()
-            path = zpath
+            with open(payload, "r+b") as f:
+                f.truncate(max(64, int(payload.stat().st_size * 0.6) - 7))
+        if spec.zipped:  # the name ends in .zip; the member is the CSV or JSON
+            with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+                zf.write(payload, spec.name.rsplit(".", 1)[0] + (".json" if spec.kind == "json" else ".csv"))
+            payload.unlink()
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
