@@ -20,6 +20,7 @@ import dagster as dg
 
 from price_pipeline.defs.catalog import assets as catalog_assets
 from price_pipeline.defs.catalog import checks as catalog_checks
+from price_pipeline.defs.catalog.batches import split_failed_batches
 from price_pipeline.defs.catalog.jobs import refresh_catalog_job
 from price_pipeline.defs.catalog.schedules import refresh_catalog_schedule, weekly_full_rescan
 from price_pipeline.defs.catalog.sensors import catalog_sensor, mrf_change_sensor
@@ -57,7 +58,7 @@ def ingestion() -> dg.Definitions:
         ],
         sensors=[
             catalog_sensor, mrf_change_sensor, alert_on_failures, alert_on_thresholds,
-            ingestion_expectations.expectations_after_prices,
+            ingestion_expectations.expectations_after_prices, split_failed_batches,
         ],
         schedules=[refresh_catalog_schedule, weekly_full_rescan, ops_assets.ops_report_schedule],
         resources={"price_pipeline": _price_pipeline_resource()},

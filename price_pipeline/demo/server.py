@@ -22,7 +22,11 @@ Stdlib only (``http.server.ThreadingHTTPServer``), JSON over HTTP:
 Tests drive it through :class:`DemoCatalogServer` (ephemeral port, background thread):
 ``set_hospitals`` / ``set_file`` simulate a hospital appearing, a file changing or an empty
 catalog, and :class:`Fault` injects per-path failures (5xx, 429 + Retry-After, truncated or
-reset bodies, slow bodies, redirects and loops, HTML error pages, wrong content types).
+reset bodies, slow bodies, redirects and loops, HTML error pages, wrong content types);
+``add_host_fault`` makes a whole host slow, rate-limited or intermittently failing. Several
+servers on several loopback addresses (127.0.0.2, 127.0.0.3, ...) are several hosts, each with
+its own faults (``benchmarks/national_rehearsal.py``). A file's bytes may be any buffer
+(``bytes`` or an ``mmap`` of a file on disk, for files too large to hold in memory).
 
 CLI: ``python -m price_pipeline.demo.server --host 127.0.0.1 --port 8765``.
 """
@@ -37,6 +41,7 @@ import hashlib
 import io
 import json
 import math
+import random
 import secrets
 import socket
 import struct
@@ -93,6 +98,9 @@ class Fault:
     chunk_size: int = 16 * 1024
     location: str | None = None
     slow_headers: bool = False
+    # Host-wide faults only (:meth:`DemoCatalogServer.add_host_fault`): the share of matching
+    # requests it hits, drawn per request (1.0 = every one).
+    probability: float = 1.0
 
     @classmethod
     def http_status(
@@ -234,6 +242,10 @@ class _State:
         self.hospitals: list[dict] = []
         self.files: dict[str, StoredFile] = {}
         self.faults: dict[str, list[Fault]] = {}
+        # (path prefix, fault): misbehaviour of the whole host (slow, rate-limited, flaky),
+        # checked after the per-path faults; seeded so a rehearsal's faults are reproducible.
+        self.host_faults: list[tuple[str, Fault]] = []
+        self.random = random.Random(0)
         self.requests: list[RequestRecord] = []
         self.record_requests = True
         self.static: dict[str, tuple[int, bytes, str]] = {}
@@ -264,6 +276,7 @@ class _State:
             self.files = files
             self.hospitals = copy.deepcopy(hospitals if hospitals is not None else doc_hospitals)
             self.faults = {}
+            self.host_faults = []
             self.requests = []
             self.static = {}
             self.tokens = set()
@@ -272,6 +285,9 @@ class _State:
         with self.lock:
             queue = self.faults.get(path)
             if not queue:
+                for prefix, fault in self.host_faults:
+                    if path.startswith(prefix) and self.random.random() < fault.probability:
+                        return fault
                 return None
             fault = queue[0]
             if fault.times is not None:
@@ -810,6 +826,15 @@ class DemoCatalogServer:
         with self._state.lock:
             self._state.faults.setdefault(path, []).append(fault)
 
+    def add_host_fault(self, fault: Fault, *, prefix: str = FILES_PREFIX, probability: float = 1.0) -> None:
+        """Make the whole host misbehave: ``fault`` hits each request whose path starts with
+        ``prefix`` with ``probability`` (e.g. ``Fault.http_status(503)`` at 0.2 is a flaky host,
+        ``Fault.slow(...)`` at 1.0 a slow one). It never expires; :meth:`clear_faults` removes it."""
+        hit = copy.copy(fault)
+        hit.times, hit.probability = None, probability
+        with self._state.lock:
+            self._state.host_faults.append((prefix, hit))
+
     def set_static(
         self, path: str, data: bytes | str, *, status: int = 200, content_type: str = "text/plain"
     ) -> None:
@@ -845,6 +870,7 @@ class DemoCatalogServer:
     def clear_faults(self) -> None:
         with self._state.lock:
             self._state.faults.clear()
+            self._state.host_faults.clear()
 
     @property
     def requests(self) -> list[RequestRecord]:

@@ -6,6 +6,7 @@ import dagster as dg
 import pytest
 
 from price_pipeline.defs.catalog.sensors import catalog_sensor, mrf_change_sensor
+from price_pipeline.defs.ingestion.batching import BATCH_SIZE_TAG, ingest_batch_size
 from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.defs.resources import PricePipelineResource
 from price_pipeline.demo.server import DemoCatalogServer, generate_catalog
@@ -46,7 +47,10 @@ def test_sensor_reconciles_sources_tags_hosts_and_applies_overrides(tmp_path, se
         keys = instance.get_dynamic_partitions(hospital_partitions.name)
         assert len(keys) == 39 and "ccn-020001" not in keys
         ingest = [r for r in first.run_requests if r.job_name == "ingest_hospital"]
-        assert len(ingest) == 39 and all(r.tags[HOST_TAG] == "127.0.0.1" for r in ingest)
+        # one host: batched runs of at most BATCH_SIZE consecutive hospitals, all tagged with it
+        sizes = [int(r.tags.get(BATCH_SIZE_TAG, 1)) for r in ingest]
+        assert sum(sizes) == 39 and max(sizes) <= ingest_batch_size() and len(ingest) == -(-39 // ingest_batch_size())
+        assert all(r.tags[HOST_TAG] == "127.0.0.1" for r in ingest)
         assert len(first.cursor) < 200
         registry = Registry(settings.registry_url)
         row = registry.hospital("ccn-010000")

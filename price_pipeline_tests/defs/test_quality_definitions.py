@@ -112,8 +112,8 @@ def test_expectations_wait_until_ingestion_and_analytics_have_settled():
 
 def test_the_sensor_daemon_accepts_and_queues_the_expectations_run_requests(tmp_path, monkeypatch):
     """The real sensor daemon iteration, against the ingestion location served over gRPC as in
-    production, turns a prices materialization into a queued, partitioned
-    check_price_expectations run (the rejected-run-request failure of the check-only job)."""
+    production, turns prices materializations into a queued check_price_expectations run over
+    their partition range (the rejected-run-request failure of the check-only job)."""
     import logging
 
     from dagster._core.scheduler.instigation import TickStatus
@@ -150,8 +150,10 @@ def test_the_sensor_daemon_accepts_and_queues_the_expectations_run_requests(tmp_
             (tick,) = instance.get_ticks(sensor.get_remote_origin_id(), sensor.selector_id)
             assert tick.status == TickStatus.SUCCESS, tick.error
             runs = instance.get_runs()
-            assert len(runs) == 2 == len(tick.run_ids)
-            assert sorted(r.tags["dagster/partition"] for r in runs) == ["h1", "h2"]
+            # h1 and h2 are consecutive partitions: one batched run over their range (one GX import)
+            assert len(runs) == 1 == len(tick.run_ids)
+            assert [(r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
+                    for r in runs] == [("h1", "h2")]
             for run in runs:
                 assert run.job_name == "check_price_expectations"
                 assert run.status == dg.DagsterRunStatus.QUEUED

@@ -196,6 +196,35 @@ def test_faults_expire_and_are_per_path(server, client):
     assert client.get(server.catalog_url).json()["total"] == 10
 
 
+def test_host_faults_hit_every_file_path_at_their_rate_and_clear(server, client):
+    urls = [h["files"][0]["url"] for h in client.get(server.catalog_url).json()["hospitals"]]
+    server.add_host_fault(Fault.rate_limited(3), probability=1.0)
+    answers = [client.get(u) for u in urls]
+    assert {r.status_code for r in answers} == {429} and answers[0].headers["Retry-After"] == "3"
+    assert client.get(server.catalog_url).status_code == 200  # only /files/ paths by default
+
+    server.clear_faults()
+    server.add_host_fault(Fault.http_status(503), probability=0.5)
+    codes = [client.get(urls[i % len(urls)]).status_code for i in range(200)]
+    assert set(codes) == {200, 503} and 60 <= codes.count(503) <= 140  # intermittent, seeded
+
+    server.clear_faults()
+    assert {client.get(u).status_code for u in urls} == {200}
+
+
+def test_file_bytes_may_be_an_mmap(server, client, tmp_path):
+    import mmap
+
+    path = tmp_path / "big.csv"
+    path.write_bytes(b"a,b\n" + b"1,2\n" * 1000)
+    with open(path, "rb") as f:
+        buffer = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    server.set_file("big.csv", buffer)
+    url = server.file_url("big.csv")
+    assert client.get(url).content == path.read_bytes()
+    assert client.get(url, headers={"Range": "bytes=0-3"}).content == b"a,b\n"
+
+
 def test_truncate_reset_and_slow_bodies(server, client):
     f = first_file(server, client)
     server.add_fault(f["url"], Fault.truncate(100))

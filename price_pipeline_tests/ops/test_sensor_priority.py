@@ -20,12 +20,28 @@ def _ingest_requests(settings) -> dict[str, dg.RunRequest]:
 
 def test_catalog_sensor_runs_of_priority_hospitals_get_high_priority(settings, monkeypatch):
     monkeypatch.delenv("PRICE_PIPELINE_PRIORITY_HOSPITALS", raising=False)
+    # batched: the demo's hospitals share one host, so one range run; a priority hospital
+    # never waits for a batch: it gets a run of its own, at high priority
+    monkeypatch.delenv("PRICE_PIPELINE_INGEST_BATCH_SIZE", raising=False)
+    batched = _ingest_requests(settings)
+    assert list(batched) == [None]
+    first = sorted(batched[None].tags.items())
+    monkeypatch.setenv("PRICE_PIPELINE_PRIORITY_HOSPITALS", "ccn-not-listed")
+    assert sorted(_ingest_requests(settings)[None].tags.items()) == first
+    monkeypatch.delenv("PRICE_PIPELINE_PRIORITY_HOSPITALS")
+
+    monkeypatch.setenv("PRICE_PIPELINE_INGEST_BATCH_SIZE", "1")  # one run per hospital from here
     baseline = _ingest_requests(settings)
     assert len(baseline) >= 3
     assert not any(PRIORITY_TAG in r.tags for r in baseline.values())
 
     chosen = sorted(baseline)[1:3]
     monkeypatch.setenv("PRICE_PIPELINE_PRIORITY_HOSPITALS", f" {chosen[0]},{chosen[1]} ,ccn-not-listed")
+    monkeypatch.delenv("PRICE_PIPELINE_INGEST_BATCH_SIZE")
+    with_batches = _ingest_requests(settings)
+    assert all(with_batches[k].tags[PRIORITY_TAG] == str(PRIORITY_HIGH) for k in chosen)
+    assert not any(PRIORITY_TAG in r.tags for k, r in with_batches.items() if k not in chosen)
+    monkeypatch.setenv("PRICE_PIPELINE_INGEST_BATCH_SIZE", "1")
     requests = _ingest_requests(settings)  # a fresh instance: every hospital is new again
     assert set(requests) == set(baseline)
     for key, request in requests.items():
@@ -54,6 +70,7 @@ def test_one_host_rule_for_sensor_rescan_and_cli(settings, monkeypatch):
     )
 
     monkeypatch.delenv("PRICE_PIPELINE_PRIORITY_HOSPITALS", raising=False)
+    monkeypatch.setenv("PRICE_PIPELINE_INGEST_BATCH_SIZE", "1")  # a run per hospital, to compare tags
     resource = PricePipelineResource.from_settings(settings)
     with dg.instance_for_test() as instance:
         sensor = catalog_sensor(dg.build_sensor_context(instance=instance, resources={"price_pipeline": resource}))

@@ -13,6 +13,7 @@ import time
 
 import dagster as dg
 
+from price_pipeline.defs.catalog.batches import batched_ingestion_requests
 from price_pipeline.defs.catalog.jobs import refresh_catalog_job
 from price_pipeline.defs.ingestion.jobs import ingest_hospital_job
 from price_pipeline.defs.partitions import hospital_partitions
@@ -25,7 +26,8 @@ from price_pipeline.lib.discovery import (
     discover,
     guard_against_shrink,
 )
-from price_pipeline.lib.ops.tags import hospital_run_tags
+from price_pipeline.lib.ops.batches import order_for_adding
+from price_pipeline.lib.ops.tags import hospital_host, hospital_run_tags
 
 SENSOR_INTERVAL_SECONDS = int(os.environ.get("PRICE_PIPELINE_CATALOG_SENSOR_INTERVAL", "30"))
 CHANGE_SENSOR_INTERVAL_SECONDS = int(os.environ.get("PRICE_PIPELINE_CHANGE_SENSOR_INTERVAL", "600"))
@@ -76,17 +78,20 @@ def evaluate_catalog_tick(
     if removed:
         registry.mark_removed(removed)
 
-    run_requests = [
-        dg.RunRequest(
-            job_name=ingest_hospital_job.name,
-            partition_key=key,
-            run_key=f"{key}:{current[key]}",
-            tags=ingestion_tags(key, file_urls(records[key]), "catalog_sensor"),
-        )
-        for key in to_ingest
-    ]
+    # New partitions are added grouped by host, so that one host's new hospitals are consecutive
+    # and run as batches (partition ranges, defs/ingestion/batching.py); the host is the one
+    # rule of lib/ops/tags.py (hospital_host), as for every other launcher.
+    urls = {key: file_urls(records.get(key)) for key in to_ingest}
+    hosts = {key: hospital_host(urls[key]) for key in to_ingest}
+    new_partitions = order_for_adding(set(current) - existing_partitions, hosts)
+    order = [*context.instance.get_dynamic_partitions(hospital_partitions.name), *new_partitions]
+    run_requests = batched_ingestion_requests(
+        order, to_ingest, hosts,
+        run_key_of=lambda key: f"{key}:{current[key]}",
+        tags_of=lambda key: ingestion_tags(key, urls[key], "catalog_sensor"),
+        trigger="catalog_sensor",
+    )
     run_requests.append(dg.RunRequest(job_name=refresh_catalog_job.name, run_key=f"catalog:{digest}"))
-    new_partitions = sorted(set(current) - existing_partitions)
     partition_requests = []
     if new_partitions:
         partition_requests.append(hospital_partitions.build_add_request(new_partitions))
@@ -95,7 +100,7 @@ def evaluate_catalog_tick(
     context.log.info(
         f"catalog: {len(current)} hospitals, {len(new_partitions)} new partitions, {len(diff.changed)} "
         f"changed, {len(removed)} removed, {len(result.conflicts)} identity conflicts; "
-        f"{len(run_requests) - 1} ingestion runs requested; sources {result.stats}"
+        f"{len(to_ingest)} hospitals to ingest in {len(run_requests) - 1} runs; sources {result.stats}"
     )
     return dg.SensorResult(
         run_requests=run_requests,

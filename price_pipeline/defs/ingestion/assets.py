@@ -7,6 +7,7 @@ from collections import Counter
 import dagster as dg
 
 from price_pipeline.defs.catalog.assets import CATALOG_SOURCE
+from price_pipeline.defs.ingestion.batching import per_hospital
 from price_pipeline.defs.ops.retries import (
     DOWNLOAD_RETRY,
     FAILURE_KIND,
@@ -29,8 +30,9 @@ from price_pipeline.lib.ops.tags import FORCE_DOWNLOAD_TAG
 TRANSIENT_RETRY = LAKE_RETRY
 
 
-# A hospital is the unit of failure and retry: one partition per run keeps a bad file from
-# failing a batch, and the assets read context.partition_key.
+# A hospital is the unit of failure and retry. Backfills (UI, CLI) run one partition per run;
+# the catalog sensor's batched runs cover a range of hospitals, and @per_hospital runs each
+# asset body once per hospital of the range (defs/ingestion/batching.py).
 ONE_HOSPITAL_PER_RUN = dg.BackfillPolicy.multi_run(max_partitions_per_run=1)
 
 
@@ -57,6 +59,7 @@ def _listed_urls(price_pipeline: PricePipelineResource, hospital_key: str) -> li
     backfill_policy=ONE_HOSPITAL_PER_RUN,
     owners=["team:ingestion"],
 )
+@per_hospital
 @classified
 def mrf_files(context: dg.AssetExecutionContext, price_pipeline: PricePipelineResource) -> dg.MaterializeResult:
     """The hospital's machine-readable files, downloaded and stored by sha256 in the lake.
@@ -121,6 +124,7 @@ def mrf_files(context: dg.AssetExecutionContext, price_pipeline: PricePipelineRe
     backfill_policy=ONE_HOSPITAL_PER_RUN,
     owners=["team:ingestion"],
 )
+@per_hospital
 @classified
 def mrf_parsed(context: dg.AssetExecutionContext, price_pipeline: PricePipelineResource) -> dg.MaterializeResult:
     """Source-faithful rows of each current file, one Parquet per file version.
@@ -175,6 +179,7 @@ def mrf_parsed(context: dg.AssetExecutionContext, price_pipeline: PricePipelineR
     backfill_policy=ONE_HOSPITAL_PER_RUN,
     owners=["team:ingestion"],
 )
+@per_hospital
 @classified
 def prices(context: dg.AssetExecutionContext, price_pipeline: PricePipelineResource) -> dg.MaterializeResult:
     """The hospital's prices in the canonical long schema: one row per charge kind and amount.

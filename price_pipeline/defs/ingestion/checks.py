@@ -11,6 +11,7 @@ import dagster as dg
 import duckdb
 
 from price_pipeline.defs.ingestion.assets import mrf_files, mrf_parsed, prices
+from price_pipeline.defs.ingestion.batching import per_hospital_check
 from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.defs.resources import PricePipelineResource
 from price_pipeline.lib import ingest, layout
@@ -22,6 +23,7 @@ ACCEPT_ROW_DROP_TAG = "price_pipeline/accept_row_drop"
 
 
 @dg.asset_check(asset=mrf_files, partitions_def=hospital_partitions, blocking=True)
+@per_hospital_check
 def mrf_files_has_a_price_file(
     context: dg.AssetCheckExecutionContext, price_pipeline: PricePipelineResource
 ) -> dg.AssetCheckResult:
@@ -53,6 +55,7 @@ def mrf_files_has_a_price_file(
 
 
 @dg.asset_check(asset=mrf_parsed, partitions_def=hospital_partitions, blocking=True)
+@per_hospital_check
 def mrf_parsed_has_rows(
     context: dg.AssetCheckExecutionContext, price_pipeline: PricePipelineResource
 ) -> dg.AssetCheckResult:
@@ -108,6 +111,7 @@ def published_parsed_row_count(instance: dg.DagsterInstance, hospital_key: str) 
 
 
 @dg.asset_check(asset=mrf_parsed, partitions_def=hospital_partitions, blocking=True)
+@per_hospital_check
 def mrf_parsed_row_count_not_collapsed(
     context: dg.AssetCheckExecutionContext, price_pipeline: PricePipelineResource
 ) -> dg.AssetCheckResult:
@@ -139,6 +143,7 @@ def mrf_parsed_row_count_not_collapsed(
 
 
 @dg.asset_check(asset=mrf_parsed, partitions_def=hospital_partitions)
+@per_hospital_check
 def mrf_parsed_has_no_error_findings(
     context: dg.AssetCheckExecutionContext, price_pipeline: PricePipelineResource
 ) -> dg.AssetCheckResult:
@@ -153,6 +158,7 @@ def mrf_parsed_has_no_error_findings(
 
 
 @dg.asset_check(asset=prices, partitions_def=hospital_partitions, blocking=True)
+@per_hospital_check
 def prices_schema_and_lineage_complete(
     context: dg.AssetCheckExecutionContext, price_pipeline: PricePipelineResource
 ) -> dg.AssetCheckResult:

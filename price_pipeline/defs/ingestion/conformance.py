@@ -15,6 +15,7 @@ import dagster as dg
 import pyarrow.parquet as pq
 
 from price_pipeline.defs.ingestion.assets import ONE_HOSPITAL_PER_RUN, TRANSIENT_RETRY, mrf_files
+from price_pipeline.defs.ingestion.batching import per_hospital, per_hospital_check
 from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.defs.resources import PricePipelineResource
 from price_pipeline.lib import layout
@@ -41,6 +42,7 @@ def _rules_table(errors: dict[str, int], alerts: dict[str, int]) -> str:
     backfill_policy=ONE_HOSPITAL_PER_RUN,
     owners=["team:ingestion"],
 )
+@per_hospital
 def conformance_reports(
     context: dg.AssetExecutionContext, price_pipeline: PricePipelineResource
 ) -> dg.MaterializeResult:
@@ -107,6 +109,7 @@ def _reports(context: dg.AssetCheckExecutionContext, price_pipeline: PricePipeli
 
 
 @dg.asset_check(asset=conformance_reports, partitions_def=hospital_partitions)
+@per_hospital_check
 def conformance_reports_files_conform(
     context: dg.AssetCheckExecutionContext, price_pipeline: PricePipelineResource
 ) -> dg.AssetCheckResult:
@@ -136,6 +139,7 @@ def conformance_reports_files_conform(
 
 
 @dg.asset_check(asset=conformance_reports, partitions_def=hospital_partitions)
+@per_hospital_check
 def conformance_reports_no_cms_alerts(
     context: dg.AssetCheckExecutionContext, price_pipeline: PricePipelineResource
 ) -> dg.AssetCheckResult:

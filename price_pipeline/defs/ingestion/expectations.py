@@ -20,10 +20,18 @@ import time
 import dagster as dg
 
 from price_pipeline.defs.ingestion.assets import prices
+from price_pipeline.defs.ingestion.batching import (
+    BATCH_SIZE_TAG,
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    combine_check_results,
+    range_run_key,
+)
 from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.defs.resources import PricePipelineResource
 from price_pipeline.lib import layout
 from price_pipeline.lib.ops import staleness
+from price_pipeline.lib.ops.batches import plan_batches
 from price_pipeline.lib.ops.tags import LAYER_TAG, TRIGGER_TAG
 
 EXPECTATIONS_CHECK = "prices_meet_expectations"
@@ -59,22 +67,35 @@ def prices_expectations(
     """Great Expectations suite run on the hospital's ``prices`` partition: nulls, allowed values,
     amount and percentage ranges, minimum <= maximum and p10 <= median <= p90. The materialization
     records the outcome (expectation counts, failures, a results table); the warning check
-    ``prices_meet_expectations`` passes when every expectation held."""
-    key = layout.prices_key(context.partition_key)
+    ``prices_meet_expectations`` passes when every expectation held. A run over a range of
+    hospitals (a batch from ``expectations_after_prices``: one GX import for many hospitals)
+    records each hospital's outcome on its own partition and one check result for the batch,
+    naming the hospitals whose suite failed."""
+    if context.has_partition_key:
+        metadata, check = _run_suite(price_pipeline, context.partition_key)
+        return dg.MaterializeResult(metadata=metadata, check_results=[check])
+    checks = {}
+    for key in context.partition_keys:
+        metadata, checks[key] = _run_suite(price_pipeline, key)
+        context.add_asset_metadata(metadata, partition_key=key)
+    return dg.MaterializeResult(
+        metadata={"hospitals_in_run": len(checks)},
+        check_results=[combine_check_results(checks, check_name=EXPECTATIONS_CHECK)],
+    )
+
+
+def _run_suite(price_pipeline: PricePipelineResource, hospital_key: str) -> tuple[dict, dg.AssetCheckResult]:
+    """The suite on one hospital's prices: (materialization metadata, check result)."""
+    key = layout.prices_key(hospital_key)
     lake = price_pipeline.lake
     if not lake.exists(key):
         # A finding, not a crash: the partition's prices were never written (or were removed).
         reason = f"no prices file at {key}: the suite could not run"
-        return dg.MaterializeResult(
-            metadata={"suite_ran": False, "reason": reason},
-            check_results=[
-                dg.AssetCheckResult(
-                    check_name=EXPECTATIONS_CHECK,
-                    passed=False,
-                    severity=dg.AssetCheckSeverity.WARN,
-                    metadata={"reason": reason},
-                )
-            ],
+        return {"suite_ran": False, "reason": reason}, dg.AssetCheckResult(
+            check_name=EXPECTATIONS_CHECK,
+            passed=False,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"reason": reason},
         )
 
     from price_pipeline.lib.quality.expectations import run_price_expectations
@@ -89,20 +110,15 @@ def prices_expectations(
         "rows_validated": outcome["rows_validated"],
         "sampled": outcome["sampled"],
     }
-    return dg.MaterializeResult(
-        metadata={"suite_ran": True, "success": outcome["success"], **summary},
-        check_results=[
-            dg.AssetCheckResult(
-                check_name=EXPECTATIONS_CHECK,
-                passed=outcome["success"],
-                severity=dg.AssetCheckSeverity.WARN,
-                metadata={
-                    **summary,
-                    "failed": dg.MetadataValue.json(failed),
-                    "results": dg.MetadataValue.md(_results_table(outcome["results"])),
-                },
-            )
-        ],
+    return {"suite_ran": True, "success": outcome["success"], **summary}, dg.AssetCheckResult(
+        check_name=EXPECTATIONS_CHECK,
+        passed=outcome["success"],
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            **summary,
+            "failed": dg.MetadataValue.json(failed),
+            "results": dg.MetadataValue.md(_results_table(outcome["results"])),
+        },
     )
 
 
@@ -122,6 +138,7 @@ check_price_expectations_job = dg.define_asset_job(
 )
 
 EXPECTATIONS_BATCH = 200  # prices materializations handled per sensor tick
+EXPECTATIONS_RUN_SIZE = 100  # hospitals per check_price_expectations run (consecutive partitions)
 
 # Runs the suite must not compete with for the queue's few run slots: a GX run started while the
 # wave's analytics build is still to be requested would hold a slot that build then waits for.
@@ -185,11 +202,19 @@ def expectations_after_prices(context: dg.SensorEvaluationContext):
     for record in records:
         if record.partition_key:
             newest[record.partition_key] = record.storage_id
-    return dg.SensorResult(
-        run_requests=[
-            dg.RunRequest(run_key=f"expectations:{key}:{storage_id}", partition_key=key,
-                          tags={TRIGGER_TAG: decision.why})
-            for key, storage_id in sorted(newest.items())
-        ],
-        cursor=str(records[-1].storage_id),
-    )
+    # One run per range of consecutive hospitals (the GX import is paid once per run).
+    order = context.instance.get_dynamic_partitions(hospital_partitions.name)
+    run_requests = []
+    for batch in plan_batches(order, list(newest), {}, max_size=EXPECTATIONS_RUN_SIZE):
+        if len(batch.keys) == 1:
+            key = batch.first
+            run_requests.append(dg.RunRequest(run_key=f"expectations:{key}:{newest[key]}", partition_key=key,
+                                              tags={TRIGGER_TAG: decision.why}))
+        else:
+            run_requests.append(dg.RunRequest(
+                run_key=range_run_key(f"expectations:{batch.first}:{batch.last}",
+                                      [f"{k}:{newest[k]}" for k in batch.keys]),
+                tags={RANGE_START_TAG: batch.first, RANGE_END_TAG: batch.last, BATCH_SIZE_TAG: str(len(batch.keys)),
+                      TRIGGER_TAG: decision.why},
+            ))
+    return dg.SensorResult(run_requests=run_requests, cursor=str(records[-1].storage_id))

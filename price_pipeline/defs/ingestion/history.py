@@ -5,6 +5,7 @@ import time
 import dagster as dg
 
 from price_pipeline.defs.ingestion.assets import ONE_HOSPITAL_PER_RUN, prices
+from price_pipeline.defs.ingestion.batching import per_hospital
 from price_pipeline.defs.ops.retries import LAKE_RETRY, classified
 from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.defs.resources import PricePipelineResource
@@ -20,6 +21,7 @@ from price_pipeline.lib import layout, price_history
     backfill_policy=ONE_HOSPITAL_PER_RUN,
     owners=["team:analytics"],
 )
+@per_hospital
 @classified
 def price_changes(context: dg.AssetExecutionContext, price_pipeline: PricePipelineResource) -> dg.MaterializeResult:
     """How the hospital's prices moved: its newest file version compared with the version it replaced.

@@ -1,0 +1,176 @@
+"""Many small hospitals per run, each still its own partition (issue 13).
+
+A run pays a process start and a code-location load (seconds) whatever it does; a national
+wave of small hospitals spent ~17x its work on that. So the catalog sensor requests one run
+over a *range* of consecutive hospital partitions of one host (Dagster's partition-range runs:
+the ``dagster/asset_partition_range_start``/``_end`` tags), and every hospital-partitioned
+ingestion asset runs its body once per hospital of the range (:func:`per_hospital`):
+
+* each hospital's materialization gets that hospital's own metadata (rows, bytes, files...);
+* a hospital whose body fails does not stop the others in the step, but the step then fails
+  (without retries: retrying would redo every hospital), no partition of the range is recorded
+  as materialized, and :func:`split_failed_batches` re-runs every hospital of the range as a
+  run of its own. There the usual retry policy and failure classification apply, and only the
+  failing hospital ends failed, in the failed-hospitals view like any single-hospital run;
+* the run carries the batch's host tag, so the per-host run limits count it as one run of
+  that host (the downloader's per-host request limits hold inside the run).
+
+A single-partition run (the CLI, retries, the change sensor, priority hospitals) is unchanged.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+
+import dagster as dg
+
+from price_pipeline.defs.ops.retries import FAILURE_KIND, FAILURE_ORIGIN, FAILURE_REASON
+from price_pipeline.lib.ops.classify import EXTERNAL, INTERNAL, PERMANENT, TRANSIENT
+
+# Dagster's tags for a run over a partition range.
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+BATCH_SIZE_TAG = "price_pipeline/batch_size"
+
+# Hospitals per batched ingestion run. Big enough that the run's fixed cost (~3-5 s) is small
+# next to its work, small enough that a failed batch's re-run (every hospital on its own) and a
+# slow hospital's wait for its batch stay cheap. 1 turns batching off.
+DEFAULT_BATCH_SIZE = 25
+
+
+def ingest_batch_size() -> int:
+    """``PRICE_PIPELINE_INGEST_BATCH_SIZE`` (default 25), read when runs are planned, so an
+    operator's change reaches the next sensor tick without a code-location reload."""
+    return max(1, int(os.environ.get("PRICE_PIPELINE_INGEST_BATCH_SIZE") or DEFAULT_BATCH_SIZE))
+
+
+class _OneHospital:
+    """The asset context as one hospital's body sees it inside a batched run: the partition
+    key is that hospital's; everything else is the run's context."""
+
+    def __init__(self, context: dg.AssetExecutionContext, key: str):
+        self._context = context
+        self.partition_key = key
+        self.partition_keys = [key]
+        self.has_partition_key = True
+
+    def __getattr__(self, name: str):
+        return getattr(self._context, name)
+
+
+def _kind(failure: dg.Failure) -> str:
+    value = (failure.metadata or {}).get(FAILURE_KIND)
+    return str(getattr(value, "value", value) or PERMANENT)
+
+
+def _origin(failure: dg.Failure) -> str:
+    value = (failure.metadata or {}).get(FAILURE_ORIGIN)
+    return str(getattr(value, "value", value) or INTERNAL)
+
+
+def batch_failure(keys: list[str], failed: dict[str, dg.Failure]) -> dg.Failure:
+    """The step failure of a batch in which some hospitals failed: transient only when every
+    hospital's failure was; the hospitals and their reasons in the metadata."""
+    kind = TRANSIENT if all(_kind(f) == TRANSIENT for f in failed.values()) else PERMANENT
+    # external only when every hospital's failure was (a server down, not an MRF): anything
+    # else counts against the platform, as for a single-hospital run
+    origin = EXTERNAL if all(_origin(f) == EXTERNAL for f in failed.values()) else INTERNAL
+    names = ", ".join(sorted(failed)[:10]) + (" ..." if len(failed) > 10 else "")
+    reason = f"{len(failed)} of {len(keys)} hospitals of the batch failed ({names}); each is re-run on its own"
+    return dg.Failure(
+        description=f"{kind}: {reason}",
+        metadata={
+            FAILURE_KIND: kind,
+            FAILURE_ORIGIN: origin,
+            FAILURE_REASON: reason,
+            "failed_hospitals": dg.MetadataValue.json(
+                {k: (f.description or "")[:500] for k, f in sorted(failed.items())}
+            ),
+        },
+        allow_retries=False,
+    )
+
+
+def per_hospital(fn):
+    """Decorate a hospital-partitioned asset body (under ``@dg.asset``, over ``@classified``):
+    in a partition-range run, call it once per hospital (see the module doc)."""
+
+    @functools.wraps(fn)
+    def wrapper(context: dg.AssetExecutionContext, *args, **kwargs):
+        if context.has_partition_key:
+            return fn(context, *args, **kwargs)
+        keys = list(context.partition_keys)
+        failed: dict[str, dg.Failure] = {}
+        for key in keys:
+            try:
+                result = fn(_OneHospital(context, key), *args, **kwargs)
+            except dg.Failure as failure:
+                failed[key] = failure
+            except (dg.RetryRequested, dg.DagsterExecutionInterruptedError, KeyboardInterrupt):
+                raise
+            except Exception as exc:  # a body without @classified: still only this hospital's failure
+                failed[key] = dg.Failure(description=f"{type(exc).__name__}: {exc}"[:1000])
+            else:
+                if isinstance(result, dg.MaterializeResult) and result.metadata:
+                    context.add_asset_metadata(dict(result.metadata), partition_key=key)
+                continue
+            context.log.error(f"{key}: {failed[key].description}")
+        if failed:
+            raise batch_failure(keys, failed)
+        return dg.MaterializeResult(metadata={"hospitals_in_run": len(keys)})
+
+    return wrapper
+
+
+def range_run_key(prefix: str, parts: list[str]) -> str:
+    """A run key for a batch: the prefix, its first and last key and a digest of what it covers."""
+    digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+    return f"{prefix}:{digest}"
+
+
+def _plain(value) -> object:
+    value = getattr(value, "value", value)
+    return value if isinstance(value, int | float | bool | str) or value is None else str(value)[:300]
+
+
+def combine_check_results(
+    results: dict[str, dg.AssetCheckResult], *, check_name: str | None = None
+) -> dg.AssetCheckResult:
+    """One check result for a batch: passed when every hospital's passed; the failing hospitals
+    and their metadata (the first 50) in its metadata; the most severe severity of a failure."""
+    failing = {k: r for k, r in results.items() if not r.passed}
+    severities = {r.severity for r in failing.values()}
+    severity = dg.AssetCheckSeverity.ERROR if dg.AssetCheckSeverity.ERROR in severities else (
+        next(iter(severities)) if severities else next(iter(results.values())).severity
+    )
+    return dg.AssetCheckResult(
+        check_name=check_name,
+        passed=not failing,
+        severity=severity,
+        metadata={
+            "hospitals_checked": len(results),
+            "hospitals_failing": len(failing),
+            "failing_hospitals": dg.MetadataValue.json({
+                k: {name: _plain(v) for name, v in (r.metadata or {}).items()}
+                for k, r in sorted(failing.items())[:50]
+            }),
+        },
+    )
+
+
+def per_hospital_check(fn):
+    """Decorate a hospital-partitioned asset check (under ``@dg.asset_check``): in a
+    partition-range run, evaluate it per hospital and report one combined result
+    (:func:`combine_check_results`). A failed blocking check fails the batch, which is then
+    re-run hospital by hospital, where each hospital gets its own check result."""
+
+    @functools.wraps(fn)
+    def wrapper(context, *args, **kwargs):
+        if context.has_partition_key:
+            return fn(context, *args, **kwargs)
+        results = {key: fn(_OneHospital(context, key), *args, **kwargs) for key in context.partition_keys}
+        return combine_check_results(results)
+
+    return wrapper
