@@ -5,12 +5,12 @@ from {{ ref('mart_price_distribution') }}
 where (
         not suppressed
         and not (
-            min_value <= p10_value + 1e-9
-            and p10_value <= p25_value + 1e-9
-            and p25_value <= median_value + 1e-9
-            and median_value <= p75_value + 1e-9
-            and p75_value <= p90_value + 1e-9
-            and p90_value <= max_value + 1e-9
+            min_value <= p10_value
+            and p10_value <= p25_value
+            and p25_value <= median_value
+            and median_value <= p75_value
+            and p75_value <= p90_value
+            and p90_value <= max_value
         )
     )
     or (

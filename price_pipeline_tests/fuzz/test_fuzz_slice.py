@@ -23,8 +23,6 @@ SLICE_INPUTS = int(os.environ.get("PRICE_PIPELINE_FUZZ_SLICE", 6 * len(SCHEDULE)
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="branch fix19-lock only: the parser/validator fixes of issue 19 "
-                   "(branch fix19-parse) are not merged here yet; the lead removes this mark at merge")
 def test_fuzz_slice(tmp_path):
     out = io.StringIO()
     cfg = Config(seed=1, work_dir=str(tmp_path / "fuzz"))

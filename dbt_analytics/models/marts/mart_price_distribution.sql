@@ -105,11 +105,25 @@ select
     cast(n_hospitals as integer)                    as n_hospitals,
     cast(n_prices as bigint)                        as n_prices,
     n_hospitals < {{ min_hospitals }}               as suppressed,
-    -- Rounded to cents (percentages to 1/100 %), each quantile on its own: the quantiles of one
-    -- sorted list are ordered, and rounding keeps them ordered while removing float noise.
-    {%- for stat in ['median_value', 'p10_value', 'p25_value', 'p75_value', 'p90_value', 'min_value', 'max_value'] %}
-    case when n_hospitals >= {{ min_hospitals }} then round({{ stat }}, 2) end as {{ stat }}{{ "," if not loop.last }}
-    {%- endfor %}
+    -- Rounded to cents (percentages to 1/100 %). The quantiles of one sorted list are ordered,
+    -- but float noise can put an interpolated p10 a hair above a median that sits on a half
+    -- cent (15665.195000001 vs 15665.194999999), and rounding then splits them by a cent. So
+    -- each statistic is rounded and then held to its neighbour towards the median: the order
+    -- min <= p10 <= p25 <= median <= p75 <= p90 <= max always holds, at most a cent from the
+    -- unrounded value.
+    case when n_hospitals >= {{ min_hospitals }} then round(median_value, 2) end as median_value,
+    case when n_hospitals >= {{ min_hospitals }} then
+        least(round(p10_value, 2), round(p25_value, 2), round(median_value, 2)) end as p10_value,
+    case when n_hospitals >= {{ min_hospitals }} then
+        least(round(p25_value, 2), round(median_value, 2)) end as p25_value,
+    case when n_hospitals >= {{ min_hospitals }} then
+        greatest(round(p75_value, 2), round(median_value, 2)) end as p75_value,
+    case when n_hospitals >= {{ min_hospitals }} then
+        greatest(round(p90_value, 2), round(p75_value, 2), round(median_value, 2)) end as p90_value,
+    case when n_hospitals >= {{ min_hospitals }} then
+        least(round(min_value, 2), round(p10_value, 2), round(p25_value, 2), round(median_value, 2)) end as min_value,
+    case when n_hospitals >= {{ min_hospitals }} then
+        greatest(round(max_value, 2), round(p90_value, 2), round(p75_value, 2), round(median_value, 2)) end as max_value
 from cells
 left join descriptions
     on cells.primary_code = descriptions.primary_code

@@ -197,11 +197,10 @@ class PrefixedReader(io.RawIOBase):
             self.prefix = self.prefix[n:]
             return n
         if not self.done:
-            data = self.inner.read(len(b))
-            if data:
-                b[: len(data)] = data
-                self.last = data[-1:]
-                return len(data)
+            n = self.inner.readinto(b)  # straight into the caller's buffer (no extra copy)
+            if n:
+                self.last = bytes(b[n - 1 : n])
+                return n
             self.done = True
             if self.suffix and self.last not in (b"", b"\n", b"\r"):
                 self.suffix = b"\n" + self.suffix
