@@ -196,3 +196,21 @@ def test_full_refresh_var_rebuilds_everything(tmp_path: Path) -> None:
     again = run_dbt(["build", "--vars", "{analytics_full_refresh: true}"], tmp=tmp_path)
     assert again.returncode == 0, again.stdout
     assert "incremental, computing" not in again.stdout
+
+
+def test_full_refresh_switches() -> None:
+    """The job run config and the CLI both reach `dbt build --full-refresh`."""
+    from price_pipeline.cli import build_parser
+    from price_pipeline.defs.analytics.assets import (
+        DbtBuildConfig,
+        dbt_build_args,
+        price_analytics_dbt_models,
+    )
+
+    assert "full_refresh" in price_analytics_dbt_models.op.config_schema.as_field().config_type.fields
+    assert DbtBuildConfig().full_refresh is False
+    assert dbt_build_args(False) == ["build"]
+    assert dbt_build_args(True) == ["build", "--full-refresh"]
+    args = build_parser().parse_args(["launch", "--job", "build_analytics", "--full-refresh"])
+    assert args.full_refresh is True
+    assert build_parser().parse_args(["launch", "--job", "build_analytics"]).full_refresh is False
