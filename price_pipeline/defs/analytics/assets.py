@@ -123,7 +123,7 @@ def price_analytics_dbt_models(
 
 
 def with_table_row_counts(events: list, price_pipeline: PricePipelineResource) -> list:
-    """Attach row counts of table models and the warehouse size to dbt's Output events."""
+    """Attach row counts of table and incremental models and the warehouse size to dbt's Output events."""
     warehouse = Path(price_pipeline.warehouse_path)
     if not warehouse.exists():
         return events
@@ -134,7 +134,7 @@ def with_table_row_counts(events: list, price_pipeline: PricePipelineResource) -
         for event in events:
             unique_id = getattr(event, "metadata", {}).get("unique_id")
             node = nodes.get(unique_id.value if hasattr(unique_id, "value") else unique_id) if unique_id else None
-            if isinstance(event, dg.Output) and node and node["config"].get("materialized") == "table":
+            if isinstance(event, dg.Output) and node and node["config"].get("materialized") in ("table", "incremental"):
                 relation = node["relation_name"]
                 rows = con.execute(f"SELECT count(*) FROM {relation}").fetchone()[0]  # noqa: S608
                 descriptions = {name: column.get("description") for name, column in node.get("columns", {}).items()}
