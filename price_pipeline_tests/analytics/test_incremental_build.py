@@ -214,3 +214,18 @@ def test_full_refresh_switches() -> None:
     args = build_parser().parse_args(["launch", "--job", "build_analytics", "--full-refresh"])
     assert args.full_refresh is True
     assert build_parser().parse_args(["launch", "--job", "build_analytics"]).full_refresh is False
+
+
+def test_old_warehouse_needs_full_refresh(tmp_path: Path) -> None:
+    """A warehouse built before the incremental tables (no fingerprint table) is rebuilt with
+    --full-refresh by the Dagster asset; a missing or current one is not."""
+    from price_pipeline.lib.warehouse import FINGERPRINT_TABLE, needs_full_refresh
+
+    warehouse = tmp_path / "warehouse.duckdb"
+    assert needs_full_refresh(warehouse) is False
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("CREATE TABLE int_price_facts (version_id INTEGER)")
+    assert needs_full_refresh(warehouse) is True
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute(f"CREATE TABLE {FINGERPRINT_TABLE} (hospital_id UBIGINT)")
+    assert needs_full_refresh(warehouse) is False

@@ -24,6 +24,7 @@ from price_pipeline.lib.layout import export_key
 from price_pipeline.lib.ops.tags import FULL_REFRESH_TAG
 from price_pipeline.lib.publish import publish_tables
 from price_pipeline.lib.storage import connect_duckdb
+from price_pipeline.lib.warehouse import needs_full_refresh
 from price_pipeline.settings import PROJECT_ROOT
 
 WAREHOUSE_POOL = "duckdb_warehouse"
@@ -105,6 +106,10 @@ def price_analytics_dbt_models(
     only hospitals whose file versions, catalog status or payer classes changed are recomputed,
     unless the run asks for a full refresh (config or tag, see DbtBuildConfig)."""
     full_refresh = config.full_refresh or context.run.tags.get(FULL_REFRESH_TAG) == "true"
+    if not full_refresh and needs_full_refresh(price_pipeline.warehouse_path):
+        # a warehouse of the layout before the incremental tables: rebuild it once
+        context.log.info("warehouse has no per-hospital fingerprints yet: dbt build --full-refresh")
+        full_refresh = True
     # DuckDB lets one process hold the file while dbt writes it, so row counts are read after
     # the build (not per model while it runs); the events are held back until then.
     with dbt_environment(price_pipeline):
