@@ -26,14 +26,21 @@ alternates with ``--repeat``), each timed around its subprocess or statement:
   small integer dictionaries (hospital, payer class per raw payer/plan pair, cell), the rows
   are joined to them on their raw strings and the per-hospital medians group on integers.
 
+Then the incremental phase (issue 16): the whole project was built from a hard-link mirror of the
+lake; 1 % of its hospitals get a new current version, ``dbt build`` runs again on that warehouse
+(incremental by hospital: dbt finds the changed hospitals itself), a full build of the changed lake
+runs on a fresh warehouse, and every mart of the two is compared row for row. Targets: the whole
+project within ``--target`` times the query, the incremental build within 10 % of the full
+rebuild, the marts equal.
+
 The query's mart is compared row for row with the mart of both dbt builds on every column but the
 md5 key (they must be the same mart). The dbt rows/s figures count the history rows dbt reads
 (current versions plus older ones); the query's counts the current rows it reads. Memory limit:
 the ``PRICE_PIPELINE_DUCKDB_MEMORY_LIMIT`` environment variable (default 4GB), for all sides.
 Prints the slowest dbt nodes of each build (from its run_results.json), rows/s and both ratios to
 the query; the last line is ``RESULT ... main_mart_ratio=... project_ratio=...``. The verdict is
-PASS when the main-mart build takes at most ``--target`` (2.0) times the query and both marts
-equal the query's (exit status 1 otherwise); the whole-project ratio is printed beside it.
+PASS when the main-mart build takes at most ``--target`` (2.0) times the query, both marts
+equal the query's and the three incremental-phase targets are met (exit status 1 otherwise).
 
     .venv/bin/python benchmarks/analytics_bench.py                      # 50 M rows, 500 hospitals
     .venv/bin/python benchmarks/analytics_bench.py --rows 2000000 --hospitals 50   # quick look
@@ -55,6 +62,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 REPO = Path(__file__).resolve().parents[1]
@@ -417,6 +425,9 @@ SELECT count(*) FROM (
 DBT_RUNS = {
     "project": ("dbt_warehouse", "dbt_target"),
     "main_mart": ("dbt_main_mart_warehouse", "dbt_main_mart_target"),
+    # after the timed runs: a full build of the lake with 1 % of hospitals changed, to compare the
+    # incremental build (on the project's warehouse, in place) with
+    "rebuild": ("dbt_rebuild_warehouse", "dbt_rebuild_target"),
 }
 MAIN_MART_SELECT = "+mart_price_distribution"
 
@@ -432,7 +443,77 @@ def _dbt_command(verb: str, work: Path, target: str, *extra: str) -> list[str]:
             "--target-path", str(work / target), "--log-path", str(work / "dbt_logs"), *extra]
 
 
-def parse_dbt(lake: Path, work: Path) -> float:
+def mirror_lake(lake: Path, mirror: Path) -> None:
+    """A copy of the cached lake made of hard links (seconds, no data copied), which the
+    incremental phase changes without touching the cache: a changed file is unlinked and written
+    anew, never written through a link."""
+    shutil.rmtree(mirror, ignore_errors=True)
+    for path in lake.rglob("*"):
+        target = mirror / path.relative_to(lake)
+        if path.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.link(path, target)
+
+
+def _replace(path: Path, table: pa.Table, **kwargs) -> None:
+    path.unlink(missing_ok=True)  # break the hard link to the cached lake first
+    pq.write_table(table, path, **kwargs)
+
+
+def new_versions(lake: Path, hospitals: int, share: float = 0.01) -> list[str]:
+    """What a wave of hospital runs leaves in the lake when ``share`` of the hospitals publish a
+    new file: for every 100th hospital, a new current version (its current rows with rates 4 %
+    higher, under a new sha), the prices partition replaced and ``versions.parquet`` with the old
+    version superseded. Returns the changed hospital keys."""
+    changed = []
+    step = max(1, round(1 / share))
+    keys = sorted(p.name.split("=", 1)[1] for p in (lake / "prices").glob("hospital_key=*"))
+    for key in keys[::step][: max(1, round(hospitals * share))]:
+        current = lake / "prices" / f"hospital_key={key}" / "prices.parquet"
+        table = pq.read_table(current)
+        sha = hashlib.sha256(f"{key}-incremental".encode()).hexdigest()
+        amount = pc.multiply(table["amount"], 1.04)
+        table = table.set_column(table.schema.get_field_index("amount"), "amount", amount)
+        table = table.set_column(table.schema.get_field_index("file_sha256"), "file_sha256",
+                                 pa.array([sha] * table.num_rows, PRICES_SCHEMA.field("file_sha256").type))
+        table = table.cast(PRICES_SCHEMA)
+        history = lake / "prices_history" / f"hospital_key={key}"
+        pq.write_table(table, history / f"file_sha256={sha}.parquet", compression="zstd", row_group_size=128 * 1024)
+        _replace(current, table, compression="zstd", row_group_size=128 * 1024)
+        versions = pq.read_table(history / "versions.parquet").to_pylist()
+        now = dt.datetime.now(dt.UTC)
+        for version in versions:
+            if version["is_current"]:
+                version.update(is_current=False, superseded_at=now)
+        versions.append({**versions[-1], "file_sha256": sha, "version_seq": len(versions) + 1, "rows": table.num_rows,
+                         "is_current": True, "first_seen_at": now, "last_seen_at": now, "superseded_at": None})
+        _replace(history / "versions.parquet", pa.Table.from_pylist(versions, schema=PRICE_VERSIONS_SCHEMA))
+        changed.append(key)
+    return changed
+
+
+def mart_differences(left: Path, right: Path) -> dict[str, int]:
+    """Rows of each mart (and review table) of ``right`` that ``left`` does not have, and the
+    reverse, as multisets: 0 everywhere means the two warehouses' marts are equal row for row."""
+    con = duckdb.connect()
+    con.execute(f"ATTACH '{left}' AS l (READ_ONLY)")
+    con.execute(f"ATTACH '{right}' AS r (READ_ONLY)")
+    tables = [name for (name,) in con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'r' AND table_schema = 'main' "
+        "AND table_type = 'BASE TABLE' AND (table_name LIKE 'mart_%' OR table_name = 'unmapped_payers')"
+    ).fetchall()]
+    differences = {}
+    for table in tables:
+        differences[table] = sum(con.execute(
+            f"SELECT count(*) FROM (FROM {a}.main.{table} EXCEPT ALL FROM {b}.main.{table})"  # noqa: S608
+        ).fetchone()[0] for a, b in (("l", "r"), ("r", "l")))
+    con.close()
+    return differences
+
+
+def parse_dbt(lake: Path, work: Path, mirror: Path) -> float:
     """``dbt parse`` into both target paths (untimed by the comparison, printed).
 
     A fresh target path means a full parse of the project (~5-8 s); every later dbt invocation
@@ -441,8 +522,8 @@ def parse_dbt(lake: Path, work: Path) -> float:
     later invocations, as every repeated run of the pipeline is.
     """
     started = time.monotonic()
-    for name, target in DBT_RUNS.values():
-        env = _dbt_env(lake, work / f"{name}.duckdb")
+    for run, (name, target) in DBT_RUNS.items():
+        env = _dbt_env(lake if run == "main_mart" else mirror, work / f"{name}.duckdb")
         result = subprocess.run(_dbt_command("parse", work, target), env=env, cwd=work, capture_output=True, text=True)
         if result.returncode != 0:
             print(result.stdout[-5000:], result.stderr[-2000:])
@@ -450,12 +531,14 @@ def parse_dbt(lake: Path, work: Path) -> float:
     return time.monotonic() - started
 
 
-def run_dbt_build(lake: Path, work: Path, run: str) -> float:
+def run_dbt_build(lake: Path, work: Path, run: str, *, fresh: bool = True) -> float:
     """One timed ``dbt build`` subprocess on a fresh warehouse: the whole project, or (``main_mart``)
-    ``--select +mart_price_distribution``: the main mart, every model upstream of it and their tests."""
+    ``--select +mart_price_distribution``: the main mart, every model upstream of it and their tests.
+    ``fresh=False`` builds on the existing warehouse: the incremental build."""
     name, target = DBT_RUNS[run]
     warehouse = work / f"{name}.duckdb"
-    warehouse.unlink(missing_ok=True)
+    if fresh:
+        warehouse.unlink(missing_ok=True)
     # cautious: the tests of the selected models only (the default, eager, also picks tests that
     # merely touch a selected model, e.g. relationships from other marts to stg_hospitals).
     extra = ("--select", MAIN_MART_SELECT, "--indirect-selection", "cautious") if run == "main_mart" else ()
@@ -523,7 +606,11 @@ def main() -> int:
     current, history = info["current_rows"], info["history_rows"]
     print(f"lake {lake}: {current:,} current rows, {history:,} rows in history, {args.hospitals} hospitals")
 
-    parse_s = parse_dbt(lake, run_dir)
+    # The whole project builds from a hard-link mirror of the lake, which the incremental phase
+    # then changes (the same rows as the cached lake until then).
+    mirror = work / "analytics_incremental_lake"
+    mirror_lake(lake, mirror)
+    parse_s = parse_dbt(lake, run_dir, mirror)
     print(f"  dbt parse (full parse into fresh target paths, not timed below): {parse_s:.1f}s", flush=True)
 
     times: dict[str, list[float]] = {"project": [], "main_mart": [], "query": []}
@@ -534,13 +621,14 @@ def main() -> int:
                 times["query"].append(run_plain_query(lake, run_dir))
                 print(f"  run {i + 1}: plain query {times['query'][-1]:.1f}s", flush=True)
             else:
-                times[side].append(run_dbt_build(lake, run_dir, side))
+                times[side].append(run_dbt_build(mirror if side == "project" else lake, run_dir, side))
                 label = "dbt build (whole project)" if side == "project" else f"dbt build --select {MAIN_MART_SELECT}"
                 print(f"  run {i + 1}: {label} {times[side][-1]:.1f}s", flush=True)
 
     con = duckdb.connect(str(run_dir / "plain.duckdb"))
     mismatches = {}
-    for run, (name, _) in DBT_RUNS.items():
+    for run in ("project", "main_mart"):
+        name = DBT_RUNS[run][0]
         con.execute(f"ATTACH '{run_dir / (name + '.duckdb')}' AS dbt (READ_ONLY)")
         mismatches[run] = con.execute(COMPARE).fetchone()[0]
         con.execute("DETACH dbt")
@@ -556,15 +644,40 @@ def main() -> int:
           f"{node_summary(run_dir, 'main_mart')}")
     print(f"plain query (mart_price_distribution): {query_s:.1f}s, {current / query_s:,.0f} rows/s")
     print(f"mart_price_distribution: {cells:,} cells; differing rows vs the query: "
-          f"whole project {mismatches['project']}, main mart build {mismatches['main_mart']}")
+          f"whole project {mismatches['project']}, main mart build {mismatches['main_mart']}", flush=True)
+
+    # Incremental: 1 % of the hospitals publish a new version; dbt builds the project's warehouse
+    # again (it finds the changed hospitals itself), then a full build of the changed lake on a
+    # fresh warehouse gives the marts the incremental build must equal.
+    changed = new_versions(mirror, args.hospitals)
+    incremental_s = run_dbt_build(mirror, run_dir, "project", fresh=False)
+    print(f"  incremental dbt build after new versions of {len(changed)} hospitals: {incremental_s:.1f}s; "
+          f"{node_summary(run_dir, 'project')}", flush=True)
+    rebuild_s = run_dbt_build(mirror, run_dir, "rebuild")
+    print(f"  full dbt build of the changed lake: {rebuild_s:.1f}s", flush=True)
+    incremental_diff = mart_differences(run_dir / f"{DBT_RUNS['project'][0]}.duckdb",
+                                        run_dir / f"{DBT_RUNS['rebuild'][0]}.duckdb")
+    incremental_equal = bool(incremental_diff) and not any(incremental_diff.values())
+    print(f"  marts after the incremental build vs the full rebuild, differing rows: {incremental_diff}")
+
+    # Against the full build of the same (changed) lake, run right after it: the fairer pair on a
+    # shared machine; the ratio to the timed whole-project build is printed beside it.
+    incremental_share = incremental_s / rebuild_s
+    print(f"  incremental / full rebuild {incremental_share:.3f}; incremental / whole project (timed above) "
+          f"{incremental_s / project_s:.3f}")
     ok = main_ratio <= args.target and equal
+    targets = {"project_ratio": project_ratio <= args.target, "incremental_share": incremental_share <= 0.10,
+               "incremental_equal": incremental_equal}
+    print("issue 16 targets: " + ", ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in targets.items()))
     print(f"RESULT analytics_bench memory_limit={MEMORY_LIMIT} rows={current} hospitals={args.hospitals} "
           f"main_mart_s={main_s:.1f} project_s={project_s:.1f} query_s={query_s:.1f} "
           f"main_mart_ratio={main_ratio:.2f} project_ratio={project_ratio:.2f} target<={args.target} "
           f"main_mart_rows_per_s={history / main_s:.0f} project_rows_per_s={history / project_s:.0f} "
-          f"query_rows_per_s={current / query_s:.0f} mart_equal={equal} {'PASS' if ok else 'FAIL'}")
-    return 0 if ok else 1
-
+          f"query_rows_per_s={current / query_s:.0f} mart_equal={equal} "
+          f"changed_hospitals={len(changed)} incremental_s={incremental_s:.1f} rebuild_s={rebuild_s:.1f} "
+          f"incremental_share={incremental_share:.3f} target<=0.10 incremental_equal={incremental_equal} "
+          f"{'PASS' if ok and all(targets.values()) else 'FAIL'}")
+    return 0 if ok and all(targets.values()) else 1
 
 if __name__ == "__main__":
     sys.exit(main())

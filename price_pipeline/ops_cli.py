@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from price_pipeline.lib.ops.tags import (
     BULK_ID_TAG,
     BULK_TITLE_TAG,
+    FULL_REFRESH_TAG,
     HOST_TAG,
     LAYER_TAG,
     PARTITION_TAG,
@@ -272,6 +273,9 @@ def _setup_launch(p: argparse.ArgumentParser) -> None:
                    "for hospital assets)")
     p.add_argument("--priority", type=int, default=None, help="dagster/priority tag (higher runs first)")
     p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="extra run tag (repeatable)")
+    p.add_argument("--full-refresh", action="store_true",
+                   help=f"with --job build_analytics: rebuild every per-hospital dbt table from scratch "
+                   f"(tag {FULL_REFRESH_TAG}=true; default: only the hospitals whose versions changed)")
     p.add_argument("--url", default=DEFAULT_URL, help=f"Dagster webserver (default {DEFAULT_URL})")
 
 
@@ -293,6 +297,8 @@ def _run_launch(args: argparse.Namespace) -> int:
     else:
         location = job_location(args.url, job)
     extra = _parse_tags(args.tag)
+    if args.full_refresh:
+        extra[FULL_REFRESH_TAG] = "true"
     client = graphql_client(args.url)
     urls = _hospital_urls(hospitals) if hospitals else {}
     launched = []

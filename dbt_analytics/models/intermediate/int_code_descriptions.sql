@@ -6,24 +6,16 @@
   published by the most hospitals for it in their current files (ties: the alphabetically
   first), and how many distinct descriptions the hospitals use. Read from the rows without a
   payer only (gross, cash, min, max: a few per item, picked by the pushed-down
-  `payer_name is null` filter), so the cost is that of the item rows, not of every price.
+  `payer_name is null` filter), so the cost is that of the item rows, not of every price; the
+  per-hospital distinct descriptions are int_hospital_code_descriptions (incremental by
+  hospital), so an incremental build reads only the changed hospitals.
 -#}
 
 with item_rows as (
 
-    select distinct
-        source.hospital_key,
-        source.primary_code,
-        source.primary_code_type,
-        {{ clean_text('source.description') }}   as description
-    from {{ source('history', 'prices_history') }} as source
-    inner join (
-        select distinct raw_hospital_key, raw_file_sha256 from {{ ref('int_price_groups') }} where is_current
-    ) as current_files
-        on source.hospital_key = current_files.raw_hospital_key
-        and source.file_sha256 = current_files.raw_file_sha256
-    where source.payer_name is null
-        and source.primary_code is not null
+    -- per hospital, incremental by hospital (int_hospital_code_descriptions)
+    select hospital_id, raw_primary_code, raw_primary_code_type, description
+    from {{ ref('int_hospital_code_descriptions') }}
 
 ),
 
@@ -41,12 +33,11 @@ counted as (
         codes.primary_code,
         codes.primary_code_type,
         item_rows.description,
-        count(distinct item_rows.hospital_key) as n_hospitals
+        count(distinct item_rows.hospital_id) as n_hospitals
     from item_rows
     inner join codes
-        on item_rows.primary_code = codes.raw_primary_code
-        and item_rows.primary_code_type is not distinct from codes.raw_primary_code_type
-    where item_rows.description is not null
+        on item_rows.raw_primary_code = codes.raw_primary_code
+        and item_rows.raw_primary_code_type is not distinct from codes.raw_primary_code_type
     group by all
 
 )

@@ -1,4 +1,5 @@
-{{ config(materialized='table') }}
+{{ hospital_incremental_config() }}
+/* depends_on: {{ ref('int_hospital_fingerprints') }} (read by the incremental macros) */
 
 {#-
   One row per item of the current file versions (item_id, the item identity hash of
@@ -29,6 +30,7 @@ items as (
     left join gross_cells
         on facts.cell_id = gross_cells.cell_id
     where facts.is_current
+        and {{ hospital_id_filter('facts.hospital_id', current_only=true) }}
     group by facts.item_id
 
 )
@@ -40,7 +42,10 @@ select
     cells.primary_code_type,
     items.n_prices,
     items.n_item_level_prices,
-    items.gross_amount
+    items.gross_amount,
+    fingerprints.fingerprint
 from items
+inner join {{ ref('int_hospital_fingerprints') }} as fingerprints
+    on items.hospital_id = fingerprints.hospital_id
 inner join (select distinct cell_id, primary_code, primary_code_type from {{ ref('int_price_cells') }}) as cells
     on items.cell_id = cells.cell_id

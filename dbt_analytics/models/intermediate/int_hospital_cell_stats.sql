@@ -1,4 +1,5 @@
-{{ config(materialized='table') }}
+{{ hospital_incremental_config() }}
+/* depends_on: {{ ref('int_hospital_fingerprints') }} (read by the incremental macros) */
 
 {#-
   The cells that the distribution, index and trend marts share: per file version x distribution
@@ -15,29 +16,43 @@
   aggregate groups on integers only, and only the key and the statistics are stored (hospital
   and current flag are one join away in int_price_versions): at 50 M prices this table has
   ~18 M rows and writing it is a large part of its cost.
+
+  Incremental by hospital (macros/incremental_by_hospital.sql): hospital_id and the hospital's
+  fingerprint (int_hospital_fingerprints) are stored on each row; an incremental build reads
+  only the changed hospitals' files and deletes the rows of changed or gone hospitals.
 -#}
 
 with facts as (
 
     select
         price_keys.version_id,
+        price_keys.hospital_id,
         cells.cell_id,
         price_keys.payer_class_id,
         {{ price_value('source') }}             as value
     from {{ source('history', 'prices_history') }} as source
     {{ join_price_dictionaries('source') }}
     where cells.is_distribution_cell
+        and {{ hospital_filter('source.hospital_key') }}
 
 )
 
 select
-    version_id,
-    cell_id,
-    payer_class_id,
-    count(*)            as n_prices,
-    median(value)       as hospital_median,
-    min(value)          as min_value,
-    max(value)          as max_value
-from facts
-where value is not null
-group by version_id, cell_id, payer_class_id
+    stats.*,
+    fingerprints.fingerprint
+from (
+    select
+        version_id,
+        hospital_id,
+        cell_id,
+        payer_class_id,
+        count(*)            as n_prices,
+        median(value)       as hospital_median,
+        min(value)          as min_value,
+        max(value)          as max_value
+    from facts
+    where value is not null
+    group by version_id, hospital_id, cell_id, payer_class_id
+) as stats
+inner join {{ ref('int_hospital_fingerprints') }} as fingerprints
+    on stats.hospital_id = fingerprints.hospital_id

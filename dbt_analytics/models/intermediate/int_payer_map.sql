@@ -111,11 +111,12 @@ decided as (
 )
 
 select
-    -- Integer key of the pair used by the row-level int_price_facts (only stable within a build).
-    cast(row_number() over (order by payer_name, plan_name nulls first) as integer) as payer_pair_id,
-    -- Integer key of payer_class (1..n by class name) carried by int_price_facts, so the
-    -- per-hospital cell aggregate groups on it; 0 is reserved there for rows without a payer.
-    cast(dense_rank() over (order by payer_class) as integer) as payer_class_id,
+    -- 64-bit key of the pair used by the row-level int_price_facts; a hash of the strings, the
+    -- same in every build (the per-hospital incremental tables keep rows of earlier builds).
+    hash(payer_name, plan_name)                 as payer_pair_id,
+    -- 64-bit key of payer_class carried by int_price_facts, so the per-hospital cell aggregate
+    -- groups on it; 0 is reserved there for rows without a payer.
+    hash(payer_class)                           as payer_class_id,
     {{ surrogate_key(['payer_name', 'plan_name']) }} as payer_plan_key,
     payer_name,
     plan_name,

@@ -3,7 +3,7 @@
 {#-
   The cell dictionary: one row per distinct as-published (primary_code, primary_code_type,
   setting, charge_kind, drug_type_of_measurement) of the price history, cleaned and harmonised
-  once per distinct value instead of once per price row, with integer ids of the result:
+  once per distinct value instead of once per price row, with 64-bit ids of the result:
 
     primary_code      the code cleaned by its type (pp_clean_code of price_pipeline.lib.codes,
                       the normaliser's own cleaning, re-applied so lakes written before a
@@ -27,7 +27,7 @@
   A narrow read (five dictionary-encoded columns) with a few tens of thousands of result rows.
   The row-level models join each price row to it on the raw strings and keep cell_id, so every
   aggregate downstream groups on integers and joins these strings back onto its small result.
-  Ids are only stable within one build.
+  Ids are hashes of the cleaned strings, the same in every build.
 -#}
 
 with raw_cells as (
@@ -68,13 +68,11 @@ harmonised as (
 )
 
 select
-    cast(dense_rank() over (
-        order by primary_code, primary_code_type, setting, charge_kind, drug_unit_type
-    ) as integer)                                                     as cell_id,
-    cast(dense_rank() over (order by primary_code, primary_code_type, setting) as integer)
-                                                                      as code_setting_id,
-    case when primary_code is not null
-        then cast(dense_rank() over (order by primary_code, primary_code_type) as integer) end as code_id,
+    -- Hashes of the cleaned strings: the same ids in every build, so per-hospital rows kept by an
+    -- incremental build (macros/incremental_by_hospital.sql) join to this build's dictionary.
+    hash(primary_code, primary_code_type, setting, charge_kind, drug_unit_type) as cell_id,
+    hash(primary_code, primary_code_type, setting)                    as code_setting_id,
+    case when primary_code is not null then hash(primary_code, primary_code_type) end as code_id,
     raw_primary_code,
     raw_primary_code_type,
     raw_setting,

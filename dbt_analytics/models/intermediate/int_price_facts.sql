@@ -1,4 +1,5 @@
-{{ config(materialized='table') }}
+{{ hospital_incremental_config() }}
+/* depends_on: {{ ref('int_hospital_fingerprints') }} (read by the incremental macros) */
 
 {#-
   The row-level table of the current prices that int_current_items and mart_payer_comparison
@@ -29,11 +30,16 @@
   on every row was the most expensive part of this model. Two rows differing only in padding or
   case of those columns would count as two items here; on the benchmark lake every mart is the
   same either way.
+
+  Incremental by hospital (macros/incremental_by_hospital.sql): the hospital's fingerprint
+  (int_hospital_fingerprints) is stored on each row; an incremental build reads only the changed
+  hospitals' files and deletes the rows of changed or gone hospitals.
 -#}
 
 with source as (
 
     select * from {{ source('history', 'prices_history') }}
+    where {{ hospital_filter('hospital_key', current_only=true) }}
 
 )
 
@@ -54,9 +60,12 @@ select
         source.drug_unit_of_measurement,
         source.drug_type_of_measurement
     )                                                        as item_id,
-    {{ price_value('source') }}                             as value
+    {{ price_value('source') }}                             as value,
+    fingerprints.fingerprint
 from source
 {{ join_price_dictionaries('source') }}
+inner join {{ ref('int_hospital_fingerprints') }} as fingerprints
+    on price_keys.hospital_id = fingerprints.hospital_id
 -- Only the current versions: the aggregates over all versions (int_hospital_cell_stats) read
 -- the lake themselves.
 where price_keys.is_current

@@ -1,4 +1,5 @@
-{{ config(materialized='table') }}
+{{ hospital_incremental_config('int_hospital_version_fingerprints') }}
+/* depends_on: {{ ref('int_hospital_version_fingerprints') }} (read by the incremental macros) */
 
 {#-
   The narrow first pass over the price history: one row per distinct combination of the raw
@@ -11,6 +12,10 @@
   Everything that only needs counts per file version x payer pair x charge kind is derived from
   here (int_payer_map's pair frequencies, mart_hospital_summary's counts, the value-contract
   test), and int_price_facts uses it to turn the raw key strings into integer ids.
+
+  Incremental by hospital (macros/incremental_by_hospital.sql): an incremental build reads only
+  the hospitals whose file versions changed (int_hospital_version_fingerprints) and deletes the
+  rows of changed or gone hospitals.
 -#}
 
 with raw_groups as (
@@ -29,6 +34,7 @@ with raw_groups as (
         count(*) filter (where percentage is null)      as n_percentage_null,
         count(*) filter (where value_text is null)      as n_value_text_null
     from {{ source('history', 'prices_history') }}
+    where {{ hospital_filter('hospital_key', 'int_hospital_version_fingerprints') }}
     group by all
 
 ),
@@ -58,9 +64,12 @@ select
     cleaned.n_rows,
     cleaned.n_amount_null,
     cleaned.n_percentage_null,
-    cleaned.n_value_text_null
+    cleaned.n_value_text_null,
+    fingerprints.fingerprint
 from cleaned
 -- Like int_prices: rows of a file the version list does not know are left out.
 inner join {{ ref('int_price_versions') }} as versions
     on cleaned.hospital_key = versions.hospital_key
     and cleaned.file_sha256 = versions.file_sha256
+inner join {{ ref('int_hospital_version_fingerprints') }} as fingerprints
+    on versions.hospital_id = fingerprints.hospital_id

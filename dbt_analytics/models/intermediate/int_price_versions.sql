@@ -20,11 +20,11 @@ removed as (
 )
 
 select
-    -- Small integer keys for the row-level int_price_facts (joins and group-bys on integers
-    -- instead of 64-character strings); only stable within one build.
-    cast(row_number() over (order by versions.hospital_key, versions.version_seq, versions.file_sha256) as integer)
-                                                                  as version_id,
-    cast(dense_rank() over (order by versions.hospital_key) as integer) as hospital_id,
+    -- 64-bit keys for the row-level tables (joins and group-bys on integers instead of
+    -- 64-character strings). Hashes of the key strings, so they are the same in every build:
+    -- the per-hospital incremental tables keep rows from earlier builds (macros/incremental_by_hospital.sql).
+    hash(versions.hospital_key, versions.file_sha256)             as version_id,
+    hash(versions.hospital_key)                                   as hospital_id,
     versions.hospital_key,
     versions.file_sha256,
     versions.version_seq,

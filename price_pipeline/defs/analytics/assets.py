@@ -21,8 +21,10 @@ from price_pipeline.defs.resources import PricePipelineResource
 from price_pipeline.defs.table_metadata import table_metadata
 from price_pipeline.lib.exports import ExportFilters, export_relation, quote_identifier
 from price_pipeline.lib.layout import export_key
+from price_pipeline.lib.ops.tags import FULL_REFRESH_TAG
 from price_pipeline.lib.publish import publish_tables
 from price_pipeline.lib.storage import connect_duckdb
+from price_pipeline.lib.warehouse import needs_full_refresh
 from price_pipeline.settings import PROJECT_ROOT
 
 WAREHOUSE_POOL = "duckdb_warehouse"
@@ -72,6 +74,21 @@ def dbt_environment(price_pipeline: PricePipelineResource):
                 os.environ[name] = value
 
 
+class DbtBuildConfig(dg.Config):
+    """Run config of the dbt models (``ops: price_analytics_dbt_models: config: full_refresh``)."""
+
+    full_refresh: bool = False
+    """Rebuild every per-hospital incremental table from scratch (dbt ``--full-refresh``), not only
+    the hospitals whose versions changed. Also set by the run tag ``price_pipeline/full_refresh=true``
+    (``price-pipeline launch --job build_analytics --full-refresh``). See docs/analytics.md."""
+
+
+def dbt_build_args(full_refresh: bool) -> list[str]:
+    """The dbt command of the models asset: an incremental ``build`` (dbt finds the changed
+    hospitals itself, macros/incremental_by_hospital.sql), or a full refresh on request."""
+    return ["build", "--full-refresh"] if full_refresh else ["build"]
+
+
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
@@ -79,14 +96,24 @@ def dbt_environment(price_pipeline: PricePipelineResource):
     pool=WAREHOUSE_POOL,
 )
 def price_analytics_dbt_models(
-    context: dg.AssetExecutionContext, dbt: DbtCliResource, price_pipeline: PricePipelineResource
+    context: dg.AssetExecutionContext,
+    config: DbtBuildConfig,
+    dbt: DbtCliResource,
+    price_pipeline: PricePipelineResource,
 ):
     """Staging, intermediate and mart models over every hospital's prices, built with dbt-duckdb;
-    dbt tests are reported as asset checks."""
+    dbt tests are reported as asset checks. The per-hospital intermediate tables are incremental:
+    only hospitals whose file versions, catalog status or payer classes changed are recomputed,
+    unless the run asks for a full refresh (config or tag, see DbtBuildConfig)."""
+    full_refresh = config.full_refresh or context.run.tags.get(FULL_REFRESH_TAG) == "true"
+    if not full_refresh and needs_full_refresh(price_pipeline.warehouse_path):
+        # a warehouse of the layout before the incremental tables: rebuild it once
+        context.log.info("warehouse has no per-hospital fingerprints yet: dbt build --full-refresh")
+        full_refresh = True
     # DuckDB lets one process hold the file while dbt writes it, so row counts are read after
     # the build (not per model while it runs); the events are held back until then.
     with dbt_environment(price_pipeline):
-        invocation = dbt.cli(["build"], context=context, raise_on_error=False)
+        invocation = dbt.cli(dbt_build_args(full_refresh), context=context, raise_on_error=False)
     try:
         events = list(invocation.stream())
     except BaseException:
@@ -101,7 +128,7 @@ def price_analytics_dbt_models(
 
 
 def with_table_row_counts(events: list, price_pipeline: PricePipelineResource) -> list:
-    """Attach row counts of table models and the warehouse size to dbt's Output events."""
+    """Attach row counts of table and incremental models and the warehouse size to dbt's Output events."""
     warehouse = Path(price_pipeline.warehouse_path)
     if not warehouse.exists():
         return events
@@ -112,7 +139,7 @@ def with_table_row_counts(events: list, price_pipeline: PricePipelineResource) -
         for event in events:
             unique_id = getattr(event, "metadata", {}).get("unique_id")
             node = nodes.get(unique_id.value if hasattr(unique_id, "value") else unique_id) if unique_id else None
-            if isinstance(event, dg.Output) and node and node["config"].get("materialized") == "table":
+            if isinstance(event, dg.Output) and node and node["config"].get("materialized") in ("table", "incremental"):
                 relation = node["relation_name"]
                 rows = con.execute(f"SELECT count(*) FROM {relation}").fetchone()[0]  # noqa: S608
                 descriptions = {name: column.get("description") for name, column in node.get("columns", {}).items()}

@@ -35,6 +35,9 @@ BULK_TAG = "price_pipeline/bulk"
 BULK_ID_TAG = "price_pipeline/bulk_id"  # shared by the runs of one backfill / retry-failed call
 BULK_TITLE_TAG = "price_pipeline/bulk_title"
 FORCE_DOWNLOAD_TAG = "price_pipeline/force_download"
+# "true" on a build_analytics run: every per-hospital incremental dbt table is rebuilt from
+# scratch (dbt --full-refresh) instead of only the hospitals whose versions changed.
+FULL_REFRESH_TAG = "price_pipeline/full_refresh"
 
 PRIORITY_HIGH = 10
 PRIORITY_NORMAL = 0
