@@ -1,0 +1,58 @@
+"""The national rehearsal's small variant (issue 13): 100 hospitals with tiny files on several
+faulty hosts through the real platform (daemon, sensors, run queue, analytics sensor) from a
+fresh instance, three days, and the benchmark's own checks.
+
+It asserts what must hold at any size: the run settles each day, every hospital is accounted
+for (current prices or the failed-hospitals view with a reason), no internal failure, no
+per-host run limit exceeded, zero data loss, prices equal to the direct parse, analytics
+caught up after each day. The day-1 time ratio to the library baseline is measured and
+reported but only loosely bounded here: at N = 100 the platform's fixed costs (start-up,
+the analytics build, the quiet period before the Great Expectations runs) dominate; the
+2x target is for N = 1,000 (benchmarks/README.md).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from price_pipeline.settings import PROJECT_ROOT
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+@pytest.mark.timeout(1200)
+def test_small_national_rehearsal_meets_its_targets(tmp_path):
+    out = tmp_path / "rehearsal.json"
+    command = [
+        sys.executable, str(PROJECT_ROOT / "benchmarks" / "national_rehearsal.py"),
+        "--hospitals", "100", "--hosts", "4", "--scale", "0.002", "--seed", "5",
+        "--trickle-seconds", "20", "--trickle-interval", "4", "--day-timeout", "420",
+        "--max-platform-ratio", "10", "--max-rehearsal-minutes", "18",
+        "--work-dir", str(tmp_path / "work"), "--out", str(out),
+    ]
+    result = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=1150)
+    output = result.stdout + result.stderr
+    result_lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
+    assert len(result_lines) == 1, output[-4000:]
+    print(result_lines[0])  # the measured figures, for -s / -rP
+    report = json.loads(out.read_text())
+    assert report["missed"] == [] and result.returncode == 0, (report["missed"], output[-4000:])
+
+    # what the checks saw, so a silently empty rehearsal cannot pass
+    assert report["catalog"]["hospitals"] == 100 and report["catalog"]["broken"] >= 1
+    assert all(report[day]["settled"] for day in ("day1", "day2", "day3"))
+    assert report["coverage"]["accounted_pct"] == 100.0 and report["coverage"]["with_prices"] >= 90
+    assert report["failures"]["internal"] == 0
+    assert report["data_loss"]["served"]["lost"] == 0 and report["data_loss"]["partial"]["partial"] == 0
+    # distinct byte sequences served (tiny generated files of one layout can be byte-identical)
+    served = report["data_loss"]["served"]
+    assert served["served"] >= 20 and served["served"] == served["in_lake"] + served["rejected_with_reason"]
+    assert report["prices_vs_direct_parse"]["mismatched_count"] == 0
+    assert report["prices_vs_direct_parse"]["missing_count"] == 0
+    # hospitals ran in batches: far fewer ingestion runs than hospitals on day 1
+    assert report["day1"]["ingestion_jobs"]["runs"] < 60
+    assert max(report["host_concurrency"].values()) <= 2
