@@ -16,7 +16,7 @@ UV := $(UV_HOME)/bin/uv
 # Never fetch a Python build: use the interpreter $(PYTHON) names (3.11+).
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test install manifest lint format bench clean lock fuzz
+.PHONY: run test install manifest lint format bench clean lock fuzz rehearsal
 
 $(UV_HOME)/.uv-$(UV_VERSION):
 	@rm -rf $(UV_HOME)
@@ -71,6 +71,10 @@ lock: $(UV_HOME)/.uv-$(UV_VERSION)
 ## price_pipeline_tests/fuzz/README.md). Holds /tmp/pp-heavy.lock so heavy jobs never overlap.
 fuzz: $(STAMP)
 	flock /tmp/pp-heavy.lock $(BIN)/python -m price_pipeline_tests.fuzz $(FUZZ_ARGS)
+
+## The small national rehearsal (100 hospitals, three days, ~9 min; benchmarks/national_rehearsal.py).
+rehearsal: manifest
+	PRICE_PIPELINE_REHEARSAL_TEST=1 $(BIN)/python -m pytest price_pipeline_tests/integration/test_national_rehearsal.py -rP
 
 clean:
 	rm -rf .data .dagster_home/storage .dagster_home/history .dagster_home/logs .dagster_home/schedules \

@@ -71,7 +71,12 @@ def test_demo_runs_itself_from_discovery_to_marts(tmp_path, demo_server):
                     return False
                 last_end = max(r.end_time or 0 for r in records)
                 event = instance.get_latest_materialization_event(dg.AssetKey("exports"))
-                return latest if event is not None and event.timestamp > last_end else False
+                if event is None:
+                    return False
+                # the build that wrote the exports must have started after the last ingestion
+                # ended (one that started earlier read a lake without the later hospitals)
+                build = instance.get_run_record_by_id(event.run_id)
+                return latest if build is not None and (build.start_time or 0) > last_end else False
             except Exception:  # the instance may still be initialising its storage
                 return False
 

@@ -14,6 +14,7 @@ the analytics build, the quiet period before the Great Expectations runs) domina
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -21,7 +22,15 @@ import pytest
 
 from price_pipeline.settings import PROJECT_ROOT
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.slow,
+    # ~9 minutes on the 2-core machine: more than the rest of the suite can spare under its 30-minute
+    # budget until the rehearsal's fixed per-day costs shrink, so it runs on request (`make rehearsal`)
+    pytest.mark.skipif(not os.environ.get("PRICE_PIPELINE_REHEARSAL_TEST"),
+                       reason="the small national rehearsal takes ~9 min: `make rehearsal` "
+                              "(PRICE_PIPELINE_REHEARSAL_TEST=1) runs it"),
+]
 
 
 @pytest.mark.timeout(1200)
