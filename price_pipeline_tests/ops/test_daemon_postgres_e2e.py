@@ -46,6 +46,9 @@ def test_sensor_queue_daemon_and_cli_on_postgres(tmp_path, monkeypatch, postgres
             "PRICE_PIPELINE_CATALOG_URL": server.catalog_url,
             "PRICE_PIPELINE_ALLOWED_PRIVATE_HOSTS": host_port(server.catalog_url),
             "PRICE_PIPELINE_CATALOG_SENSOR_INTERVAL": "5",
+            # one run per hospital: this test follows each hospital's own run through the queue,
+            # the dead-letter view and the CLI (batched range runs: defs/test_batched_runs.py)
+            "PRICE_PIPELINE_INGEST_BATCH_SIZE": "1",
         }
         for name, value in env.items():  # this process reads the same instance
             monkeypatch.setenv(name, value)

@@ -362,7 +362,9 @@ def test_daemon_killed_while_runs_are_queued_then_restarted_runs_them_all(tmp_pa
         server.set_hospitals(server.hospitals()[:3])
         grpc_port = free_port()
         home, workspace = _daemon_home(tmp_path, grpc_port)
-        env = {**_env(tmp_path, server), "DAGSTER_HOME": str(home), "PRICE_PIPELINE_CATALOG_SENSOR_INTERVAL": "2"}
+        # one run per hospital (no batched range runs), so that the catalog sensor forms a queue
+        env = {**_env(tmp_path, server), "DAGSTER_HOME": str(home), "PRICE_PIPELINE_CATALOG_SENSOR_INTERVAL": "2",
+               "PRICE_PIPELINE_INGEST_BATCH_SIZE": "1"}
         dagster = str(PROJECT_ROOT / ".venv" / "bin" / "dagster")
         code_server = start([dagster, "api", "grpc", "-m", "price_pipeline.definitions", "-a", "ingestion",
                              "-h", "127.0.0.1", "-p", str(grpc_port), "--location-name", "ingestion"],
