@@ -181,32 +181,16 @@ def register(con: duckdb.DuckDBPyConnection, *, temporary: bool = False) -> None
                 else MACROS_SQL)
 
 
-def clean_codes(pairs: list[tuple[str | None, str | None]]) -> list[tuple[str | None, str | None]]:
-    """Clean ``(code, type)`` pairs with the same SQL the normaliser runs: ``[(code, type), ...]``."""
+def _per_cleaned_pair(pairs: list[tuple[str | None, str | None]], columns: str) -> list[tuple]:
+    """``columns`` (SQL over the cleaned ``code`` and ``code_type``) for each ``(code, type)`` pair,
+    in input order, with the macros the normaliser and dbt use."""
     con = duckdb.connect()
     try:
         register(con)
         return [
             tuple(row)
             for row in con.execute(
-                "SELECT pp_clean_code(c.code, c.type), pp_clean_code_type(c.type) "
-                "FROM (SELECT unnest($pairs) AS c, generate_subscripts($pairs, 1) AS i) ORDER BY i",
-                {"pairs": [{"code": c, "type": t} for c, t in pairs]},
-            ).fetchall()
-        ]
-    finally:
-        con.close()
-
-
-def harmonise_codes(pairs: list[tuple[str | None, str | None]]) -> list[tuple[str | None, str | None, bool]]:
-    """``(code, type)`` pairs -> ``(cleaned code, harmonised system, well formed)``, as dbt's cells."""
-    con = duckdb.connect()
-    try:
-        register(con)
-        return [
-            tuple(row)
-            for row in con.execute(
-                "SELECT code, pp_code_system(code, code_type), pp_code_well_formed(code, code_type) FROM ("
+                f"SELECT {columns} FROM ("  # noqa: S608 - columns are this module's constants
                 " SELECT pp_clean_code(c.code, c.type) AS code, pp_clean_code_type(c.type) AS code_type, i"
                 " FROM (SELECT unnest($pairs) AS c, generate_subscripts($pairs, 1) AS i)) ORDER BY i",
                 {"pairs": [{"code": c, "type": t} for c, t in pairs]},
@@ -214,3 +198,13 @@ def harmonise_codes(pairs: list[tuple[str | None, str | None]]) -> list[tuple[st
         ]
     finally:
         con.close()
+
+
+def clean_codes(pairs: list[tuple[str | None, str | None]]) -> list[tuple[str | None, str | None]]:
+    """Clean ``(code, type)`` pairs with the same SQL the normaliser runs: ``[(code, type), ...]``."""
+    return _per_cleaned_pair(pairs, "code, code_type")
+
+
+def harmonise_codes(pairs: list[tuple[str | None, str | None]]) -> list[tuple[str | None, str | None, bool]]:
+    """``(code, type)`` pairs -> ``(cleaned code, harmonised system, well formed)``, as dbt's cells."""
+    return _per_cleaned_pair(pairs, "code, pp_code_system(code, code_type), pp_code_well_formed(code, code_type)")
