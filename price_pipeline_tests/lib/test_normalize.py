@@ -247,3 +247,43 @@ def test_malformed_code_is_never_primary(tmp_path):
     p.write_text("\n".join(head + body) + "\n")
     got = {r["description"]: (r["primary_code"], r["primary_code_type"]) for r in prices(tmp_path, p, "m")}
     assert got == {"a": ("0250", "RC"), "b": ("43598042660", "NDC"), "c": ("12345678", "HCPCS")}
+
+
+def test_pairs_skipping_duckdb_are_exactly_what_the_macros_give():
+    """The cleaner's shortcut (pairs the macros leave unchanged are not sent to DuckDB) must agree
+    with the macros on every pair it takes, and must take the common clean shapes."""
+    import itertools
+
+    import duckdb
+
+    from price_pipeline.demo import gen_mrf
+    from price_pipeline.lib import codes
+    from price_pipeline.lib.normalize import _already_clean
+
+    codes_seen = ["99213", "0001U", "4", "12", "0", "99213-26", "9921", "q9881", "Q9881", "J1100", "001", "470", "0470", "DRG 4",
+                  "0450", "450", "04501", "00002143380", "0002-1433-80", "N400002143380", "12345678901 [x]",
+                  " 99213", "99213 ", "9 9213", "ABC", "abc", "A.B-C/1", "x y", "", "Ａ1234", "١٢٣٤٥", "1234\n",
+                  "99213\u00a0", "+1", "`", "~{|}"]
+    types_seen = ["CPT", "HCPCS", "MS-DRG", "DRG", "CMS-DRG", "APR-DRG", "RC", "NDC", "LOCAL", "CDM", "CDT", "HIPPS",
+                  "APC", "ICD", "EAPG", "TRIS-DRG", "cpt", " CPT", "CPT ", "HCPC", "MSDRG", "REV", "REVENUE", "MS DRG",
+                  "C-P-T", "", None, "X9", "9X"]
+    rng, generator = random.Random(5), gen_mrf.Hospital(seed=5, payers=3)
+    generated = [pair for _ in range(3000) for pair in generator._codes(rng)[0]]  # the generator's own shapes
+    pairs = list(dict.fromkeys(list(itertools.product(codes_seen + [None], types_seen)) + generated))
+    con = duckdb.connect()
+    codes.register(con)
+    sql = con.execute(
+        "SELECT pp_clean_code(c.code, c.type), pp_clean_code_type(c.type),"
+        " pp_code_rank(pp_clean_code(c.code, c.type), pp_clean_code_type(c.type))"
+        " FROM (SELECT unnest($p) AS c, generate_subscripts($p, 1) AS i) ORDER BY i",
+        {"p": [{"code": c, "type": t} for c, t in pairs]}).fetchall()
+    taken = 0
+    for (code, code_type), (clean_code, clean_type, rank) in zip(pairs, sql, strict=True):
+        shortcut = _already_clean(code, code_type)
+        if shortcut is not None:
+            taken += 1
+            assert (clean_code, clean_type, rank) == (code, code_type, shortcut), (code, code_type)
+    for pair in [("99213", "CPT"), ("J1100", "HCPCS"), ("470", "MS-DRG"), ("0450", "RC"), ("00002143380", "NDC"),
+                 ("x y", "LOCAL"), ("ABC", "CDT"), ("123", "APR-DRG")]:
+        assert _already_clean(*pair) is not None, pair
+    assert taken > 100
