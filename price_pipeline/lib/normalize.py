@@ -553,9 +553,10 @@ def _item_partials(batch: pa.RecordBatch, extra: dict, codes_key: pa.Array, file
     out = {name: arr.take(pa.array(starts)) for name, arr in picked.items()}
     out.update({
         "file_idx": pa.repeat(pa.scalar(file_idx, pa.int32()), len(starts)),
-        # Stage 2 runs in passes over parts of the spill; equal identities share a part.
-        "part": pa.array(_string_hash(pc.binary_join_element_wise(
-            pc.fill_null(out["description"], ""), pc.fill_null(out["codes_key"], ""), "\n")) % _PART_MODULUS),
+        # A hash of the item identity: stage 2 sends only the rows whose hash occurs more than
+        # once to the GROUP BY, and runs in passes over parts of them (equal identities share a part).
+        "ident": (ident := _identity_hash(out)),
+        "part": pa.array(ident % _PART_MODULUS),
         "source_row": agg.column("source_row_min"),
         "source_path": agg.column("source_path_min"),
         "notes_key": agg.column("notes_key_min"),
@@ -567,6 +568,21 @@ def _item_partials(batch: pa.RecordBatch, extra: dict, codes_key: pa.Array, file
 
 
 _PART_MODULUS = 1 << 20
+_IDENTITY_STRINGS = ("sha", "description", "codes_key", "setting", "billing_class", "modifiers",
+                     "drug_type_of_measurement")
+
+
+def _identity_hash(cols: dict[str, pa.Array]) -> np.ndarray:
+    """A 63-bit hash of each row's item identity (equal identities, equal hashes; a collision
+    only sends a row through the GROUP BY it could have skipped)."""
+    joined = pc.binary_join_element_wise(*(pc.fill_null(cols[name], "") for name in _IDENTITY_STRINGS), "\n")
+    hashes = _string_hash(joined).astype(np.uint64)
+    # Drug units: -0.0 and 0.0 (and every NaN) hash alike, whatever the GROUP BY makes of them.
+    unit = cols["drug_unit_of_measurement"].fill_null(0.0).to_numpy(zero_copy_only=False).astype(np.float64)
+    unit = np.ascontiguousarray(np.where(np.isnan(unit), np.nan, unit + 0.0))
+    with np.errstate(over="ignore"):
+        hashes = hashes * np.uint64(1099511628211) + unit.view(np.uint64)
+    return (hashes >> np.uint64(1)).astype(np.int64)
 
 
 def _string_hash(arr: pa.Array) -> np.ndarray:
@@ -595,13 +611,82 @@ def _string_hash(arr: pa.Array) -> np.ndarray:
 
 
 def _write_items(con: duckdb.DuckDBPyConnection, spill_path: str, headers: list[dict], writer) -> int:
-    """Stage 2: the final item-level rows, streamed from DuckDB into ``writer``.
+    """Stage 2: the final item-level rows, into ``writer``.
+
+    A spilled row whose identity hash occurs once in the spill is an item of its own: its rows
+    are written as they are (no GROUP BY can merge it with anything). Only the rows with a
+    repeated hash (an item cut by a batch end, repeated far apart, or a hash collision) go
+    through DuckDB's GROUP BY (:func:`_aggregate_items`): a file's items are mostly unique, so
+    that is a small share of the spill."""
+    ident = pq.read_table(spill_path, columns=["ident"]).column(0).to_numpy()
+    values, counts = np.unique(ident, return_counts=True)
+    repeated = values[counts > 1]
+    del ident, values, counts
+    header = pa.Table.from_pylist(headers, schema=_HEADERS_SCHEMA)
+    dups_path = spill_path + ".repeated.parquet"
+    dups: pq.ParquetWriter | None = None
+    total = 0
+    try:
+        for batch in pq.ParquetFile(spill_path).iter_batches(batch_size=BATCH_ROWS):
+            is_dup = np.isin(batch.column("ident").to_numpy(zero_copy_only=False), repeated)
+            if is_dup.any():
+                if dups is None:
+                    dups = pq.ParquetWriter(dups_path, batch.schema, compression="lz4")
+                dups.write_batch(batch.filter(pa.array(is_dup)))
+                batch = batch.filter(pa.array(~is_dup))
+            if batch.num_rows:
+                table = _single_item_rows(batch, header)
+                if table.num_rows:
+                    writer.write_table(table)
+                    total += table.num_rows
+    finally:
+        if dups is not None:
+            dups.close()
+    if dups is not None:
+        total += _aggregate_items(con, dups_path, headers, writer)
+    return total
+
+
+_HEADERS_SCHEMA = pa.schema([("file_idx", pa.int32()), ("hospital_key", pa.string()), ("hospital_name", pa.string()),
+                             ("last_updated_on", pa.date32()), ("template_version", pa.string())])
+
+
+def _single_item_rows(batch: pa.RecordBatch, header: pa.Table) -> pa.Table:
+    """The item-level rows of spilled rows that are items of their own, as :data:`_ITEMS_FINAL`
+    would write them: one row per present kind, the row's lineage and notes (a stage-1 run has
+    one notes value, and its notes key is NULL exactly when the notes are)."""
+    file_idx = batch.column("file_idx")
+    parts = []
+    for kind, column in ITEM_KINDS:
+        val = batch.column(column)
+        if val.null_count == len(val):
+            continue
+        idx = pa.array(np.flatnonzero(val.is_valid().to_numpy(zero_copy_only=False)))
+        n = len(idx)
+        files = file_idx.take(idx)
+        cols = {
+            "file_sha256": batch.column("sha").take(idx),
+            # As published, -0.0 included (the GROUP BY key keeps it; only payer amounts lose it).
+            "amount": val.take(idx),
+            "charge_kind": pa.repeat(pa.scalar(kind, pa.string()), n),
+        }
+        for name in ("hospital_key", "hospital_name", "last_updated_on", "template_version"):
+            cols[name] = header.column(name).take(files)
+        for name in ("source_row", "source_path", "description", "setting", "billing_class", "modifiers",
+                     "drug_unit_of_measurement", "drug_type_of_measurement", "primary_code", "primary_code_type",
+                     "codes", "additional_generic_notes"):
+            cols[name] = batch.column(name).take(idx)
+        parts.append(pa.table([cols[f.name].cast(f.type) if f.name in cols else pa.nulls(n, f.type)
+                               for f in PRICES_SCHEMA], schema=PRICES_SCHEMA))
+    return pa.concat_tables(parts) if parts else PRICES_SCHEMA.empty_table()
+
+
+def _aggregate_items(con: duckdb.DuckDBPyConnection, spill_path: str, headers: list[dict], writer) -> int:
+    """The item-level rows of spilled rows whose identity repeats, streamed from DuckDB into ``writer``.
 
     DuckDB does not spill this aggregate (list payload) to disk, so it runs in passes of about
     :data:`SPILL_ROWS_PER_PASS` spilled rows each, over disjoint parts of the items."""
-    con.register("pp_headers", pa.Table.from_pylist(headers, schema=pa.schema([
-        ("file_idx", pa.int32()), ("hospital_key", pa.string()), ("hospital_name", pa.string()),
-        ("last_updated_on", pa.date32()), ("template_version", pa.string())])))
+    con.register("pp_headers", pa.Table.from_pylist(headers, schema=_HEADERS_SCHEMA))
     total = 0
     try:
         passes = max(1, math.ceil(pq.ParquetFile(spill_path).metadata.num_rows / SPILL_ROWS_PER_PASS))

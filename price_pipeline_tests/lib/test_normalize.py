@@ -287,3 +287,38 @@ def test_pairs_skipping_duckdb_are_exactly_what_the_macros_give():
                  ("x y", "LOCAL"), ("ABC", "CDT"), ("123", "APR-DRG")]:
         assert _already_clean(*pair) is not None, pair
     assert taken > 100
+
+
+def test_items_of_their_own_skip_the_group_by_and_equal_the_oracle(tmp_path, monkeypatch):
+    """Spilled item rows whose identity occurs once are written without the GROUP BY: they must be
+    the rows the SQL normaliser writes, -0 amounts and drug units included, and so must items whose
+    identity repeats (routed to the GROUP BY)."""
+    from price_pipeline.lib import normalize
+
+    from . import normalize_oracle
+
+    head = (BROKEN / "small_tall.csv").read_text().split("\n")[:3]
+    body = [
+        "Lone zero,99999,CPT,,,outpatient,,,-0,-0,Aetna,PPO,,0,,,,,,,fee schedule,-0,-0,",
+        "Lone drug,0002-1433-80,NDC,,,both,-0,UN,30,,Aetna,PPO,,20,,,,,,,fee schedule,20,20,note",
+        "Far apart,J1100,HCPCS,,,outpatient,,,20,18,Aetna,PPO,,10,,,,,,,fee schedule,10,12,first",
+        "Plain,0450,RC,,,inpatient,,,100,90,Cigna,HMO,,60,,,,,,,fee schedule,50,60,",
+        "Far apart,J1100,HCPCS,,,outpatient,,,20,18,Cigna,HMO,,11,,,,,,,fee schedule,10,12,later",
+    ]
+    path = tmp_path / "lone.csv"
+    path.write_text("\n".join(head + body) + "\n")
+    parsed = tmp_path / "lone.parquet"
+    summary = parse_to_parquet(path, parsed, file_sha256="s")
+    args = [(str(parsed), summary.header, "s")]
+    routed = []
+    real = normalize._aggregate_items
+    monkeypatch.setattr(normalize, "_aggregate_items",
+                        lambda con, spill, *a: routed.append(pq.read_table(spill).num_rows) or real(con, spill, *a))
+    normalize_to_prices(args, tmp_path / "new.parquet", hospital_key="h1")
+    normalize_oracle.normalize_to_prices(args, tmp_path / "old.parquet", hospital_key="h1")
+
+    def rows(p):
+        return collections.Counter(json.dumps(r, sort_keys=True, default=repr) for r in pq.read_table(p).to_pylist())
+
+    assert rows(tmp_path / "new.parquet") == rows(tmp_path / "old.parquet")
+    assert routed == [2]  # only the two "Far apart" runs went through the GROUP BY
