@@ -57,7 +57,6 @@ import itertools
 import math
 import os
 import queue
-import re
 import tempfile
 import threading
 
@@ -102,18 +101,19 @@ ITEM_KINDS = tuple(zip(ITEM_LEVEL_CHARGE_KINDS, ("gross_charge", "discounted_cas
 _NO_CODE = 1 << 30  # priority of an element without a code: never the primary code
 
 
-def _key_part(value: str | None) -> str:
-    """One field of a code-list key: ``-`` for NULL, else ``<length>:<value>``."""
-    return "-" if value is None else f"{len(value)}:{value}"
+def _key_parts(values: pa.Array) -> pa.Array:
+    """One field of a code-list key per value: ``-`` for NULL, else ``<length>:<value>``
+    (length in characters), so a concatenation of parts is unambiguous without escaping."""
+    lengths = pc.cast(pc.utf8_length(values), pa.string())
+    return pc.fill_null(pc.binary_join_element_wise(lengths, values, ":"), "-")
 
 
 # A pair that the cleaning macros map to itself can skip DuckDB (most published pairs are already
 # clean: ``99213``/``CPT``, ``0450``/``RC``). Conservative, ASCII-only shapes; anything else goes to
 # the macros, so the result is the macros' own in every case (tested pair by pair).
-_SHAPED_TYPES = {t: re.compile(p) for t, p in code_cleaning.WELL_FORMED_PATTERNS.items()}
-_PLAIN_TYPE = re.compile(r"[A-Z][A-Z0-9-]*")  # a type the type-cleaning macro leaves as is
-_PLAIN_CODE = re.compile(r"[!-`{-~]+")  # printable ASCII without space or lower-case letters
-_MACRO_TYPES = frozenset(code_cleaning.TYPE_SYNONYMS) | {"CDM"}  # types with their own rules
+_PLAIN_TYPE = "^[A-Z][A-Z0-9-]*$"  # a type the type-cleaning macro leaves as is
+_PLAIN_CODE = "^[!-`{-~]+$"  # printable ASCII without space or lower-case letters
+_MACRO_TYPES = sorted(set(code_cleaning.TYPE_SYNONYMS) | {"CDM"})  # types with their own rules
 
 
 def _type_priority(code_type: str) -> int:
@@ -124,18 +124,29 @@ def _type_priority(code_type: str) -> int:
     return priority
 
 
-def _already_clean(code: str | None, code_type: str | None) -> int | None:
-    """``pp_code_rank`` of a pair the macros leave unchanged, or None when that is not certain."""
-    if code_type is None or code is None:
-        return None
-    shape = _SHAPED_TYPES.get(code_type)
-    if shape is not None:  # CPT, HCPCS, DRGs, RC, NDC: already in the expected shape
-        return _type_priority(code_type) if shape.fullmatch(code) else None
-    if code_type == "LOCAL":  # kept exactly as published
-        return _type_priority(code_type)
-    if code_type in _MACRO_TYPES or not _PLAIN_TYPE.fullmatch(code_type) or not _PLAIN_CODE.fullmatch(code):
-        return None
-    return _type_priority(code_type)  # other types: trimmed and upper-cased, which it is
+def _already_clean(codes: pa.Array, types: pa.Array) -> np.ndarray:
+    """Per pair, ``pp_code_rank`` when the macros leave the pair unchanged, else -1 (not certain)."""
+    rank = np.full(len(codes), -1, np.int64)
+    if not len(codes):
+        return rank
+
+    def where(mask: pa.Array) -> np.ndarray:
+        return pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
+
+    has_code = where(pc.is_valid(codes))
+    special = list(code_cleaning.WELL_FORMED_PATTERNS) + ["LOCAL"]
+    for code_type, pattern in code_cleaning.WELL_FORMED_PATTERNS.items():
+        # CPT, HCPCS, DRGs, RC, NDC: already in the expected shape
+        ok = where(pc.equal(types, code_type)) & where(pc.match_substring_regex(codes, f"^(?:{pattern})$"))
+        rank[ok] = _type_priority(code_type)
+    rank[where(pc.equal(types, "LOCAL")) & has_code] = _type_priority("LOCAL")  # kept exactly as published
+    # other types: trimmed and upper-cased, which they are
+    other = (where(pc.match_substring_regex(types, _PLAIN_TYPE))
+             & ~where(pc.is_in(types, pa.array(special + _MACRO_TYPES, pa.string())))
+             & where(pc.match_substring_regex(codes, _PLAIN_CODE)))
+    for code_type in pc.unique(types.filter(pa.array(other))).to_pylist():
+        rank[other & where(pc.equal(types, code_type))] = _type_priority(code_type)
+    return rank
 
 
 class CodeCleaner:
@@ -152,57 +163,51 @@ class CodeCleaner:
         self._lock = threading.Lock()
 
     def _reset(self) -> None:
-        self._raw: dict[tuple[str | None, str | None], int] = {}  # raw pair -> cleaned pair id
-        self._ids: dict[tuple[str | None, str | None], int] = {}  # cleaned pair -> id
-        # By cleaned pair id, as Arrow arrays (appended to, never rebuilt) and a numpy priority.
-        self._codes_arr = pa.array([], pa.string())
-        self._types_arr = pa.array([], pa.string())
+        self._raw: dict[tuple[str | None, str | None], int] = {}  # raw pair -> pair id
+        # By pair id, as Arrow arrays (appended to, never rebuilt) and a numpy priority.
+        self._codes_arr = pa.array([], pa.string())  # cleaned code
+        self._types_arr = pa.array([], pa.string())  # cleaned type
         self._keys_arr = pa.array([], pa.string())  # the pair's part of a code-list key (see clean)
         self._prio_arr = np.zeros(0, np.int64)
 
-    def _add(self, cleaned: list[tuple[tuple, tuple, int | None]]) -> None:
-        """Record ``(raw pair, cleaned pair, rank)`` triples, giving new cleaned pairs ids."""
-        codes, types, prios, keys = [], [], [], []
-        for raw, out, rank in cleaned:
-            pid = self._ids.get(out)
-            if pid is None:
-                pid = self._ids[out] = len(self._ids)
-                codes.append(out[0])
-                types.append(out[1])
-                prios.append(_NO_CODE if out[0] is None else int(rank))
-                keys.append(_key_part(out[1]) + _key_part(out[0]))
-            self._raw[raw] = pid
-        if codes:
-            self._codes_arr = pa.concat_arrays([self._codes_arr, pa.array(codes, pa.string())])
-            self._types_arr = pa.concat_arrays([self._types_arr, pa.array(types, pa.string())])
-            self._keys_arr = pa.concat_arrays([self._keys_arr, pa.array(keys, pa.string())])
-            self._prio_arr = np.concatenate([self._prio_arr, np.asarray(prios, np.int64)])
-
     def _clean_new(self, pairs: list[tuple[str | None, str | None]]) -> None:
-        done, todo = [], []
-        for raw in pairs:
-            rank = _already_clean(*raw)
-            if rank is None:
-                todo.append(raw)
-            else:
-                done.append((raw, raw, rank))
-        if todo:
-            table = pa.table({"code": pa.array([p[0] for p in todo], pa.string()),
-                              "type": pa.array([p[1] for p in todo], pa.string())})
+        """Clean ``pairs`` (not yet known) and append them to the tables, vectorised."""
+        codes = pa.array([p[0] for p in pairs], pa.string())
+        types = pa.array([p[1] for p in pairs], pa.string())
+        rank = _already_clean(codes, types)
+        clean_codes, clean_types = codes, types
+        todo = np.flatnonzero(rank < 0)
+        if len(todo):
+            table = pa.table({"i": todo, "code": codes.take(pa.array(todo)), "type": types.take(pa.array(todo))})
             self._con.register("pp_pairs", table)
             try:
-                # Rows come back in any order (no insertion order): each carries its raw pair.
+                # Rows come back in any order (no insertion order): each carries its index.
                 # pp_code_rank: well-formed codes first, then type priority (lib/codes.py).
-                rows = self._con.execute(
-                    "SELECT code, type, clean_code, clean_type, pp_code_rank(clean_code, clean_type) FROM ("
-                    " SELECT code, type, pp_clean_code(code, type) AS clean_code, pp_clean_code_type(type) AS clean_type"
+                done = self._con.sql(
+                    "SELECT i, clean_code, clean_type, pp_code_rank(clean_code, clean_type) AS r FROM ("
+                    " SELECT i, pp_clean_code(code, type) AS clean_code, pp_clean_code_type(type) AS clean_type"
                     " FROM pp_pairs)"
-                ).fetchall()
+                ).to_arrow_table()
             finally:
                 self._con.unregister("pp_pairs")
-            done.extend(((code, typ), (clean_code, clean_type), rank)
-                        for code, typ, clean_code, clean_type, rank in rows)
-        self._add(done)
+            # Every pair at its position: the shortcut pairs as they are, then DuckDB's rows.
+            fast = np.flatnonzero(rank >= 0)
+            order = np.empty(len(pairs), np.int64)
+            order[np.concatenate([fast, done.column("i").to_numpy().astype(np.int64)])] = np.arange(len(pairs))
+            take = pa.array(order)
+            clean_codes = pa.concat_arrays([codes.take(pa.array(fast)),
+                                            done.column("clean_code").combine_chunks().cast(pa.string())]).take(take)
+            clean_types = pa.concat_arrays([types.take(pa.array(fast)),
+                                            done.column("clean_type").combine_chunks().cast(pa.string())]).take(take)
+            rank[done.column("i").to_numpy().astype(np.int64)] = done.column("r").to_numpy()
+        prio = np.where(clean_codes.is_valid().to_numpy(zero_copy_only=False), rank, _NO_CODE)
+        keys = pc.binary_join_element_wise(_key_parts(clean_types), _key_parts(clean_codes), "")
+        base = len(self._codes_arr)
+        self._raw.update(zip(pairs, range(base, base + len(pairs)), strict=True))
+        self._codes_arr = pa.concat_arrays([self._codes_arr, clean_codes.cast(pa.string())])
+        self._types_arr = pa.concat_arrays([self._types_arr, clean_types.cast(pa.string())])
+        self._keys_arr = pa.concat_arrays([self._keys_arr, keys])
+        self._prio_arr = np.concatenate([self._prio_arr, prio.astype(np.int64)])
 
     def _lookup(self, raw_pairs: list[tuple[str | None, str | None]]) -> tuple[np.ndarray, pa.Array, pa.Array, np.ndarray, pa.Array]:
         """Cleaned pair ids of ``raw_pairs`` (cleaning the new ones) and the id -> code/type/priority/key tables."""
