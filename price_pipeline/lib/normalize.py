@@ -35,18 +35,25 @@ grouping the whole file by a list column):
 1. The parsed Parquet is read in batches (:data:`BATCH_ROWS` rows), so memory does not grow
    with the file.
 2. Codes are cleaned once per DISTINCT ``(code, type)`` pair (:class:`CodeCleaner`: a file has
-   thousands of distinct codes and millions of rows); the pairs seen are cached (up to
-   :data:`CACHE_PAIRS`), each cleaned pair gets a small integer id for the batch's takes, and a
-   row's cleaned code list becomes a text key of its length-prefixed cleaned values (exact: two
-   lists have the same key exactly when they are equal).
-   The primary code is picked with numpy over the flattened lists.
+   thousands of distinct codes and millions of rows). Before the first batch, the distinct
+   pairs of the whole file (its ``codes`` column only, up to :data:`CACHE_PAIRS`) are cleaned
+   at once: pairs the macros would leave unchanged (``99213``/``CPT``: an Arrow regex per
+   type) are kept as they are, the rest go to the macros in ONE DuckDB query (binding them
+   costs ~30 ms a query, which a query per batch paid a hundred times for a 1 GB file). Pairs
+   first seen in a batch (beyond the cap) are cleaned the same way for that batch. Each
+   cleaned pair has a small integer id for the batch's takes, and a row's cleaned code list
+   becomes a text key of its length-prefixed cleaned values (exact: two lists have the same
+   key exactly when they are equal). The primary code is picked with numpy over the
+   flattened lists.
 3. Payer-level rows are written straight from the batch (Arrow filter/take, no SQL).
-4. Item-level rows are de-duplicated in two stages, both with DuckDB GROUP BYs over scalar
-   columns (the code-list key, not the list): per batch into partial aggregates (min row,
-   min path, the notes with the smallest lineage key), which are spilled to a temporary
-   Parquet file, then once over the spill. The spill holds one row per distinct item and
-   kind per batch — a tall file's payer repetitions collapse in the first stage — and the
-   final GROUP BY runs under DuckDB's memory limit (spilling to disk beyond it).
+4. Item-level rows are de-duplicated in two stages. Stage 1, per batch: consecutive rows of
+   the same item (a tall file repeats an item's charges on each payer row) collapse into one
+   spilled row carrying the run's smallest row, path and notes key, and a hash of the item
+   identity; the spill is a temporary Parquet file. Stage 2: a spilled row whose identity hash
+   occurs once in the spill is an item of its own and is written as it is (most of a file's
+   items); only rows with a repeated hash (an item cut by a batch end, listed twice, or a
+   collision) go through a DuckDB GROUP BY over scalar columns (the code-list key, not the
+   list), in passes of :data:`SPILL_ROWS_PER_PASS` rows under DuckDB's memory limit.
 """
 
 from __future__ import annotations
