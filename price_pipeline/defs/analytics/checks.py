@@ -6,7 +6,7 @@ import duckdb
 
 from price_pipeline.defs.analytics.assets import EXTRACTS, exports
 from price_pipeline.defs.resources import PricePipelineResource
-from price_pipeline.lib.exports import count_formula_cells
+from price_pipeline.lib.analytics import count_formula_cells
 
 
 @dg.asset_check(asset=exports, blocking=True)

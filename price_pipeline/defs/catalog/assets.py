@@ -11,8 +11,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from price_pipeline.defs.resources import PricePipelineResource
-from price_pipeline.lib import catalog as catalog_lib
-from price_pipeline.lib.discovery import apply_discovery, discover, guard_against_shrink
+from price_pipeline.lib.discovery import (
+    CatalogHospital,
+    apply_discovery,
+    discover,
+    files_fingerprint,
+    guard_against_shrink,
+    hospital_key,
+)
 
 CATALOG_SNAPSHOT_KEY = "catalog/hospital_catalog.json"
 HOSPITALS_KEY = "catalog/hospitals.parquet"
@@ -25,11 +31,11 @@ class HospitalCatalogConfig(dg.Config):
     allow_shrink: bool = False
 
 
-def hospital_record(h: catalog_lib.CatalogHospital) -> dict:
+def hospital_record(h: CatalogHospital) -> dict:
     """The registry/claim payload of one catalog entry, keyed by its partition key."""
     record = dataclasses.asdict(h)
-    record["hospital_key"] = catalog_lib.hospital_key(h)
-    record["files_fingerprint"] = catalog_lib.files_fingerprint(h)
+    record["hospital_key"] = hospital_key(h)
+    record["files_fingerprint"] = files_fingerprint(h)
     return record
 
 

@@ -25,9 +25,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from price_pipeline.lib import layout
-from price_pipeline.lib.ingest import FilesManifest, current_parsed_versions
-from price_pipeline.lib.storage import Lake, connect_duckdb
+from price_pipeline.lib.fetch.files import FilesManifest
+from price_pipeline.lib.lake import layout
+from price_pipeline.lib.lake.storage import Lake, connect_duckdb
+from price_pipeline.lib.parse.versions import current_parsed_versions
 
 RAW_TEXT_CHARS = 2000  # raw row text kept per quarantined row in the view
 

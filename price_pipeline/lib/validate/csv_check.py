@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from ..mrf.csv_reader import (
+from price_pipeline.lib.parse.mrf.csv_reader import (
     BLOCK_GROWTH,
     MAX_BLOCK_SIZE,
     MAX_RECORD_BYTES,
@@ -34,6 +34,7 @@ from ..mrf.csv_reader import (
     is_end_record,
     scan_records,
 )
+
 from .report import ReportCollector
 from .rules import (
     AFFIRMATION,
@@ -469,12 +470,12 @@ def validate_csv(open_stream, rc: ReportCollector, version=None, plain_path: str
 
 
 def format_label(rows: list[list[str]]) -> str | None:
-    """``csv_tall`` / ``csv_wide`` as the parser labels the file (:mod:`price_pipeline.lib.mrf.header`:
+    """``csv_tall`` / ``csv_wide`` as the parser labels the file (:mod:`price_pipeline.lib.parse.mrf.header`:
     the first of rows 1-3 that is a column header row, classified by its payer columns), so that the
     conformance report and the parse summary never disagree. None when no row is a column header.
     (Which rules apply is still decided the official way, by :class:`CsvLayout`.)"""
-    from ..mrf.findings import FindingCollector
-    from ..mrf.header import classify_columns, looks_like_column_row
+    from price_pipeline.lib.parse.mrf.findings import FindingCollector
+    from price_pipeline.lib.parse.mrf.header import classify_columns, looks_like_column_row
 
     k = next((i for i, r in enumerate(rows[:3]) if looks_like_column_row(r)), None)
     return None if k is None else classify_columns(rows[k], FindingCollector(0)).fmt

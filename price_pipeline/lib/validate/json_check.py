@@ -25,7 +25,8 @@ import ijson
 import jsonschema
 import numpy as np
 
-from ..mrf.json_reader import _parse_tail, _TailTracker, collect_top
+from price_pipeline.lib.parse.mrf.json_reader import _parse_tail, _TailTracker, collect_top
+
 from .report import ReportCollector
 from .rules import (
     BILLING_CODE_TYPES_V3,
@@ -435,7 +436,13 @@ def _items_chunked(open_stream, rc: ReportCollector, check_item, plain_path: str
     was) when the sequential path must decide: small payload, layout the cutter does not
     handle, a JSON syntax error anywhere (so that its message is the sequential one), no items.
     """
-    from ..mrf.json_chunks import ARRAY_KEY, Restart, parse_tail_members, read_charges_parallel
+    from price_pipeline.lib.parse.mrf.json_chunks import (
+        ARRAY_KEY,
+        Restart,
+        parse_tail_members,
+        read_charges_parallel,
+    )
+
     from .json_fast import check_chunk_v3, read_plain_file
 
     saved = rc.snapshot()
