@@ -350,23 +350,3 @@ def compute_price_changes(hospital_key: str, *, lake: Lake, scratch_dir: str | o
         counts=counts,
         bytes=out.stat().st_size,
     )
-
-
-def build_hospital_prices(
-    hospital_key: str, *, lake: Lake, scratch_dir: str | os.PathLike, memory_limit: str = "1GB"
-) -> tuple[int, int]:
-    """Normalise the hospital's current parsed files into the canonical prices table.
-
-    Returns (rows, bytes). Files whose parse found no readable MRF are skipped.
-    """
-    versions = [v for v in current_parsed_versions(hospital_key, lake=lake) if v.summary.get("ok")]
-    out = Path(scratch_dir) / "prices.parquet"
-    with contextlib.ExitStack() as stack:
-        inputs = [
-            (stack.enter_context(lake.local_copy(v.rows_key)), v.summary.get("header", {}), v.file_sha256)
-            for v in versions
-        ]
-        rows = normalize_to_prices(inputs, out, hospital_key=hospital_key, memory_limit=memory_limit)
-    size = out.stat().st_size
-    lake.put_file(out, layout.prices_key(hospital_key))
-    return rows, size
