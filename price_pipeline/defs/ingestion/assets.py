@@ -142,18 +142,18 @@ def mrf_parsed(context: dg.AssetExecutionContext, price_pipeline: PricePipelineR
         versions = parse_hospital_files(key, lake=price_pipeline.lake, scratch_dir=scratch,
                                                  settings=price_pipeline.settings)
     npis_recorded = record_header_claims(key, versions, registry=price_pipeline.registry)
-    rows = sum(v.summary.get("rows_parsed", 0) for v in versions)
+    rows = sum(v.summary.rows_parsed for v in versions)
     findings_by_rule: Counter[str] = Counter()
     for v in versions:
-        for finding in v.summary.get("findings", []):
-            findings_by_rule[finding["rule"]] += 1
+        for finding in v.summary.findings:
+            findings_by_rule[finding.rule] += 1
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": rows,
             "files_parsed": len(versions),
             "header_npis_recorded": npis_recorded,
-            "files_readable": sum(1 for v in versions if v.summary.get("ok")),
-            "rows_quarantined": sum(v.summary.get("rows_quarantined", 0) for v in versions),
+            "files_readable": sum(1 for v in versions if v.summary.ok),
+            "rows_quarantined": sum(v.summary.rows_quarantined for v in versions),
             "bytes": sum(price_pipeline.lake.size(v.rows_key) for v in versions),
             "duration_seconds": round(time.monotonic() - started, 3),
             "findings_by_rule": dg.MetadataValue.json(dict(findings_by_rule)),
@@ -161,10 +161,10 @@ def mrf_parsed(context: dg.AssetExecutionContext, price_pipeline: PricePipelineR
                 [
                     {
                         "file_sha256": v.file_sha256,
-                        "format": v.summary.get("format"),
-                        "version": v.summary.get("version"),
-                        "encoding": v.summary.get("encoding"),
-                        "rows": v.summary.get("rows_parsed"),
+                        "format": v.summary.format,
+                        "version": v.summary.version,
+                        "encoding": v.summary.encoding,
+                        "rows": v.summary.rows_parsed,
                     }
                     for v in versions
                 ]

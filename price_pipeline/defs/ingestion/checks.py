@@ -62,11 +62,11 @@ def mrf_parsed_has_rows(
 ) -> dg.AssetCheckResult:
     """Some current file parsed as a CMS MRF with at least one charge row."""
     versions = current_parsed_versions(context.partition_key, lake=price_pipeline.lake)
-    rows = sum(v.summary.get("rows_parsed", 0) for v in versions if v.summary.get("ok"))
+    rows = sum(v.summary.rows_parsed for v in versions if v.summary.ok)
     unreadable = [
-        {"file_sha256": v.file_sha256, "url": v.url, "findings": v.summary.get("findings", [])[:3]}
+        {"file_sha256": v.file_sha256, "url": v.url, "findings": [f.as_dict() for f in v.summary.findings[:3]]}
         for v in versions
-        if not v.summary.get("ok")
+        if not v.summary.ok
     ]
     reason = no_rows_reason(rows, unreadable)
     return dg.AssetCheckResult(
@@ -122,7 +122,7 @@ def mrf_parsed_row_count_not_collapsed(
     to publish a legitimately smaller file)."""
     key = context.partition_key
     versions = current_parsed_versions(key, lake=price_pipeline.lake)
-    current = sum(v.summary.get("rows_parsed", 0) for v in versions)  # as mrf_parsed's dagster/row_count
+    current = sum(v.summary.rows_parsed for v in versions)  # as mrf_parsed's dagster/row_count
     previous = published_parsed_row_count(context.instance, key)
     collapsed = row_count_collapsed(previous, current)
     accepted = collapsed and context.run.tags.get(ACCEPT_ROW_DROP_TAG, "").lower() == "true"
@@ -150,7 +150,7 @@ def mrf_parsed_has_no_error_findings(
 ) -> dg.AssetCheckResult:
     """Warns when parsing recorded error-severity findings (the data still flows)."""
     versions = current_parsed_versions(context.partition_key, lake=price_pipeline.lake)
-    errors = [f for v in versions for f in v.summary.get("findings", []) if f.get("severity") == "error"]
+    errors = [f.as_dict() for v in versions for f in v.summary.findings if f.severity == "error"]
     return dg.AssetCheckResult(
         passed=not errors,
         severity=dg.AssetCheckSeverity.WARN,

@@ -44,6 +44,18 @@ def parsed_prefix(hospital_key: str, file_sha256: str) -> str:
     return f"parsed/hospital_key={hospital_key}/file_sha256={file_sha256}"
 
 
+def parsed_rows_key(hospital_key: str, file_sha256: str) -> str:
+    return f"{parsed_prefix(hospital_key, file_sha256)}/rows.parquet"
+
+
+def parsed_summary_key(hospital_key: str, file_sha256: str) -> str:
+    return f"{parsed_prefix(hospital_key, file_sha256)}/summary.json"
+
+
+def parsed_quarantine_key(hospital_key: str, file_sha256: str) -> str:
+    return f"{parsed_prefix(hospital_key, file_sha256)}/quarantine.parquet"
+
+
 def parsed_current_key(hospital_key: str) -> str:
     return f"parsed/hospital_key={hospital_key}/current.json"
 

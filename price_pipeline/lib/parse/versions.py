@@ -7,16 +7,17 @@ previous version in place, and rerunning the step replaces its output.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from price_pipeline.lib.lake import layout
 from price_pipeline.lib.lake.storage import Lake
-from price_pipeline.lib.parse.mrf import parse_to_parquet
+from price_pipeline.lib.parse.mrf import Finding, ParseSummary, parse_to_parquet, quarantine_path
 from price_pipeline.settings import Settings
 
 if TYPE_CHECKING:
@@ -25,33 +26,60 @@ if TYPE_CHECKING:
     from price_pipeline.lib.registry import Registry
 
 
-@dataclass
-class ParsedVersion:
-    file_sha256: str
-    url: str
-    rows_key: str
-    summary: dict[str, Any]
-
-
 # Bump when parse_to_parquet's output changes: stored parses of an older revision are redone.
 PARSED_REVISION = 1
 
 
-def _parse_one(raw_path: str, out: Path, sha256: str, *, max_findings: int, limits: dict[str, Any]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ParsedVersion:
+    """One current file version as the parse step hands it on: where its rows are and its typed
+    parse summary, with the parse settings the stored rows were made with.
+
+    The hand-off to prices, checks and quarantine is ``parsed/hospital_key=<k>/current.json``
+    (a list of :meth:`to_dict`), and each version's ``summary.json`` holds the same summary; both
+    are written by :func:`parse_hospital_files` and read by :func:`current_parsed_versions` only.
+    """
+
+    file_sha256: str
+    url: str
+    rows_key: str
+    summary: ParseSummary
+    parsed_revision: int | None = None
+    max_findings: int | None = None
+    archive_limits: dict[str, Any] = field(default_factory=dict)
+
+    def summary_dict(self) -> dict[str, Any]:
+        """The JSON form of ``summary.json``: the parse summary and the settings it was made with."""
+        return {**self.summary.as_dict(), "parsed_revision": self.parsed_revision,
+                "max_findings": self.max_findings, "archive_limits": self.archive_limits}
+
+    def to_dict(self) -> dict[str, Any]:
+        """One entry of ``current.json``."""
+        return {"file_sha256": self.file_sha256, "url": self.url, "rows_key": self.rows_key,
+                "summary": self.summary_dict()}
+
+    @classmethod
+    def from_summary(cls, file_sha256: str, url: str, rows_key: str, summary: dict[str, Any]) -> ParsedVersion:
+        """The record of a stored summary (``summary.json`` or a ``current.json`` entry's)."""
+        return cls(file_sha256, url, rows_key, ParseSummary.from_dict(summary),
+                   parsed_revision=summary.get("parsed_revision"), max_findings=summary.get("max_findings"),
+                   archive_limits=summary.get("archive_limits", {}))
+
+
+def _parse_one(raw_path: str, out: Path, sha256: str, *, max_findings: int, limits: dict[str, Any]) -> ParseSummary:
     """Parse one file; an unexpected failure of the parser becomes a not-ok summary with a
     ``parse_failed`` finding (and an empty rows file), so one file never stops the others."""
     try:
-        return parse_to_parquet(raw_path, out, file_sha256=sha256, max_findings=max_findings, **limits).as_dict()
+        return parse_to_parquet(raw_path, out, file_sha256=sha256, max_findings=max_findings, **limits)
     except Exception as e:
         from price_pipeline.lib.parse.mrf.output import ParsedSink
 
-        for stale in (out, out.parent / f"{out.stem}.quarantine.parquet"):
+        for stale in (out, Path(quarantine_path(out))):
             stale.unlink(missing_ok=True)
         ParsedSink(out, sha256).close()  # the version's rows key always exists (empty)
-        return {"source": raw_path, "ok": False, "format": None, "version": None, "encoding": None,
-                "compression": None, "rows_parsed": 0, "rows_quarantined": 0, "header": {},
-                "findings": [{"rule": "parse_failed", "severity": "error", "message": f"{type(e).__name__}: {e}",
-                              "row": None, "column": None, "path": None}], "findings_total": 1}
+        return ParseSummary(source=raw_path, ok=False, format=None, version=None, encoding=None, compression=None,
+                            rows_parsed=0, rows_quarantined=0, header={},
+                            findings=[Finding("parse_failed", "error", f"{type(e).__name__}: {e}")], findings_total=1)
 
 
 def parse_hospital_files(
@@ -71,37 +99,41 @@ def parse_hospital_files(
     manifest = FilesManifest.from_json(lake.get_bytes(layout.files_manifest_key(hospital_key)))
     parsed: list[ParsedVersion] = []
     for outcome in manifest.ok_files:
-        prefix = layout.parsed_prefix(hospital_key, outcome.sha256)
-        stored = _stored_parse(lake, prefix, max_findings, limits) if reuse else None
+        rows_key = layout.parsed_rows_key(hospital_key, outcome.sha256)
+        stored = _stored_parse(lake, hospital_key, outcome.sha256, max_findings, limits) if reuse else None
         if stored is not None:
-            parsed.append(ParsedVersion(outcome.sha256, outcome.url, f"{prefix}/rows.parquet",
-                                        {**stored, "source": outcome.url}))
+            parsed.append(ParsedVersion.from_summary(outcome.sha256, outcome.url, rows_key,
+                                                     {**stored, "source": outcome.url}))
             continue
         out = Path(scratch_dir) / f"{outcome.sha256}.rows.parquet"
         with lake.local_copy(outcome.raw_key) as raw_path:
-            summary_dict = _parse_one(raw_path, out, outcome.sha256, max_findings=max_findings, limits=limits)
-        summary_dict.update(source=outcome.url, parsed_revision=PARSED_REVISION, max_findings=max_findings,
-                            archive_limits=limits)
-        lake.put_file(out, f"{prefix}/rows.parquet")
-        quarantine = out.parent / f"{out.stem}.quarantine.parquet"
+            summary = _parse_one(raw_path, out, outcome.sha256, max_findings=max_findings, limits=limits)
+        version = ParsedVersion(outcome.sha256, outcome.url, rows_key, dataclasses.replace(summary, source=outcome.url),
+                                parsed_revision=PARSED_REVISION, max_findings=max_findings, archive_limits=limits)
+        lake.put_file(out, rows_key)
+        quarantine = Path(quarantine_path(out))
         if quarantine.exists():
-            lake.put_file(quarantine, f"{prefix}/quarantine.parquet")
-        lake.put_bytes(json.dumps(summary_dict, indent=1, default=str).encode(), f"{prefix}/summary.json")
-        parsed.append(ParsedVersion(outcome.sha256, outcome.url, f"{prefix}/rows.parquet", summary_dict))
-    current = [asdict(p) for p in parsed]
-    lake.put_bytes(
-        json.dumps(current, indent=1, default=str).encode(), layout.parsed_current_key(hospital_key)
-    )
+            lake.put_file(quarantine, layout.parsed_quarantine_key(hospital_key, outcome.sha256))
+        # written after the rows: a summary marks a complete parse (see _stored_parse)
+        lake.put_bytes(_json(version.summary_dict()), layout.parsed_summary_key(hospital_key, outcome.sha256))
+        parsed.append(version)
+    lake.put_bytes(_json([p.to_dict() for p in parsed]), layout.parsed_current_key(hospital_key))
     return parsed
 
 
-def _stored_parse(lake: Lake, prefix: str, max_findings: int, limits: dict[str, Any]) -> dict[str, Any] | None:
+def _json(value: Any) -> bytes:
+    return json.dumps(value, indent=1, default=str).encode()
+
+
+def _stored_parse(
+    lake: Lake, hospital_key: str, file_sha256: str, max_findings: int, limits: dict[str, Any]
+) -> dict[str, Any] | None:
     """The stored summary of a parsed version when it can be reused (rows and summary present,
     same revision, findings cap and archive caps); ``summary.json`` is written after the rows, so
     it marks a complete parse. A parse that ended in an unexpected parser failure
     (``parse_failed``, perhaps a transient one such as memory) is never reused: it is tried again."""
-    key = f"{prefix}/summary.json"
-    if not lake.exists(key) or not lake.exists(f"{prefix}/rows.parquet"):
+    key = layout.parsed_summary_key(hospital_key, file_sha256)
+    if not lake.exists(key) or not lake.exists(layout.parsed_rows_key(hospital_key, file_sha256)):
         return None
     summary = json.loads(lake.get_bytes(key))
     if summary.get("parsed_revision") != PARSED_REVISION or summary.get("max_findings") != max_findings:
@@ -114,8 +146,11 @@ def _stored_parse(lake: Lake, prefix: str, max_findings: int, limits: dict[str, 
 
 
 def current_parsed_versions(hospital_key: str, *, lake: Lake) -> list[ParsedVersion]:
-    return [ParsedVersion(**p) for p in json.loads(lake.get_bytes(layout.parsed_current_key(hospital_key)))]
-
+    """The hospital's current parsed versions, as :func:`parse_hospital_files` last published them."""
+    return [
+        ParsedVersion.from_summary(p["file_sha256"], p["url"], p["rows_key"], p["summary"])
+        for p in json.loads(lake.get_bytes(layout.parsed_current_key(hospital_key)))
+    ]
 
 
 HEADER_CLAIM_SOURCE = "mrf_header"
@@ -132,7 +167,7 @@ def record_header_claims(hospital_key: str, versions: list[ParsedVersion], *, re
     """
     claims, identifiers = [], []
     for version in versions:
-        header = version.summary.get("header") or {}
+        header = version.summary.header or {}
         npis = [n.strip() for n in header.get("type_2_npi") or [] if n and _NPI.match(n.strip())]
         identifiers.extend(("npi", npi, hospital_key) for npi in npis)
         claims.append(

@@ -120,7 +120,7 @@ def build_hospital_prices_with_history(
     versions changed (or is missing).
     """
     scratch = Path(scratch_dir)
-    versions = [v for v in current_parsed_versions(hospital_key, lake=lake) if v.summary.get("ok")]
+    versions = [v for v in current_parsed_versions(hospital_key, lake=lake) if v.summary.ok]
     previous = read_versions(lake, hospital_key)
     known = {r["file_sha256"]: r for r in previous}
     per_version: dict[str, tuple[Path | None, int, dict]] = {}
@@ -128,7 +128,7 @@ def build_hospital_prices_with_history(
     for v in versions:
         if v.file_sha256 in per_version:  # the same bytes listed under two URLs
             continue
-        info = {"url": v.url, "header": v.summary.get("header") or {}}
+        info = {"url": v.url, "header": v.summary.header or {}}
         rows = _reusable_history(lake, hospital_key, v.file_sha256, known) if reuse else None
         if rows is not None:
             per_version[v.file_sha256] = (None, rows, info)
@@ -136,7 +136,7 @@ def build_hospital_prices_with_history(
         out = scratch / f"history-{v.file_sha256}.parquet"
         with lake.local_copy(v.rows_key) as parsed_path:
             rows = normalize_to_prices(
-                [(parsed_path, v.summary.get("header", {}), v.file_sha256)],
+                [(parsed_path, v.summary.header, v.file_sha256)],
                 out,
                 hospital_key=hospital_key,
                 memory_limit=memory_limit,

@@ -292,10 +292,10 @@ def test_parse_reuse_is_keyed_on_the_archive_caps_and_never_keeps_a_parser_failu
 
     monkeypatch.setattr(parse_versions, "parse_to_parquet", flaky)
     (first,) = parse_versions.parse_hospital_files("h1", lake=lake, scratch_dir=scratch)
-    assert not first.summary["ok"] and first.summary["findings"][0]["rule"] == "parse_failed"
+    assert not first.summary.ok and first.summary.findings[0].rule == "parse_failed"
     # the failure is not reused: the next run parses again, and that good parse is then reused
     (second,) = parse_versions.parse_hospital_files("h1", lake=lake, scratch_dir=scratch)
-    assert second.summary["ok"] and len(parsed) == 2
+    assert second.summary.ok and len(parsed) == 2
     parse_versions.parse_hospital_files("h1", lake=lake, scratch_dir=scratch)
     assert len(parsed) == 2
     # an operator who changes the archive caps gets every file parsed again under the new caps

@@ -63,6 +63,17 @@ class ParseSummary:
             "findings": [f.as_dict() for f in self.findings], "findings_total": self.findings_total,
         }
 
+    @classmethod
+    def from_dict(cls, data: dict) -> ParseSummary:
+        """The summary :meth:`as_dict` wrote (keys it does not know are ignored)."""
+        return cls(
+            source=data["source"], ok=bool(data["ok"]), format=data.get("format"), version=data.get("version"),
+            encoding=data.get("encoding"), compression=data.get("compression"),
+            rows_parsed=data.get("rows_parsed", 0), rows_quarantined=data.get("rows_quarantined", 0),
+            header=data.get("header") or {}, findings=[Finding(**f) for f in data.get("findings", [])],
+            findings_total=data.get("findings_total", 0),
+        )
+
 
 _KNOWN_VERSIONS = ("2.0.0", "2.1.0", "2.2.0", "2.2.1", "3.0.0")
 
