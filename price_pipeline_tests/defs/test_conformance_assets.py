@@ -92,7 +92,7 @@ def test_non_conformant_and_broken_hospitals_are_reported_but_prices_flow(instan
 
 def test_findings_are_capped_but_counts_complete(settings, tmp_path):
     from price_pipeline.lib.fetch.files import FileOutcome, FilesManifest
-    from price_pipeline.lib.lake.storage import raw_key
+    from price_pipeline.lib.lake.layout import raw_key
     from price_pipeline.lib.quality import conformance
 
     lake = LocalLake(settings.lake_url)

@@ -21,7 +21,7 @@ QUALITY_CHECK_NAMES = tuple(TABLE_CHECKS)
 
 
 def _prices_uris(lake) -> list[str]:
-    return [lake.uri(k) for k in lake.list_keys("prices/") if k.endswith("/prices.parquet")]
+    return [lake.uri(k) for k in lake.list_keys(layout.PRICES_PREFIX) if layout.is_prices_key(k)]
 
 
 def _publish(lake, table, key: str) -> int:

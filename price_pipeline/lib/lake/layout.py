@@ -1,4 +1,5 @@
-"""Where each dataset lives in the lake. One function per key so no path is spelled twice.
+"""Where each dataset lives in the lake. One function or constant per key, so no path is spelled
+twice: every other module asks this one.
 
     raw/<aa>/<sha256>.<ext>                                   every downloaded version, immutable
     manifests/hospital_key=<k>/mrf_files.json                 the hospital's current file versions
@@ -23,9 +24,11 @@
 
 from __future__ import annotations
 
-from price_pipeline.lib.lake.storage import raw_key
-
 __all__ = [
+    "CATALOG_SNAPSHOT_KEY",
+    "FILES_MANIFESTS_PREFIX",
+    "HOSPITALS_KEY",
+    "PRICES_PREFIX",
     "conformance_report_key",
     "conformance_table_key",
     "files_manifest_key",
@@ -36,8 +39,29 @@ __all__ = [
 ]
 
 
+def raw_key(sha256: str, extension: str) -> str:
+    """Content address of a raw file: identical bytes are stored once, under one key."""
+    ext = extension.lstrip(".").lower() or "bin"
+    return f"raw/{sha256[:2]}/{sha256}.{ext}"
+
+
+CATALOG_SNAPSHOT_KEY = "catalog/hospital_catalog.json"
+HOSPITALS_KEY = "catalog/hospitals.parquet"
+
+FILES_MANIFESTS_PREFIX = "manifests/"
+PRICES_PREFIX = "prices/"
+
+
+def hospital_key_of(key: str) -> str | None:
+    """The hospital of a per-hospital key (``<dataset>/hospital_key=<k>/...``), else None."""
+    parts = key.split("/")
+    if len(parts) > 2 and parts[1].startswith("hospital_key="):
+        return parts[1][len("hospital_key=") :]
+    return None
+
+
 def files_manifest_key(hospital_key: str) -> str:
-    return f"manifests/hospital_key={hospital_key}/mrf_files.json"
+    return f"{FILES_MANIFESTS_PREFIX}hospital_key={hospital_key}/mrf_files.json"
 
 
 def parsed_prefix(hospital_key: str, file_sha256: str) -> str:
@@ -61,11 +85,17 @@ def parsed_current_key(hospital_key: str) -> str:
 
 
 def prices_key(hospital_key: str) -> str:
-    return f"prices/hospital_key={hospital_key}/prices.parquet"
+    return f"{PRICES_PREFIX}hospital_key={hospital_key}/prices.parquet"
+
+
+def is_prices_key(key: str) -> bool:
+    """True for a hospital's current prices file (a key under :data:`PRICES_PREFIX` may be anything)."""
+    hospital_key = hospital_key_of(key)
+    return hospital_key is not None and key == prices_key(hospital_key)
 
 
 def prices_glob(lake_root: str) -> str:
-    return f"{lake_root.rstrip('/')}/prices/*/prices.parquet"
+    return f"{lake_root.rstrip('/')}/{PRICES_PREFIX}*/prices.parquet"
 
 
 def conformance_report_key(hospital_key: str, file_sha256: str) -> str:

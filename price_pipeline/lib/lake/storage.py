@@ -3,7 +3,7 @@
 Keys are ``/``-separated paths relative to the lake root (``raw/ab/abcd….csv``). Every write
 is atomic from a reader's point of view: locally a temporary file is renamed into place,
 and an S3 PUT only becomes visible once complete. Raw files are content-addressed by sha256
-and never overwritten (see :func:`raw_key`).
+and never overwritten (see :func:`price_pipeline.lib.lake.layout.raw_key`).
 """
 
 from __future__ import annotations
@@ -46,12 +46,6 @@ def check_key(key: str, *, prefix: bool = False) -> str:
     ):
         raise ValueError(f"lake key does not name an object inside the lake: {key!r}")
     return key
-
-
-def raw_key(sha256: str, extension: str) -> str:
-    """Content address of a raw file: identical bytes are stored once, under one key."""
-    ext = extension.lstrip(".").lower() or "bin"
-    return f"raw/{sha256[:2]}/{sha256}.{ext}"
 
 
 class Lake(Protocol):

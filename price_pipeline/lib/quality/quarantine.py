@@ -49,12 +49,8 @@ QUARANTINE_SCHEMA = pa.schema(
 
 
 def _hospital_keys(lake: Lake) -> list[str]:
-    keys = set()
-    for key in lake.list_keys("manifests/"):
-        part = key.split("/")[1]
-        if part.startswith("hospital_key="):
-            keys.add(part[len("hospital_key=") :])
-    return sorted(keys)
+    keys = {layout.hospital_key_of(key) for key in lake.list_keys(layout.FILES_MANIFESTS_PREFIX)}
+    return sorted(k for k in keys if k is not None)
 
 
 def _row(hospital_key: str, level: str, stage: str, reason: str, **kw: Any) -> dict[str, Any]:

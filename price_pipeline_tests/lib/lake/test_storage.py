@@ -8,7 +8,8 @@ import time
 import boto3
 import pytest
 
-from price_pipeline.lib.lake.storage import TEMP_PREFIX, LocalLake, S3Lake, open_lake, raw_key
+from price_pipeline.lib.lake.layout import raw_key
+from price_pipeline.lib.lake.storage import TEMP_PREFIX, LocalLake, S3Lake, open_lake
 
 
 def test_raw_key_is_content_addressed():

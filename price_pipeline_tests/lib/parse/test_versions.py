@@ -7,7 +7,12 @@ import json
 
 from price_pipeline.lib.fetch import FileOutcome, FilesManifest
 from price_pipeline.lib.lake import LocalLake, layout
-from price_pipeline.lib.parse import ParsedVersion, ParseSummary, current_parsed_versions, parse_hospital_files
+from price_pipeline.lib.parse import (
+    ParsedVersion,
+    ParseSummary,
+    current_parsed_versions,
+    parse_hospital_files,
+)
 from price_pipeline.lib.parse.versions import PARSED_REVISION
 
 from ..conftest import CMS

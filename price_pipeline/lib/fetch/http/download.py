@@ -29,7 +29,7 @@ status 200 under a ``.csv`` name. :func:`download` therefore
 * takes a slot of the per-host limiter (:mod:`~price_pipeline.lib.fetch.http.limits`) for each request.
 
 On success the file is renamed to ``<dest_dir>/<sha256>.<ext>``; the caller moves it into the lake
-(``storage.raw_key(result.sha256, result.extension)``). On failure no partial file is left behind,
+(``layout.raw_key(result.sha256, result.extension)``). On failure no partial file is left behind,
 except the HTML evidence described above.
 """
 
