@@ -2,16 +2,14 @@
 
 
 import io
-import re
 
 import dagster as dg
 import pyarrow.parquet as pq
 
 from price_pipeline.defs.catalog.assets import hospitals
 from price_pipeline.defs.resources import PricePipelineResource
+from price_pipeline.lib.discovery import VALID_KEY
 from price_pipeline.lib.lake import layout
-
-VALID_KEY = re.compile(r"^[a-z0-9_-]{1,64}$")
 
 
 @dg.asset_check(asset=hospitals, blocking=True)

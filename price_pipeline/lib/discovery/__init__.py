@@ -2,7 +2,7 @@
 
 * :func:`discover` — the step (``hospital_catalog`` and the catalog sensor): every source
   (:mod:`.sources`: the PRA-style catalog API, cms-hpt.txt, manual overrides) reconciled into one
-  hospital list (:mod:`.reconcile`), addresses standardised (:mod:`.geo`); returns a
+  hospital list (:mod:`.reconcile`; partition keys from the one normaliser, :mod:`.keys`), addresses standardised (:mod:`.geo`); returns a
   :class:`DiscoveryResult`, which :func:`apply_discovery` records in the registry.
 * :mod:`.catalog` — the catalog API client and the hospital key of a catalog entry.
 """
@@ -25,12 +25,14 @@ from price_pipeline.lib.discovery.discover import (
     discover,
     guard_against_shrink,
 )
+from price_pipeline.lib.discovery.keys import VALID_KEY, normalize_key
 
 __all__ = [
     "CatalogDiff",
     "CatalogError",
     "CatalogHospital",
     "CatalogShrinkError",
+    "VALID_KEY",
     "DiscoveryResult",
     "apply_discovery",
     "catalog_digest",
@@ -40,4 +42,5 @@ __all__ = [
     "files_fingerprint",
     "guard_against_shrink",
     "hospital_key",
+    "normalize_key",
 ]

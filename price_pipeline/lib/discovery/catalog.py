@@ -29,13 +29,14 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
+from price_pipeline.lib.discovery import keys
+from price_pipeline.lib.discovery.keys import normalize_key, slug
 from price_pipeline.lib.fetch.http.budget import TransferBudget
 from price_pipeline.lib.fetch.http.client import safe_client
 from price_pipeline.lib.fetch.http.url_safety import UnsafeUrlError
 from price_pipeline.lib.lake.text import TextFix, clean_json
 
 RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
-KEY_MAX_LENGTH = 64
 # A catalog page of 500 hospitals is ~1 MB; anything near this is not a catalog page.
 MAX_PAGE_BYTES = 64 * 1024 * 1024
 DEFAULT_REQUEST_DEADLINE_SECONDS = 120.0
@@ -298,43 +299,29 @@ def fetch_catalog(
             http.close()
 
 
-_SLUG_RE = re.compile(r"[^a-z0-9]+")
-
-
-def _slug(text: str) -> str:
-    return _SLUG_RE.sub("-", text.lower()).strip("-")
-
-
 def hospital_key(h: CatalogHospital) -> str:
     """Stable partition key for a hospital, matching ``[a-z0-9_-]{1,64}``.
 
     Choice: the CMS Certification Number identifies a hospital across catalogs and years,
     whereas the catalog ``id`` is specific to one catalog provider and names get re-branded.
     So: ``ccn-<ccn>`` when a CCN is present; otherwise ``<slug(name)>-<state>``; otherwise
-    ``id-<slug(id)>``. Keys longer than 64 characters are cut and suffixed with a short hash of
-    the full key so that two long names still map to different keys.
+    ``id-<slug(id)>``. Long keys are cut by the one normaliser (:func:`.keys.normalize_key`).
     """
-    if h.ccn and _slug(h.ccn):
-        key = f"ccn-{_slug(h.ccn)}"
-    elif _slug(h.name):
-        key = "-".join(part for part in (_slug(h.name), _slug(h.state or "")) if part)
+    if h.ccn and slug(h.ccn):
+        key = f"ccn-{slug(h.ccn)}"
+    elif slug(h.name):
+        key = "-".join(part for part in (slug(h.name), slug(h.state or "")) if part)
     else:
-        key = f"id-{_slug(h.id) or hashlib.sha256(h.id.encode()).hexdigest()[:12]}"
-    if len(key) > KEY_MAX_LENGTH:
-        digest = hashlib.sha256(key.encode()).hexdigest()[:8]
-        key = f"{key[: KEY_MAX_LENGTH - 9].rstrip('-')}-{digest}"
-    return key
+        key = f"id-{slug(h.id) or hashlib.sha256(h.id.encode()).hexdigest()[:12]}"
+    return normalize_key(key)
 
 
 def files_fingerprint(h: CatalogHospital) -> str:
-    """16-hex-char hash of the hospital's files (url, size, retrieved_at, sha256); order-insensitive.
-
-    Used as a sensor run_key: it changes when a file is added, removed, moved, re-sized,
-    re-crawled or re-hashed, and is identical for an unchanged listing.
-    """
-    entries = sorted([f.url, f.size, f.retrieved_at, f.sha256] for f in h.files)
-    blob = json.dumps(entries, separators=(",", ":"), default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
+    """16-hex-char hash of the hospital's files (url, size, retrieved_at, sha256); order-insensitive
+    (:func:`.keys.files_fingerprint`, the same digest reconciliation gives a hospital's files)."""
+    return keys.files_fingerprint(
+        {"url": f.url, "size": f.size, "retrieved_at": f.retrieved_at, "sha256": f.sha256} for f in h.files
+    )
 
 
 # <EIN>[-<NPI>]_<hospital-name>_standardcharges.<ext> (CMS 45 CFR 180.50(d)(5) naming convention).

@@ -24,29 +24,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from price_pipeline.lib.discovery.catalog import KEY_MAX_LENGTH
+from price_pipeline.lib.discovery.keys import files_fingerprint, normalize_key, slug
 from price_pipeline.lib.discovery.sources.base import Claim
 
 SOURCE_PRECEDENCE = {"overrides": 0, "catalog_api": 1, "cms_hpt": 2}
 _ATTRS = ("name", "ccn", "ein", "npi", "address", "city", "state", "zip", "website")
 _SLUG_RE = re.compile(r"[^a-z0-9]+")
-VALID_KEY = re.compile(r"^[a-z0-9_-]{1,64}$")
-
-
-def slug(text: str | None) -> str:
-    return _SLUG_RE.sub("-", (text or "").lower()).strip("-")
-
-
-def normalize_key(raw: str) -> str:
-    """Any text -> a partition key ``[a-z0-9_-]{1,64}`` (long keys cut and suffixed with a hash)."""
-    key = (
-        re.sub(r"[^a-z0-9_-]+", "-", raw.lower()).strip("-_")
-        or "h-" + hashlib.sha256(raw.encode()).hexdigest()[:12]
-    )
-    if len(key) > KEY_MAX_LENGTH:
-        digest = hashlib.sha256(key.encode()).hexdigest()[:8]
-        key = f"{key[: KEY_MAX_LENGTH - 9].rstrip('-_')}-{digest}"
-    return key
 
 
 def _norm_name(name: str | None) -> str:
@@ -89,12 +72,6 @@ class ReconcileResult:
     attributed: list[tuple[str, Claim]] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
     excluded: list[str] = field(default_factory=list)
-
-
-def files_fingerprint(files: list[dict[str, Any]]) -> str:
-    """16 hex chars over (url, size, retrieved_at, sha256) of the files; order-insensitive."""
-    entries = sorted([f["url"], f.get("size"), f.get("retrieved_at"), f.get("sha256")] for f in files)
-    return hashlib.sha256(json.dumps(entries, separators=(",", ":"), default=str).encode()).hexdigest()[:16]
 
 
 def reconcile(claims: list[Claim], known: dict[tuple[str, str], str] | None = None) -> ReconcileResult:

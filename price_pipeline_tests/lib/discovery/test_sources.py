@@ -11,7 +11,8 @@ from price_pipeline.demo.server import DemoCatalogServer, generate_catalog
 from price_pipeline.lib.discovery.catalog import CatalogError
 from price_pipeline.lib.discovery.discover import apply_discovery, discover
 from price_pipeline.lib.discovery.geo import enrich, standardize_address, zip5, zip_centroid
-from price_pipeline.lib.discovery.reconcile import VALID_KEY, normalize_key, reconcile
+from price_pipeline.lib.discovery.keys import VALID_KEY, normalize_key
+from price_pipeline.lib.discovery.reconcile import reconcile
 from price_pipeline.lib.discovery.sources.base import Claim, ClaimFile
 from price_pipeline.lib.discovery.sources.catalog_api import CatalogApiSource
 from price_pipeline.lib.discovery.sources.cms_hpt import fetch_cms_hpt, hpt_urls, normalize_url, parse_cms_hpt
