@@ -25,7 +25,12 @@ import ijson
 import jsonschema
 import numpy as np
 
-from price_pipeline.lib.parse.mrf.json_reader import _parse_tail, _TailTracker, collect_top
+from price_pipeline.lib.parse.mrf.json_top import (
+    TailTracker,
+    collect_top,
+    find_tail_members,
+    parse_tail_members,
+)
 
 from .report import ReportCollector
 from .rules import (
@@ -392,7 +397,7 @@ def _validate_json(open_stream, rc: ReportCollector, choose, plain_path: str | N
     n = 0
     error = None
     with open_stream() as s:
-        tracker = _TailTracker(s)
+        tracker = TailTracker(s)
         try:
             for it in ijson.items(tracker, "standard_charge_information.item", use_float=True, buf_size=1 << 20):
                 tracker.mark()
@@ -419,7 +424,7 @@ def _validate_json(open_stream, rc: ReportCollector, choose, plain_path: str | N
             info["syntax_error"] = True
             return info
     elif not tracker.overflow:
-        top.update({k: val for k, val in _parse_tail(b"".join(tracker.since_mark)).items() if k not in top})
+        top.update({k: val for k, val in find_tail_members(b"".join(tracker.since_mark)).items() if k not in top})
     info["version"] = _declared(top)
     meta = {k: _plain(top[k]) for k in CAPTURED if k in top}
     for rule, msg, path in schema_errors(meta_v if n else full_v, meta):
@@ -436,12 +441,7 @@ def _items_chunked(open_stream, rc: ReportCollector, check_item, plain_path: str
     was) when the sequential path must decide: small payload, layout the cutter does not
     handle, a JSON syntax error anywhere (so that its message is the sequential one), no items.
     """
-    from price_pipeline.lib.parse.mrf.json_chunks import (
-        ARRAY_KEY,
-        Restart,
-        parse_tail_members,
-        read_charges_parallel,
-    )
+    from price_pipeline.lib.parse.mrf.json_chunks import ARRAY_KEY, Restart, read_charges_parallel
 
     from .json_fast import check_chunk_v3, read_plain_file
 

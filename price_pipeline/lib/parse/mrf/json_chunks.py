@@ -42,14 +42,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.json as pajson
 
-from .json_reader import ITEM_FULL_T, add_nines, collect_top, flatten_items
-from .limits import JsonGuard, check_depth, guard_of
+from .json_items import ITEM_FULL_T, add_nines, flatten_items
+from .json_top import MAX_TAIL_BYTES
+from .limits import check_depth, guard_of
 
 CHUNK_BYTES = 16 * 1024**2
 READ_BYTES = 4 * 1024**2
 MAX_HEAD_BYTES = 64 * 1024**2
 MAX_ITEM_BYTES = 256 * 1024**2
-MAX_TAIL_BYTES = 256 * 1024**2
 ARRAY_KEY = b'"standard_charge_information"'
 _SCHEMA = pa.schema([pa.field(f.name, f.type) for f in ITEM_FULL_T])
 _KEEP = b'"{}[]'
@@ -425,28 +425,3 @@ def read_charges_parallel(open_stream, *, sink=None, fc=None, sha=None, flat=Non
 def _process_keep(chunk: bytes, base: int, cand, sha):
     res = process_chunk(chunk, base, cand, sha)
     return res if res[0] == "raw" else (*res, chunk)
-
-
-class TailError(ValueError):
-    """What follows the charges array is not the rest of one JSON object."""
-
-
-def parse_tail_members(tail: bytes) -> dict:
-    """Top-level members after the charges array: ``tail`` is what follows its ``]``.
-
-    Raises :class:`TailError` (or ijson's errors) unless ``tail`` is exactly the end of the top
-    object: ``}``, or ``,`` members ``}``, then only JSON whitespace. Bytes after the document or a
-    document cut off after the array are errors, never an "ok" with the rows read.
-    """
-    t = tail.lstrip(_WS)
-    if t.startswith(b"}"):
-        rest = t[1:].lstrip(_WS)
-        if rest:
-            raise TailError(f"{len(rest)} byte(s) after the end of the JSON document: {rest[:40]!r}")
-        return {}
-    if not t.startswith(b","):
-        raise TailError("the JSON document ends after the charges array" if not t else
-                        f"expected ',' or '}}' after the charges array, found {t[:40]!r}")
-    JsonGuard(depth0=1).feed(t)  # read by ijson below: same limits as the streamed bytes
-    top, _ = collect_top(ijson.parse(io.BytesIO(b"{" + t[1:])), stop_at_charges=False)
-    return top
