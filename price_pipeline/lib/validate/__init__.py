@@ -98,7 +98,8 @@ from price_pipeline.lib.parse.mrf.sniff import (
     open_source,
 )
 
-from .csv_check import UnreadableBody, UnterminatedField
+from .csv_body import UnreadableBody
+from .csv_header import UnterminatedField
 from .report import ConformanceReport, ReportCollector
 from .rules import (
     DEFAULT_RULE_SELECTION,

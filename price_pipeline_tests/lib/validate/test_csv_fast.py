@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from price_pipeline.lib.validate import csv_check, validate_file
+from price_pipeline.lib.validate import csv_body, csv_check, csv_rows, validate_file
 
 FIX = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures", "validate")
 
@@ -20,7 +20,7 @@ FIX = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures", "validate"
 def run(path, monkeypatch, *, threads, block, group, max_findings=1000):
     monkeypatch.setattr(csv_check, "THREADS", threads)
     monkeypatch.setattr(csv_check, "BLOCK_SIZE", block)
-    monkeypatch.setattr(csv_check, "GROUP_BYTES", group)
+    monkeypatch.setattr(csv_body, "GROUP_BYTES", group)
     d = validate_file(path, max_findings=max_findings).as_dict()
     d.pop("seconds")
     return d
@@ -83,6 +83,6 @@ def test_positive_mask_and_trim_match_reference():
         a = pa.array(vals, pa.string())
         if rnd.random() < 0.3:
             a = a.slice(rnd.randint(0, n - 1))
-        ref = pc.and_(pc.match_substring_regex(a, csv_check._NUM_RE), pc.match_substring_regex(a, "[1-9]"))
-        assert np.array_equal(csv_check.positive_mask(a), ref.to_numpy(zero_copy_only=False)), a.to_pylist()
-        assert csv_check.trim(a).to_pylist() == pc.utf8_trim_whitespace(a).to_pylist(), a.to_pylist()
+        ref = pc.and_(pc.match_substring_regex(a, csv_rows.NUM_RE), pc.match_substring_regex(a, "[1-9]"))
+        assert np.array_equal(csv_rows.positive_mask(a), ref.to_numpy(zero_copy_only=False)), a.to_pylist()
+        assert csv_rows.trim(a).to_pylist() == pc.utf8_trim_whitespace(a).to_pylist(), a.to_pylist()
