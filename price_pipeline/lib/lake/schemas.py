@@ -66,6 +66,24 @@ PAYER_LEVEL_CHARGE_KINDS = (
 )
 CHARGE_KINDS = ITEM_LEVEL_CHARGE_KINDS + PAYER_LEVEL_CHARGE_KINDS
 
+# The item and the payer/plan/kind of one price fact: the prices and the changes tables share them
+# (prices.history.NATURAL_KEY compares versions on them).
+_ITEM_FIELDS = [
+    ("description", pa.string()),
+    ("setting", pa.string()),
+    ("billing_class", pa.string()),
+    ("modifiers", pa.string()),
+    ("drug_unit_of_measurement", pa.float64()),
+    ("drug_type_of_measurement", pa.string()),
+    ("primary_code", pa.string()),
+    ("primary_code_type", pa.string()),
+]
+_PAYER_KIND_FIELDS = [
+    ("payer_name", pa.string()),
+    ("plan_name", pa.string()),
+    ("charge_kind", pa.string()),
+]
+
 PRICES_SCHEMA = pa.schema(
     [
         ("hospital_key", pa.string()),
@@ -75,18 +93,9 @@ PRICES_SCHEMA = pa.schema(
         ("hospital_name", pa.string()),
         ("last_updated_on", pa.date32()),
         ("template_version", pa.string()),
-        ("description", pa.string()),
-        ("setting", pa.string()),
-        ("billing_class", pa.string()),
-        ("modifiers", pa.string()),
-        ("drug_unit_of_measurement", pa.float64()),
-        ("drug_type_of_measurement", pa.string()),
-        ("primary_code", pa.string()),
-        ("primary_code_type", pa.string()),
+        *_ITEM_FIELDS,
         ("codes", CODES_TYPE),
-        ("payer_name", pa.string()),
-        ("plan_name", pa.string()),
-        ("charge_kind", pa.string()),
+        *_PAYER_KIND_FIELDS,
         # Exactly one of amount / percentage / value_text is set, by charge_kind:
         # dollars -> amount; negotiated_percentage -> percentage; negotiated_algorithm and
         # count -> value_text.
@@ -127,17 +136,8 @@ PRICE_CHANGES_SCHEMA = pa.schema(
         ("new_last_updated_on", pa.date32()),
         # added (only in the new version), removed (only in the old one), changed (value differs)
         ("change_kind", pa.string()),
-        ("description", pa.string()),
-        ("setting", pa.string()),
-        ("billing_class", pa.string()),
-        ("modifiers", pa.string()),
-        ("drug_unit_of_measurement", pa.float64()),
-        ("drug_type_of_measurement", pa.string()),
-        ("primary_code", pa.string()),
-        ("primary_code_type", pa.string()),
-        ("payer_name", pa.string()),
-        ("plan_name", pa.string()),
-        ("charge_kind", pa.string()),
+        *_ITEM_FIELDS,
+        *_PAYER_KIND_FIELDS,
         ("old_amount", pa.float64()),
         ("new_amount", pa.float64()),
         ("amount_change", pa.float64()),

@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
-import io
 import re
+
+from price_pipeline.lib.parse.mrf.streams import InnerReader
 
 # --- lone-CR line endings: checked as the official validator reads them -----------------------
 # Papa Parse is called with newline "\n": a record ends at LF only, and a lone CR (classic Mac OS
@@ -21,7 +22,7 @@ def has_lone_cr(buf: bytes) -> bool:
     return any(_LONE_CR.search(p) for p in parts[0::2])
 
 
-class LfRecordReader(io.RawIOBase):
+class LfRecordReader(InnerReader):
     """``inner`` with every lone CR outside quotes replaced by VT: records then end at LF only,
     as the official validator splits them, and a CR inside a field is trimmed like whitespace."""
 
@@ -30,13 +31,6 @@ class LfRecordReader(io.RawIOBase):
         self.in_quotes = False
         self.hold = b""
         self.out = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def close(self) -> None:
-        self.inner.close()
-        super().close()
 
     def _convert(self, data: bytes, final: bool) -> bytes:
         if not final and data.endswith(b"\r"):  # its LF may come with the next read

@@ -31,6 +31,7 @@ from price_pipeline.lib.parse.mrf.json_top import (
     find_tail_members,
     parse_tail_members,
 )
+from price_pipeline.lib.parse.mrf.streams import InnerReader
 
 from .report import ReportCollector
 from .rules import (
@@ -597,19 +598,12 @@ def find_trailing_data(open_stream, keep: int = 60) -> tuple[int, int, int, byte
     return None if start is None else (end, start, total, head)
 
 
-class _Prefix(io.RawIOBase):
+class _Prefix(InnerReader):
     """The first ``limit`` bytes of ``inner`` (the JSON document without what follows it)."""
 
     def __init__(self, inner, limit: int):
         self.inner = inner
         self.left = limit
-
-    def readable(self) -> bool:
-        return True
-
-    def close(self) -> None:
-        self.inner.close()
-        super().close()
 
     def readinto(self, b) -> int:
         if self.left <= 0:

@@ -44,6 +44,7 @@ from .header import (
     parse_csv_header,
 )
 from .limits import MAX_RECORD_BYTES, InputLimit
+from .streams import InnerReader
 from .values import (
     EMPTY_STR,
     bool_to_numpy,
@@ -177,7 +178,7 @@ def scan_records(stream, n: int, chunk: int = 1 << 20, state: dict | None = None
         buf += more
 
 
-class PrefixedReader(io.RawIOBase):
+class PrefixedReader(InnerReader):
     """Raw reader serving ``prefix``, then the rest of ``inner``, then ``suffix`` (preceded by a
     line break when the payload does not end with one)."""
 
@@ -187,9 +188,6 @@ class PrefixedReader(io.RawIOBase):
         self.suffix = suffix
         self.last = prefix[-1:]
         self.done = False
-
-    def readable(self) -> bool:
-        return True
 
     def readinto(self, b) -> int:
         if len(self.prefix):
@@ -208,12 +206,6 @@ class PrefixedReader(io.RawIOBase):
             self.prefix = memoryview(self.suffix)
             return self.readinto(b) if len(self.prefix) else 0
         return 0
-
-    def close(self) -> None:
-        try:
-            self.inner.close()
-        finally:
-            super().close()
 
 
 class ArrowSource:

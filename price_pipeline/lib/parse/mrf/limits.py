@@ -25,6 +25,8 @@ import re
 
 import numpy as np
 
+from .streams import InnerReader
+
 MAX_JSON_DEPTH = 64  # the CMS JSON schema nests 7 deep
 MAX_NUMBER_DIGITS = 256  # Python refuses ints over 4,300 digits; no price has 256
 MAX_TOKEN_BYTES = 32 * 1024**2  # one JSON string
@@ -154,15 +156,12 @@ class JsonGuard:
         raise InputLimit("number_too_long", f"a JSON number of more than {self.max_digits} digits at byte {at}")
 
 
-class GuardedReader(io.RawIOBase):
+class GuardedReader(InnerReader):
     """Raw reader passing ``inner``'s bytes through a :class:`JsonGuard` before anyone reads them."""
 
     def __init__(self, inner, guard: JsonGuard | None = None):
         self.inner = inner
         self.guard = guard or JsonGuard()
-
-    def readable(self) -> bool:
-        return True
 
     def readinto(self, b) -> int:
         data = self.inner.read(len(b))
@@ -170,12 +169,6 @@ class GuardedReader(io.RawIOBase):
         n = len(data)
         b[:n] = data
         return n
-
-    def close(self) -> None:
-        try:
-            self.inner.close()
-        finally:
-            super().close()
 
 
 def guarded(stream) -> io.BufferedReader:

@@ -25,6 +25,8 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 
+from .streams import InnerReader
+
 SAMPLE_BYTES = 1 << 20
 SUPPORTED_EXT = (".csv", ".json", ".txt", ".xlsx")
 DEFAULT_MAX_RATIO = 200.0
@@ -76,7 +78,7 @@ def archive_error(exc: BaseException) -> tuple[str, str] | None:
     return None
 
 
-class CappedReader(io.RawIOBase):
+class CappedReader(InnerReader):
     """Raw binary reader over a decompressing stream that enforces size and ratio caps."""
 
     def __init__(self, inner, compressed_size: int, max_bytes: int, max_ratio: float,
@@ -87,9 +89,6 @@ class CappedReader(io.RawIOBase):
         self.max_ratio = max_ratio
         self.ratio_grace = ratio_grace
         self.out = 0
-
-    def readable(self) -> bool:
-        return True
 
     def readinto(self, b) -> int:
         try:
@@ -108,12 +107,6 @@ class CappedReader(io.RawIOBase):
                 f"decompression ratio exceeds {self.max_ratio:g}:1 ({self.out} bytes from {self.compressed_size})"
             )
         return n
-
-    def close(self) -> None:
-        try:
-            self.inner.close()
-        finally:
-            super().close()
 
 
 @dataclass
@@ -267,7 +260,7 @@ def detect_kind(text_head: str) -> str:
     return "csv"
 
 
-class TranscodingReader(io.RawIOBase):
+class TranscodingReader(InnerReader):
     """Raw reader that decodes ``inner`` from ``encoding`` and yields UTF-8 bytes.
 
     Used for UTF-16 and single-byte code pages so that the header scanner and Arrow's CSV
@@ -280,9 +273,6 @@ class TranscodingReader(io.RawIOBase):
         self.chunk = chunk
         self.buf = b""
         self.eof = False
-
-    def readable(self) -> bool:
-        return True
 
     def readinto(self, b) -> int:
         while not self.buf and not self.eof:
@@ -297,8 +287,3 @@ class TranscodingReader(io.RawIOBase):
         self.buf = self.buf[n:]
         return n
 
-    def close(self) -> None:
-        try:
-            self.inner.close()
-        finally:
-            super().close()
