@@ -39,11 +39,11 @@ def mrf_files_has_a_price_file(
     problems = [{"url": f.url, "status": f.status, "error": f.error} for f in manifest.files if f.status != "ok"]
     recorded = False
     if not manifest.ok_files:
-        from price_pipeline.lib.quality import conformance
+        from price_pipeline.lib.quality import rules_from_settings, validate_hospital
 
-        conformance.validate_hospital(context.partition_key, lake=price_pipeline.lake,
-                                      limits=price_pipeline.settings.archive_limits(),
-                                      **conformance.rules_from_settings(price_pipeline.settings))
+        validate_hospital(context.partition_key, lake=price_pipeline.lake,
+                          limits=price_pipeline.settings.archive_limits(),
+                          **rules_from_settings(price_pipeline.settings))
         recorded = True
     return dg.AssetCheckResult(
         passed=bool(manifest.ok_files),
