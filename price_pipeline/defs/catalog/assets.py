@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 
 from price_pipeline.defs.resources import PricePipelineResource
 from price_pipeline.lib.discovery import (
+    CATALOG_API,
     CatalogHospital,
     apply_discovery,
     discover,
@@ -21,7 +22,7 @@ from price_pipeline.lib.discovery import (
 )
 from price_pipeline.lib.lake import layout
 
-CATALOG_SOURCE = "catalog_api"
+CATALOG_SOURCE = CATALOG_API  # the claims the ingestion falls back on
 
 
 class HospitalCatalogConfig(dg.Config):

@@ -26,8 +26,13 @@ from price_pipeline.lib.discovery.discover import (
     guard_against_shrink,
 )
 from price_pipeline.lib.discovery.keys import VALID_KEY, normalize_key
+from price_pipeline.lib.discovery.sources import CATALOG_API, CMS_HPT, OVERRIDES, SOURCE_NAMES
 
 __all__ = [
+    "CATALOG_API",
+    "CMS_HPT",
+    "OVERRIDES",
+    "SOURCE_NAMES",
     "CatalogDiff",
     "CatalogError",
     "CatalogHospital",

@@ -108,6 +108,7 @@ def discover(settings, registry, *, max_sites: int | None = None, catalog_source
 
     from price_pipeline.lib.discovery.geo import enrich
     from price_pipeline.lib.discovery.reconcile import normalize_key, reconcile
+    from price_pipeline.lib.discovery.sources import CATALOG_API, CMS_HPT, OVERRIDES
     from price_pipeline.lib.discovery.sources import cms_hpt as hpt
     from price_pipeline.lib.discovery.sources.catalog_api import CatalogApiSource
     from price_pipeline.lib.discovery.sources.overrides import OverridesSource
@@ -116,15 +117,15 @@ def discover(settings, registry, *, max_sites: int | None = None, catalog_source
     out = DiscoveryResult()
     sources = set(settings.discovery_sources)
     claims = []
-    if "catalog_api" in sources:
+    if CATALOG_API in sources:
         res = (catalog_source or CatalogApiSource.from_settings(settings)).fetch()
         claims.extend(res.claims)
-        out.stats["catalog_api"] = res.stats
-    if "overrides" in sources:
+        out.stats[CATALOG_API] = res.stats
+    if OVERRIDES in sources:
         res = OverridesSource(settings.overrides_path).fetch()
         claims.extend(res.claims)
-        out.stats["overrides"] = res.stats
-    if "cms_hpt" in sources:
+        out.stats[OVERRIDES] = res.stats
+    if CMS_HPT in sources:
         # Each website's blocks are anchored to the claim that named the website (its key hint
         # links them to that hospital in the reconciliation).
         sites: dict[str, tuple[str, str, str]] = {}
@@ -169,7 +170,7 @@ def discover(settings, registry, *, max_sites: int | None = None, catalog_source
                 entries=[hpt.HptEntry(**e) for e in json.loads(crawl["entries_json"])],
             )
             claims.extend(hpt.entries_to_claims(anchor, name, stored))
-        out.stats["cms_hpt"] = {**res.stats, "due": len(due), "websites": len(sites)}
+        out.stats[CMS_HPT] = {**res.stats, "due": len(due), "websites": len(sites)}
     final = reconcile(claims, registry.identifiers())
     for record in final.records:
         enrich(record)

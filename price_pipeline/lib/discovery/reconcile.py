@@ -25,9 +25,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from price_pipeline.lib.discovery.keys import files_fingerprint, normalize_key, slug
+from price_pipeline.lib.discovery.sources import CATALOG_API, CMS_HPT, OVERRIDES
 from price_pipeline.lib.discovery.sources.base import Claim
 
-SOURCE_PRECEDENCE = {"overrides": 0, "catalog_api": 1, "cms_hpt": 2}
+SOURCE_PRECEDENCE = {OVERRIDES: 0, CATALOG_API: 1, CMS_HPT: 2}
 _ATTRS = ("name", "ccn", "ein", "npi", "address", "city", "state", "zip", "website")
 _SLUG_RE = re.compile(r"[^a-z0-9]+")
 
@@ -84,7 +85,7 @@ def reconcile(claims: list[Claim], known: dict[tuple[str, str], str] | None = No
         if c.ccn:
             uf.ccns[i].add(c.ccn)
         owned = {known[(k, v)] for k, v in ids[i].items() if (k, v) in known}
-        if c.source == "overrides" and c.key_hint:
+        if c.source == OVERRIDES and c.key_hint:
             owned.add(normalize_key(c.key_hint))
         uf.keys[i] |= owned
         owned_keys.append(owned)
@@ -183,7 +184,7 @@ def reconcile(claims: list[Claim], known: dict[tuple[str, str], str] | None = No
 def _choose_key(group, members, owned_keys, merged_ids, known) -> str:
     # 1. an operator's explicit key
     for c in group:
-        if c.source == "overrides" and c.key_hint:
+        if c.source == OVERRIDES and c.key_hint:
             return normalize_key(c.key_hint)
     # 2. the key an identifier already has (stability), CCN before NPI
     for kind in ("ccn", "npi"):

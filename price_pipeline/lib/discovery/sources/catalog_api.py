@@ -23,12 +23,13 @@ from price_pipeline.lib.discovery.catalog import (
     fetch_catalog,
     hospital_key,
 )
+from price_pipeline.lib.discovery.sources import CATALOG_API
 from price_pipeline.lib.discovery.sources.base import Claim, ClaimFile, SourceResult
 from price_pipeline.lib.fetch.http.budget import TransferBudget
 from price_pipeline.lib.fetch.http.client import safe_client
 from price_pipeline.lib.fetch.http.url_safety import UnsafeUrlError
 
-SOURCE = "catalog_api"
+SOURCE = CATALOG_API
 
 
 def hospital_to_claim(h: CatalogHospital) -> Claim:

@@ -28,11 +28,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
+from price_pipeline.lib.discovery.sources import CMS_HPT
 from price_pipeline.lib.discovery.sources.base import Claim, ClaimFile, SourceResult
 from price_pipeline.lib.fetch.http.fetch import make_client, request_small
 from price_pipeline.lib.lake.text import TextFix, clean_text
 
-SOURCE = "cms_hpt"
+SOURCE = CMS_HPT
 KEYS = ("location-name", "source-page-url", "mrf-url", "contact-name", "contact-email")
 MAX_BYTES = 2 * 1024 * 1024
 _BLOCK_TAG_RE = re.compile(r"<\s*/?\s*(?:br|p|div|li|tr|td|h[1-6]|pre)\b[^<>]*>", re.IGNORECASE)

@@ -25,10 +25,11 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from price_pipeline.lib.discovery.sources import OVERRIDES
 from price_pipeline.lib.discovery.sources.base import Claim, ClaimFile, SourceResult
 from price_pipeline.lib.lake.text import clean_json
 
-SOURCE = "overrides"
+SOURCE = OVERRIDES
 _FIELDS = ("name", "ccn", "ein", "npi", "address", "city", "state", "zip", "website")
 
 
