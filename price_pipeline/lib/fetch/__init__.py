@@ -7,7 +7,14 @@
 * :mod:`.http` — the one safe HTTP client factory, SSRF checks, deadlines and robust downloads.
 """
 
-from price_pipeline.lib.fetch.change_detection import ProbeResult, SweepResult, probe, record_sweep, sweep
+from price_pipeline.lib.fetch.change_detection import (
+    ProbeResult,
+    SweepResult,
+    conditional_check,
+    probe,
+    record_sweep,
+    sweep,
+)
 from price_pipeline.lib.fetch.files import FileOutcome, FilesManifest, fetch_hospital_files
 
 __all__ = [
@@ -15,6 +22,7 @@ __all__ = [
     "FilesManifest",
     "ProbeResult",
     "SweepResult",
+    "conditional_check",
     "fetch_hospital_files",
     "probe",
     "record_sweep",

@@ -14,7 +14,8 @@ Per file, in order, each only when the host has not proven it untrustworthy:
 Per host, the registry counts how often each signal was confirmed or contradicted by a full
 download (``host_profiles``); a signal contradicted more than 1 in 20 times is no longer used
 for that host. Per file, the last validators, size, fingerprint and check time live in
-``file_states`` -- sensors keep only a watermark.
+``file_states`` -- sensors keep only a watermark. :func:`conditional_check` is the one-URL
+form of signal 1 (a single conditional GET, following redirects), for callers without a state row.
 """
 
 from __future__ import annotations
@@ -25,10 +26,18 @@ import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urljoin, urlsplit
 
+import httpx
+
+from price_pipeline.lib.fetch.http.budget import request_budget
+from price_pipeline.lib.fetch.http.download import REDIRECT_STATUSES
 from price_pipeline.lib.fetch.http.fetch import make_client, request_small
+from price_pipeline.lib.fetch.http.url_safety import UnsafeUrlError, check_url
+
+if TYPE_CHECKING:
+    from price_pipeline.settings import Settings
 
 RANGE_SPAN = 16 * 1024
 TRUST_RATIO = 20
@@ -224,3 +233,64 @@ def record_sweep(registry, sweep_result: SweepResult) -> None:
         rows.append(row)
     registry.upsert_file_states(rows)
     registry.record_host_signals(o for r in sweep_result.results for o in r.observations)
+
+
+ChangeStatus = Literal["changed", "unchanged", "unknown"]
+
+
+def conditional_check(
+    url: str,
+    etag: str | None = None,
+    last_modified: str | None = None,
+    *,
+    settings: Settings,
+    client: httpx.Client | None = None,
+    max_redirects: int = 5,
+) -> ChangeStatus:
+    """Has ``url`` changed since we saw ``etag`` / ``last_modified``? One conditional GET, body not read.
+
+    * ``"unchanged"``: 304, or a 200 carrying the same ETag / Last-Modified (server ignores conditionals);
+    * ``"changed"``: a 200 with a different validator;
+    * ``"unknown"``: no validator to compare, a 200 without validators, an error, or an unsafe URL.
+    "unknown" means "download and compare hashes"; it is never taken as "unchanged".
+    """
+    if not etag and not last_modified:
+        return "unknown"
+    own_client = client is None
+    http = client or make_client(settings, pool=4)
+    headers = {"User-Agent": settings.user_agent, "Accept-Encoding": "identity"}
+    if etag:
+        headers["If-None-Match"] = etag
+    if last_modified:
+        headers["If-Modified-Since"] = last_modified
+    current = url
+    budget = request_budget(settings, "change check")
+    try:
+        for _hop in range(max_redirects + 1):
+            check_url(current, settings.allowed_private_hosts)
+            with (
+                budget.active(),
+                http.stream("GET", current, headers=headers, follow_redirects=False) as response,
+            ):
+                if response.status_code in REDIRECT_STATUSES and response.headers.get("Location"):
+                    current = urljoin(current, response.headers["Location"])
+                    continue
+                if response.status_code == 304:
+                    return "unchanged"
+                if response.status_code != 200:
+                    return "unknown"
+                new_etag = response.headers.get("ETag")
+                new_lm = response.headers.get("Last-Modified")
+                if etag and new_etag:
+                    return (
+                        "unchanged" if new_etag.removeprefix("W/") == etag.removeprefix("W/") else "changed"
+                    )
+                if last_modified and new_lm:
+                    return "unchanged" if new_lm == last_modified else "changed"
+                return "unknown"
+        return "unknown"
+    except (UnsafeUrlError, httpx.HTTPError):
+        return "unknown"
+    finally:
+        if own_client:
+            http.close()

@@ -10,9 +10,9 @@ import pytest
 
 from price_pipeline.demo import data_dir, load_catalog
 from price_pipeline.demo.server import DemoCatalogServer, Fault
+from price_pipeline.lib.fetch.change_detection import conditional_check
 from price_pipeline.lib.fetch.http.download import (
     RetryPolicy,
-    conditional_check,
     download,
     guess_extension,
     looks_like_html,

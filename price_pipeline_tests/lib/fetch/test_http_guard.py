@@ -22,9 +22,10 @@ from price_pipeline.lib.discovery.catalog import CatalogError, fetch_catalog
 from price_pipeline.lib.discovery.sources.catalog_api import CatalogApiSource
 from price_pipeline.lib.discovery.sources.cms_hpt import fetch_cms_hpt
 from price_pipeline.lib.fetch import change_detection as cd
+from price_pipeline.lib.fetch.change_detection import conditional_check
 from price_pipeline.lib.fetch.http import url_safety
 from price_pipeline.lib.fetch.http.budget import DeadlineExceeded, TransferBudget, TransferTooSlow
-from price_pipeline.lib.fetch.http.download import RetryPolicy, conditional_check, download
+from price_pipeline.lib.fetch.http.download import RetryPolicy, download
 from price_pipeline.lib.fetch.http.fetch import make_client, request_small
 from price_pipeline_tests.lib.discovery.test_sources import make_settings
 

@@ -6,7 +6,6 @@ from price_pipeline.lib.fetch.http.client import safe_client
 from price_pipeline.lib.fetch.http.download import (
     DownloadResult,
     RetryPolicy,
-    conditional_check,
     download,
     guess_extension,
     looks_like_html,
@@ -21,7 +20,6 @@ __all__ = [
     "TransferTooSlow",
     "UnsafeUrlError",
     "check_url",
-    "conditional_check",
     "download",
     "guess_extension",
     "is_public_address",

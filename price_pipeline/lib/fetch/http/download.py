@@ -1,4 +1,4 @@
-"""Robust streaming download of one MRF to a local file, plus a conditional "has it changed?" probe.
+"""Robust streaming download of one MRF to a local file (change detection: ``..change_detection``).
 
 Hospital MRF hosts are flaky: 5xx bursts, 429 rate limits, connections dropped half-way
 through multi-GB files, redirect chains through CDNs, and HTML error pages served with
@@ -56,7 +56,6 @@ from price_pipeline.lib.fetch.http.budget import (
     TransferBudget,
     TransferTooSlow,
     download_budget,
-    request_budget,
 )
 from price_pipeline.lib.fetch.http.client import safe_client
 from price_pipeline.lib.fetch.http.limits import HostLimiter, limiter_for
@@ -64,7 +63,6 @@ from price_pipeline.lib.fetch.http.url_safety import UnsafeUrlError, check_url
 from price_pipeline.settings import Settings
 
 ErrorKind = Literal["transient", "permanent"]
-ChangeStatus = Literal["changed", "unchanged", "unknown"]
 
 # Statuses worth retrying: the same request may succeed later.
 RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504, 520, 521, 522, 523, 524})
@@ -648,61 +646,3 @@ def _finish(
     result.ok = True
     result.error = result.reason = result.error_kind = None
     return result
-
-
-def conditional_check(
-    url: str,
-    etag: str | None = None,
-    last_modified: str | None = None,
-    *,
-    settings: Settings,
-    client: httpx.Client | None = None,
-    max_redirects: int = 5,
-) -> ChangeStatus:
-    """Has ``url`` changed since we saw ``etag`` / ``last_modified``? One conditional GET, body not read.
-
-    * ``"unchanged"``: 304, or a 200 carrying the same ETag / Last-Modified (server ignores conditionals);
-    * ``"changed"``: a 200 with a different validator;
-    * ``"unknown"``: no validator to compare, a 200 without validators, an error, or an unsafe URL.
-    "unknown" means "download and compare hashes"; it is never taken as "unchanged".
-    """
-    if not etag and not last_modified:
-        return "unknown"
-    own_client = client is None
-    http = client or _make_client(settings)
-    headers = {"User-Agent": settings.user_agent, "Accept-Encoding": "identity"}
-    if etag:
-        headers["If-None-Match"] = etag
-    if last_modified:
-        headers["If-Modified-Since"] = last_modified
-    current = url
-    budget = request_budget(settings, "change check")
-    try:
-        for _hop in range(max_redirects + 1):
-            check_url(current, settings.allowed_private_hosts)
-            with (
-                budget.active(),
-                http.stream("GET", current, headers=headers, follow_redirects=False) as response,
-            ):
-                if response.status_code in REDIRECT_STATUSES and response.headers.get("Location"):
-                    current = urljoin(current, response.headers["Location"])
-                    continue
-                if response.status_code == 304:
-                    return "unchanged"
-                if response.status_code != 200:
-                    return "unknown"
-                new_etag = response.headers.get("ETag")
-                new_lm = response.headers.get("Last-Modified")
-                if etag and new_etag:
-                    return (
-                        "unchanged" if new_etag.removeprefix("W/") == etag.removeprefix("W/") else "changed"
-                    )
-                if last_modified and new_lm:
-                    return "unchanged" if new_lm == last_modified else "changed"
-                return "unknown"
-        return "unknown"
-    except (UnsafeUrlError, httpx.HTTPError):
-        return "unknown"
-    finally:
-        if own_client:
-            http.close()
