@@ -59,7 +59,7 @@ def _archive_limits() -> dict:
 
 def _run_parse(args: argparse.Namespace) -> int:
     # Imported here: the parser pulls in pyarrow (and through it pandas); other commands need neither.
-    from price_pipeline.lib.mrf import parse_to_parquet
+    from price_pipeline.lib.parse.mrf import parse_to_parquet
 
     limits = _archive_limits()
     os.makedirs(args.out, exist_ok=True)
@@ -133,8 +133,8 @@ def _setup_quarantine(p: argparse.ArgumentParser) -> None:
 
 def _run_quarantine(args: argparse.Namespace) -> int:
     """Current quarantine, read live from the lake of the configured environment."""
+    from price_pipeline.lib.lake.storage import open_lake
     from price_pipeline.lib.quality import quarantine
-    from price_pipeline.lib.storage import open_lake
     from price_pipeline.settings import Settings
 
     settings = Settings.from_env()
@@ -163,9 +163,9 @@ def _run_export(args: argparse.Namespace) -> int:
     """Filtered extracts of the newest published marts of the configured lake (docs/analysts.md)."""
     from pathlib import Path
 
-    from price_pipeline.lib.exports import ExportFilters, UnsafeExportError
-    from price_pipeline.lib.publish import NothingPublishedError, export_published
-    from price_pipeline.lib.storage import open_lake
+    from price_pipeline.lib.analytics.exports import ExportFilters, UnsafeExportError
+    from price_pipeline.lib.analytics.publish import NothingPublishedError, export_published
+    from price_pipeline.lib.lake.storage import open_lake
     from price_pipeline.settings import Settings
 
     settings = Settings.from_env()

@@ -64,8 +64,8 @@ def graphql(url: str, query: str, variables: dict | None = None, *, timeout: flo
     """POST one GraphQL request to the webserver and return its ``data``."""
     import httpx
 
-    from price_pipeline.lib.http.client import safe_client
-    from price_pipeline.lib.http.url_safety import UnsafeUrlError
+    from price_pipeline.lib.fetch.http.client import safe_client
+    from price_pipeline.lib.fetch.http.url_safety import UnsafeUrlError
 
     endpoint = f"{url.rstrip('/')}/graphql"
     try:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from price_pipeline.lib.lake import Lake, open_lake
 from price_pipeline.lib.registry import Registry
-from price_pipeline.lib.storage import Lake, open_lake
 from price_pipeline.settings import Settings
 
 

@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
-from price_pipeline.lib.text import clean_text
+from price_pipeline.lib.lake.text import clean_text
 
 log = logging.getLogger(__name__)
 metadata = sa.MetaData()

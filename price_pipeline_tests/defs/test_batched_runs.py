@@ -12,8 +12,8 @@ from price_pipeline.defs.ingestion import assets as ingestion_assets
 from price_pipeline.defs.ingestion.batching import RANGE_END_TAG, RANGE_START_TAG
 from price_pipeline.defs.ops.failed import failed_hospitals, failed_items
 from price_pipeline.defs.partitions import hospital_partitions
-from price_pipeline.lib import layout
-from price_pipeline.lib.storage import LocalLake
+from price_pipeline.lib.lake import layout
+from price_pipeline.lib.lake.storage import LocalLake
 from price_pipeline_tests.defs.helpers import (
     INGESTION_CHECKS,
     materialize_catalog,

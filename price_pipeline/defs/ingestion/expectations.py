@@ -29,7 +29,7 @@ from price_pipeline.defs.ingestion.batching import (
 )
 from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.defs.resources import PricePipelineResource
-from price_pipeline.lib import layout
+from price_pipeline.lib.lake import layout
 from price_pipeline.lib.ops import staleness
 from price_pipeline.lib.ops.batches import plan_batches
 from price_pipeline.lib.ops.tags import LAYER_TAG, TRIGGER_TAG
@@ -98,7 +98,7 @@ def _run_suite(price_pipeline: PricePipelineResource, hospital_key: str) -> tupl
             metadata={"reason": reason},
         )
 
-    from price_pipeline.lib.quality.expectations import run_price_expectations
+    from price_pipeline.lib.quality import run_price_expectations
 
     with lake.local_copy(key) as path:
         outcome = run_price_expectations(path)
