@@ -11,12 +11,12 @@ import json
 import os
 import shutil
 import sys
-import time
 from pathlib import Path
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
+from price_pipeline.defs.ops.retries import timed
 from price_pipeline.defs.resources import PricePipelineResource
 from price_pipeline.defs.table_metadata import table_metadata
 from price_pipeline.lib.exports import ExportFilters, export_relation, quote_identifier
@@ -247,6 +247,7 @@ class ExportConfig(dg.Config):
     pool=WAREHOUSE_POOL,
     owners=["team:analytics"],
 )
+@timed
 def exports(
     context: dg.AssetExecutionContext, config: ExportConfig, price_pipeline: PricePipelineResource
 ) -> dg.MaterializeResult:
@@ -263,7 +264,6 @@ def exports(
         raise dg.Failure(f"formats must be parquet and/or csv, not {config.formats}")
     filters = ExportFilters.of(config.hospitals, config.states, config.codes, config.payer_classes)
     subset = None if filters.is_empty() else filters.slug()
-    started = time.monotonic()
     lake = price_pipeline.lake
     summary: dict[str, dict[str, int]] = {}
     skipped: list[str] = []
@@ -300,7 +300,6 @@ def exports(
         metadata={
             "dagster/row_count": sum(s["rows"] for s in summary.values()),
             "bytes": sum(s["parquet_bytes"] + s["csv_bytes"] for s in summary.values()),
-            "duration_seconds": round(time.monotonic() - started, 3),
             "extracts": dg.MetadataValue.json(summary),
             "filters": dg.MetadataValue.json(filters.as_dict()),
             "skipped_for_filters": dg.MetadataValue.json(skipped),

@@ -10,6 +10,7 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from price_pipeline.defs.ops.retries import timed
 from price_pipeline.defs.resources import PricePipelineResource
 from price_pipeline.lib import catalog as catalog_lib
 from price_pipeline.lib.discovery import apply_discovery, discover, guard_against_shrink
@@ -43,6 +44,7 @@ def snapshot_records(records: list[dict]) -> list[dict]:
     kinds={"python", "json"},
     owners=["team:ingestion"],
 )
+@timed
 def hospital_catalog(
     context: dg.AssetExecutionContext, config: HospitalCatalogConfig, price_pipeline: PricePipelineResource
 ) -> dg.MaterializeResult:
@@ -55,7 +57,6 @@ def hospital_catalog(
     snapshotted to the lake. An empty or sharply shrunken result fails the materialization
     instead of removing hospitals (set ``allow_shrink`` to confirm a real drop).
     """
-    started = time.monotonic()
     registry = price_pipeline.registry
     settings = price_pipeline.settings
     result = discover(settings, registry)
@@ -95,7 +96,6 @@ def hospital_catalog(
             "excluded_by_overrides": len(result.excluded),
             "sources": dg.MetadataValue.json(result.stats),
             "bytes": len(payload),
-            "duration_seconds": round(time.monotonic() - started, 3),
             "lake_key": dg.MetadataValue.path(price_pipeline.lake.uri(CATALOG_SNAPSHOT_KEY)),
         }
     )
@@ -133,6 +133,7 @@ HOSPITALS_SCHEMA = pa.schema(
     kinds={"python", "parquet"},
     owners=["team:ingestion"],
 )
+@timed
 def hospitals(context: dg.AssetExecutionContext, price_pipeline: PricePipelineResource) -> dg.MaterializeResult:
     """One row per hospital ever listed: identity (CCN, EIN, NPI), address (as published and
     standardised, with ZIP-centroid coordinates), status (active or removed) and file count.
@@ -140,7 +141,6 @@ def hospitals(context: dg.AssetExecutionContext, price_pipeline: PricePipelineRe
     Hospitals missing from the latest catalog snapshot are marked removed; their history stays.
     Written to the lake as ``catalog/hospitals.parquet`` for dbt.
     """
-    started = time.monotonic()
     lake = price_pipeline.lake
     registry = price_pipeline.registry
     snapshot = json.loads(lake.get_bytes(CATALOG_SNAPSHOT_KEY))
@@ -163,7 +163,6 @@ def hospitals(context: dg.AssetExecutionContext, price_pipeline: PricePipelineRe
             "active": sum(1 for r in rows if r["status"] == "active"),
             "removed": sum(1 for r in rows if r["status"] == "removed"),
             "bytes": buffer.tell(),
-            "duration_seconds": round(time.monotonic() - started, 3),
             "preview": dg.MetadataValue.md(_markdown_table(rows[:10], ["hospital_key", "name", "state", "status"])),
         }
     )
