@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -36,8 +35,9 @@ from price_pipeline.lib.ops.tags import (
     hospital_run_tags,
     registry_hospital_urls,
 )
+from price_pipeline.settings import Settings
 
-DEFAULT_URL = os.environ.get("PRICE_PIPELINE_DAGSTER_URL", "http://127.0.0.1:3000")
+DEFAULT_URL = Settings.from_env().dagster_url
 # The ingest_hospital job's assets (price_pipeline.defs.ingestion.jobs.INGESTION_ASSETS; a test
 # keeps the two equal without importing the assets here)
 INGESTION_ASSETS = ("mrf_files", "mrf_parsed", "prices", "price_changes", "conformance_reports")
@@ -55,7 +55,7 @@ class CliError(Exception):
 def _instance():
     import dagster as dg
 
-    if not os.environ.get("DAGSTER_HOME"):
+    if not Settings.from_env().dagster_home:
         raise CliError("DAGSTER_HOME is not set: point it at the instance folder (make run uses ./.dagster_home)")
     return dg.DagsterInstance.get()
 

@@ -68,7 +68,7 @@ def hospital_catalog(
     counts = apply_discovery(registry, result)
     records = snapshot_records(result.records)
     payload = json.dumps(
-        {"fetched_from": price_pipeline.catalog_url, "fetched_at": time.time(), "hospitals": records},
+        {"fetched_from": price_pipeline.settings.catalog_url, "fetched_at": time.time(), "hospitals": records},
         default=str,
     ).encode()
     price_pipeline.lake.put_bytes(payload, CATALOG_SNAPSHOT_KEY)

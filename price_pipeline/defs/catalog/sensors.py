@@ -8,7 +8,6 @@ per file lives in the registry.
 
 import hashlib
 import json
-import os
 import time
 
 import dagster as dg
@@ -28,9 +27,11 @@ from price_pipeline.lib.discovery import (
 )
 from price_pipeline.lib.ops.batches import order_for_adding
 from price_pipeline.lib.ops.tags import hospital_host, hospital_run_tags
+from price_pipeline.settings import Settings
 
-SENSOR_INTERVAL_SECONDS = int(os.environ.get("PRICE_PIPELINE_CATALOG_SENSOR_INTERVAL", "30"))
-CHANGE_SENSOR_INTERVAL_SECONDS = int(os.environ.get("PRICE_PIPELINE_CHANGE_SENSOR_INTERVAL", "600"))
+# Read when the code location loads (a sensor's interval is part of its definition).
+SENSOR_INTERVAL_SECONDS = Settings.from_env().catalog_sensor_interval_seconds
+CHANGE_SENSOR_INTERVAL_SECONDS = Settings.from_env().change_sensor_interval_seconds
 
 
 def file_urls(record: dict | None) -> list[str]:

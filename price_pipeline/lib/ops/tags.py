@@ -21,7 +21,6 @@ sensors, the schedules and the CLI read or write.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping
 from urllib.parse import urlsplit
 
@@ -50,8 +49,11 @@ MAX_HOST_LENGTH = 63
 
 
 def priority_hospitals(env: Mapping[str, str] | None = None) -> frozenset[str]:
-    env = os.environ if env is None else env
-    return frozenset(k.strip() for k in (env.get("PRICE_PIPELINE_PRIORITY_HOSPITALS") or "").split(",") if k.strip())
+    """``PRICE_PIPELINE_PRIORITY_HOSPITALS`` of ``env`` (default: the process environment), read
+    per call so that an operator's change reaches the next tick."""
+    from price_pipeline.settings import Settings
+
+    return frozenset(Settings.from_env(env).priority_hospitals)
 
 
 def hospital_host(urls: Iterable[str]) -> str:
