@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from price_pipeline.lib.ops.tags import (
+    BACKFILL_TAG,
     BULK_ID_TAG,
     BULK_TITLE_TAG,
     FULL_REFRESH_TAG,
@@ -480,10 +481,10 @@ def list_runs(instance, args: argparse.Namespace) -> list[dict]:
             duration = (r.end_time - r.start_time) if r.end_time and r.start_time else None
             rows.append({
                 "run_id": run.run_id, "status": run.status.value, "job": run.job_name,
-                "hospital": run.tags.get(PARTITION_TAG), "priority": run.tags.get("dagster/priority"),
+                "hospital": run.tags.get(PARTITION_TAG), "priority": run.tags.get(PRIORITY_TAG),
                 "created": r.create_timestamp.strftime("%Y-%m-%d %H:%M:%S"), "started": _fmt_ts(r.start_time),
                 "ended": _fmt_ts(r.end_time), "duration_s": round(duration, 1) if duration is not None else None,
-                "assets": ",".join(assets), "backfill": run.tags.get("dagster/backfill"),
+                "assets": ",".join(assets), "backfill": run.tags.get(BACKFILL_TAG),
             })
             if len(rows) >= args.limit:
                 break

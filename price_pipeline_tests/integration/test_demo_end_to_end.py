@@ -12,9 +12,9 @@ import dagster as dg
 import duckdb
 import pytest
 
-from price_pipeline.defs.ingestion.batching import RANGE_END_TAG, RANGE_START_TAG
 from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.demo.server import DATA_DIR
+from price_pipeline.lib.ops.tags import RANGE_END_TAG, RANGE_START_TAG
 from price_pipeline_tests.conftest import host_port
 from price_pipeline_tests.integration.dagster_process import dagster_dev, tail, wait_for
 

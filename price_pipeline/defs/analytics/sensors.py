@@ -1,22 +1,15 @@
 """Rebuild analytics when ingestion has produced something new and has settled — or, at the
 latest, ``PRICE_PIPELINE_ANALYTICS_MAX_WAIT_MINUTES`` after the first change not yet built, even if
-ingestion never settles (lib/ops/staleness.py)."""
-
-import time
+ingestion never settles (the rule of defs/ops/settle.py)."""
 
 import dagster as dg
 
 from price_pipeline.defs.analytics.jobs import build_analytics_job
+from price_pipeline.defs.ops import settle
 from price_pipeline.lib.ops import staleness
-from price_pipeline.lib.ops.tags import LAYER_TAG, PRIORITY_HIGH, PRIORITY_TAG, TRIGGER_TAG
+from price_pipeline.lib.ops.tags import PRIORITY_HIGH, PRIORITY_TAG, TRIGGER_TAG
 
 UPSTREAM = (dg.AssetKey("prices"), dg.AssetKey("hospitals"))
-ACTIVE_STATUSES = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-]
 
 
 def latest_upstream_storage_id(instance: dg.DagsterInstance) -> int:
@@ -41,31 +34,17 @@ def first_unseen_at(instance: dg.DagsterInstance, after_storage_id: int, keys=UP
     return min(times) if times else None
 
 
-def max_wait_seconds() -> float:
-    from price_pipeline.settings import Settings
-
-    return Settings.from_env().analytics_max_wait_minutes * 60
-
-
 def bounded_request(instance: dg.DagsterInstance, built_up_to: int, newest: int, busy: str | None, prefix: str,
                     keys=UPSTREAM) -> dg.RunRequest | dg.SkipReason:
     """A run request when settled or past the staleness bound (priority-tagged then, so that it is
     dequeued ahead of the ingestion queue), else the reason to wait."""
-    decision = staleness.decide(first_unseen_at=first_unseen_at(instance, built_up_to, keys), busy=busy,
-                                now=time.time(), max_wait_seconds=max_wait_seconds())
+    decision = settle.decide(first_unseen_at(instance, built_up_to, keys), busy)
     if not decision.run:
         return dg.SkipReason(decision.why)
     tags = {TRIGGER_TAG: decision.why}
     if decision.why == staleness.BOUND:
         tags[PRIORITY_TAG] = str(PRIORITY_HIGH)
     return dg.RunRequest(run_key=f"{prefix}:{newest}", tags=tags)
-
-
-def ingestion_in_flight(instance: dg.DagsterInstance) -> int:
-    return sum(
-        instance.get_runs_count(dg.RunsFilter(statuses=ACTIVE_STATUSES, tags={LAYER_TAG: layer}))
-        for layer in ("ingestion", "catalog")
-    )
 
 
 @dg.sensor(
@@ -84,9 +63,8 @@ def analytics_after_ingestion(context: dg.SensorEvaluationContext):
         return dg.SkipReason("no new prices or hospitals since the last analytics build")
     if not context.instance.get_asset_records([dg.AssetKey("prices")]):
         return dg.SkipReason("no hospital has prices yet")
-    active = ingestion_in_flight(context.instance)
-    request = bounded_request(context.instance, built_up_to, newest,
-                              f"{active} ingestion/catalog runs queued or running" if active else None, "analytics")
+    request = bounded_request(context.instance, built_up_to, newest, settle.pipeline_busy(context.instance),
+                              "analytics")
     if isinstance(request, dg.SkipReason):
         return request
     return dg.SensorResult(run_requests=[request], cursor=str(newest))

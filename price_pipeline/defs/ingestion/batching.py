@@ -29,11 +29,6 @@ from price_pipeline.defs.ops.retries import FAILURE_KIND, FAILURE_ORIGIN, FAILUR
 from price_pipeline.lib.ops.classify import EXTERNAL, INTERNAL, PERMANENT, TRANSIENT
 from price_pipeline.settings import Settings
 
-# Dagster's tags for a run over a partition range.
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
-BATCH_SIZE_TAG = "price_pipeline/batch_size"
-
 
 def ingest_batch_size() -> int:
     """``PRICE_PIPELINE_INGEST_BATCH_SIZE`` (default 25), read when runs are planned, so an

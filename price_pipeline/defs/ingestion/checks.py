@@ -15,11 +15,9 @@ from price_pipeline.defs.ingestion.batching import per_hospital_check
 from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.defs.resources import PricePipelineResource
 from price_pipeline.lib import ingest, layout
+from price_pipeline.lib.ops.tags import ACCEPT_ROW_DROP_TAG
 from price_pipeline.lib.quality import MIN_ROW_RATIO, row_count_collapsed
 from price_pipeline.lib.schemas import PRICES_SCHEMA
-
-# Run tag with which an operator accepts a legitimately smaller new version (see docs/quality.md).
-ACCEPT_ROW_DROP_TAG = "price_pipeline/accept_row_drop"
 
 
 @dg.asset_check(asset=mrf_files, partitions_def=hospital_partitions, blocking=True)

@@ -15,7 +15,7 @@ from price_pipeline.defs.ops.retries import timed
 from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.defs.resources import PricePipelineResource
 from price_pipeline.lib.ops import report as report_lib
-from price_pipeline.lib.ops.tags import LAYER_TAG, PARTITION_TAG
+from price_pipeline.lib.ops.tags import LAYER_TAG, OPS, PARTITION_TAG, layer_tags
 
 OPS_REPORT_KEY = "ops/ops_report.json"
 MEASURED_ASSETS = ("mrf_files", "mrf_parsed", "prices")
@@ -193,7 +193,7 @@ ops_report_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(ops_report, lake_housekeeping),
     executor_def=dg.in_process_executor,
     description="Recompute the ops report and sweep abandoned lake writes.",
-    tags={LAYER_TAG: "ops"},
+    tags=layer_tags(OPS),
 )
 
 ops_report_schedule = dg.ScheduleDefinition(
