@@ -11,7 +11,8 @@ import zipfile
 import pytest
 
 from price_pipeline.demo import load_catalog
-from price_pipeline.demo.server import DemoCatalogServer, Fault
+from price_pipeline.demo.faults import Fault
+from price_pipeline.demo.server import DemoCatalogServer
 from price_pipeline.lib.http.download import RetryPolicy, download
 from price_pipeline.lib.http.limits import HostLimiter
 from price_pipeline.lib.ingest import fetch_hospital_files

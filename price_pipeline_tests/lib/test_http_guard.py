@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from price_pipeline.demo.server import DemoCatalogServer, Fault
+from price_pipeline.demo.faults import Fault
+from price_pipeline.demo.server import DemoCatalogServer
 from price_pipeline.lib import change_detection as cd
 from price_pipeline.lib.catalog import CatalogError, fetch_catalog
 from price_pipeline.lib.discovery_sources.catalog_api import CatalogApiSource
