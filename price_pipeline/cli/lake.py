@@ -18,6 +18,15 @@ import json
 from price_pipeline.cli.registry import CliError, command
 
 
+def _configured_lake():
+    """The lake of the configured environment (PRICE_PIPELINE_LAKE_URL, _S3_ENDPOINT_URL)."""
+    from price_pipeline.lib.storage import open_lake
+    from price_pipeline.settings import Settings
+
+    settings = Settings.from_env()
+    return open_lake(settings.lake_url, endpoint_url=settings.s3_endpoint_url)
+
+
 def _setup_quarantine(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hospital", action="append", default=None, metavar="KEY",
                    help="only this hospital (repeatable; default: every hospital in the lake)")
@@ -30,12 +39,8 @@ def _setup_quarantine(p: argparse.ArgumentParser) -> None:
 def _run_quarantine(args: argparse.Namespace) -> int:
     """Current quarantine, read live from the lake of the configured environment."""
     from price_pipeline.lib.quality import quarantine
-    from price_pipeline.lib.storage import open_lake
-    from price_pipeline.settings import Settings
 
-    settings = Settings.from_env()
-    lake = open_lake(settings.lake_url, endpoint_url=settings.s3_endpoint_url)
-    table = quarantine.build_quarantine(lake, hospital_keys=args.hospital)
+    table = quarantine.build_quarantine(_configured_lake(), hospital_keys=args.hospital)
     if args.summary:
         print(json.dumps(quarantine.summarize(table)), flush=True)
         return 0
@@ -63,11 +68,8 @@ def _run_export(args: argparse.Namespace) -> int:
 
     from price_pipeline.lib.exports import ExportFilters, UnsafeExportError
     from price_pipeline.lib.publish import NothingPublishedError, export_published
-    from price_pipeline.lib.storage import open_lake
-    from price_pipeline.settings import Settings
 
-    settings = Settings.from_env()
-    lake = open_lake(settings.lake_url, endpoint_url=settings.s3_endpoint_url)
+    lake = _configured_lake()
     filters = ExportFilters.of(args.hospital, args.state, args.code, args.payer_class)
     formats = ("csv", "parquet") if args.format == "both" else (args.format,)
     try:
