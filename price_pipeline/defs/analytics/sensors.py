@@ -6,45 +6,6 @@ import dagster as dg
 
 from price_pipeline.defs.analytics.jobs import build_analytics_job
 from price_pipeline.defs.ops import settle
-from price_pipeline.lib.ops import staleness
-from price_pipeline.lib.ops.tags import PRIORITY_HIGH, PRIORITY_TAG, TRIGGER_TAG
-
-UPSTREAM = (dg.AssetKey("prices"), dg.AssetKey("hospitals"))
-
-
-def latest_upstream_storage_id(instance: dg.DagsterInstance) -> int:
-    """Storage id of the newest materialization of any hospital's prices or of hospitals."""
-    latest = 0
-    for record in instance.get_asset_records(list(UPSTREAM)):
-        last = record.asset_entry.last_materialization_record
-        if last is not None:
-            latest = max(latest, last.storage_id)
-    return latest
-
-
-def first_unseen_at(instance: dg.DagsterInstance, after_storage_id: int, keys=UPSTREAM) -> float | None:
-    """Time of the oldest materialization of ``keys`` after the storage id (None: none)."""
-    times = []
-    for key in keys:
-        records = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=key, after_storage_id=after_storage_id or None), limit=1, ascending=True
-        ).records
-        if records:
-            times.append(records[0].timestamp)
-    return min(times) if times else None
-
-
-def bounded_request(instance: dg.DagsterInstance, built_up_to: int, newest: int, busy: str | None, prefix: str,
-                    keys=UPSTREAM) -> dg.RunRequest | dg.SkipReason:
-    """A run request when settled or past the staleness bound (priority-tagged then, so that it is
-    dequeued ahead of the ingestion queue), else the reason to wait."""
-    decision = settle.decide(first_unseen_at(instance, built_up_to, keys), busy)
-    if not decision.run:
-        return dg.SkipReason(decision.why)
-    tags = {TRIGGER_TAG: decision.why}
-    if decision.why == staleness.BOUND:
-        tags[PRIORITY_TAG] = str(PRIORITY_HIGH)
-    return dg.RunRequest(run_key=f"{prefix}:{newest}", tags=tags)
 
 
 @dg.sensor(
@@ -57,14 +18,5 @@ def bounded_request(instance: dg.DagsterInstance, built_up_to: int, newest: int,
 )
 def analytics_after_ingestion(context: dg.SensorEvaluationContext):
     """The cursor is the storage id of the newest upstream materialization already built."""
-    built_up_to = int(context.cursor or 0)
-    newest = latest_upstream_storage_id(context.instance)
-    if newest <= built_up_to:
-        return dg.SkipReason("no new prices or hospitals since the last analytics build")
-    if not context.instance.get_asset_records([dg.AssetKey("prices")]):
-        return dg.SkipReason("no hospital has prices yet")
-    request = bounded_request(context.instance, built_up_to, newest, settle.pipeline_busy(context.instance),
-                              "analytics")
-    if isinstance(request, dg.SkipReason):
-        return request
-    return dg.SensorResult(run_requests=[request], cursor=str(newest))
+    return settle.rebuild_tick(context, prefix="analytics", require_prices=True,
+                               nothing_new="no new prices or hospitals since the last analytics build")
