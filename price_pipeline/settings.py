@@ -85,7 +85,7 @@ class Settings:
     # Decompressed/compressed ratio above which an archive is treated as a bomb.
     max_decompression_ratio: int = 200
     http_timeout_seconds: float = 60.0
-    # Overall limits on top of the per-read timeout (lib/http/budget.py): one download attempt
+    # Overall limits on top of the per-read timeout (lib/fetch/http/budget.py): one download attempt
     # (redirects, headers and body), and one small request (catalog page, session, cms-hpt.txt,
     # change probe) with its redirects. A download is also ended when it receives fewer than
     # download_min_bytes_per_second on average over a window of http_timeout_seconds (0 = off).

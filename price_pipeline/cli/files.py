@@ -48,7 +48,7 @@ def _archive_limits() -> dict:
 @command("parse", help="parse MRF files to Parquet, one JSON summary line per file", setup=_setup_parse)
 def _run_parse(args: argparse.Namespace) -> int:
     # Imported here: the parser pulls in pyarrow (and through it pandas); other commands need neither.
-    from price_pipeline.lib.mrf import parse_to_parquet
+    from price_pipeline.lib.parse.mrf import parse_to_parquet
 
     limits = _archive_limits()
     os.makedirs(args.out, exist_ok=True)

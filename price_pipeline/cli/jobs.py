@@ -85,8 +85,8 @@ def graphql(url: str, query: str, variables: dict | None = None, *, timeout: flo
     """POST one GraphQL request to the webserver and return its ``data``."""
     import httpx
 
-    from price_pipeline.lib.http.client import safe_client
-    from price_pipeline.lib.http.url_safety import UnsafeUrlError
+    from price_pipeline.lib.fetch.http.client import safe_client
+    from price_pipeline.lib.fetch.http.url_safety import UnsafeUrlError
 
     endpoint = f"{url.rstrip('/')}/graphql"
     try:
@@ -265,7 +265,7 @@ def _setup_add(p: argparse.ArgumentParser) -> None:
 
 @command("add-hospitals", help="add hospital partitions (Dagster instance)", setup=_setup_add)
 def _run_add(args: argparse.Namespace) -> int:
-    from price_pipeline.lib.discovery_sources.reconcile import VALID_KEY
+    from price_pipeline.lib.discovery import VALID_KEY
 
     keys = list(args.keys) + (_read_keys(args.hospitals_from) if args.hospitals_from else [])
     bad = [k for k in keys if not VALID_KEY.match(k)]

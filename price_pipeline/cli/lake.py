@@ -20,7 +20,7 @@ from price_pipeline.cli.registry import CliError, command
 
 def _configured_lake():
     """The lake of the configured environment (PRICE_PIPELINE_LAKE_URL, _S3_ENDPOINT_URL)."""
-    from price_pipeline.lib.storage import open_lake
+    from price_pipeline.lib.lake.storage import open_lake
     from price_pipeline.settings import Settings
 
     settings = Settings.from_env()
@@ -66,8 +66,8 @@ def _run_export(args: argparse.Namespace) -> int:
     """Filtered extracts of the newest published marts of the configured lake (docs/analysts.md)."""
     from pathlib import Path
 
-    from price_pipeline.lib.exports import ExportFilters, UnsafeExportError
-    from price_pipeline.lib.publish import NothingPublishedError, export_published
+    from price_pipeline.lib.analytics.exports import ExportFilters, UnsafeExportError
+    from price_pipeline.lib.analytics.publish import NothingPublishedError, export_published
 
     lake = _configured_lake()
     filters = ExportFilters.of(args.hospital, args.state, args.code, args.payer_class)

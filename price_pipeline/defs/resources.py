@@ -17,8 +17,8 @@ from typing import Any
 
 import dagster as dg
 
+from price_pipeline.lib.lake import Lake, open_lake
 from price_pipeline.lib.registry import Registry
-from price_pipeline.lib.storage import Lake, open_lake
 from price_pipeline.settings import Settings
 
 # Settings field type (as written in settings.py) -> (config type, value to config, value from config)

@@ -127,7 +127,7 @@ select
     code_type,
     code,
     bool_or(code = primary_code and code_type is not distinct from primary_code_type) as is_primary,
-    -- price_pipeline.lib.codes, registered by the dbt plugin (the normaliser's own definitions)
+    -- price_pipeline.lib.prices.codes, registered by the dbt plugin (the normaliser's own definitions)
     pp_code_system(code, pp_clean_code_type(code_type))       as code_system,
     pp_code_well_formed(code, pp_clean_code_type(code_type))  as is_well_formed
 from item_codes

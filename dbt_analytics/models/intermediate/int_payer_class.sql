@@ -1,6 +1,6 @@
 {#-
   Payer class of every raw payer_name x plan_name (a view over int_payer_map, kept for readers
-  of the earlier rule-only model): the class and the rule of price_pipeline.lib.payers (or
+  of the earlier rule-only model): the class and the rule of price_pipeline.lib.prices.payers (or
   'seed') that decided it.
 -#}
 

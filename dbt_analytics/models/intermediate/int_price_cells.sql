@@ -5,7 +5,7 @@
   setting, charge_kind, drug_type_of_measurement) of the price history, cleaned and harmonised
   once per distinct value instead of once per price row, with 64-bit ids of the result:
 
-    primary_code      the code cleaned by its type (pp_clean_code of price_pipeline.lib.codes,
+    primary_code      the code cleaned by its type (pp_clean_code of price_pipeline.lib.prices.codes,
                       the normaliser's own cleaning, re-applied so lakes written before a
                       cleaning rule existed are cleaned too: NDC suffixes, DRG labels);
     primary_code_type the harmonised code system (pp_code_system): decided by the code's shape,

@@ -25,7 +25,7 @@
   two drugs that differ only in NDC are two items) and the as-published description, billing
   class, modifiers and drug unit and type. Those last
   columns are hashed as published, not trimmed and case-folded like stg_prices.item_key: it is
-  the normaliser's own item identity (price_pipeline.lib.normalize groups an item's rows on the
+  the normaliser's own item identity (price_pipeline.lib.prices.normalize groups an item's rows on the
   as-published values, and every row of an item carries them identically), and cleaning them
   on every row was the most expensive part of this model. Two rows differing only in padding or
   case of those columns would count as two items here; on the benchmark lake every mart is the

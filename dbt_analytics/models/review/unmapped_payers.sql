@@ -1,7 +1,7 @@
 {{ config(materialized='table') }}
 
 {#-
-  The payer mapping review queue: what neither the rules (price_pipeline.lib.payers) nor the
+  The payer mapping review queue: what neither the rules (price_pipeline.lib.prices.payers) nor the
   reviewers' seed could decide, most frequent first — pairs whose payer class is 'unknown' or
   that have no canonical payer. Pairs the rules decided are not listed. Reviewers add rows to
   seeds/payer_plan_map.csv (bumping mapping_version) or a brand to seeds/payer_brands.csv; the

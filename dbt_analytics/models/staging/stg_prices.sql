@@ -2,7 +2,7 @@
   One row per price fact of every file version kept in the lake's price history (all versions,
   current and superseded): typed, trimmed, enums lower-cased, codes upper-cased. A view: the
   Parquet files are read by the models that aggregate them, never copied.
-  Codes are already cleaned by code type in the normaliser (price_pipeline.lib.codes).
+  Codes are already cleaned by code type in the normaliser (price_pipeline.lib.prices.codes).
 -#}
 
 with source as (

@@ -19,12 +19,15 @@ from price_pipeline.dbt_env import env_flags
 from price_pipeline.defs.ops.retries import timed
 from price_pipeline.defs.resources import PricePipelineResource
 from price_pipeline.defs.table_metadata import table_metadata
-from price_pipeline.lib.exports import ExportFilters, export_relation, quote_identifier
-from price_pipeline.lib.layout import export_key
+from price_pipeline.lib.analytics import (
+    ExportFilters,
+    export_relation,
+    needs_full_refresh,
+    publish_tables,
+    quote_identifier,
+)
+from price_pipeline.lib.lake import connect_duckdb, layout
 from price_pipeline.lib.ops.tags import FULL_REFRESH_TAG
-from price_pipeline.lib.publish import publish_tables
-from price_pipeline.lib.storage import connect_duckdb
-from price_pipeline.lib.warehouse import needs_full_refresh
 from price_pipeline.settings import PROJECT_ROOT, Settings
 
 WAREHOUSE_POOL = "duckdb_warehouse"
@@ -296,7 +299,7 @@ def exports(
             con.close()
         # Nothing reaches the lake before every file was written and checked.
         for path in sorted(out_dir.iterdir()):
-            lake.put_file(path, export_key(path.stem, path.suffix.lstrip("."), subset))
+            lake.put_file(path, layout.export_key(path.stem, path.suffix.lstrip("."), subset))
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": sum(s["rows"] for s in summary.values()),
@@ -304,6 +307,6 @@ def exports(
             "extracts": dg.MetadataValue.json(summary),
             "filters": dg.MetadataValue.json(filters.as_dict()),
             "skipped_for_filters": dg.MetadataValue.json(skipped),
-            "lake_prefix": dg.MetadataValue.path(lake.uri(export_key("x", "csv", subset).rsplit("/", 1)[0])),
+            "lake_prefix": dg.MetadataValue.path(lake.uri(layout.export_key("x", "csv", subset).rsplit("/", 1)[0])),
         }
     )

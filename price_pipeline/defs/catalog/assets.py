@@ -12,12 +12,18 @@ import pyarrow.parquet as pq
 
 from price_pipeline.defs.ops.retries import timed
 from price_pipeline.defs.resources import PricePipelineResource
-from price_pipeline.lib import catalog as catalog_lib
-from price_pipeline.lib.discovery import apply_discovery, discover, guard_against_shrink
+from price_pipeline.lib.discovery import (
+    CATALOG_API,
+    CatalogHospital,
+    apply_discovery,
+    discover,
+    files_fingerprint,
+    guard_against_shrink,
+    hospital_key,
+)
+from price_pipeline.lib.lake import layout
 
-CATALOG_SNAPSHOT_KEY = "catalog/hospital_catalog.json"
-HOSPITALS_KEY = "catalog/hospitals.parquet"
-CATALOG_SOURCE = "catalog_api"
+CATALOG_SOURCE = CATALOG_API  # the claims the ingestion falls back on
 
 
 class HospitalCatalogConfig(dg.Config):
@@ -26,11 +32,11 @@ class HospitalCatalogConfig(dg.Config):
     allow_shrink: bool = False
 
 
-def hospital_record(h: catalog_lib.CatalogHospital) -> dict:
+def hospital_record(h: CatalogHospital) -> dict:
     """The registry/claim payload of one catalog entry, keyed by its partition key."""
     record = dataclasses.asdict(h)
-    record["hospital_key"] = catalog_lib.hospital_key(h)
-    record["files_fingerprint"] = catalog_lib.files_fingerprint(h)
+    record["hospital_key"] = hospital_key(h)
+    record["files_fingerprint"] = files_fingerprint(h)
     return record
 
 
@@ -71,7 +77,7 @@ def hospital_catalog(
         {"fetched_from": price_pipeline.settings.catalog_url, "fetched_at": time.time(), "hospitals": records},
         default=str,
     ).encode()
-    price_pipeline.lake.put_bytes(payload, CATALOG_SNAPSHOT_KEY)
+    price_pipeline.lake.put_bytes(payload, layout.CATALOG_SNAPSHOT_KEY)
     n_files = sum(len(r["files"]) for r in records)
     for conflict in result.conflicts[:20]:
         context.log.warning(f"identity conflict: {conflict}")
@@ -96,7 +102,7 @@ def hospital_catalog(
             "excluded_by_overrides": len(result.excluded),
             "sources": dg.MetadataValue.json(result.stats),
             "bytes": len(payload),
-            "lake_key": dg.MetadataValue.path(price_pipeline.lake.uri(CATALOG_SNAPSHOT_KEY)),
+            "lake_key": dg.MetadataValue.path(price_pipeline.lake.uri(layout.CATALOG_SNAPSHOT_KEY)),
         }
     )
 
@@ -143,7 +149,7 @@ def hospitals(context: dg.AssetExecutionContext, price_pipeline: PricePipelineRe
     """
     lake = price_pipeline.lake
     registry = price_pipeline.registry
-    snapshot = json.loads(lake.get_bytes(CATALOG_SNAPSHOT_KEY))
+    snapshot = json.loads(lake.get_bytes(layout.CATALOG_SNAPSHOT_KEY))
     listed = {r["hospital_key"]: r for r in snapshot["hospitals"]}
     active_before = {r["hospital_key"] for r in registry.list_hospitals(status="active")}
     removed = registry.mark_removed(sorted(active_before - set(listed)))
@@ -155,7 +161,7 @@ def hospitals(context: dg.AssetExecutionContext, price_pipeline: PricePipelineRe
     )
     buffer = io.BytesIO()
     pq.write_table(table, buffer)
-    lake.put_bytes(buffer.getvalue(), HOSPITALS_KEY)
+    lake.put_bytes(buffer.getvalue(), layout.HOSPITALS_KEY)
     context.log.info(f"{table.num_rows} hospitals, {removed} newly marked removed")
     return dg.MaterializeResult(
         metadata={

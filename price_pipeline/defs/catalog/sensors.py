@@ -17,7 +17,6 @@ from price_pipeline.defs.catalog.jobs import refresh_catalog_job
 from price_pipeline.defs.ingestion.jobs import ingest_hospital_job
 from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.defs.resources import PricePipelineResource
-from price_pipeline.lib import change_detection
 from price_pipeline.lib.discovery import (
     apply_discovery,
     catalog_digest,
@@ -25,6 +24,7 @@ from price_pipeline.lib.discovery import (
     discover,
     guard_against_shrink,
 )
+from price_pipeline.lib.fetch import record_sweep, sweep
 from price_pipeline.lib.ops.batches import order_for_adding
 from price_pipeline.lib.ops.tags import file_urls, hospital_host, hospital_run_tags
 from price_pipeline.settings import Settings
@@ -129,8 +129,8 @@ def evaluate_change_tick(
     rows = registry.file_states_after(after, limit)
     partitions = set(context.instance.get_dynamic_partitions(hospital_partitions.name))
     candidates = [r for r in rows if r["hospital_key"] in partitions and r.get("sha256") and r.get("status") == "ok"]
-    result = change_detection.sweep(candidates, settings=settings, profiles=registry.host_profiles())
-    change_detection.record_sweep(registry, result)
+    result = sweep(candidates, settings=settings, profiles=registry.host_profiles())
+    record_sweep(registry, result)
     # A short slice means the sweep reached the end: the next tick starts over.
     next_after = [rows[-1]["hospital_key"], rows[-1]["url"]] if len(rows) == limit else None
     new_cursor = json.dumps(

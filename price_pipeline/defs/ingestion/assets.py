@@ -18,9 +18,12 @@ from price_pipeline.defs.ops.retries import (
 )
 from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.defs.resources import PricePipelineResource
-from price_pipeline.lib import ingest, layout, price_history
+from price_pipeline.lib.fetch import fetch_hospital_files
+from price_pipeline.lib.lake import layout
 from price_pipeline.lib.ops.classify import EXTERNAL, INTERNAL, TRANSIENT
 from price_pipeline.lib.ops.tags import FORCE_DOWNLOAD_TAG
+from price_pipeline.lib.parse import parse_hospital_files, record_header_claims
+from price_pipeline.lib.prices import build_hospital_prices_with_history
 
 # Retry policies (exponential backoff with jitter) and failure classification live in the ops
 # domain: @classified turns permanent errors (bad file, missing catalog entry) into
@@ -51,10 +54,11 @@ def _listed_urls(price_pipeline: PricePipelineResource, hospital_key: str) -> li
 
 
 def _record_conformance_without_price_file(key: str, price_pipeline: PricePipelineResource) -> None:
-    from price_pipeline.lib.quality import conformance  # only for the rare hospital with no price file
+    # imported only for the rare hospital with no price file
+    from price_pipeline.lib.quality import rules_from_settings, validate_hospital
 
-    conformance.validate_hospital(key, lake=price_pipeline.lake, limits=price_pipeline.settings.archive_limits(),
-                                  **conformance.rules_from_settings(price_pipeline.settings))
+    validate_hospital(key, lake=price_pipeline.lake, limits=price_pipeline.settings.archive_limits(),
+                      **rules_from_settings(price_pipeline.settings))
 
 
 @dg.asset(
@@ -80,7 +84,7 @@ def mrf_files(context: dg.AssetExecutionContext, price_pipeline: PricePipelineRe
     key = context.partition_key
     urls = _listed_urls(price_pipeline, key)
     with price_pipeline.scratch_dir("mrf_files") as scratch:
-        manifest = ingest.fetch_hospital_files(
+        manifest = fetch_hospital_files(
             key,
             urls,
             lake=price_pipeline.lake,
@@ -144,31 +148,31 @@ def mrf_parsed(context: dg.AssetExecutionContext, price_pipeline: PricePipelineR
     """
     key = context.partition_key
     with price_pipeline.scratch_dir("mrf_parsed") as scratch:
-        versions = ingest.parse_hospital_files(key, lake=price_pipeline.lake, scratch_dir=scratch,
+        versions = parse_hospital_files(key, lake=price_pipeline.lake, scratch_dir=scratch,
                                                  settings=price_pipeline.settings)
-    npis_recorded = ingest.record_header_claims(key, versions, registry=price_pipeline.registry)
-    rows = sum(v.summary.get("rows_parsed", 0) for v in versions)
+    npis_recorded = record_header_claims(key, versions, registry=price_pipeline.registry)
+    rows = sum(v.summary.rows_parsed for v in versions)
     findings_by_rule: Counter[str] = Counter()
     for v in versions:
-        for finding in v.summary.get("findings", []):
-            findings_by_rule[finding["rule"]] += 1
+        for finding in v.summary.findings:
+            findings_by_rule[finding.rule] += 1
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": rows,
             "files_parsed": len(versions),
             "header_npis_recorded": npis_recorded,
-            "files_readable": sum(1 for v in versions if v.summary.get("ok")),
-            "rows_quarantined": sum(v.summary.get("rows_quarantined", 0) for v in versions),
+            "files_readable": sum(1 for v in versions if v.summary.ok),
+            "rows_quarantined": sum(v.summary.rows_quarantined for v in versions),
             "bytes": sum(price_pipeline.lake.size(v.rows_key) for v in versions),
             "findings_by_rule": dg.MetadataValue.json(dict(findings_by_rule)),
             "formats": dg.MetadataValue.json(
                 [
                     {
                         "file_sha256": v.file_sha256,
-                        "format": v.summary.get("format"),
-                        "version": v.summary.get("version"),
-                        "encoding": v.summary.get("encoding"),
-                        "rows": v.summary.get("rows_parsed"),
+                        "format": v.summary.format,
+                        "version": v.summary.version,
+                        "encoding": v.summary.encoding,
+                        "rows": v.summary.rows_parsed,
                     }
                     for v in versions
                 ]
@@ -199,7 +203,7 @@ def prices(context: dg.AssetExecutionContext, price_pipeline: PricePipelineResou
     """
     key = context.partition_key
     with price_pipeline.scratch_dir("prices") as scratch:
-        result = price_history.build_hospital_prices_with_history(key, lake=price_pipeline.lake, scratch_dir=scratch)
+        result = build_hospital_prices_with_history(key, lake=price_pipeline.lake, scratch_dir=scratch)
     rows, size = result.rows, result.bytes
     return dg.MaterializeResult(
         metadata={

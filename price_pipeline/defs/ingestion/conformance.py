@@ -18,10 +18,10 @@ from price_pipeline.defs.ingestion.batching import per_hospital, per_hospital_ch
 from price_pipeline.defs.ops.retries import timed
 from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.defs.resources import PricePipelineResource
-from price_pipeline.lib import layout
-from price_pipeline.lib.quality import conformance
+from price_pipeline.lib.lake import layout
+from price_pipeline.lib.quality import rules_from_settings, validate_hospital
 
-# Findings shown per file in the metadata (the stored report keeps conformance.DEFAULT_MAX_FINDINGS).
+# Findings shown per file in the metadata (the stored report keeps CONFORMANCE_MAX_FINDINGS).
 FINDINGS_IN_METADATA = 10
 
 
@@ -52,9 +52,9 @@ def conformance_reports(
     ``conformance/hospital_key=<k>/file_sha256=<sha>.json`` and summarised in
     ``conformance/hospital_key=<k>/report.parquet`` for the compliance marts."""
     key = context.partition_key
-    result = conformance.validate_hospital(key, lake=price_pipeline.lake, log=context.log.info,
+    result = validate_hospital(key, lake=price_pipeline.lake, log=context.log.info,
                                            limits=price_pipeline.settings.archive_limits(),
-                                           **conformance.rules_from_settings(price_pipeline.settings))
+                                           **rules_from_settings(price_pipeline.settings))
     errors, alerts = result.totals()
     files = [
         {

@@ -22,7 +22,7 @@ from price_pipeline.defs.ingestion.batching import combine_check_results, range_
 from price_pipeline.defs.ops import settle
 from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.defs.resources import PricePipelineResource
-from price_pipeline.lib import layout
+from price_pipeline.lib.lake import layout
 from price_pipeline.lib.ops.batches import plan_batches
 from price_pipeline.lib.ops.tags import ANALYTICS, PRIORITY_TAG, QUALITY, TRIGGER_TAG, layer_tags, range_tags
 
@@ -90,7 +90,7 @@ def _run_suite(price_pipeline: PricePipelineResource, hospital_key: str) -> tupl
             metadata={"reason": reason},
         )
 
-    from price_pipeline.lib.quality.expectations import run_price_expectations
+    from price_pipeline.lib.quality import run_price_expectations
 
     with lake.local_copy(key) as path:
         outcome = run_price_expectations(path)

@@ -8,7 +8,8 @@ from price_pipeline.defs.ingestion.batching import per_hospital
 from price_pipeline.defs.ops.retries import LAKE_RETRY, classified
 from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.defs.resources import PricePipelineResource
-from price_pipeline.lib import layout, price_history
+from price_pipeline.lib.lake import layout
+from price_pipeline.lib.prices import compute_price_changes
 
 
 @dg.asset(
@@ -33,7 +34,7 @@ def price_changes(context: dg.AssetExecutionContext, price_pipeline: PricePipeli
     """
     key = context.partition_key
     with price_pipeline.scratch_dir("price_changes") as scratch:
-        result = price_history.compute_price_changes(key, lake=price_pipeline.lake, scratch_dir=scratch)
+        result = compute_price_changes(key, lake=price_pipeline.lake, scratch_dir=scratch)
     counts = result.counts
     return dg.MaterializeResult(
         metadata={

@@ -31,9 +31,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from price_pipeline.lib.http.budget import TransferBudget
-from price_pipeline.lib.http.client import safe_client
-from price_pipeline.lib.http.url_safety import UnsafeUrlError
+from price_pipeline.lib.fetch.http.budget import TransferBudget
+from price_pipeline.lib.fetch.http.client import safe_client
+from price_pipeline.lib.fetch.http.url_safety import UnsafeUrlError
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +25,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from price_pipeline.lib.lake.text import clean_text
 from price_pipeline.lib.registry.tables import metadata
-from price_pipeline.lib.text import clean_text
 
 log = logging.getLogger("price_pipeline.lib.registry")
 
@@ -79,12 +78,12 @@ def describe(kind: str, value: Any) -> str:
     return f"{kind} {ascii(value)[:200]}"
 
 
-_VALID_KEY = re.compile(r"^[a-z0-9_-]{1,64}$")
-
-
 def _key_or_none(value: Any) -> str | None:
     """``value`` when it is a well-formed hospital key (so it can be stored beside a finding)."""
-    return value if isinstance(value, str) and _VALID_KEY.match(value) else None
+    # the one key rule; imported here because discovery's package imports the registry (fetch)
+    from price_pipeline.lib.discovery.keys import VALID_KEY
+
+    return value if isinstance(value, str) and VALID_KEY.match(value) else None
 
 
 def narrowed(query, column: sa.Column, values: Iterable[Any]):
