@@ -26,8 +26,9 @@ of its rows (each row cast to DuckDB's text form of a struct, NULLs distinct fro
 equal in both fingerprints' own ``--repeat`` runs, i.e. files that are deterministic.
 
 Columns that depend on the run rather than on the data are replaced by their NULL flag (the
-value is dropped, whether it is set is kept): ``EXCLUDED_COLUMNS`` below, and the fingerprint
-lists every column it excluded per table (``excluded_columns``) so a reviewer sees them. Files
+value is dropped, whether it is set is kept): ``EXCLUDED_COLUMNS`` below; URLs of the demo
+catalog have its origin (a free port per run) replaced (``NORMALISED_COLUMNS``). The fingerprint
+lists every such column per table (``excluded_columns``) so a reviewer sees them. Files
 whose name or content is a run's timestamp (the dated snapshots ``marts/<name>/built_at=…/``,
 ``marts/_latest.json``) are not fingerprinted; their ``latest/`` copies are.
 
@@ -76,6 +77,14 @@ EXCLUDED_COLUMNS = {
     "run_id": "Dagster run id",
 }
 
+# Column name -> why part of its value depends on the run: the demo catalog is served on a free
+# port, so the origin of its URLs (http://127.0.0.1:<port>) is replaced by a placeholder and the
+# rest of the URL is compared.
+NORMALISED_COLUMNS = {
+    "url": "the demo catalog's port differs between runs: the origin http://127.0.0.1:<port> is replaced",
+}
+DEMO_ORIGIN_PATTERN = r"^https?://127\.0\.0\.1:[0-9]+"
+
 FINGERPRINT_VERSION = 1
 
 
@@ -98,6 +107,9 @@ def table_fingerprint(con: duckdb.DuckDBPyConnection, relation: str) -> dict:
         if name in EXCLUDED_COLUMNS:
             excluded[name] = EXCLUDED_COLUMNS[name]
             selected.append(f"({_quote(name)} IS NULL) AS {_quote(name + '__is_null')}")
+        elif name in NORMALISED_COLUMNS:
+            excluded[name] = NORMALISED_COLUMNS[name]
+            selected.append(f"regexp_replace({_quote(name)}, '{DEMO_ORIGIN_PATTERN}', 'http://demo') AS {_quote(name)}")
         else:
             selected.append(_quote(name))
     rows, content = con.execute(
@@ -173,7 +185,8 @@ def fingerprint_data_dir(data_dir: Path) -> dict:
                 tables[f"warehouse/{mart}"] = table_fingerprint(con, f"warehouse.main.{_quote(mart)}")
     finally:
         con.close()
-    return {"version": FINGERPRINT_VERSION, "excluded_column_rules": EXCLUDED_COLUMNS, "tables": tables}
+    return {"version": FINGERPRINT_VERSION, "excluded_column_rules": {**EXCLUDED_COLUMNS, **NORMALISED_COLUMNS},
+            "tables": tables}
 
 
 # ---------------------------------------------------------------- running the demo
@@ -383,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
     excluded = sorted({f"{name}.{c}" for name, t in result["tables"].items() for c in t.get("excluded_columns", {})})
     print(f"fingerprint of {len(result['tables'])} tables written to {args.out}; "
-          f"columns excluded (NULL flag kept): {', '.join(excluded) or 'none'}")
+          f"run-dependent columns (timestamps: only the NULL flag kept; url: origin replaced): {', '.join(excluded) or 'none'}")
     if args.command == "run" and args.compare:
         return _report(json.loads(args.compare.read_text()), result)
     return 0
