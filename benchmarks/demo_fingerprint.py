@@ -43,13 +43,10 @@ whose name or content is a run's timestamp (the dated snapshots ``marts/<name>/b
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -59,6 +56,14 @@ from pathlib import Path
 import duckdb
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+# The demo e2e test's own helpers: the tool waits for the demo exactly as that test does.
+from price_pipeline_tests.integration.dagster_process import (  # noqa: E402
+    free_port,
+    latest_run_per_hospital,
+    stop_dagster,
+)
 
 # The command `make run` runs (Makefile, target `run`), after `make manifest`.
 LAUNCH_COMMAND = [sys.executable, "-m", "price_pipeline.launch"]
@@ -192,28 +197,6 @@ def fingerprint_data_dir(data_dir: Path) -> dict:
 # ---------------------------------------------------------------- running the demo
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _kill_stragglers(home: Path) -> None:
-    """Kill the processes this run started that outlive the process group (Dagster's code servers
-    start in their own sessions): exactly those whose environment has this run's DAGSTER_HOME."""
-    marker = f"DAGSTER_HOME={home}".encode()
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) == os.getpid():
-            continue
-        try:
-            environ = (proc / "environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if marker in environ:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(int(proc.name), signal.SIGKILL)
-
-
 class DemoFailed(RuntimeError):
     """The demo's final analytics build failed: waiting longer cannot help."""
 
@@ -224,8 +207,7 @@ def _demo_finished(home: Path):
     run that started after the last ingestion ended. Mirrors test_demo_end_to_end.py."""
     import dagster as dg
 
-    # Dagster's own tags of a run over a partition range (a batch of hospitals).
-    range_start, range_end = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+    range_start = "dagster/asset_partition_range_start"  # Dagster's tag of a run over a partition range
     with dg.DagsterInstance.from_config(str(home)) as instance:
         order = list(instance.get_dynamic_partitions("hospitals"))
         if not order:
@@ -236,16 +218,7 @@ def _demo_finished(home: Path):
         ])):
             return False
         records = instance.get_run_records(dg.RunsFilter(job_name="ingest_hospital"))
-        latest: dict[str, dg.RunRecord] = {}
-        for record in sorted(records, key=lambda r: r.create_timestamp):
-            tags = record.dagster_run.tags
-            if tags.get("dagster/partition"):
-                keys = [tags["dagster/partition"]]
-            elif tags.get(range_start) in order and tags.get(range_end) in order:
-                keys = order[order.index(tags[range_start]) : order.index(tags[range_end]) + 1]
-            else:
-                keys = []
-            latest.update(dict.fromkeys(keys, record))
+        latest = latest_run_per_hospital(instance, records)
         if set(latest) != set(order):
             return False
         if any(r.dagster_run.tags.get(range_start) and r.dagster_run.status != dg.DagsterRunStatus.SUCCESS
@@ -275,9 +248,9 @@ def run_demo(work: Path) -> tuple[Path, dict]:
         "DAGSTER_HOME": str(home),
         "PRICE_PIPELINE_MODE": "embedded",
         "PRICE_PIPELINE_DATA_DIR": str(data),
-        "PRICE_PIPELINE_DEMO_PORT": str(_free_port()),
+        "PRICE_PIPELINE_DEMO_PORT": str(free_port()),
         "PRICE_PIPELINE_UI_HOST": "127.0.0.1",
-        "PRICE_PIPELINE_UI_PORT": str(_free_port()),
+        "PRICE_PIPELINE_UI_PORT": str(free_port()),
         "PRICE_PIPELINE_CATALOG_SENSOR_INTERVAL": SENSOR_INTERVAL_SECONDS,
     })
     home.mkdir(parents=True)
@@ -302,15 +275,7 @@ def run_demo(work: Path) -> tuple[Path, dict]:
             else:
                 raise TimeoutError(f"the demo did not finish within {DEADLINE_SECONDS}s; see {work / 'launch.log'}")
         finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGINT)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
-            _kill_stragglers(home)
+                    stop_dagster(process, home)
     print(f"demo finished in {time.monotonic() - started:.0f}s: {len(statuses)} hospitals, "
           f"{sum(1 for s in statuses.values() if s == 'SUCCESS')} ingested", flush=True)
     return data, statuses
