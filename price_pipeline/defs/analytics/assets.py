@@ -170,10 +170,11 @@ MART_EXPORTS = (
     "mart_item_codes",
 )
 # extract name -> warehouse relation; prices_current holds each hospital's current file versions,
-# unmapped_payers is the payer-mapping review queue (most frequent first).
+# unmapped_payers is the payer-mapping review queue (most frequent first; the dbt model
+# review_unmapped_payers, published under its earlier name so analysts' paths stay).
 EXTRACTS = {
     **{name: name for name in MART_EXPORTS},
-    "unmapped_payers": "unmapped_payers",
+    "unmapped_payers": "review_unmapped_payers",
     "prices_current": "int_prices_current",
 }
 # The relation that gives each hospital's state, so a state filter reaches tables keyed by hospital.
