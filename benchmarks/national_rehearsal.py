@@ -62,7 +62,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from price_pipeline.demo.server import ERROR_PAGE_HTML, DemoCatalogServer, Fault  # noqa: E402
+from price_pipeline.demo.faults import ERROR_PAGE_HTML, Fault  # noqa: E402
+from price_pipeline.demo.server import DemoCatalogServer  # noqa: E402
 
 # The project's own MRF synthesis (seeded variations of the CMS examples); private helpers of the
 # fuzz corpus, reused rather than duplicated.

@@ -156,7 +156,7 @@ def test_payer_classes_and_review_queue(built: Path) -> None:
     # Never 'unmapped' beside a rule-assigned class.
     assert not [k for k, r in got.items() if r["mapping_method"] == "unmapped" and r["payer_class"] != "unknown"]
     # The review queue lists only what the rules could not decide.
-    queue = {(r["payer_name"], r["plan_name"]): r["review_reason"] for r in rows_as_dicts(built, "select * from unmapped_payers")}
+    queue = {(r["payer_name"], r["plan_name"]): r["review_reason"] for r in rows_as_dicts(built, "select * from review_unmapped_payers")}
     assert queue == {
         ("Zenith", "Plan 7"): "no_payer_no_class",
         ("Medicare Managed Care Plan", None): "no_canonical_payer",

@@ -6,12 +6,12 @@ import dagster as dg
 import pytest
 
 from price_pipeline.defs.catalog.sensors import catalog_sensor, mrf_change_sensor
-from price_pipeline.defs.ingestion.batching import BATCH_SIZE_TAG, ingest_batch_size
+from price_pipeline.defs.ingestion.batching import ingest_batch_size
 from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.defs.resources import PricePipelineResource
 from price_pipeline.demo.server import DemoCatalogServer, generate_catalog
 from price_pipeline.lib.discovery.discover import CatalogShrinkError
-from price_pipeline.lib.ops.tags import HOST_TAG
+from price_pipeline.lib.ops.tags import BATCH_SIZE_TAG, HOST_TAG
 from price_pipeline.lib.registry import Registry
 from price_pipeline_tests.lib.discovery.test_sources import make_settings
 

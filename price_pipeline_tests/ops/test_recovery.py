@@ -29,7 +29,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from price_pipeline.demo.server import DemoCatalogServer, Fault
+from price_pipeline.demo.faults import Fault
+from price_pipeline.demo.server import DemoCatalogServer
 from price_pipeline.launch import prepare_dagster_home
 from price_pipeline.lib.lake import layout
 from price_pipeline.lib.lake.storage import LocalLake, S3Lake

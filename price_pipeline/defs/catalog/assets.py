@@ -10,6 +10,7 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from price_pipeline.defs.ops.retries import timed
 from price_pipeline.defs.resources import PricePipelineResource
 from price_pipeline.lib.discovery import (
     CATALOG_API,
@@ -49,6 +50,7 @@ def snapshot_records(records: list[dict]) -> list[dict]:
     kinds={"python", "json"},
     owners=["team:ingestion"],
 )
+@timed
 def hospital_catalog(
     context: dg.AssetExecutionContext, config: HospitalCatalogConfig, price_pipeline: PricePipelineResource
 ) -> dg.MaterializeResult:
@@ -61,7 +63,6 @@ def hospital_catalog(
     snapshotted to the lake. An empty or sharply shrunken result fails the materialization
     instead of removing hospitals (set ``allow_shrink`` to confirm a real drop).
     """
-    started = time.monotonic()
     registry = price_pipeline.registry
     settings = price_pipeline.settings
     result = discover(settings, registry)
@@ -73,7 +74,7 @@ def hospital_catalog(
     counts = apply_discovery(registry, result)
     records = snapshot_records(result.records)
     payload = json.dumps(
-        {"fetched_from": price_pipeline.catalog_url, "fetched_at": time.time(), "hospitals": records},
+        {"fetched_from": price_pipeline.settings.catalog_url, "fetched_at": time.time(), "hospitals": records},
         default=str,
     ).encode()
     price_pipeline.lake.put_bytes(payload, layout.CATALOG_SNAPSHOT_KEY)
@@ -101,7 +102,6 @@ def hospital_catalog(
             "excluded_by_overrides": len(result.excluded),
             "sources": dg.MetadataValue.json(result.stats),
             "bytes": len(payload),
-            "duration_seconds": round(time.monotonic() - started, 3),
             "lake_key": dg.MetadataValue.path(price_pipeline.lake.uri(layout.CATALOG_SNAPSHOT_KEY)),
         }
     )
@@ -139,6 +139,7 @@ HOSPITALS_SCHEMA = pa.schema(
     kinds={"python", "parquet"},
     owners=["team:ingestion"],
 )
+@timed
 def hospitals(context: dg.AssetExecutionContext, price_pipeline: PricePipelineResource) -> dg.MaterializeResult:
     """One row per hospital ever listed: identity (CCN, EIN, NPI), address (as published and
     standardised, with ZIP-centroid coordinates), status (active or removed) and file count.
@@ -146,7 +147,6 @@ def hospitals(context: dg.AssetExecutionContext, price_pipeline: PricePipelineRe
     Hospitals missing from the latest catalog snapshot are marked removed; their history stays.
     Written to the lake as ``catalog/hospitals.parquet`` for dbt.
     """
-    started = time.monotonic()
     lake = price_pipeline.lake
     registry = price_pipeline.registry
     snapshot = json.loads(lake.get_bytes(layout.CATALOG_SNAPSHOT_KEY))
@@ -169,7 +169,6 @@ def hospitals(context: dg.AssetExecutionContext, price_pipeline: PricePipelineRe
             "active": sum(1 for r in rows if r["status"] == "active"),
             "removed": sum(1 for r in rows if r["status"] == "removed"),
             "bytes": buffer.tell(),
-            "duration_seconds": round(time.monotonic() - started, 3),
             "preview": dg.MetadataValue.md(_markdown_table(rows[:10], ["hospital_key", "name", "state", "status"])),
         }
     )

@@ -16,11 +16,9 @@ from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.defs.resources import PricePipelineResource
 from price_pipeline.lib.fetch import FilesManifest
 from price_pipeline.lib.lake import PRICES_SCHEMA, layout
+from price_pipeline.lib.ops.tags import ACCEPT_ROW_DROP_TAG
 from price_pipeline.lib.parse import current_parsed_versions
 from price_pipeline.lib.quality import MIN_ROW_RATIO, row_count_collapsed
-
-# Run tag with which an operator accepts a legitimately smaller new version (see docs/quality.md).
-ACCEPT_ROW_DROP_TAG = "price_pipeline/accept_row_drop"
 
 
 @dg.asset_check(asset=mrf_files, partitions_def=hospital_partitions, blocking=True)
@@ -30,27 +28,20 @@ def mrf_files_has_a_price_file(
 ) -> dg.AssetCheckResult:
     """At least one listed file downloaded as data (not an error page) and stored by sha256.
 
-    When it fails, the hospital's steps downstream (conformance_reports included) are skipped, so
-    the check records the conformance summary of the rejected/failed files itself: the compliance
-    marts then show the hospital as serving no conformant file instead of not checked."""
+    When it fails, the hospital's steps downstream (conformance_reports included) are skipped;
+    ``mrf_files`` has then already recorded the conformance summary of the rejected/failed files
+    (``conformance_recorded``), so the compliance marts show the hospital as serving no
+    conformant file instead of not checked. The check itself only reads."""
     manifest = FilesManifest.from_json(
         price_pipeline.lake.get_bytes(layout.files_manifest_key(context.partition_key))
     )
     problems = [{"url": f.url, "status": f.status, "error": f.error} for f in manifest.files if f.status != "ok"]
-    recorded = False
-    if not manifest.ok_files:
-        from price_pipeline.lib.quality import rules_from_settings, validate_hospital
-
-        validate_hospital(context.partition_key, lake=price_pipeline.lake,
-                          limits=price_pipeline.settings.archive_limits(),
-                          **rules_from_settings(price_pipeline.settings))
-        recorded = True
     return dg.AssetCheckResult(
         passed=bool(manifest.ok_files),
         metadata={
             "files_ok": len(manifest.ok_files),
             "problems": dg.MetadataValue.json(problems[:20]),
-            "conformance_recorded": recorded,
+            "conformance_recorded": not manifest.ok_files,
         },
     )
 

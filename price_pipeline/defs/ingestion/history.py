@@ -1,6 +1,5 @@
 """Price history per hospital: what changed between the newest file version and the previous one."""
 
-import time
 
 import dagster as dg
 
@@ -33,7 +32,6 @@ def price_changes(context: dg.AssetExecutionContext, price_pipeline: PricePipeli
     ``changed`` (old and new amount / percentage / text, the change and its ratio). Unchanged
     rows are only counted. With a single version the file is empty.
     """
-    started = time.monotonic()
     key = context.partition_key
     with price_pipeline.scratch_dir("price_changes") as scratch:
         result = compute_price_changes(key, lake=price_pipeline.lake, scratch_dir=scratch)
@@ -49,7 +47,6 @@ def price_changes(context: dg.AssetExecutionContext, price_pipeline: PricePipeli
             "new_file_sha256": result.new_file_sha256 or "",
             "old_file_sha256": result.old_file_sha256 or "",
             "bytes": result.bytes,
-            "duration_seconds": round(time.monotonic() - started, 3),
             "lake_key": dg.MetadataValue.path(price_pipeline.lake.uri(layout.price_changes_key(key))),
         }
     )

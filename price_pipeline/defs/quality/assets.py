@@ -7,11 +7,11 @@ need the ``duckdb_warehouse`` pool and run beside the dbt build.
 
 import os
 import tempfile
-import time
 
 import dagster as dg
 import pyarrow.parquet as pq
 
+from price_pipeline.defs.ops.retries import timed
 from price_pipeline.defs.resources import PricePipelineResource
 from price_pipeline.lib.lake import PRICES_SCHEMA, connect_duckdb, layout
 from price_pipeline.lib.quality import TABLE_CHECKS, build_quarantine, run_table_checks, summarize_quarantine
@@ -45,13 +45,13 @@ def _publish(lake, table, key: str) -> int:
         for name, description in TABLE_CHECKS.items()
     ],
 )
+@timed
 def price_anomalies(context: dg.AssetExecutionContext, price_pipeline: PricePipelineResource) -> dg.MaterializeResult:
     """Table-wide checks in SQL over every hospital's prices (duplicates, placeholder values,
     negotiated above gross, extreme outliers per code across hospitals by robust z-score, amounts
     above the extreme_amount_ceiling setting with the items listed); the
     flagged rows with lineage are written to ``quality/price_anomalies.parquet``. Each check
     warns with its count and up to 10 examples."""
-    started = time.monotonic()
     lake = price_pipeline.lake
     uris = _prices_uris(lake)
     con = connect_duckdb(lake)
@@ -90,7 +90,6 @@ def price_anomalies(context: dg.AssetExecutionContext, price_pipeline: PricePipe
             "prices_files": len(uris),
             "bytes": size,
             "lake_key": dg.MetadataValue.path(lake.uri(layout.PRICE_ANOMALIES_KEY)),
-            "duration_seconds": round(time.monotonic() - started, 3),
         },
         check_results=check_results,
     )
@@ -102,12 +101,12 @@ def price_anomalies(context: dg.AssetExecutionContext, price_pipeline: PricePipe
     kinds={"duckdb", "parquet"},
     owners=["team:analytics"],
 )
+@timed
 def quarantine(context: dg.AssetExecutionContext, price_pipeline: PricePipelineResource) -> dg.MaterializeResult:
     """Every current failure of every hospital in one table, ``quality/quarantine.parquet``: files
     that failed to download or were rejected, files that could not be parsed, and rows the parser
     quarantined, each with its reason and where the evidence is kept. A rerun that fixes a
     hospital removes its entries (``price-pipeline quarantine`` lists it)."""
-    started = time.monotonic()
     lake = price_pipeline.lake
     table = build_quarantine(lake)
     size = _publish(lake, table, layout.QUARANTINE_KEY)
@@ -122,6 +121,5 @@ def quarantine(context: dg.AssetExecutionContext, price_pipeline: PricePipelineR
             ),
             "bytes": size,
             "lake_key": dg.MetadataValue.path(lake.uri(layout.QUARANTINE_KEY)),
-            "duration_seconds": round(time.monotonic() - started, 3),
         }
     )

@@ -8,7 +8,8 @@ import re
 import httpx
 import pytest
 
-from price_pipeline.demo.server import DemoCatalogServer, Fault
+from price_pipeline.demo.faults import Fault
+from price_pipeline.demo.server import DemoCatalogServer
 from price_pipeline.lib.discovery.catalog import (
     CatalogError,
     CatalogFile,

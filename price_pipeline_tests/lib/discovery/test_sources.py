@@ -302,7 +302,7 @@ def test_discover_merges_catalog_and_cms_hpt_and_keeps_stale_entries_on_errors(t
     assert len(registry.file_states()) == 31
     # a later crawl that errors keeps the last good entries; a 404 drops them
     gen_server.add_fault(f"/sites/{hospitals[0]['id']}/cms-hpt.txt", __import__(
-        "price_pipeline.demo.server", fromlist=["Fault"]).Fault.http_status(500, times=None))
+        "price_pipeline.demo.faults", fromlist=["Fault"]).Fault.http_status(500, times=None))
     again = discover(settings.__class__(**{**settings.__dict__, "cms_hpt_recheck_hours": 0}), registry)
     first_again = next(r for r in again.records if r["hospital_key"] == first["hospital_key"])
     assert extra in {f["url"] for f in first_again["files"]}

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from price_pipeline.demo import load_catalog
-from price_pipeline.demo.server import DemoCatalogServer, Fault
+from price_pipeline.demo.faults import Fault
+from price_pipeline.demo.server import DemoCatalogServer
 from price_pipeline.lib.fetch import change_detection as cd
 from price_pipeline.lib.fetch.files import fetch_hospital_files
 from price_pipeline.lib.fetch.http.fetch import make_client

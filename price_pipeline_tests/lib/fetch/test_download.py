@@ -9,7 +9,8 @@ import httpx
 import pytest
 
 from price_pipeline.demo import data_dir, load_catalog
-from price_pipeline.demo.server import DemoCatalogServer, Fault
+from price_pipeline.demo.faults import Fault
+from price_pipeline.demo.server import DemoCatalogServer
 from price_pipeline.lib.fetch.change_detection import conditional_check
 from price_pipeline.lib.fetch.http.download import (
     RetryPolicy,

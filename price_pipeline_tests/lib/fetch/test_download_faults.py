@@ -11,7 +11,8 @@ import zipfile
 import pytest
 
 from price_pipeline.demo import load_catalog
-from price_pipeline.demo.server import DemoCatalogServer, Fault
+from price_pipeline.demo.faults import Fault
+from price_pipeline.demo.server import DemoCatalogServer
 from price_pipeline.lib.fetch.files import fetch_hospital_files
 from price_pipeline.lib.fetch.http.download import RetryPolicy, download
 from price_pipeline.lib.fetch.http.limits import HostLimiter

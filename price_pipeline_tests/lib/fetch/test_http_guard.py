@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from price_pipeline.demo.server import DemoCatalogServer, Fault
+from price_pipeline.demo.faults import Fault
+from price_pipeline.demo.server import DemoCatalogServer
 from price_pipeline.lib.discovery.catalog import CatalogError, fetch_catalog
 from price_pipeline.lib.discovery.sources.catalog_api import CatalogApiSource
 from price_pipeline.lib.discovery.sources.cms_hpt import fetch_cms_hpt

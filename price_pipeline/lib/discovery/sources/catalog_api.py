@@ -10,7 +10,6 @@ removed". With ``states`` set, each state is queried on its own and every one mu
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 
@@ -28,6 +27,7 @@ from price_pipeline.lib.discovery.sources.base import Claim, ClaimFile, SourceRe
 from price_pipeline.lib.fetch.http.budget import TransferBudget
 from price_pipeline.lib.fetch.http.client import safe_client
 from price_pipeline.lib.fetch.http.url_safety import UnsafeUrlError
+from price_pipeline.settings import Settings
 
 SOURCE = CATALOG_API
 
@@ -85,7 +85,7 @@ class CatalogApiSource:
         self.states = tuple(states)
         self.session_url = session_url
         # A credential: read from the environment at use, never put in resource config or logs.
-        self.api_key = api_key or os.environ.get("PRICE_PIPELINE_CATALOG_API_KEY")
+        self.api_key = api_key or Settings.secrets_from_env()["catalog_api_key"]
         self.timeout = timeout
         self.user_agent = user_agent
         self.per_page = per_page

@@ -1,20 +1,7 @@
-"""The registry on SQLite and on a real PostgreSQL database."""
+"""The hospitals family of the registry (hospitals, claims, identifiers), on SQLite and PostgreSQL
+(the ``registry`` fixture, conftest.py)."""
 
 from __future__ import annotations
-
-import pytest
-
-from price_pipeline.lib.registry import FileVersion, Registry
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def registry(request, tmp_path):
-    if request.param == "sqlite":
-        reg = Registry(f"sqlite:///{tmp_path / 'r.sqlite'}")
-    else:
-        reg = Registry(request.getfixturevalue("postgres_database"))
-    yield reg
-    reg.dispose()
 
 
 def test_hospitals_claims_and_removal(registry):
@@ -37,13 +24,22 @@ def test_hospitals_claims_and_removal(registry):
     assert removed["removed_at"] is not None and removed["name"] == "B"
 
 
-def test_file_versions_are_recorded_once_per_content(registry):
-    fv = FileVersion("h1", "https://x.example/a.csv", "f" * 64, 10, "ok", raw_key="raw/ff/x.csv", etag='"1"')
-    registry.record_file_version(fv)
-    registry.record_file_version(fv)
-    registry.record_file_version(FileVersion("h1", "https://x.example/a.csv", None, None, "failed", error="503"))
-    versions = registry.file_versions_for("h1")
-    assert len(versions) == 2
-    assert {v["status"] for v in versions} == {"ok", "failed"}
-    assert registry.latest_ok_version("h1", "https://x.example/a.csv")["etag"] == '"1"'
-    assert versions[0]["host"] == "x.example"
+def test_identifiers_keep_their_first_key_across_batches_of_any_size(registry):
+    """The same insert-what-is-new helper for a small batch (its own keys looked up) and a big
+    one (the whole table read once)."""
+    registry.record_identifiers([("ccn", "050001", "ccn-050001")])
+    big = [("npi", f"{i:010d}", f"h-{i}") for i in range(600)] + [("ccn", "050001", "other-key")]
+    registry.record_identifiers(big)
+    registry.record_identifiers([("npi", "0000000007", "moved")])
+    ids = registry.identifiers()
+    assert ids[("ccn", "050001")] == "ccn-050001" and ids[("npi", "0000000007")] == "h-7"
+    assert len(ids) == 601
+
+
+def test_claims_of_a_big_batch_are_stored_once_and_touched_again(registry):
+    rows = [{"hospital_key": f"h-{i:04d}", "name": f"H {i}"} for i in range(520)]
+    assert registry.upsert_hospitals(rows, source="catalog_api")["new"] == 520
+    first = registry.claims_for("h-0001")[0]["last_seen_at"]
+    assert registry.record_claims("catalog_api", [(r["hospital_key"], r) for r in rows]) == 520
+    (claim,) = registry.claims_for("h-0001")
+    assert claim["last_seen_at"] >= first

@@ -1,4 +1,4 @@
-"""``price-pipeline`` job-control subcommands: thin wrappers over Dagster's own APIs.
+"""``price-pipeline`` job control: thin wrappers over Dagster's own APIs.
 
 Reads (``runs``, ``failed-hospitals``) and partition changes (``add-hospitals``) use the Dagster
 instance of ``$DAGSTER_HOME`` (the same storage the web UI and the daemon use: SQLite or
@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
+from price_pipeline.cli.registry import CliError, command
 from price_pipeline.lib.ops.tags import (
+    BACKFILL_TAG,
     BULK_ID_TAG,
     BULK_TITLE_TAG,
     FULL_REFRESH_TAG,
@@ -36,17 +37,37 @@ from price_pipeline.lib.ops.tags import (
     hospital_run_tags,
     registry_hospital_urls,
 )
+from price_pipeline.settings import Settings
 
-DEFAULT_URL = os.environ.get("PRICE_PIPELINE_DAGSTER_URL", "http://127.0.0.1:3000")
-# The ingest_hospital job's assets (price_pipeline.defs.ingestion.jobs.INGESTION_ASSETS; a test
-# keeps the two equal without importing the assets here)
-INGESTION_ASSETS = ("mrf_files", "mrf_parsed", "prices", "price_changes", "conformance_reports")
-PARTITIONS_NAME = "hospitals"
 RUN_STATUSES = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "SUCCESS", "FAILURE", "CANCELING", "CANCELED")
+# The code locations of workspace.yaml (a test keeps them equal).
+INGESTION_LOCATION = "ingestion"
+ANALYTICS_LOCATION = "analytics"
 
 
-class CliError(Exception):
-    """A request Dagster refused, reported on stderr with exit status 1."""
+def ingestion_job() -> tuple[str, tuple[str, ...]]:
+    """The per-hospital ingestion job's name and its assets, from the definitions (imported when
+    a command needs them, so building the parser stays cheap)."""
+    from price_pipeline.defs.ingestion.jobs import INGESTION_ASSETS, ingest_hospital_job
+
+    return ingest_hospital_job.name, tuple(k.to_user_string() for k in INGESTION_ASSETS)
+
+
+def _partitions_name() -> str:
+    from price_pipeline.defs.partitions import hospital_partitions
+
+    return hospital_partitions.name
+
+
+def _implicit_asset_job() -> str:
+    from dagster._core.definitions.assets.job.asset_job import IMPLICIT_ASSET_JOB_NAME
+
+    return IMPLICIT_ASSET_JOB_NAME
+
+
+def _add_url_arg(p: argparse.ArgumentParser) -> None:
+    url = Settings.from_env().dagster_url
+    p.add_argument("--url", default=url, help=f"Dagster webserver (default {url}, PRICE_PIPELINE_DAGSTER_URL)")
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -55,7 +76,7 @@ class CliError(Exception):
 def _instance():
     import dagster as dg
 
-    if not os.environ.get("DAGSTER_HOME"):
+    if not Settings.from_env().dagster_home:
         raise CliError("DAGSTER_HOME is not set: point it at the instance folder (make run uses ./.dagster_home)")
     return dg.DagsterInstance.get()
 
@@ -242,18 +263,19 @@ def _setup_add(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hospitals-from", metavar="FILE", help="file with one key a line ('-' = stdin)")
 
 
+@command("add-hospitals", help="add hospital partitions (Dagster instance)", setup=_setup_add)
 def _run_add(args: argparse.Namespace) -> int:
-    import re
+    from price_pipeline.lib.discovery import VALID_KEY
 
     keys = list(args.keys) + (_read_keys(args.hospitals_from) if args.hospitals_from else [])
-    bad = [k for k in keys if not re.fullmatch(r"[a-z0-9_-]{1,64}", k)]
+    bad = [k for k in keys if not VALID_KEY.match(k)]
     if bad or not keys:
         raise CliError(f"invalid or missing hospital keys: {bad[:10]}")
     with _instance() as instance:
-        existing = set(instance.get_dynamic_partitions(PARTITIONS_NAME))
+        existing = set(instance.get_dynamic_partitions(_partitions_name()))
         new = [k for k in dict.fromkeys(keys) if k not in existing]
         if new:
-            instance.add_dynamic_partitions(PARTITIONS_NAME, new)
+            instance.add_dynamic_partitions(_partitions_name(), new)
     print(json.dumps({"added": new, "already_present": sorted(set(keys) & existing)}))
     return 0
 
@@ -264,10 +286,10 @@ def _run_add(args: argparse.Namespace) -> int:
 def _setup_launch(p: argparse.ArgumentParser) -> None:
     _add_hospital_args(p)
     p.add_argument("--assets", default=None,
-                   help=f"comma-separated asset keys (default: with --job, the job's own selection; "
-                   f"without, {','.join(INGESTION_ASSETS)})")
-    p.add_argument("--job", default=None, help="job to run (default ingest_hospital for hospital assets, "
-                   "else the implicit asset job __ASSET_JOB)")
+                   help="comma-separated asset keys (default: with --job, the job's own selection; "
+                   "without, the ingestion job's assets)")
+    p.add_argument("--job", default=None, help="job to run (default the ingestion job, ingest_hospital, for "
+                   "hospital assets, else the implicit asset job)")
     p.add_argument("--location", default=None,
                    help="code location (default: the one defining --job, asked of the webserver; ingestion "
                    "for hospital assets)")
@@ -276,24 +298,26 @@ def _setup_launch(p: argparse.ArgumentParser) -> None:
     p.add_argument("--full-refresh", action="store_true",
                    help=f"with --job build_analytics: rebuild every per-hospital dbt table from scratch "
                    f"(tag {FULL_REFRESH_TAG}=true; default: only the hospitals whose versions changed)")
-    p.add_argument("--url", default=DEFAULT_URL, help=f"Dagster webserver (default {DEFAULT_URL})")
+    _add_url_arg(p)
 
 
+@command("launch", help="launch one run per hospital for an asset selection (GraphQL)", setup=_setup_launch)
 def _run_launch(args: argparse.Namespace) -> int:
     from dagster_graphql import DagsterGraphQLClientError
 
+    ingest_job, ingestion_assets = ingestion_job()
     # --job alone runs that job's own selection; assets alone default to the hospital's ingestion
-    assets = _asset_keys(args.assets) if args.assets is not None else ([] if args.job else list(INGESTION_ASSETS))
+    assets = _asset_keys(args.assets) if args.assets is not None else ([] if args.job else list(ingestion_assets))
     with _instance() as instance:
-        hospitals = resolve_hospitals(args, instance.get_dynamic_partitions(PARTITIONS_NAME))
-    if any(a in INGESTION_ASSETS for a in assets) and not hospitals:
+        hospitals = resolve_hospitals(args, instance.get_dynamic_partitions(_partitions_name()))
+    if any(a in ingestion_assets for a in assets) and not hospitals:
         raise CliError("hospital assets need --hospital, --hospitals-from, --range or --all")
-    ingestion = (not args.job and set(assets) <= set(INGESTION_ASSETS)) or args.job == "ingest_hospital"
-    job = args.job or ("ingest_hospital" if ingestion else "__ASSET_JOB")
+    ingestion = (not args.job and set(assets) <= set(ingestion_assets)) or args.job == ingest_job
+    job = args.job or (ingest_job if ingestion else _implicit_asset_job())
     if args.location:
         location = args.location
-    elif job == "__ASSET_JOB":
-        location = "ingestion" if hospitals else "analytics"
+    elif job == _implicit_asset_job():
+        location = INGESTION_LOCATION if hospitals else ANALYTICS_LOCATION
     else:
         location = job_location(args.url, job)
     extra = _parse_tags(args.tag)
@@ -343,7 +367,8 @@ def launch_bulk(
     from dagster_graphql import DagsterGraphQLClientError
 
     bulk_id = uuid.uuid4().hex[:12]
-    job = "ingest_hospital" if set(assets) <= set(INGESTION_ASSETS) else "__ASSET_JOB"
+    ingest_job, ingestion_assets = ingestion_job()
+    job = ingest_job if set(assets) <= set(ingestion_assets) else _implicit_asset_job()
     client = graphql_client(url)
     urls = _hospital_urls(hospitals)
     runs = []
@@ -357,7 +382,7 @@ def launch_bulk(
             **(extra_tags or {}),
         }
         try:
-            run_id = client.submit_job_execution(job, repository_location_name="ingestion",
+            run_id = client.submit_job_execution(job, repository_location_name=INGESTION_LOCATION,
                                                  repository_name="__repository__", tags=tags, asset_selection=assets)
         except DagsterGraphQLClientError as exc:
             raise CliError(f"launch refused for {key} (bulk {bulk_id}, {len(runs)} launched): {exc}") from exc
@@ -367,20 +392,23 @@ def launch_bulk(
 
 def _setup_backfill(p: argparse.ArgumentParser) -> None:
     _add_hospital_args(p)
-    p.add_argument("--assets", default=",".join(INGESTION_ASSETS), help="comma-separated asset keys")
+    p.add_argument("--assets", default=None, help="comma-separated asset keys (default: the ingestion job's assets)")
     p.add_argument("--priority", type=int, default=PRIORITY_BULK,
                    help=f"dagster/priority of the backfill's runs (default {PRIORITY_BULK}: behind fresh work)")
     p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="extra run tag (repeatable)")
     p.add_argument("--title", default=None, help="title, kept in the runs' price_pipeline/bulk_title tag")
-    p.add_argument("--url", default=DEFAULT_URL, help=f"Dagster webserver (default {DEFAULT_URL})")
+    _add_url_arg(p)
 
 
+@command("backfill", help="launch bulk work for a list/range of hospitals: one bulk-tagged run each (GraphQL)",
+         setup=_setup_backfill)
 def _run_backfill(args: argparse.Namespace) -> int:
     with _instance() as instance:
-        hospitals = resolve_hospitals(args, instance.get_dynamic_partitions(PARTITIONS_NAME))
+        hospitals = resolve_hospitals(args, instance.get_dynamic_partitions(_partitions_name()))
     if not hospitals:
         raise CliError("no hospitals selected (--hospital, --hospitals-from, --range or --all)")
-    launched = launch_bulk(args.url, _asset_keys(args.assets), hospitals, trigger="cli-backfill",
+    assets = _asset_keys(args.assets) if args.assets is not None else list(ingestion_job()[1])
+    launched = launch_bulk(args.url, assets, hospitals, trigger="cli-backfill",
                            priority=args.priority, title=args.title or f"{len(hospitals)} hospitals from the CLI",
                            extra_tags=_parse_tags(args.tag))
     print(json.dumps(launched))
@@ -403,9 +431,11 @@ mutation Reexecute($params: ReexecutionParams!) {
 def _setup_reexecute(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_ids", nargs="+", help="failed run ids")
     p.add_argument("--all-steps", action="store_true", help="re-run every step instead of from failure")
-    p.add_argument("--url", default=DEFAULT_URL, help=f"Dagster webserver (default {DEFAULT_URL})")
+    _add_url_arg(p)
 
 
+@command("reexecute", help="re-execute failed runs from failure (GraphQL)",
+         setup=_setup_reexecute)
 def _run_reexecute(args: argparse.Namespace) -> int:
     status = 0
     for run_id in args.run_ids:
@@ -422,9 +452,11 @@ def _run_reexecute(args: argparse.Namespace) -> int:
 
 def _setup_cancel(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_ids", nargs="+", help="queued or running run ids")
-    p.add_argument("--url", default=DEFAULT_URL, help=f"Dagster webserver (default {DEFAULT_URL})")
+    _add_url_arg(p)
 
 
+@command("cancel", help="cancel queued or running runs (GraphQL)",
+         setup=_setup_cancel)
 def _run_cancel(args: argparse.Namespace) -> int:
     from dagster_graphql import DagsterGraphQLClientError
 
@@ -480,10 +512,10 @@ def list_runs(instance, args: argparse.Namespace) -> list[dict]:
             duration = (r.end_time - r.start_time) if r.end_time and r.start_time else None
             rows.append({
                 "run_id": run.run_id, "status": run.status.value, "job": run.job_name,
-                "hospital": run.tags.get(PARTITION_TAG), "priority": run.tags.get("dagster/priority"),
+                "hospital": run.tags.get(PARTITION_TAG), "priority": run.tags.get(PRIORITY_TAG),
                 "created": r.create_timestamp.strftime("%Y-%m-%d %H:%M:%S"), "started": _fmt_ts(r.start_time),
                 "ended": _fmt_ts(r.end_time), "duration_s": round(duration, 1) if duration is not None else None,
-                "assets": ",".join(assets), "backfill": run.tags.get("dagster/backfill"),
+                "assets": ",".join(assets), "backfill": run.tags.get(BACKFILL_TAG),
             })
             if len(rows) >= args.limit:
                 break
@@ -493,6 +525,8 @@ def list_runs(instance, args: argparse.Namespace) -> list[dict]:
     return rows
 
 
+@command("runs", help="list runs by status, hospital, asset, job and time (instance)",
+         setup=_setup_runs)
 def _run_runs(args: argparse.Namespace) -> int:
     with _instance() as instance:
         rows = list_runs(instance, args)
@@ -511,6 +545,8 @@ def _setup_failed(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="one JSON object a line")
 
 
+@command("failed-hospitals", help="hospital assets and blocking checks whose last attempt failed (the dead-letter queue)",
+         setup=_setup_failed)
 def _run_failed(args: argparse.Namespace) -> int:
     from price_pipeline.defs.ops.failed import failed_items
 
@@ -529,9 +565,11 @@ def _setup_retry_failed(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hospital", "-H", action="append", default=[], help="only these hospitals (repeatable)")
     p.add_argument("--priority", type=int, default=PRIORITY_BULK, help="dagster/priority of the retries")
     p.add_argument("--dry-run", action="store_true", help="list what would be retried, launch nothing")
-    p.add_argument("--url", default=DEFAULT_URL, help=f"Dagster webserver (default {DEFAULT_URL})")
+    _add_url_arg(p)
 
 
+@command("retry-failed", help="re-run the failed assets and their downstream, one bulk-tagged run per hospital (GraphQL)",
+         setup=_setup_retry_failed)
 def _run_retry_failed(args: argparse.Namespace) -> int:
     """Re-run exactly each hospital's failed assets (a failed check: the asset it checks) and
     their downstream: one bulk launch per distinct selection, one run per hospital."""
@@ -562,6 +600,8 @@ def _setup_wait(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, default=600)
 
 
+@command("wait", help="wait until runs finish; exit 0 only if all succeeded",
+         setup=_setup_wait)
 def _run_wait(args: argparse.Namespace) -> int:
     deadline = time.monotonic() + args.timeout
     with _instance() as instance:
@@ -574,30 +614,3 @@ def _run_wait(args: argparse.Namespace) -> int:
             if time.monotonic() > deadline:
                 raise CliError("timed out waiting for runs")
             time.sleep(1)
-
-
-def _wrap(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    def wrapped(args: argparse.Namespace) -> int:
-        try:
-            return run(args)
-        except CliError as exc:
-            print(f"price-pipeline: {exc}", file=sys.stderr)
-            return 1
-
-    return wrapped
-
-
-OPS_COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], str]] = {
-    "add-hospitals": (_setup_add, _wrap(_run_add), "add hospital partitions (Dagster instance)"),
-    "launch": (_setup_launch, _wrap(_run_launch), "launch one run per hospital for an asset selection (GraphQL)"),
-    "backfill": (_setup_backfill, _wrap(_run_backfill),
-                 "launch bulk work for a list/range of hospitals: one bulk-tagged run each (GraphQL)"),
-    "reexecute": (_setup_reexecute, _wrap(_run_reexecute), "re-execute failed runs from failure (GraphQL)"),
-    "cancel": (_setup_cancel, _wrap(_run_cancel), "cancel queued or running runs (GraphQL)"),
-    "runs": (_setup_runs, _wrap(_run_runs), "list runs by status, hospital, asset, job and time (instance)"),
-    "failed-hospitals": (_setup_failed, _wrap(_run_failed),
-                         "hospital assets and blocking checks whose last attempt failed (the dead-letter queue)"),
-    "retry-failed": (_setup_retry_failed, _wrap(_run_retry_failed),
-                     "re-run the failed assets and their downstream, one bulk-tagged run per hospital (GraphQL)"),
-    "wait": (_setup_wait, _wrap(_run_wait), "wait until runs finish; exit 0 only if all succeeded"),
-}

@@ -7,8 +7,7 @@ import subprocess
 import sys
 
 from price_pipeline.cli import main
-
-from .conftest import BROKEN, CMS
+from price_pipeline_tests.lib.conftest import BROKEN, CMS
 
 
 def test_parse_prints_one_line_per_file(tmp_path, capsys):
