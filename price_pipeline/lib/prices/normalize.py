@@ -90,6 +90,9 @@ BATCH_ROWS = 64 * 1024
 CACHE_PAIRS = 250_000
 # Spilled item runs aggregated per DuckDB pass (about 256 MB of DuckDB memory at most here).
 SPILL_ROWS_PER_PASS = 100_000
+# The temporary item spill is written once and read twice: no dictionaries or statistics (half
+# the CPU of the defaults), lz4 to keep it small.
+_SPILL_OPTIONS = {"compression": "lz4", "use_dictionary": False, "write_statistics": False}
 # Threads normalising batches: the Arrow kernels release the GIL, so two use both cores here.
 WORKERS = 2
 
@@ -490,7 +493,7 @@ def _normalize(parsed: list[ParsedInput], writer: _BackgroundWriter, *, hospital
                             total += payer.num_rows
                         if partial is not None and partial.num_rows:
                             if spill is None:
-                                spill = pq.ParquetWriter(spill_path, partial.schema, compression="lz4")
+                                spill = pq.ParquetWriter(spill_path, partial.schema, **_SPILL_OPTIONS)
                             spill.write_table(partial.cast(spill.schema))
             if spill is not None:
                 spill.close()
@@ -644,7 +647,7 @@ def _write_items(con: duckdb.DuckDBPyConnection, spill_path: str, headers: list[
             is_dup = np.isin(batch.column("ident").to_numpy(zero_copy_only=False), repeated)
             if is_dup.any():
                 if dups is None:
-                    dups = pq.ParquetWriter(dups_path, batch.schema, compression="lz4")
+                    dups = pq.ParquetWriter(dups_path, batch.schema, **_SPILL_OPTIONS)
                 dups.write_batch(batch.filter(pa.array(is_dup)))
                 batch = batch.filter(pa.array(~is_dup))
             if batch.num_rows:
