@@ -103,8 +103,8 @@ def latest_run_per_hospital(instance, records) -> dict:
     """Each hospital's newest ingest_hospital run (a RunRecord): one of its own
     (``dagster/partition``) or a batch whose partition range holds it. Shared by the demo e2e
     test and benchmarks/demo_fingerprint.py, which wait for the demo the same way."""
-    from price_pipeline.lib.ops.tags import RANGE_END_TAG, RANGE_START_TAG
     from price_pipeline.defs.partitions import hospital_partitions
+    from price_pipeline.lib.ops.tags import RANGE_END_TAG, RANGE_START_TAG
 
     order = list(instance.get_dynamic_partitions(hospital_partitions.name))
     latest: dict = {}
