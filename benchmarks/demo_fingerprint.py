@@ -264,6 +264,11 @@ def run_demo(work: Path) -> tuple[Path, dict]:
             while time.monotonic() - started < DEADLINE_SECONDS:
                 if process.poll() is not None:
                     raise RuntimeError(f"the demo exited early ({process.returncode}); see {work / 'launch.log'}")
+                # The launch command creates the instance storage before it prints the UI address;
+                # opening the instance before that would race it to create the same tables.
+                if b"Dagster UI" not in (work / "launch.log").read_bytes():
+                    time.sleep(1)
+                    continue
                 try:
                     statuses = _demo_finished(home)
                 except DemoFailed as exc:
