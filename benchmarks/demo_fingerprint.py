@@ -34,6 +34,7 @@ whose name or content is a run's timestamp (the dated snapshots ``marts/<name>/b
 
     .venv/bin/python benchmarks/demo_fingerprint.py run --out fp.json [--repeat 2] [--keep DIR]
     .venv/bin/python benchmarks/demo_fingerprint.py fingerprint DATA_DIR --out fp.json
+    .venv/bin/python benchmarks/demo_fingerprint.py merge run1.json run2.json --out fp.json
     .venv/bin/python benchmarks/demo_fingerprint.py compare baseline.json fp.json
 
 ``make demo-fingerprint`` runs it (under /tmp/pp-heavy.lock) and compares with
@@ -263,6 +264,11 @@ def run_demo(work: Path) -> tuple[Path, dict]:
             while time.monotonic() - started < DEADLINE_SECONDS:
                 if process.poll() is not None:
                     raise RuntimeError(f"the demo exited early ({process.returncode}); see {work / 'launch.log'}")
+                # The launch command creates the instance storage before it prints the UI address;
+                # opening the instance before that would race it to create the same tables.
+                if b"Dagster UI" not in (work / "launch.log").read_bytes():
+                    time.sleep(1)
+                    continue
                 try:
                     statuses = _demo_finished(home)
                 except DemoFailed as exc:
@@ -332,6 +338,9 @@ def main(argv: list[str] | None = None) -> int:
     one = sub.add_parser("fingerprint", help="fingerprint an existing data folder")
     one.add_argument("data_dir", type=Path)
     one.add_argument("--out", type=Path, required=True)
+    merge = sub.add_parser("merge", help="merge fingerprints of repeated runs (as run --repeat does); fails unless they agree")
+    merge.add_argument("runs", type=Path, nargs="+")
+    merge.add_argument("--out", type=Path, required=True)
     cmp = sub.add_parser("compare", help="compare two fingerprints (exit 1 on a difference)")
     cmp.add_argument("first", type=Path)
     cmp.add_argument("second", type=Path)
@@ -341,6 +350,8 @@ def main(argv: list[str] | None = None) -> int:
         return _report(json.loads(args.first.read_text()), json.loads(args.second.read_text()))
     if args.command == "fingerprint":
         result = fingerprint_data_dir(args.data_dir)
+    elif args.command == "merge":
+        result = merge_repeats([json.loads(path.read_text()) for path in args.runs])
     else:
         results = []
         for i in range(args.repeat):
