@@ -70,7 +70,7 @@ def ingestion_in_flight(instance: dg.DagsterInstance) -> int:
 
 @dg.sensor(
     job=build_analytics_job,
-    minimum_interval_seconds=15,
+    minimum_interval_seconds=staleness.FOLLOWUP_INTERVAL_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Requests one build_analytics run once new prices or hospitals exist and no ingestion "
     "or catalog run is queued or running, so a wave of hospital runs causes one dbt build; at the "
