@@ -137,12 +137,12 @@ EXPECTATIONS_RUN_SIZE = 100  # hospitals per check_price_expectations run (conse
 BUSY_LAYERS = (*settle.INGESTION_LAYERS, ANALYTICS)
 # After the last ingestion/catalog/analytics run changed state, wait this long: three ticks of
 # analytics_after_ingestion (45 s by default), so the build it requests for the wave is queued first.
-QUIET_SECONDS = 3 * staleness.FOLLOWUP_INTERVAL_SECONDS
+QUIET_SECONDS = 3 * settle.FOLLOWUP_INTERVAL_SECONDS
 
 
 @dg.sensor(
     job=check_price_expectations_job,
-    minimum_interval_seconds=2 * staleness.FOLLOWUP_INTERVAL_SECONDS,
+    minimum_interval_seconds=2 * settle.FOLLOWUP_INTERVAL_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Requests a check_price_expectations run for each hospital whose prices were materialized, "
     "once the pipeline settles or at the latest PRICE_PIPELINE_ANALYTICS_MAX_WAIT_MINUTES (30) after the "

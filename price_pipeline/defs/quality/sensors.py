@@ -5,12 +5,11 @@ import dagster as dg
 
 from price_pipeline.defs.ops import settle
 from price_pipeline.defs.quality.jobs import check_quality_job
-from price_pipeline.lib.ops import staleness
 
 
 @dg.sensor(
     job=check_quality_job,
-    minimum_interval_seconds=staleness.FOLLOWUP_INTERVAL_SECONDS,
+    minimum_interval_seconds=settle.FOLLOWUP_INTERVAL_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Requests one check_quality run once new prices exist and no ingestion or catalog run "
     "is queued or running, or at the staleness bound (the same rule as analytics_after_ingestion).",
