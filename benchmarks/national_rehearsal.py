@@ -847,6 +847,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-analytics-lag", type=float, default=600)
     p.add_argument("--max-rehearsal-minutes", type=float, default=40)
     p.add_argument("--skip-baseline", action="store_true", help="(debugging) no library baseline, no prices comparison")
+    p.add_argument("--sensor-interval", type=int, default=None,
+                   help="seconds between ticks of the catalog sensor and the follow-up sensors (analytics, quality, "
+                        "expectations; PRICE_PIPELINE_FOLLOWUP_SENSOR_INTERVAL, whose quiet period scales with it); "
+                        "default: catalog 10 s, follow-ups as deployed (15 s)")
     args = p.parse_args(argv)
     if args.hosts < 3:
         p.error("--hosts must be >= 3")
@@ -902,7 +906,12 @@ def main(argv: list[str] | None = None) -> int:
             report["baseline"] = library_baseline(hospitals, hosts, work)
             log(f"baseline: {report['baseline']['wall_s']} s ({len(report['baseline']['errors'])} errors)")
 
-        platform = Platform(args.platform_root.resolve(), work, hosts, production=args.production, extra_env={})
+        sensor_env = {} if args.sensor_interval is None else {
+            "PRICE_PIPELINE_CATALOG_SENSOR_INTERVAL": str(args.sensor_interval),
+            "PRICE_PIPELINE_FOLLOWUP_SENSOR_INTERVAL": str(args.sensor_interval),
+        }
+        platform = Platform(args.platform_root.resolve(), work, hosts, production=args.production,
+                            extra_env=sensor_env)
         platform.start(args.postgres_admin_url)
         t_day1 = time.time()
         instance = platform.instance()

@@ -24,12 +24,15 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def dagster_dev(
-    home: Path, env: dict[str, str], *, production: bool = False, workspace: Path | None = None
+    home: Path, env: dict[str, str], *, production: bool = False, workspace: Path | None = None,
+    prepare: bool = True,
 ) -> Iterator[tuple[subprocess.Popen, int]]:
     """Start `dagster dev` on an ephemeral port with its own DAGSTER_HOME (and the project's
     workspace.yaml unless another is given); stop the whole process group afterwards. Output goes
-    to ``home/dagster_dev.log`` for post-mortems."""
-    prepare_dagster_home(home, production=production)
+    to ``home/dagster_dev.log`` for post-mortems. ``prepare=False`` keeps a dagster.yaml the caller
+    wrote instead of linking the embedded or production one."""
+    if prepare:
+        prepare_dagster_home(home, production=production)
     port = free_port()
     full_env = {**os.environ, **env, "DAGSTER_HOME": str(home)}
     log = open(home / "dagster_dev.log", "wb")  # noqa: SIM115 - closed below

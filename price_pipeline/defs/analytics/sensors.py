@@ -10,7 +10,7 @@ from price_pipeline.defs.ops import settle
 
 @dg.sensor(
     job=build_analytics_job,
-    minimum_interval_seconds=15,
+    minimum_interval_seconds=settle.FOLLOWUP_INTERVAL_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Requests one build_analytics run once new prices or hospitals exist and no ingestion "
     "or catalog run is queued or running, so a wave of hospital runs causes one dbt build; at the "

@@ -12,6 +12,7 @@ import dagster as dg
 from price_pipeline.defs.ingestion.batching import ingest_batch_size, range_run_key
 from price_pipeline.defs.ingestion.jobs import ingest_hospital_job
 from price_pipeline.defs.partitions import hospital_partitions
+from price_pipeline.lib.ops import staleness
 from price_pipeline.lib.ops.batches import plan_batches
 from price_pipeline.lib.ops.tags import (
     HOST_TAG,
@@ -100,7 +101,7 @@ def failed_in_run(instance: dg.DagsterInstance, run_id: str) -> set[str] | None:
     monitored_jobs=[ingest_hospital_job],
     request_job=ingest_hospital_job,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=15,
+    minimum_interval_seconds=staleness.FOLLOWUP_INTERVAL_SECONDS,
     description="When a batched ingestion run (a range of hospitals) fails, re-runs the hospitals it "
     "names as failing one by one and the rest as smaller batches, so only a failing hospital ends failed.",
 )

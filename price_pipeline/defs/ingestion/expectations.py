@@ -136,13 +136,13 @@ EXPECTATIONS_RUN_SIZE = 100  # hospitals per check_price_expectations run (conse
 # wave's analytics build is still to be requested would hold a slot that build then waits for.
 BUSY_LAYERS = (*settle.INGESTION_LAYERS, ANALYTICS)
 # After the last ingestion/catalog/analytics run changed state, wait this long: three ticks of
-# analytics_after_ingestion (15 s), so the build it requests for the wave is queued first.
-QUIET_SECONDS = 45
+# analytics_after_ingestion (45 s by default), so the build it requests for the wave is queued first.
+QUIET_SECONDS = 3 * settle.FOLLOWUP_INTERVAL_SECONDS
 
 
 @dg.sensor(
     job=check_price_expectations_job,
-    minimum_interval_seconds=30,
+    minimum_interval_seconds=2 * settle.FOLLOWUP_INTERVAL_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Requests a check_price_expectations run for each hospital whose prices were materialized, "
     "once the pipeline settles or at the latest PRICE_PIPELINE_ANALYTICS_MAX_WAIT_MINUTES (30) after the "

@@ -37,6 +37,10 @@ ACTIVE_STATUSES = [
 INGESTION_LAYERS = (INGESTION, CATALOG)
 
 
+# The follow-up sensors' tick (PRICE_PIPELINE_FOLLOWUP_SENSOR_INTERVAL, lib/ops/staleness.py).
+FOLLOWUP_INTERVAL_SECONDS = staleness.FOLLOWUP_INTERVAL_SECONDS
+
+
 def _last_changed(instance: dg.DagsterInstance, layer: str) -> float | None:
     latest = instance.get_run_records(dg.RunsFilter(tags=layer_tags(layer)), limit=1, order_by="update_timestamp")
     changed = latest[0].update_timestamp if latest else None

@@ -9,7 +9,7 @@ from price_pipeline.defs.quality.jobs import check_quality_job
 
 @dg.sensor(
     job=check_quality_job,
-    minimum_interval_seconds=15,
+    minimum_interval_seconds=settle.FOLLOWUP_INTERVAL_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Requests one check_quality run once new prices exist and no ingestion or catalog run "
     "is queued or running, or at the staleness bound (the same rule as analytics_after_ingestion).",

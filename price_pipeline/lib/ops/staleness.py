@@ -10,10 +10,19 @@ default 30).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 SETTLED = "settled"
 BOUND = "staleness_bound"
+
+# How often the follow-up sensors (the analytics build, the quality outputs, the expectations
+# suite, the re-runs of a failed batch) look for new work, in seconds: PRICE_PIPELINE_FOLLOWUP_SENSOR_INTERVAL, default 15. The
+# expectations sensor ticks every two intervals and waits for three intervals of quiet (45 s by
+# default), so its waits keep their proportions. Operators keep the default; the small national
+# rehearsal in `make test` shortens it, because for 100 tiny hospitals these fixed waits, repeated
+# every day of the rehearsal, cost more than the work.
+FOLLOWUP_INTERVAL_SECONDS = max(1, int(os.environ.get("PRICE_PIPELINE_FOLLOWUP_SENSOR_INTERVAL", "15")))
 
 
 @dataclass(frozen=True)
