@@ -29,18 +29,8 @@ import random
 import sys
 from collections.abc import Iterator
 
-ATTESTATION = (
-    "To the best of its knowledge and belief, this hospital has included all applicable standard charge "
-    "information in accordance with the requirements of 45 CFR 180.50, and the information encoded is true, "
-    "accurate, and complete as of the date in the file. This hospital has included all payer-specific "
-    "negotiated charges in dollars that can be expressed as a dollar amount. For payer-specific negotiated "
-    "charges that cannot be expressed as a dollar amount in the machine-readable file or not knowable in "
-    "advance, the hospital attests that the payer-specific negotiated charge is based on a contractual "
-    "algorithm, percentage or formula that precludes the provision of a dollar amount and has provided all "
-    "necessary information available to the hospital for the public to be able to derive the dollar amount, "
-    "including, but not limited to, the specific fee schedule or components referenced in such percentage, "
-    "algorithm or formula."
-)
+# The attestation CMS requires, word for word: the validator owns the text.
+from price_pipeline.lib.validate.rules import ATTESTATION
 
 _PAYERS = ["Aetna", "Cigna", "Humana", "UnitedHealthcare", "Blue Cross", "Kaiser Permanente", "Molina Healthcare",
            "Ambetter", "Oscar Health", "Medica", "Anthem", "Highmark", "Wellcare", "Priority Health", "Harvard Pilgrim"]
