@@ -12,8 +12,9 @@ them in ``--work-dir``, then measures, each in its own subprocess and on the sam
   per payer record (one per charge without payers), written to Parquet in Arrow batches.
 
 Every measurement is repeated ``--repeat`` times and the median is reported. Peak RSS is
-the larger of the child's ``ru_maxrss`` (``os.wait4``) and the sampled sum of the RSS of the
-child's whole process tree (so worker processes, if any, are counted). Finally a 3x larger
+the larger of the child's own peak (its ``VmHWM``; not ``ru_maxrss``, which at exec takes on
+the parent's peak RSS) and the sampled sum of the RSS of the child's whole process tree (so
+worker processes, if any, are counted). Finally a 3x larger
 tall file is parsed (ours only) to show that memory does not grow with the file size.
 
 Prints a table, then ONE line ``RESULT ...``; exits 1 when a target is missed:
@@ -231,7 +232,9 @@ def child_main(kind: str, src: str, out: str) -> None:
     t0 = time.perf_counter()
     rows = RUNNERS[kind](src, out)
     dt = time.perf_counter() - t0
-    print(json.dumps({"seconds": dt, "rows": rows}))
+    with open("/proc/self/status") as f:
+        hwm_kb = next(int(x.split()[1]) for x in f if x.startswith("VmHWM:"))
+    print(json.dumps({"seconds": dt, "rows": rows, "hwm_kb": hwm_kb}))
 
 
 # ---------------------------------------------------------------------------------------
@@ -281,7 +284,7 @@ def measure(kind: str, src: Path, out: Path) -> dict:
     if proc.returncode != 0:
         raise RuntimeError(f"{kind} failed on {src.name}: {err_b.decode(errors='replace')[-2000:]}")
     res = json.loads(out_b.decode().strip().splitlines()[-1])
-    res["rss_mb"] = max(peak[0], ru.ru_maxrss) / 1024
+    res["rss_mb"] = max(peak[0], res.pop("hwm_kb")) / 1024
     # CPU seconds of the whole child (all its threads, start-up included): unlike wall time,
     # hardly affected by other load on the machine, so it shows how much work each side does.
     res["cpu_s"] = ru.ru_utime + ru.ru_stime

@@ -51,8 +51,11 @@ def ensure(fmt: str, mb: int) -> str:
     return path
 
 
-_OURS = ("import resource, sys; from price_pipeline.cli import main; rc = main(sys.argv[1:]); "
-         "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(rc)")
+# VmHWM (this process's own peak), not ru_maxrss: at exec Linux carries the parent's peak RSS
+# into the child's ru_maxrss.
+_OURS = ("import sys; from price_pipeline.cli import main; rc = main(sys.argv[1:]); "
+         "print('PEAK_RSS_KB', [x.split()[1] for x in open('/proc/self/status') if x.startswith('VmHWM:')][0], "
+         "file=sys.stderr); sys.exit(rc)")
 
 
 def ours_env(bytecode_cache: bool) -> dict:
@@ -84,7 +87,7 @@ def _timed(cmd: list[str], env: dict) -> tuple[subprocess.CompletedProcess, floa
 
 
 def ours(path: str, env: dict) -> tuple[float, int, dict, float]:
-    """Our CLI in a fresh process; its own peak RSS (ru_maxrss of that process)."""
+    """Our CLI in a fresh process; its own peak RSS (VmHWM of that process)."""
     p, dt, cpu = _timed([sys.executable, "-c", _OURS, "validate", path, "--max-errors", "100"], env)
     if p.returncode != 0:
         raise RuntimeError(p.stderr[-2000:])
