@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Parse-to-Parquet throughput and memory benchmark (issue 3: "Speed and memory").
 
-Not part of the test run. Generates ~``--size-mb`` files of each CMS layout with the shared
-deterministic generator ``gen_mrf.py`` (tall; wide with 50 payer|plan groups; JSON), caches
-them in ``--work-dir``, then measures, each in its own subprocess and on the same file:
+Not part of the test run. Generates ~``--size-mb`` files of each CMS layout with the project's
+deterministic generator ``price_pipeline/demo/gen_mrf.py`` (tall; wide with 50 payer|plan groups;
+JSON), caches them in ``--work-dir``, then measures, each in its own subprocess and on the same file:
 
 * ours: ``price_pipeline.lib.mrf.parse_to_parquet``;
 * tall baseline: DuckDB ``read_csv`` -> ``COPY ... TO parquet``;
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import os
 import statistics
@@ -47,30 +48,34 @@ CALIBRATION_ROWS = {"tall": 40_000, "wide": 4_000, "json": 2_000}
 # ---------------------------------------------------------------------------------------
 # File generation (cached)
 # ---------------------------------------------------------------------------------------
-def _gen(gen_mrf: Path, fmt: str, rows: int, out: Path, jobs: int) -> dict:
+def _gen(gen_mrf: Path, fmt: str, rows: int, out: Path) -> dict:
     cmd = [sys.executable, str(gen_mrf), "--format", fmt, "--rows", str(rows), "--payers", str(PAYERS),
-           "--seed", str(SEED), "--out", str(out), "--jobs", str(jobs)]
+           "--seed", str(SEED), "--out", str(out)]
+    t0 = time.perf_counter()
     p = subprocess.run(cmd, capture_output=True, text=True, check=True)
-    return json.loads(p.stderr.strip().splitlines()[-1])
+    # gen_mrf's last stderr line: {"format", "rows", "bytes", ...}
+    return {**json.loads(p.stderr.strip().splitlines()[-1]), "seconds": time.perf_counter() - t0}
 
 
-def ensure_file(gen_mrf: Path, work: Path, fmt: str, size_mb: int, jobs: int) -> Path:
-    """Generate (once) a file of about ``size_mb`` MB; the row count comes from a small sample."""
-    cal = work / f"calibration_{fmt}.json"
+def ensure_file(gen_mrf: Path, work: Path, fmt: str, size_mb: int) -> Path:
+    """Generate (once) a file of about ``size_mb`` MB; the row count comes from a small sample.
+    Cached names carry a digest of the generator, so files of another generator are never reused."""
+    tag = hashlib.sha256(gen_mrf.read_bytes()).hexdigest()[:8]
+    cal = work / f"calibration_{fmt}_g{tag}.json"
     if cal.exists():
         info = json.loads(cal.read_text())
     else:
-        tmp = work / f"calibration_{fmt}.tmp"
-        info = _gen(gen_mrf, fmt, CALIBRATION_ROWS[fmt], tmp, jobs)
+        tmp = work / f"calibration_{fmt}_g{tag}.tmp"
+        info = _gen(gen_mrf, fmt, CALIBRATION_ROWS[fmt], tmp)
         tmp.unlink()
         cal.write_text(json.dumps(info))
-    rows = max(1, round(size_mb * 1e6 * info["data_rows"] / info["bytes"]))
-    out = work / f"{fmt}_{size_mb}mb_r{rows}_p{PAYERS}_s{SEED}.{EXT[fmt]}"
+    rows = max(1, round(size_mb * 1e6 * info["rows"] / info["bytes"]))
+    out = work / f"{fmt}_{size_mb}mb_r{rows}_p{PAYERS}_s{SEED}_g{tag}.{EXT[fmt]}"
     if out.exists():
         return out
     tmp = out.with_suffix(".partial")
     print(f"generating {out.name} ...", file=sys.stderr, flush=True)
-    summary = _gen(gen_mrf, fmt, rows, tmp, jobs)
+    summary = _gen(gen_mrf, fmt, rows, tmp)
     tmp.rename(out)
     print(f"  {summary['bytes'] / 1e6:.0f} MB in {summary['seconds']:.0f} s", file=sys.stderr, flush=True)
     return out
@@ -303,13 +308,12 @@ def measure_median(kind: str, src: Path, out: Path, repeat: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--gen-mrf", type=Path, default=REPO.parent / "shared" / "tools" / "gen_mrf.py")
+    ap.add_argument("--gen-mrf", type=Path, default=REPO / "price_pipeline" / "demo" / "gen_mrf.py")
     ap.add_argument("--size-mb", type=int, default=1000)
     ap.add_argument("--work-dir", type=Path, default=REPO / "benchmarks" / ".work")
     ap.add_argument("--skip-3gb", action="store_true", help="skip the 3x-size tall file (RSS growth check)")
     ap.add_argument("--repeat", type=int, default=3, help="runs per measurement; the median is reported")
     ap.add_argument("--formats", default="tall,wide,json")
-    ap.add_argument("--jobs", type=int, default=2, help="generator processes")
     ap.add_argument("--run", nargs=3, metavar=("KIND", "SRC", "OUT"), help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.run:
@@ -327,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict] = {}
     failures = []
     for fmt in formats:
-        src = ensure_file(a.gen_mrf, a.work_dir, fmt, a.size_mb, a.jobs)
+        src = ensure_file(a.gen_mrf, a.work_dir, fmt, a.size_mb)
         mb = src.stat().st_size / 1e6
         ours = measure_median("ours", src, a.work_dir / f"out_{fmt}_ours.parquet", a.repeat)
         base = measure_median(baseline[fmt], src, a.work_dir / f"out_{fmt}_base.parquet", a.repeat)
@@ -346,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
             failures.append(f"{fmt} peak RSS {ours['rss_mb']:.0f} MB > {RSS_CEILING_MB}")
     rss_3gb = None
     if not a.skip_3gb and "tall" in formats:
-        src3 = ensure_file(a.gen_mrf, a.work_dir, "tall", 3 * a.size_mb, a.jobs)
+        src3 = ensure_file(a.gen_mrf, a.work_dir, "tall", 3 * a.size_mb)
         r3 = measure_median("ours", src3, a.work_dir / "out_tall3_ours.parquet", 1)
         mb3 = src3.stat().st_size / 1e6
         rss_3gb = r3["rss_mb"]
