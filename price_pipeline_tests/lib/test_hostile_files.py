@@ -229,6 +229,75 @@ def test_json_guard_limits_and_chunk_boundaries():
     assert verdict(b'{"a":"' + b"x" * 40 + b'"}', 7, max_token=50) == "ok"
 
 
+def _reference_rules(data: bytes, *, max_depth: int, max_digits: int, check_depth: bool = True) -> set[str]:
+    """Every rule a byte-by-byte reading of ``data`` breaks (the slow, obvious JsonGuard)."""
+    found = set()
+    if b"\x0b" in data or b"\x0c" in data:
+        found.add("json_syntax_error")
+    depth = run = 0
+    in_str = escaped = False
+    for c in data:
+        if escaped:  # the byte after a backslash: neither a quote nor a digit
+            escaped = False
+            run = 0
+            continue
+        if c == 0x5C:
+            escaped = True
+            run = 0
+            continue
+        if 0x30 <= c <= 0x39:
+            run += 1
+            if run > max_digits and not in_str:
+                found.add("number_too_long")
+            continue
+        run = 0
+        if c == 0x22:
+            in_str = not in_str
+        elif not in_str and c in b"[{":
+            depth += 1
+            if depth > max_depth and check_depth:
+                found.add("json_too_deep")
+        elif not in_str and c in b"]}":
+            depth -= 1
+    return found
+
+
+def test_json_guard_matches_a_byte_by_byte_reference():
+    """Random JSON-ish bytes (quotes, escapes, brackets, digit runs around the limit) cut at
+    random: the guard stops exactly when the byte-by-byte reading finds a broken limit, with one
+    of the rules it finds (the digit check samples every 16th byte before its exact scan)."""
+    import random
+
+    rng = random.Random(19)
+    pieces = [b"{", b"}", b"[", b"]", b'"', b"\\", b'\\"', b"\\\\", b",", b":", b" ", b"a", b"1.5", b"-0"]
+    for case in range(600):
+        max_digits = rng.choice((3, 17, 31, 32, 40, 100, 256))
+        max_depth = rng.choice((2, 5, 64))
+        out = []
+        for _ in range(rng.randrange(1, 60)):
+            if rng.random() < 0.25:
+                out.append(b"7" * rng.choice((1, max_digits - 1, max_digits, max_digits + 1, 2 * max_digits + 3)))
+            elif rng.random() < 0.01:
+                out.append(b"\x0c")
+            else:
+                out.append(rng.choice(pieces))
+        data = b"".join(out)
+        check_depth = rng.random() < 0.7
+        want = _reference_rules(data, max_depth=max_depth, max_digits=max_digits, check_depth=check_depth)
+        g = JsonGuard(max_depth=max_depth, max_digits=max_digits)
+        g.check_depth = check_depth
+        got = "ok"
+        try:
+            i = 0
+            while i < len(data):
+                step = rng.choice((1, 2, 5, 16, 17, 100, 1000, len(data)))
+                g.feed(data[i : i + step])
+                i += step
+        except InputLimit as e:
+            got = e.rule
+        assert (got == "ok") == (not want) and (got == "ok" or got in want), (case, got, want, data[:200])
+
+
 # --- 3. archive errors, the ingest guard, long records, caps ---------------------------------
 
 
