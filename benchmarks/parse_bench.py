@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+CODE_ROOT = REPO  # whose price_pipeline "ours" runs (--code-root)
 PAYERS = 50
 SEED = 7
 RSS_CEILING_MB = 1024
@@ -268,7 +269,8 @@ def measure(kind: str, src: Path, out: Path) -> dict:
     """Run one workload in a child process; wall seconds (in-child), rows, peak RSS (MB)."""
     if out.exists():
         out.unlink()
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(os.environ, PYTHONPATH=str(CODE_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               PARSE_BENCH_CODE_ROOT=str(CODE_ROOT))
     proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--run", kind, str(src), str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=str(REPO))
     peak = [0]
@@ -314,11 +316,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-3gb", action="store_true", help="skip the 3x-size tall file (RSS growth check)")
     ap.add_argument("--repeat", type=int, default=3, help="runs per measurement; the median is reported")
     ap.add_argument("--formats", default="tall,wide,json")
+    ap.add_argument("--code-root", type=Path, default=REPO,
+                    help="checkout whose parser is measured (default: this one); for a before/after on the same files")
     ap.add_argument("--run", nargs=3, metavar=("KIND", "SRC", "OUT"), help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.run:
         child_main(*a.run)
         return 0
+    global CODE_ROOT
+    CODE_ROOT = a.code_root.resolve()
     if not a.gen_mrf.exists():
         print(f"gen_mrf.py not found at {a.gen_mrf}; pass --gen-mrf PATH", file=sys.stderr)
         return 2
@@ -372,11 +378,13 @@ def main(argv: list[str] | None = None) -> int:
     if rss_3gb is not None:
         figs.append(f"rss_3gb_mb={rss_3gb:.0f}")
     figs.append(f"ok={'yes' if not failures else 'no'}")
+    if CODE_ROOT != REPO:
+        figs.append(f"code={CODE_ROOT}")
     print("RESULT " + " ".join(figs), flush=True)
     return 1 if failures else 0
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--run":
-        sys.path.insert(0, str(REPO))
+        sys.path.insert(0, os.environ.get("PARSE_BENCH_CODE_ROOT", str(REPO)))
     sys.exit(main())
