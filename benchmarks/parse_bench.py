@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Parse-to-Parquet throughput and memory benchmark (issue 3: "Speed and memory").
 
-Not part of the test run. Generates ~``--size-mb`` files of each CMS layout with the shared
-deterministic generator ``gen_mrf.py`` (tall; wide with 50 payer|plan groups; JSON), caches
-them in ``--work-dir``, then measures, each in its own subprocess and on the same file:
+Not part of the test run. Generates ~``--size-mb`` files of each CMS layout with the project's
+deterministic generator ``price_pipeline/demo/gen_mrf.py`` (tall; wide with 50 payer|plan groups;
+JSON), caches them in ``--work-dir``, then measures, each in its own subprocess and on the same file:
 
 * ours: ``price_pipeline.lib.parse.mrf.parse_to_parquet``;
 * tall baseline: DuckDB ``read_csv`` -> ``COPY ... TO parquet``;
@@ -12,8 +12,9 @@ them in ``--work-dir``, then measures, each in its own subprocess and on the sam
   per payer record (one per charge without payers), written to Parquet in Arrow batches.
 
 Every measurement is repeated ``--repeat`` times and the median is reported. Peak RSS is
-the larger of the child's ``ru_maxrss`` (``os.wait4``) and the sampled sum of the RSS of the
-child's whole process tree (so worker processes, if any, are counted). Finally a 3x larger
+the larger of the child's own peak (its ``VmHWM``; not ``ru_maxrss``, which at exec takes on
+the parent's peak RSS) and the sampled sum of the RSS of the child's whole process tree (so
+worker processes, if any, are counted). Finally a 3x larger
 tall file is parsed (ours only) to show that memory does not grow with the file size.
 
 Prints a table, then ONE line ``RESULT ...``; exits 1 when a target is missed:
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import os
 import statistics
@@ -35,6 +37,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+CODE_ROOT = REPO  # whose price_pipeline "ours" runs (--code-root)
 PAYERS = 50
 SEED = 7
 RSS_CEILING_MB = 1024
@@ -46,30 +49,34 @@ CALIBRATION_ROWS = {"tall": 40_000, "wide": 4_000, "json": 2_000}
 # ---------------------------------------------------------------------------------------
 # File generation (cached)
 # ---------------------------------------------------------------------------------------
-def _gen(gen_mrf: Path, fmt: str, rows: int, out: Path, jobs: int) -> dict:
+def _gen(gen_mrf: Path, fmt: str, rows: int, out: Path) -> dict:
     cmd = [sys.executable, str(gen_mrf), "--format", fmt, "--rows", str(rows), "--payers", str(PAYERS),
-           "--seed", str(SEED), "--out", str(out), "--jobs", str(jobs)]
+           "--seed", str(SEED), "--out", str(out)]
+    t0 = time.perf_counter()
     p = subprocess.run(cmd, capture_output=True, text=True, check=True)
-    return json.loads(p.stderr.strip().splitlines()[-1])
+    # gen_mrf's last stderr line: {"format", "rows", "bytes", ...}
+    return {**json.loads(p.stderr.strip().splitlines()[-1]), "seconds": time.perf_counter() - t0}
 
 
-def ensure_file(gen_mrf: Path, work: Path, fmt: str, size_mb: int, jobs: int) -> Path:
-    """Generate (once) a file of about ``size_mb`` MB; the row count comes from a small sample."""
-    cal = work / f"calibration_{fmt}.json"
+def ensure_file(gen_mrf: Path, work: Path, fmt: str, size_mb: int) -> Path:
+    """Generate (once) a file of about ``size_mb`` MB; the row count comes from a small sample.
+    Cached names carry a digest of the generator, so files of another generator are never reused."""
+    tag = hashlib.sha256(gen_mrf.read_bytes()).hexdigest()[:8]
+    cal = work / f"calibration_{fmt}_g{tag}.json"
     if cal.exists():
         info = json.loads(cal.read_text())
     else:
-        tmp = work / f"calibration_{fmt}.tmp"
-        info = _gen(gen_mrf, fmt, CALIBRATION_ROWS[fmt], tmp, jobs)
+        tmp = work / f"calibration_{fmt}_g{tag}.tmp"
+        info = _gen(gen_mrf, fmt, CALIBRATION_ROWS[fmt], tmp)
         tmp.unlink()
         cal.write_text(json.dumps(info))
-    rows = max(1, round(size_mb * 1e6 * info["data_rows"] / info["bytes"]))
-    out = work / f"{fmt}_{size_mb}mb_r{rows}_p{PAYERS}_s{SEED}.{EXT[fmt]}"
+    rows = max(1, round(size_mb * 1e6 * info["rows"] / info["bytes"]))
+    out = work / f"{fmt}_{size_mb}mb_r{rows}_p{PAYERS}_s{SEED}_g{tag}.{EXT[fmt]}"
     if out.exists():
         return out
     tmp = out.with_suffix(".partial")
     print(f"generating {out.name} ...", file=sys.stderr, flush=True)
-    summary = _gen(gen_mrf, fmt, rows, tmp, jobs)
+    summary = _gen(gen_mrf, fmt, rows, tmp)
     tmp.rename(out)
     print(f"  {summary['bytes'] / 1e6:.0f} MB in {summary['seconds']:.0f} s", file=sys.stderr, flush=True)
     return out
@@ -231,7 +238,9 @@ def child_main(kind: str, src: str, out: str) -> None:
     t0 = time.perf_counter()
     rows = RUNNERS[kind](src, out)
     dt = time.perf_counter() - t0
-    print(json.dumps({"seconds": dt, "rows": rows}))
+    with open("/proc/self/status") as f:
+        hwm_kb = next(int(x.split()[1]) for x in f if x.startswith("VmHWM:"))
+    print(json.dumps({"seconds": dt, "rows": rows, "hwm_kb": hwm_kb}))
 
 
 # ---------------------------------------------------------------------------------------
@@ -260,7 +269,8 @@ def measure(kind: str, src: Path, out: Path) -> dict:
     """Run one workload in a child process; wall seconds (in-child), rows, peak RSS (MB)."""
     if out.exists():
         out.unlink()
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(os.environ, PYTHONPATH=str(CODE_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               PARSE_BENCH_CODE_ROOT=str(CODE_ROOT))
     proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--run", kind, str(src), str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=str(REPO))
     peak = [0]
@@ -281,7 +291,7 @@ def measure(kind: str, src: Path, out: Path) -> dict:
     if proc.returncode != 0:
         raise RuntimeError(f"{kind} failed on {src.name}: {err_b.decode(errors='replace')[-2000:]}")
     res = json.loads(out_b.decode().strip().splitlines()[-1])
-    res["rss_mb"] = max(peak[0], ru.ru_maxrss) / 1024
+    res["rss_mb"] = max(peak[0], res.pop("hwm_kb")) / 1024
     # CPU seconds of the whole child (all its threads, start-up included): unlike wall time,
     # hardly affected by other load on the machine, so it shows how much work each side does.
     res["cpu_s"] = ru.ru_utime + ru.ru_stime
@@ -300,18 +310,21 @@ def measure_median(kind: str, src: Path, out: Path, repeat: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--gen-mrf", type=Path, default=REPO.parent / "shared" / "tools" / "gen_mrf.py")
+    ap.add_argument("--gen-mrf", type=Path, default=REPO / "price_pipeline" / "demo" / "gen_mrf.py")
     ap.add_argument("--size-mb", type=int, default=1000)
     ap.add_argument("--work-dir", type=Path, default=REPO / "benchmarks" / ".work")
     ap.add_argument("--skip-3gb", action="store_true", help="skip the 3x-size tall file (RSS growth check)")
     ap.add_argument("--repeat", type=int, default=3, help="runs per measurement; the median is reported")
     ap.add_argument("--formats", default="tall,wide,json")
-    ap.add_argument("--jobs", type=int, default=2, help="generator processes")
+    ap.add_argument("--code-root", type=Path, default=REPO,
+                    help="checkout whose parser is measured (default: this one); for a before/after on the same files")
     ap.add_argument("--run", nargs=3, metavar=("KIND", "SRC", "OUT"), help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.run:
         child_main(*a.run)
         return 0
+    global CODE_ROOT
+    CODE_ROOT = a.code_root.resolve()
     if not a.gen_mrf.exists():
         print(f"gen_mrf.py not found at {a.gen_mrf}; pass --gen-mrf PATH", file=sys.stderr)
         return 2
@@ -324,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict] = {}
     failures = []
     for fmt in formats:
-        src = ensure_file(a.gen_mrf, a.work_dir, fmt, a.size_mb, a.jobs)
+        src = ensure_file(a.gen_mrf, a.work_dir, fmt, a.size_mb)
         mb = src.stat().st_size / 1e6
         ours = measure_median("ours", src, a.work_dir / f"out_{fmt}_ours.parquet", a.repeat)
         base = measure_median(baseline[fmt], src, a.work_dir / f"out_{fmt}_base.parquet", a.repeat)
@@ -343,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
             failures.append(f"{fmt} peak RSS {ours['rss_mb']:.0f} MB > {RSS_CEILING_MB}")
     rss_3gb = None
     if not a.skip_3gb and "tall" in formats:
-        src3 = ensure_file(a.gen_mrf, a.work_dir, "tall", 3 * a.size_mb, a.jobs)
+        src3 = ensure_file(a.gen_mrf, a.work_dir, "tall", 3 * a.size_mb)
         r3 = measure_median("ours", src3, a.work_dir / "out_tall3_ours.parquet", 1)
         mb3 = src3.stat().st_size / 1e6
         rss_3gb = r3["rss_mb"]
@@ -365,11 +378,13 @@ def main(argv: list[str] | None = None) -> int:
     if rss_3gb is not None:
         figs.append(f"rss_3gb_mb={rss_3gb:.0f}")
     figs.append(f"ok={'yes' if not failures else 'no'}")
+    if CODE_ROOT != REPO:
+        figs.append(f"code={CODE_ROOT}")
     print("RESULT " + " ".join(figs), flush=True)
     return 1 if failures else 0
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--run":
-        sys.path.insert(0, str(REPO))
+        sys.path.insert(0, os.environ.get("PARSE_BENCH_CODE_ROOT", str(REPO)))
     sys.exit(main())

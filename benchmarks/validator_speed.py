@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/validator_speed.py [--csv-mb 1000] [--json-mb 200] [--repeat 2]
 
-Generates (and caches in benchmarks/.work) a ~1 GB tall CSV and a ~200 MB JSON with gen_mrf,
+Generates (and caches in benchmarks/.work) a ~1 GB tall CSV and a ~200 MB JSON with the project's
+generator (``price_pipeline/demo/gen_mrf.py``; ``$GEN_MRF`` to use another with the same options),
 plus files of 1/4 the size for the memory-flatness check, then times each validator as a
 separate process (ours: ``python -m price_pipeline.cli validate``; official: node
 ``hpt_validator_run.mjs``), ``--repeat`` times each, alternating, printing the median MB/s, peak
@@ -34,25 +35,25 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 WORK = os.path.join(HERE, ".work")
-GEN = os.environ.get("GEN_MRF", "/work/shared/tools/gen_mrf.py")
+GEN = os.environ.get("GEN_MRF", os.path.join(ROOT, "price_pipeline", "demo", "gen_mrf.py"))
 RUNNER = os.path.join(HERE, "hpt_validator_run.mjs")
-BYTES_PER_TALL_ROW = 166.3  # gen_mrf --payers 50
-BYTES_PER_JSON_ITEM = 4750.0
 
 
 def ensure(fmt: str, mb: int) -> str:
     ext = "csv" if fmt == "tall" else "json"
-    path = os.path.join(WORK, f"validator_speed_{fmt}_{mb}mb.{ext}")
+    path = os.path.join(WORK, f"validator_speed_{fmt}_{mb}mb_pp.{ext}")  # (_pp: the project's generator)
     if not os.path.exists(path):
-        rows = int(mb * 1e6 / (BYTES_PER_TALL_ROW if fmt == "tall" else BYTES_PER_JSON_ITEM))
-        subprocess.run([sys.executable, GEN, "--format", fmt, "--rows", str(rows), "--payers", "50", "--seed", "7",
-                        "--out", path + ".tmp", "--jobs", "2"], check=True, capture_output=True)
+        subprocess.run([sys.executable, GEN, "--format", fmt, "--size-mb", str(mb * 1e6 / 2**20), "--payers", "50",
+                        "--seed", "7", "--out", path + ".tmp"], check=True, capture_output=True)
         os.replace(path + ".tmp", path)
     return path
 
 
-_OURS = ("import resource, sys; from price_pipeline.cli import main; rc = main(sys.argv[1:]); "
-         "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(rc)")
+# VmHWM (this process's own peak), not ru_maxrss: at exec Linux carries the parent's peak RSS
+# into the child's ru_maxrss.
+_OURS = ("import sys; from price_pipeline.cli import main; rc = main(sys.argv[1:]); "
+         "print('PEAK_RSS_KB', [x.split()[1] for x in open('/proc/self/status') if x.startswith('VmHWM:')][0], "
+         "file=sys.stderr); sys.exit(rc)")
 
 
 def ours_env(bytecode_cache: bool) -> dict:
@@ -84,7 +85,7 @@ def _timed(cmd: list[str], env: dict) -> tuple[subprocess.CompletedProcess, floa
 
 
 def ours(path: str, env: dict) -> tuple[float, int, dict, float]:
-    """Our CLI in a fresh process; its own peak RSS (ru_maxrss of that process)."""
+    """Our CLI in a fresh process; its own peak RSS (VmHWM of that process)."""
     p, dt, cpu = _timed([sys.executable, "-c", _OURS, "validate", path, "--max-errors", "100"], env)
     if p.returncode != 0:
         raise RuntimeError(p.stderr[-2000:])

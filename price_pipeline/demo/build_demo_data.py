@@ -2,10 +2,11 @@
 
 Usage::
 
-    python -m price_pipeline.demo.build_demo_data /path/to/shared [--out price_pipeline/demo/data]
+    python -m price_pipeline.demo.build_demo_data [--out price_pipeline/demo/data]
 
-``/path/to/shared`` is a checkout holding ``cms-hpt/{v2,v3.0}/examples/`` (the CMS official
-example files) and ``tools/gen_mrf.py`` (the deterministic v3.0 generator). The script
+Everything it reads is in the repository: the CMS official example files bundled in
+``price_pipeline_tests/fixtures/cms`` and the project's deterministic v3.0 generator
+``price_pipeline/demo/gen_mrf.py``. The script
 
 * copies the six CMS examples byte-for-byte under CMS-convention names
   (``<EIN>[-<NPI>]_<hospital-name>_standardcharges.<ext>``),
@@ -16,7 +17,7 @@ example files) and ``tools/gen_mrf.py`` (the deterministic v3.0 generator). The 
 * writes ``catalog.json`` (hospitals -> file names), the single source the demo server reads.
 
 Everything is deterministic (fixed seeds, fixed zip timestamps), so rerunning it produces
-identical bytes and a clean ``git diff``. Users never run this: ``/work/shared`` is not shipped.
+identical bytes and a clean ``git diff`` (a test rebuilds the data and compares it byte for byte).
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ import zipfile
 from pathlib import Path
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "data"
+GEN_MRF = Path(__file__).resolve().parent / "gen_mrf.py"
+# The CMS examples, byte-for-byte copies of cms-hpt/{v2,v3.0}/examples (as the test fixtures use them).
+CMS_EXAMPLES = Path(__file__).resolve().parents[2] / "price_pipeline_tests" / "fixtures" / "cms"
 
 # Fixed so that the catalog (and fingerprints derived from it) is stable across rebuilds.
 RETRIEVED_AT = "2025-06-02T08:00:00Z"
@@ -198,9 +202,8 @@ def _write_zip(target: Path, member_name: str, payload: Path) -> None:
             zf.writestr(info, data)
 
 
-def build(shared: Path, out: Path) -> list[dict]:
+def build(out: Path) -> list[dict]:
     """Write every demo file and catalog.json into ``out``; return the catalog hospitals."""
-    gen = shared / "tools" / "gen_mrf.py"
     out.mkdir(parents=True, exist_ok=True)
     files_dir = out / "files"
     if files_dir.exists():
@@ -212,12 +215,11 @@ def build(shared: Path, out: Path) -> list[dict]:
             kind, source = spec["source"]
             target = files_dir / spec["file"]
             if kind == "cms":
-                shutil.copyfile(shared / "cms-hpt" / source, target)
+                shutil.copyfile(CMS_EXAMPLES / Path(source).name, target)
             elif kind == "gen":
                 generated = Path(tmp) / (spec.get("zip_member") or spec["file"])
-                # --jobs 1: the output does not depend on it, but keeps the build quiet and light.
                 subprocess.run(
-                    [sys.executable, str(gen), *source, "--jobs", "1", "--out", str(generated)],
+                    [sys.executable, str(GEN_MRF), *source, "--out", str(generated)],
                     check=True,
                     capture_output=True,
                 )
@@ -248,10 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("shared", type=Path, help="folder holding cms-hpt/ and tools/gen_mrf.py")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
-    hospitals = build(args.shared, args.out)
+    hospitals = build(args.out)
     for h in hospitals:
         path = args.out / "files" / h["files"][0]["name"]
         print(f"{h['id']}  {path.stat().st_size:>9,d}  {path.name}")

@@ -6,10 +6,9 @@ Sources, all inside the repository (never /work/shared, never the network):
   tall CSV, wide CSV and JSON (byte-for-byte copies);
 * ``price_pipeline_tests/fixtures/broken``: the same small file in other encodings and line
   endings (cp1252, UTF-16, BOM, CRLF, CR-only, quoted line breaks in the header);
-* the output of the deterministic MRF generator ``gen_mrf.py`` that the repository carries
-  (the project has no generator module of its own; ``price_pipeline/demo/build_demo_data.py``
-  ran gen_mrf with fixed seeds and committed the results): the demo hospitals' files in
-  ``price_pipeline/demo/data/files`` and ``fixtures/validate/gen_*``;
+* generated MRFs the repository carries: the demo hospitals' files in
+  ``price_pipeline/demo/data/files`` (``price_pipeline/demo/build_demo_data.py`` runs the
+  project's ``gen_mrf.py`` with fixed seeds) and ``fixtures/validate/gen_*``;
 * :func:`synthesize`: bigger files generated here from the v3.0 examples (rows / items repeated
   with varied amounts, codes and descriptions holding quotes, commas, line breaks and non-ASCII
   text), deterministic, so truncation and corruption land deep inside long files too.

@@ -42,8 +42,8 @@ def body_input(stream, buf: bytes, body_at: int, plain_path: str | None, bom: in
     if plain_path is not None:
         raw = open(plain_path, "rb")  # noqa: SIM115 - closed by ArrowSource.release
         raw.seek(bom + body_at)
-        return arrow_input(io.BufferedReader(PrefixedReader(b"", raw, suffix), 1 << 22))
-    return arrow_input(io.BufferedReader(PrefixedReader(buf[body_at:], stream, suffix), 1 << 22))
+        return arrow_input(PrefixedReader(b"", raw, suffix))  # (unbuffered: see the parser's read_csv)
+    return arrow_input(PrefixedReader(buf[body_at:], stream, suffix))
 
 
 def check_body(body_source, layout: CsvLayout, rc: ReportCollector, *, threads: bool,

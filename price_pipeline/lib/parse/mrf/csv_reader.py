@@ -189,6 +189,28 @@ class PrefixedReader(InnerReader):
         self.last = prefix[-1:]
         self.done = False
 
+    def read(self, n: int = -1) -> bytes:
+        """``n`` bytes (fewer only at the end), as a buffered reader gives them; in the middle of
+        the payload straight from ``inner`` (a plain file's bytes are copied once, by the
+        kernel), where a buffered reader on top would copy them again."""
+        if n is None or n < 0:
+            return self.readall()
+        head = b""
+        if not self.done and not len(self.prefix):
+            head = self.inner.read(n)
+            if head:
+                self.last = head[-1:]
+            if len(head) == n:
+                return head
+        b = bytearray(n - len(head))  # the prefix, the payload's end and the suffix
+        view, got = memoryview(b), 0
+        while got < len(b):
+            k = self.readinto(view[got:])
+            if not k:
+                break
+            got += k
+        return head + bytes(b[:got])
+
     def readinto(self, b) -> int:
         if len(self.prefix):
             n = min(len(b), len(self.prefix))
@@ -452,8 +474,8 @@ def read_csv(stream, *, encoding: str, plain_path: str | None, body_offset_base:
         inner, prefix = raw, b""
     else:
         inner, prefix = stream, buf[body_start:]
-    reader = PrefixedReader(prefix, inner, end_record(layout.ncols))
-    body, source = arrow_input(io.BufferedReader(reader, 1 << 22))
+    # Arrow reads blocks of block_size: unbuffered, each block is one read of the payload.
+    body, source = arrow_input(PrefixedReader(prefix, inner, end_record(layout.ncols)))
     if block_size is None:
         block_size = max(READ_BLOCK_SIZE, 32 * (ends[col_row] - (ends[col_row - 1] if col_row else 0)))
     block_size = min(block_size, MAX_BLOCK_SIZE)
