@@ -611,3 +611,18 @@ def test_blank_runs_keep_row_numbers_and_findings(parse, tmp_path, monkeypatch, 
                             "invalid_count": 2, "invalid_number": 20, "required_value": 3} if stray_quote else
                            {"allowed_value": 10, "cond_code_type_pair": 2, "cond_item_requires_charge": 2,
                             "invalid_count": 2, "invalid_number": 20, "required_value": 2})
+
+
+@pytest.mark.parametrize("fake", [b"\x1fprice-pipeline-blank-lines\x1f3:3,", b"\x1fprice-pipeline-blank-lines\x1fx"])
+def test_a_record_that_looks_like_a_blank_run_mark_changes_nothing(parse, tmp_path, monkeypatch, fake):
+    """Data that starts with the mark's text (well formed or not) is data: same outcome as with
+    the blank lines read one by one."""
+    from price_pipeline.lib.parse.mrf import csv_reader
+
+    lines = tall_payload(1).splitlines(True)
+    data = b"".join(lines[:6]) + b"\n\n\n" + fake + b"\n\n\n" + b"".join(lines[6:]) + b"\n\n"
+    p = tmp_path / "fake_mark.csv"
+    p.write_bytes(data)
+    collapsed = _outcome(parse, p)
+    monkeypatch.setattr(csv_reader, "COLLAPSE_BLANK_RUNS", False)
+    assert collapsed == _outcome(parse, p)

@@ -257,8 +257,11 @@ def blank_mark_count(text: str) -> tuple[int, int] | None:
     a line of spaces or tabs as an invalid row of one field (skipped silently)."""
     if not text.startswith(BLANK_MARK):
         return None
-    k, e = text[len(BLANK_MARK) :].split(",", 1)[0].split(":")
-    return int(k), int(e)
+    try:  # (a data record could start with the mark's text: never an exception in Arrow's callback)
+        k, e = text[len(BLANK_MARK) :].split(",", 1)[0].split(":")
+        return int(k), int(e)
+    except ValueError:
+        return None
 
 
 class BlankRunReader(InnerReader):
