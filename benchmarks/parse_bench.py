@@ -86,7 +86,10 @@ def ensure_file(gen_mrf: Path, work: Path, fmt: str, size_mb: int) -> Path:
 # The measured workloads (run in a child process: ``parse_bench.py --run KIND SRC OUT``)
 # ---------------------------------------------------------------------------------------
 def run_ours(src: str, out: str) -> int:
-    from price_pipeline.lib.parse.mrf import parse_to_parquet
+    try:
+        from price_pipeline.lib.parse.mrf import parse_to_parquet
+    except ImportError:  # a --code-root checkout from before issue 17 (the parser was lib/mrf)
+        from price_pipeline.lib.mrf import parse_to_parquet
 
     s = parse_to_parquet(src, out)
     if not s.ok:

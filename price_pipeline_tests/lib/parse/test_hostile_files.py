@@ -454,9 +454,11 @@ def test_child_rss_figure_excludes_this_process_peak(tmp_path):
     """The measure itself: this process reaching a 1 GiB peak must not show in the child's figure
     (with ru_maxrss it did, and the giant-line test read 1,025 MB in a full-suite run)."""
     ballast = bytearray(1024**3)
-    ballast[::4096] = b"\1" * (len(ballast) // 4096)  # touch every page: resident, then freed
-    del ballast
-    res = run_limited(JSON_EX, tmp_path)
+    ballast[::4096] = b"\1" * (len(ballast) // 4096)  # touch every page: resident
+    try:  # (held during the call: with fork or vfork, ru_maxrss then carries it)
+        res = run_limited(JSON_EX, tmp_path)
+    finally:
+        del ballast
     assert res["ru_maxrss_mb"] >= 1024  # the flawed figure carries this process's peak ...
     assert res["rss_mb"] < 500, res  # ... the child's own does not (~120 MB for this small file)
 
