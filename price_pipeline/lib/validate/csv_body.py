@@ -11,16 +11,21 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from price_pipeline.lib.parse.mrf import csv_reader
 from price_pipeline.lib.parse.mrf.csv_reader import (
     BLOCK_GROWTH,
     MAX_BLOCK_SIZE,
     MAX_RECORD_BYTES,
+    BlankRunReader,
+    BlankRunsQuoted,
     PrefixedReader,
     RecordTooLarge,
     RecordTooLong,
     arrow_input,
+    blank_mark_count,
     check_record_sizes,
     end_record,
+    expand_rows,
     is_end_record,
 )
 
@@ -35,15 +40,22 @@ class UnreadableBody(Exception):
     """Arrow stopped reading the data rows (the message says why)."""
 
 
-def body_input(stream, buf: bytes, body_at: int, plain_path: str | None, bom: int, layout: CsvLayout):
-    """``(Arrow input, source to release)`` positioned at the first data record, with the parser's
-    end record after the payload (it shows whether the payload ends inside a quoted field)."""
-    suffix = end_record(len(layout.columns))
+def body_input(stream, buf: bytes, body_at: int, plain_path: str | None, bom: int, layout: CsvLayout,
+               collapse_blanks: bool = True):
+    """``(Arrow input, source to release, blank-run reader or None)`` positioned at the first data
+    record, with the parser's end record after the payload (it shows whether the payload ends
+    inside a quoted field); runs of blank lines collapsed as the parser does (:class:`BlankRunReader`)."""
+    ncols = len(layout.columns)
+    suffix = end_record(ncols)
     if plain_path is not None:
         raw = open(plain_path, "rb")  # noqa: SIM115 - closed by ArrowSource.release
         raw.seek(bom + body_at)
-        return arrow_input(PrefixedReader(b"", raw, suffix))  # (unbuffered: see the parser's read_csv)
-    return arrow_input(PrefixedReader(buf[body_at:], stream, suffix))
+        body = PrefixedReader(b"", raw, suffix)  # (unbuffered: see the parser's read_csv)
+    else:
+        body = PrefixedReader(buf[body_at:], stream, suffix)
+    collapse = collapse_blanks and csv_reader.COLLAPSE_BLANK_RUNS and ncols > 1
+    blanks = BlankRunReader(body, ncols) if collapse else None
+    return (*arrow_input(blanks or body), blanks)
 
 
 def check_body(body_source, layout: CsvLayout, rc: ReportCollector, *, threads: bool,
@@ -58,6 +70,7 @@ def check_body(body_source, layout: CsvLayout, rc: ReportCollector, *, threads: 
     names = [f"c{i}" for i in range(ncols)]
     skipped: list[int] = []
     recovered: list[tuple[int, list[str]]] = []
+    marks: list[tuple[int, int, int]] = []  # (Arrow record number, blank records, empty ones)
     unnumbered = []
     end_seen = []
     too_large = []
@@ -74,6 +87,10 @@ def check_body(body_source, layout: CsvLayout, rc: ReportCollector, *, threads: 
             unnumbered.append(1)
             return "skip"
         skipped.append(num)
+        mark = blank_mark_count(row.text)
+        if mark is not None:
+            marks.append((num, *mark))  # blank records: counted, never checked
+            return "skip"
         try:
             fields = next(csv.reader(io.StringIO(row.text, newline="")), [])
         except csv.Error:
@@ -98,7 +115,7 @@ def check_body(body_source, layout: CsvLayout, rc: ReportCollector, *, threads: 
             raise RecordTooLong(min(block_size * BLOCK_GROWTH, MAX_BLOCK_SIZE)) from e
         raise RecordTooLarge("a CSV record") from e
 
-    body, source = body_source
+    body, source, blanks = body_source
     try:
         reader = pacsv.open_csv(body, read_options=read_opts, parse_options=parse_opts, convert_options=conv_opts)
     except pa.ArrowInvalid as e:
@@ -148,18 +165,20 @@ def check_body(body_source, layout: CsvLayout, rc: ReportCollector, *, threads: 
                     r = r + np.searchsorted(s, r, side="right")
                 returned += n
                 pending.append(batch)
-                pending_rows.append(r + 3)
+                pending_rows.append(expand_rows(r, marks) + 3)
                 pending_bytes += batch.nbytes
             if recovered or pending_bytes >= GROUP_BYTES:
                 checked += check_pending()
             if recovered:
-                checked += _flush_recovered(recovered, checker, ncols)
+                checked += _flush_recovered(recovered, checker, ncols, marks)
         if unnumbered:
             return None
         checked += check_pending()
         if recovered:
-            checked += _flush_recovered(recovered, checker, ncols)
-        records = returned + len(skipped)
+            checked += _flush_recovered(recovered, checker, ncols, marks)
+        records = returned + len(skipped) + sum(k - 1 for _n, k, _e in marks)
+        if blanks is not None and blanks.inserted != len(marks):
+            raise BlankRunsQuoted()
         if too_large:
             raise RecordTooLarge("a CSV record")
         if not end_seen:
@@ -169,14 +188,18 @@ def check_body(body_source, layout: CsvLayout, rc: ReportCollector, *, threads: 
 
     try:
         return run()
+    except RecordTooLarge as e:
+        if blanks is not None and blanks.inserted > len(marks):
+            raise BlankRunsQuoted() from e  # a mark inside a field may have made it too large
+        raise
     finally:
         reader.close()
         source.release()  # no read-ahead call may outlive the reader (see ArrowSource)
 
 
-def _flush_recovered(recovered, checker, ncols) -> int:
+def _flush_recovered(recovered, checker, ncols, marks) -> int:
     items = sorted(recovered, key=lambda x: x[0])
     recovered.clear()
     cols = list(zip(*[f for _, f in items], strict=True))
-    rows = np.array([num for num, _ in items], dtype=np.int64) + 3
+    rows = expand_rows(np.array([num for num, _ in items], dtype=np.int64), marks) + 3
     return checker.check([pa.array(cols[i], pa.string()) for i in range(ncols)], rows)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 
 from price_pipeline.lib.parse.mrf.csv_reader import (
+    BlankRunsQuoted,
     RecordTooLong,
 )
 
@@ -98,22 +99,28 @@ def validate_csv(open_stream, rc: ReportCollector, version=None, plain_path: str
         _column_alerts(layout, rc)
         saved = rc.snapshot()
         block = BLOCK_SIZE
+        collapse = True
         try:
             res = check_body(body_input(stream, buf, body_at, plain_path, bom, layout), layout, rc, threads=THREADS,
                               block_size=block)
         except RecordTooLong as e:
             res, block = None, e.block_size
-    # Again without threads when rows with a wrong field count need their numbers, or with bigger
-    # blocks (up to the record size limit) when a record does not fit in one.
+        except BlankRunsQuoted:
+            res, collapse = None, False
+    # Again without threads when rows with a wrong field count need their numbers, with bigger
+    # blocks (up to the record size limit) when a record does not fit in one, or with blank lines
+    # one by one when a collapsed run of them was inside a quoted field.
     while res is None:
         rc.restore(saved)
         with open_stream() as stream:
             _rows, buf, body_at = read_head(stream)
             try:
-                res = check_body(body_input(stream, buf, body_at, plain_path, bom, layout), layout, rc, threads=False,
-                                  block_size=block)
+                res = check_body(body_input(stream, buf, body_at, plain_path, bom, layout, collapse), layout, rc,
+                                  threads=False, block_size=block)
             except RecordTooLong as e:
                 block = e.block_size
+            except BlankRunsQuoted:
+                collapse = False
     checked, records = res
     info["rows_checked"] = checked
     if records < 1:

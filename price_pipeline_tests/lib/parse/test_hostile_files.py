@@ -156,8 +156,14 @@ _LIMITED = textwrap.dedent("""
     from price_pipeline.lib.parse.mrf import parse_to_parquet
     from price_pipeline.lib.validate import validate_file
     path, out = sys.argv[1], sys.argv[2]
+    def cpu():
+        u = resource.getrusage(resource.RUSAGE_SELF)
+        return u.ru_utime + u.ru_stime
+    t0 = cpu()
     s = parse_to_parquet(path, out, json_full_parse_below=int(sys.argv[3]))
+    t1 = cpu()
     r = validate_file(path)
+    t2 = cpu()
     # This process's own peak (VmHWM of its address space), not ru_maxrss: at exec Linux carries
     # the parent's peak RSS into the child's ru_maxrss (subprocess vforks, so the child's old
     # address space is the pytest process's), and a pytest process that reached 1 GB in earlier
@@ -165,6 +171,7 @@ _LIMITED = textwrap.dedent("""
     hwm = [int(x.split()[1]) for x in open("/proc/self/status") if x.startswith("VmHWM:")][0]
     print(json.dumps({"ok": s.ok, "rules": sorted({f.rule for f in s.findings}), "valid": r.valid,
                       "vrules": sorted(r.errors_by_rule), "rss_mb": hwm / 1024,
+                      "parse_cpu": t1 - t0, "validate_cpu": t2 - t1,
                       "ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """)
 
@@ -503,3 +510,121 @@ def test_stray_quote_in_the_header_rows_is_a_finding(parse):
     s, _rows = parse(p)
     assert not s.ok and "not_an_mrf" in rules(s)
     assert validate_file(p).valid is False
+
+
+# --- blank-line floods: no dearer than ordinary rows, row numbers unchanged ---------------------
+
+
+def _flood(tmp_path: Path, name: str, line: bytes, size: int) -> Path:
+    p = tmp_path / name
+    p.write_bytes(gzip.compress(tall_payload(0) + line * (size // len(line)), 1))
+    return p
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("line", [b"\n", b"\r\n", b" " * 64 + b"\n"], ids=["lf", "crlf", "spaces"])
+def test_blank_line_flood_costs_about_what_ordinary_rows_cost(tmp_path, line):
+    """Fuzz input #553 (family bomb): a header and 16 MiB of blank lines, gzipped to 17 KB. Each
+    blank line was a row (or an invalid-row callback into Python) to Arrow: parse 31 s, validate
+    49 s and 886 MB, against 2.2 s / 4.0 s / 230 MB for 16 MiB of ordinary rows of the same
+    file. Measured in child processes (CPU time, so other load matters little), as a ratio."""
+    size = 16 * 1024**2
+    rows = tall_payload(1).splitlines(True)
+    ordinary = tmp_path / "rows.csv.gz"
+    body = b"".join(rows[3:])
+    ordinary.write_bytes(gzip.compress(tall_payload(0) + body * (size // len(body)), 1))
+    base = run_limited(ordinary, tmp_path)
+    flood = run_limited(_flood(tmp_path, "flood.csv.gz", line, size), tmp_path)
+    assert flood["ok"] and flood["valid"] and flood["vrules"] == [], flood  # (no data rows: an alert only)
+    assert flood["parse_cpu"] < 2 * base["parse_cpu"] + 0.2, (flood, base)
+    assert flood["validate_cpu"] < 2 * base["validate_cpu"] + 0.2, (flood, base)
+    assert flood["rss_mb"] < 1.5 * base["rss_mb"], (flood, base)
+
+
+def _blank_run_file(line_end: bytes, stray_quote: bool) -> bytes:
+    """The tall example's rows with runs of blank lines (empty, or spaces and tabs) between them
+    and around bad rows (short, long, non-numeric), a quoted value holding blank lines, blank
+    lines at the end; with ``stray_quote`` a quote in the middle of a field first (text to
+    Arrow), which makes the quote count wrong about the quoted value's blank lines."""
+    lines = TALL.read_bytes().splitlines(True)
+    ncols = lines[3].count(b",")
+    out = [b"".join(lines[:3])]
+    for i, r in enumerate(lines[3:]):
+        out.append(r.rstrip(b"\r\n") + line_end)
+        out.append((line_end, b"  \t" + line_end, line_end * 3, line_end + b" " + line_end * 2, b"")[i % 5])
+        if i == 3:
+            out.append(b"short,row" + line_end + line_end * 3)
+        if i == 5:
+            out.append(b"a" + b",x" * (ncols + 3) + line_end * 3)
+        if i == 7:
+            out.append(b'Quoted,"multi' + line_end * 4 + b'line"' + b"," * (ncols - 1) + line_end * 3)
+        if i == 9 and stray_quote:
+            out.append(b'Stray,ab"c,"q' + line_end * 3 + b'q"' + b"," * (ncols - 2) + line_end * 4)
+        if i == 11:
+            out.append(b"notnum" + b",zz" * ncols + line_end)
+    out.append(line_end * 4 + b"  " + line_end + line_end * 2)
+    return b"".join(out)
+
+
+def _outcome(parse, path: Path) -> tuple:
+    s, rows = parse(path)
+    r = validate_file(path)
+    return ((s.ok, s.rows_parsed, s.rows_quarantined, [(f.rule, f.severity, f.row, f.message) for f in s.findings]),
+            sorted((x["source_row"], x["description"]) for x in rows),
+            (r.valid, r.errors_by_rule, [(f["rule"], f["row"], f["cell"], f["message"]) for f in r.findings]))
+
+
+@pytest.mark.parametrize("line_end", [b"\n", b"\r\n"], ids=["lf", "crlf"])
+@pytest.mark.parametrize("stray_quote", [False, True], ids=["quotes", "stray-quote"])
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzip"])
+def test_blank_runs_keep_row_numbers_and_findings(parse, tmp_path, monkeypatch, line_end, stray_quote, gz):
+    """Collapsing blank-line runs changes no finding, row number or count: the same outcome as
+    with every blank line read by Arrow (the behaviour before, kept behind COLLAPSE_BLANK_RUNS),
+    and the row numbers that behaviour gave (captured from it before the change)."""
+    from price_pipeline.lib.parse.mrf import csv_reader
+
+    data = _blank_run_file(line_end, stray_quote)
+    p = tmp_path / ("blank_runs.csv.gz" if gz else "blank_runs.csv")
+    p.write_bytes(gzip.compress(data) if gz else data)
+    made = []
+    real = csv_reader.BlankRunReader
+
+    class Spy(real):
+        def __init__(self, *a):
+            super().__init__(*a)
+            made.append(self)
+
+    monkeypatch.setattr(csv_reader, "BlankRunReader", Spy)
+    import price_pipeline.lib.validate.csv_body as csv_body
+    monkeypatch.setattr(csv_body, "BlankRunReader", Spy)
+    collapsed = _outcome(parse, p)
+    assert made and all(b.inserted for b in made)  # runs were collapsed in parse and validate
+    monkeypatch.setattr(csv_reader, "COLLAPSE_BLANK_RUNS", False)
+    assert collapsed == _outcome(parse, p)
+    (ok, n, quarantined, findings), rows, (valid, valid_rules, vfindings) = collapsed
+    # the numbers the parser and validator gave before blank runs were collapsed (captured then)
+    assert [(f[0], f[2]) for f in findings if f[0] != "non_numeric_amount"] == [
+        ("short_row", 16), ("long_row", 23), ("blank_rows", None)]
+    assert (ok, n, quarantined) == (True, 49 if stray_quote else 48, 1)
+    assert [r for r, _d in rows][:8] == [4, 6, 8, 12, 16, 20, 21, 26]
+    assert rows[-1][0] == (135 if stray_quote else 131)
+    assert not valid and vfindings[0][:2] == ("cond_code_type_pair", 32)
+    assert valid_rules == ({"allowed_value": 11, "cond_code_type_pair": 2, "cond_item_requires_charge": 3,
+                            "invalid_count": 2, "invalid_number": 20, "required_value": 3} if stray_quote else
+                           {"allowed_value": 10, "cond_code_type_pair": 2, "cond_item_requires_charge": 2,
+                            "invalid_count": 2, "invalid_number": 20, "required_value": 2})
+
+
+@pytest.mark.parametrize("fake", [b"\x1fprice-pipeline-blank-lines\x1f3:3,", b"\x1fprice-pipeline-blank-lines\x1fx"])
+def test_a_record_that_looks_like_a_blank_run_mark_changes_nothing(parse, tmp_path, monkeypatch, fake):
+    """Data that starts with the mark's text (well formed or not) is data: same outcome as with
+    the blank lines read one by one."""
+    from price_pipeline.lib.parse.mrf import csv_reader
+
+    lines = tall_payload(1).splitlines(True)
+    data = b"".join(lines[:6]) + b"\n\n\n" + fake + b"\n\n\n" + b"".join(lines[6:]) + b"\n\n"
+    p = tmp_path / "fake_mark.csv"
+    p.write_bytes(data)
+    collapsed = _outcome(parse, p)
+    monkeypatch.setattr(csv_reader, "COLLAPSE_BLANK_RUNS", False)
+    assert collapsed == _outcome(parse, p)

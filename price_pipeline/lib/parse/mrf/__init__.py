@@ -17,7 +17,7 @@ import io
 import os
 from dataclasses import dataclass, field
 
-from .csv_reader import EncodingRetry, RecordTooLong, read_csv
+from .csv_reader import BlankRunsQuoted, EncodingRetry, RecordTooLong, read_csv
 from .findings import Finding, FindingCollector
 from .header import empty_header
 from .json_reader import read_json
@@ -206,11 +206,17 @@ def _restart(fc, state, sink, header) -> None:
 def _read_csv_payload(s, encoding, bom, plain, sink, fc, sha, header, state) -> dict:
     """``read_csv`` of the payload, again with bigger Arrow blocks while a record does not fit."""
     block_size = None
+    collapse = True
     while True:
         try:
             with _utf8_stream(s, encoding, bom) as f:
                 return read_csv(f, encoding=encoding, plain_path=plain, body_offset_base=bom if plain else 0,
-                                sink=sink, fc=fc, sha=sha, header_out=header, block_size=block_size)
+                                sink=sink, fc=fc, sha=sha, header_out=header, block_size=block_size,
+                                collapse_blanks=collapse)
+        except BlankRunsQuoted:
+            _restart(fc, state, sink, header)
+            # blank lines one by one, as Arrow numbers them (slower, never wrong), from the start
+            collapse, block_size = False, None
         except RecordTooLong as e:
             _restart(fc, state, sink, header)
             block_size = e.block_size
