@@ -94,6 +94,19 @@ def test_short_and_long_rows(parse, tmp_path):
     assert q[0]["source_row"] == 7 and q[0]["raw"].startswith("x,1,2") and "27 fields" in q[0]["reason"]
 
 
+@pytest.mark.parametrize("body_rows_after", [0, 1])
+def test_a_body_of_only_short_rows_keeps_them_with_findings(parse, tmp_path, body_rows_after):
+    """Arrow returns no batch for a body without one well-formed row; its short rows were then
+    never classified: the file parsed ok with 0 rows and no finding (silent loss)."""
+    head = b"".join((BROKEN / "short_rows.csv").read_bytes().splitlines(keepends=True)[:3])
+    p = tmp_path / "only_short.csv"
+    p.write_bytes(head + b"Aspirin,x\n" * 5 + b"\n" * body_rows_after)
+    s, rows = parse(p)
+    assert [(f.rule, f.row) for f in s.findings if f.rule == "short_row"] == [("short_row", r) for r in range(4, 9)]
+    assert s.rows_parsed == 5 and sorted(r["source_row"] for r in rows) == [4, 5, 6, 7, 8]
+    assert {r["description"] for r in rows} == {"Aspirin"}
+
+
 def test_dirty_numbers(parse):
     s, rows = parse(BROKEN / "dirty_numbers.csv")
     by = {r["source_row"]: r for r in rows}

@@ -849,6 +849,11 @@ def _read_body(body, layout: Layout, first_row: int, sink, fc, sha, block_size: 
             if n:
                 sink.write(builder.build(lambda i, _c=colmap: _c[names[i]], n, src_rows))
             emit_recovered()
+        # Invalid rows after the last batch: Arrow returns no batch at all for a body without one
+        # well-formed row, and those rows still need their findings (short rows are kept).
+        for k in range(done_invalid, len(invalid)):
+            classify(*invalid[k])
+        done_invalid = len(invalid)
         emit_recovered()
         if blanks is not None and blanks.inserted != len(marks):
             raise BlankRunsQuoted()
