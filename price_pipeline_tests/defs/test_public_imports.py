@@ -8,7 +8,7 @@ import importlib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2] / "price_pipeline"
-STAGES = ("discovery", "fetch", "parse", "validate", "prices", "quality", "analytics", "lake")
+STAGES = ("discovery", "fetch", "parse", "validate", "prices", "quality", "analytics", "lake", "registry")
 
 
 def library_imports(path: Path) -> list[tuple[int, str, list[str]]]:
