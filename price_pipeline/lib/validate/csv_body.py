@@ -58,6 +58,10 @@ def body_input(stream, buf: bytes, body_at: int, plain_path: str | None, bom: in
     return (*arrow_input(blanks or body), blanks)
 
 
+# Recovered short rows held before they are checked (memory stays bounded on a flood of them).
+PENDING_RECOVERED_ROWS = 65_536
+
+
 def check_body(body_source, layout: CsvLayout, rc: ReportCollector, *, threads: bool,
                block_size: int) -> tuple[int, int] | None:
     """Stream the data rows through the vectorised checks. Returns (rows checked, records seen).
@@ -97,6 +101,8 @@ def check_body(body_source, layout: CsvLayout, rc: ReportCollector, *, threads: 
             fields = []
         fields = (fields + [""] * ncols)[:ncols]
         recovered.append((num, fields))
+        if len(recovered) >= PENDING_RECOVERED_ROWS:
+            flush_now()  # a body of short rows only: Arrow reads it whole without returning a batch
         return "skip"
 
     read_opts = pacsv.ReadOptions(use_threads=threads, block_size=block_size, column_names=names)
@@ -108,22 +114,6 @@ def check_body(body_source, layout: CsvLayout, rc: ReportCollector, *, threads: 
     checker = RowChecker(layout, rc)
     returned = 0
     checked = 0
-    def stopped(e: pa.ArrowInvalid) -> None:
-        if "straddl" not in str(e):
-            raise UnreadableBody(str(e)) from e
-        if block_size < MAX_BLOCK_SIZE:
-            raise RecordTooLong(min(block_size * BLOCK_GROWTH, MAX_BLOCK_SIZE)) from e
-        raise RecordTooLarge("a CSV record") from e
-
-    body, source, blanks = body_source
-    try:
-        reader = pacsv.open_csv(body, read_options=read_opts, parse_options=parse_opts, convert_options=conv_opts)
-    except pa.ArrowInvalid as e:
-        source.release()
-        stopped(e)
-    # Small Arrow blocks keep the reader's read-ahead (32 blocks) small; the checks run on groups
-    # of batches (GROUP_BYTES) so that their per-call overhead stays small. Findings come out in
-    # the same order as batch by batch: the rows of a group are in file order.
     pending: list = []
     pending_rows: list = []
     pending_bytes = 0
@@ -141,6 +131,30 @@ def check_body(body_source, layout: CsvLayout, rc: ReportCollector, *, threads: 
         pending_rows.clear()
         pending_bytes = 0
         return checker.check(cols, rows)
+
+    def flush_now() -> None:
+        # Arrow calls on_invalid on this thread (the threaded pass stops at the first invalid
+        # row): the rows returned so far are checked first, so findings keep file order.
+        nonlocal checked
+        checked += check_pending()
+        checked += _flush_recovered(recovered, checker, ncols, marks)
+
+    def stopped(e: pa.ArrowInvalid) -> None:
+        if "straddl" not in str(e):
+            raise UnreadableBody(str(e)) from e
+        if block_size < MAX_BLOCK_SIZE:
+            raise RecordTooLong(min(block_size * BLOCK_GROWTH, MAX_BLOCK_SIZE)) from e
+        raise RecordTooLarge("a CSV record") from e
+
+    body, source, blanks = body_source
+    try:
+        reader = pacsv.open_csv(body, read_options=read_opts, parse_options=parse_opts, convert_options=conv_opts)
+    except pa.ArrowInvalid as e:
+        source.release()
+        stopped(e)
+    # Small Arrow blocks keep the reader's read-ahead (32 blocks) small; the checks run on groups
+    # of batches (GROUP_BYTES) so that their per-call overhead stays small. Findings come out in
+    # the same order as batch by batch: the rows of a group are in file order.
 
     def run() -> tuple[int, int] | None:
         nonlocal returned, checked, pending_bytes

@@ -628,16 +628,83 @@ def _uncollapsed(marks: list[tuple[int, int, int]], classified: int) -> int:
     return sum(k - 1 for _n, k, _e in marks[:classified]) + sum(e for _n, _k, e in marks[classified:])
 
 
-def _prefetch(reader, invalid: list, batch_bytes: int):
+# Invalid rows waiting for the main thread: past this many, Arrow's thread hands them over without
+# waiting for a batch (a body of nothing but short rows never yields one, and held its rows).
+PENDING_INVALID_ROWS = 65_536
+
+
+class _InvalidRows:
+    """Invalid rows reported by Arrow's reader thread, taken in order by the main thread.
+
+    ``total`` counts every row reported; ``rows`` holds only those not taken yet, so memory
+    stays bounded however many there are. ``signal`` (set by :func:`_prefetch`) hands the rows
+    over when :data:`PENDING_INVALID_ROWS` wait."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple] = []
+        self.total = 0
+        self.signalled = 0
+        self.signal = None
+        self.drain = None  # before the prefetch thread: take the rows now (see _read_body)
+
+    def add(self, entry: tuple) -> None:
+        self.rows.append(entry)
+        self.total += 1
+        if self.total - self.signalled >= PENDING_INVALID_ROWS:
+            self.signalled = self.total
+            if self.signal is not None:
+                self.signal()
+            elif self.drain is not None:
+                self.drain()
+
+    def take(self, upto: int, taken: int) -> list[tuple]:
+        """The rows numbered ``taken + 1 .. upto`` (counts of reported rows), removed."""
+        k = upto - taken
+        out = self.rows[:k]
+        del self.rows[:k]
+        return out
+
+
+class _SkippedRecords:
+    """Arrow record numbers not returned as rows, kept as runs of consecutive numbers (a flood of
+    short rows is one run, not one Python int per line)."""
+
+    def __init__(self) -> None:
+        self.starts: list[int] = []
+        self.lengths: list[int] = []
+        self.count = 0
+
+    def add(self, num: int) -> None:
+        if self.starts and self.starts[-1] + self.lengths[-1] == num:
+            self.lengths[-1] += 1
+        else:
+            self.starts.append(num)
+            self.lengths.append(1)
+        self.count += 1
+
+    def map(self, r: np.ndarray) -> np.ndarray:
+        """Arrow record numbers of returned rows ``r`` (1-based, in return order)."""
+        if not self.starts:
+            return r
+        starts = np.array(self.starts, dtype=np.int64)
+        lengths = np.array(self.lengths, dtype=np.int64)
+        before = np.concatenate(([0], np.cumsum(lengths)))
+        valid_before = starts - 1 - before[:-1]  # returned rows before each run
+        return r + before[np.searchsorted(valid_before, r, side="left")]
+
+
+def _prefetch(reader, invalid: _InvalidRows, batch_bytes: int):
     """Yield ``("batch", batch, n_invalid)`` from ``reader``, reading the next batch in a thread
     while the caller builds the current one (Arrow's CSV parsing releases the GIL).
 
     Arrow's small blocks are joined into batches of about ``batch_bytes`` in that thread.
     ``n_invalid``: invalid rows reported so far (all of them precede the batch's next rows).
-    Ends with ``("error", exc, n)`` on any error of the reader (after the rows read before it).
+    ``("invalid", None, n_invalid)``: many invalid rows wait and no batch came (see
+    :class:`_InvalidRows`). Ends with ``("error", exc, n)`` on any error of the reader (after the rows read before it).
     """
     q: queue.Queue = queue.Queue(maxsize=1)
     stop = threading.Event()
+    invalid.signal = lambda: q.put(("invalid", None, invalid.total))
 
     def joined(parts: list) -> pa.RecordBatch:
         if len(parts) == 1:
@@ -657,17 +724,17 @@ def _prefetch(reader, invalid: list, batch_bytes: int):
                     # Arrow's parse errors, and whatever the stream under it raised (a damaged
                     # archive, a limit): handed to the caller, never taken for the end of the file.
                     if parts:
-                        q.put(("batch", joined(parts), len(invalid)))
+                        q.put(("batch", joined(parts), invalid.total))
                         parts = []
-                    q.put(("error", e, len(invalid)))
+                    q.put(("error", e, invalid.total))
                     return
                 parts.append(b)
                 size += b.nbytes
                 if size >= batch_bytes:
-                    q.put(("batch", joined(parts), len(invalid)))
+                    q.put(("batch", joined(parts), invalid.total))
                     parts, size = [], 0
             if parts and not stop.is_set():
-                q.put(("batch", joined(parts), len(invalid)))
+                q.put(("batch", joined(parts), invalid.total))
         finally:
             q.put(None)
 
@@ -722,7 +789,7 @@ def _read_body(body, layout: Layout, first_row: int, sink, fc, sha, block_size: 
     used = sorted(set(layout.base.values()) | {i for p in layout.codes for i in p if i is not None}
                   | {i for g in layout.groups for i in g.cols.values()})
     builder = BatchBuilder(layout, fc, sha)
-    skipped: list[int] = []  # Arrow record numbers (1-based within the body) not returned
+    skipped = _SkippedRecords()  # Arrow record numbers (1-based within the body) not returned
     recovered: list[tuple[int, list[str]]] = []
     # (Arrow record number, blank records, empty ones) of each BLANK_MARK record, filled by Arrow's
     # thread: its invalid rows reach classify() only with a later batch, and a body of nothing
@@ -730,7 +797,7 @@ def _read_body(body, layout: Layout, first_row: int, sink, fc, sha, block_size: 
     marks: list[tuple[int, int, int]] = []
     marks_classified = [0]
 
-    invalid: list[tuple] = []  # appended by Arrow's reader thread, classified by the main thread
+    invalid = _InvalidRows()  # added by Arrow's reader thread, classified by the main thread
     end_seen: list[bool] = []
     too_large: list[bool] = []
 
@@ -741,15 +808,15 @@ def _read_body(body, layout: Layout, first_row: int, sink, fc, sha, block_size: 
         mark = blank_mark_count(row.text)
         if mark is not None:
             marks.append((row.number, *mark))
-            invalid.append((row.number, None, 0, 0))  # (numbered in order with the others)
+            invalid.add((row.number, None, 0, 0))  # (numbered in order with the others)
         elif len(row.text) > MAX_RECORD_BYTES:
             too_large.append(True)  # (an exception here would be swallowed by pyarrow)
         else:
-            invalid.append((row.number, row.text, row.actual_columns, row.expected_columns))
+            invalid.add((row.number, row.text, row.actual_columns, row.expected_columns))
         return "skip"
 
     def classify(num, text, actual, expected) -> None:
-        skipped.append(num)
+        skipped.add(num)
         if text is None:  # a BLANK_MARK record (see on_invalid)
             marks_classified[0] += 1
             return
@@ -783,6 +850,18 @@ def _read_body(body, layout: Layout, first_row: int, sink, fc, sha, block_size: 
                                      check_utf8=False)
     returned = 0
     blank_rows = 0
+    done_invalid = 0
+
+    def drain_invalid() -> None:
+        # Arrow reads on in open_csv until it has a first batch: a body of nothing but short
+        # rows is read whole there, on this thread, before any prefetch thread exists.
+        nonlocal done_invalid
+        for entry in invalid.take(invalid.total, done_invalid):
+            classify(*entry)
+        done_invalid = invalid.total
+        emit_recovered()
+
+    invalid.drain = drain_invalid
 
     def emit_recovered():
         nonlocal blank_rows
@@ -801,16 +880,18 @@ def _read_body(body, layout: Layout, first_row: int, sink, fc, sha, block_size: 
         _raise_if_retryable(e, block_size, utf8_source)
         fc.add("csv_parse_error", "error", f"CSV body unreadable: {e}")
         return False
-    done_invalid = 0
     batch_bytes = BATCH_BYTES if layout.fmt == "csv_tall" else WIDE_BATCH_BYTES
     batches = _prefetch(reader, invalid, max(batch_bytes, block_size))
     try:
         for kind, batch, n_invalid in batches:
             if too_large:
                 raise RecordTooLarge("a CSV record")
-            for k in range(done_invalid, n_invalid):
-                classify(*invalid[k])
+            for entry in invalid.take(n_invalid, done_invalid):
+                classify(*entry)
             done_invalid = n_invalid
+            if kind == "invalid":
+                emit_recovered()
+                continue
             if kind == "error":
                 _raise_if_retryable(batch, block_size, utf8_source)
                 fc.add("csv_parse_error", "error", f"CSV parse stopped: {batch}", row=returned + first_row)
@@ -824,10 +905,7 @@ def _read_body(body, layout: Layout, first_row: int, sink, fc, sha, block_size: 
                     raise EncodingRetry(f"invalid UTF-8 in the rows after record {returned + first_row - 1}")
             # Map returned row r (0-based) to the Arrow record number, skipping invalid rows.
             r = np.arange(returned + 1, returned + n + 1, dtype=np.int64)
-            if skipped:
-                s = np.array(skipped, dtype=np.int64)
-                s = s - np.arange(len(s))
-                r = r + np.searchsorted(s, r, side="right")
+            r = skipped.map(r)
             src_rows = expand_rows(r, marks) + (first_row - 1)
             returned += n
             colmap = {name: batch.column(j) for j, name in enumerate(batch.schema.names)}
@@ -851,9 +929,9 @@ def _read_body(body, layout: Layout, first_row: int, sink, fc, sha, block_size: 
             emit_recovered()
         # Invalid rows after the last batch: Arrow returns no batch at all for a body without one
         # well-formed row, and those rows still need their findings (short rows are kept).
-        for k in range(done_invalid, len(invalid)):
-            classify(*invalid[k])
-        done_invalid = len(invalid)
+        for entry in invalid.take(invalid.total, done_invalid):
+            classify(*entry)
+        done_invalid = invalid.total
         emit_recovered()
         if blanks is not None and blanks.inserted != len(marks):
             raise BlankRunsQuoted()
@@ -864,7 +942,7 @@ def _read_body(body, layout: Layout, first_row: int, sink, fc, sha, block_size: 
             fc.add("blank_rows", "info", f"{blank_rows} blank row(s) skipped")
         if not end_seen:
             fc.add("unterminated_field", "error", "the file ends inside a quoted field (a quote never closes): the last "
-                   "record is cut off", row=returned + len(skipped) + _uncollapsed(marks, marks_classified[0])
+                   "record is cut off", row=returned + skipped.count + _uncollapsed(marks, marks_classified[0])
                    + first_row - 1)
             return False
         return True
