@@ -64,6 +64,12 @@ def _read(name: str, default: str | None = None, env: Mapping[str, str] | None =
     return value if value not in (None, "") else default
 
 
+def followup_sensor_interval(env: Mapping[str, str] | None = None) -> int:
+    """Seconds between ticks of the follow-up sensors (PRICE_PIPELINE_FOLLOWUP_SENSOR_INTERVAL,
+    default 15; see price_pipeline.lib.ops.staleness). Read once, when the sensors are defined."""
+    return max(1, int(_read("PRICE_PIPELINE_FOLLOWUP_SENSOR_INTERVAL", "15", env) or "15"))
+
+
 def _csv(value: str | None) -> tuple[str, ...]:
     return tuple(part.strip() for part in (value or "").split(",") if part.strip())
 

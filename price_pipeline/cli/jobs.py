@@ -21,6 +21,9 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from price_pipeline.cli.registry import CliError, command
+
+# tags directly, not the package: building the parser must stay light (lib.ops also holds the alert
+# client, which brings the HTTP stack and pyarrow)
 from price_pipeline.lib.ops.tags import (
     BACKFILL_TAG,
     BULK_ID_TAG,
@@ -575,7 +578,7 @@ def _run_retry_failed(args: argparse.Namespace) -> int:
     their downstream: one bulk launch per distinct selection, one run per hospital."""
     from price_pipeline.defs.ingestion.jobs import INGESTION_CHILDREN
     from price_pipeline.defs.ops.failed import failed_items
-    from price_pipeline.lib.ops.deadletter import retry_plan
+    from price_pipeline.lib.ops import retry_plan
 
     only = {k.strip() for item in args.hospital for k in item.split(",") if k.strip()}
     with _instance() as instance:

@@ -27,7 +27,7 @@ from price_pipeline.lib.analytics import (
     quote_identifier,
 )
 from price_pipeline.lib.lake import connect_duckdb, layout
-from price_pipeline.lib.ops.tags import FULL_REFRESH_TAG
+from price_pipeline.lib.ops import FULL_REFRESH_TAG
 from price_pipeline.settings import PROJECT_ROOT, Settings
 
 WAREHOUSE_POOL = "duckdb_warehouse"

@@ -7,7 +7,7 @@ project is rebuilt as one unit.
 
 import dagster as dg
 
-from price_pipeline.lib.ops.tags import ANALYTICS, layer_tags
+from price_pipeline.lib.ops import ANALYTICS, layer_tags
 
 build_analytics_job = dg.define_asset_job(
     name="build_analytics",

@@ -12,9 +12,7 @@ import dagster as dg
 from price_pipeline.defs.ingestion.batching import ingest_batch_size, range_run_key
 from price_pipeline.defs.ingestion.jobs import ingest_hospital_job
 from price_pipeline.defs.partitions import hospital_partitions
-from price_pipeline.lib.ops import staleness
-from price_pipeline.lib.ops.batches import plan_batches
-from price_pipeline.lib.ops.tags import (
+from price_pipeline.lib.ops import (
     HOST_TAG,
     NO_HOST,
     PRIORITY_TAG,
@@ -22,6 +20,8 @@ from price_pipeline.lib.ops.tags import (
     RANGE_START_TAG,
     batch_run_tags,
     hospital_run_tags,
+    plan_batches,
+    staleness,
 )
 
 

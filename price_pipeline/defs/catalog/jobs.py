@@ -3,7 +3,7 @@
 import dagster as dg
 
 from price_pipeline.defs.catalog.assets import hospital_catalog, hospitals
-from price_pipeline.lib.ops.tags import CATALOG, layer_tags
+from price_pipeline.lib.ops import CATALOG, layer_tags
 
 refresh_catalog_job = dg.define_asset_job(
     name="refresh_catalog",

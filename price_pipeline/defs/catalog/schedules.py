@@ -7,7 +7,7 @@ from price_pipeline.defs.catalog.jobs import refresh_catalog_job
 from price_pipeline.defs.ingestion.jobs import ingest_hospital_job
 from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.defs.resources import PricePipelineResource
-from price_pipeline.lib.ops.tags import (
+from price_pipeline.lib.ops import (
     FORCE_DOWNLOAD_TAG,
     HOSPITAL_TAG,
     PRIORITY_RESCAN,

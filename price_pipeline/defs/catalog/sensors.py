@@ -25,8 +25,7 @@ from price_pipeline.lib.discovery import (
     guard_against_shrink,
 )
 from price_pipeline.lib.fetch import record_sweep, sweep
-from price_pipeline.lib.ops.batches import order_for_adding
-from price_pipeline.lib.ops.tags import file_urls, hospital_host, hospital_run_tags
+from price_pipeline.lib.ops import file_urls, hospital_host, hospital_run_tags, order_for_adding
 from price_pipeline.settings import Settings
 
 # Read when the code location loads (a sensor's interval is part of its definition).

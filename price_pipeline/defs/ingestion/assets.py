@@ -20,8 +20,7 @@ from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.defs.resources import PricePipelineResource
 from price_pipeline.lib.fetch import fetch_hospital_files
 from price_pipeline.lib.lake import layout
-from price_pipeline.lib.ops.classify import EXTERNAL, INTERNAL, TRANSIENT
-from price_pipeline.lib.ops.tags import FORCE_DOWNLOAD_TAG
+from price_pipeline.lib.ops import EXTERNAL, FORCE_DOWNLOAD_TAG, INTERNAL, TRANSIENT
 from price_pipeline.lib.parse import parse_hospital_files, record_header_claims
 from price_pipeline.lib.prices import build_hospital_prices_with_history
 

@@ -26,7 +26,7 @@ import hashlib
 import dagster as dg
 
 from price_pipeline.defs.ops.retries import FAILURE_KIND, FAILURE_ORIGIN, FAILURE_REASON
-from price_pipeline.lib.ops.classify import EXTERNAL, INTERNAL, PERMANENT, TRANSIENT
+from price_pipeline.lib.ops import EXTERNAL, INTERNAL, PERMANENT, TRANSIENT
 from price_pipeline.settings import Settings
 
 

@@ -16,7 +16,7 @@ from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.defs.resources import PricePipelineResource
 from price_pipeline.lib.fetch import FilesManifest
 from price_pipeline.lib.lake import PRICES_SCHEMA, layout
-from price_pipeline.lib.ops.tags import ACCEPT_ROW_DROP_TAG
+from price_pipeline.lib.ops import ACCEPT_ROW_DROP_TAG
 from price_pipeline.lib.parse import current_parsed_versions
 from price_pipeline.lib.quality import MIN_ROW_RATIO, row_count_collapsed
 

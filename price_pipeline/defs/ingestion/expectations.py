@@ -23,8 +23,15 @@ from price_pipeline.defs.ops import settle
 from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.defs.resources import PricePipelineResource
 from price_pipeline.lib.lake import layout
-from price_pipeline.lib.ops.batches import plan_batches
-from price_pipeline.lib.ops.tags import ANALYTICS, PRIORITY_TAG, QUALITY, TRIGGER_TAG, layer_tags, range_tags
+from price_pipeline.lib.ops import (
+    ANALYTICS,
+    PRIORITY_TAG,
+    QUALITY,
+    TRIGGER_TAG,
+    layer_tags,
+    plan_batches,
+    range_tags,
+)
 
 EXPECTATIONS_CHECK = "prices_meet_expectations"
 

@@ -6,7 +6,7 @@ from price_pipeline.defs.ingestion.assets import mrf_files, mrf_parsed, prices
 from price_pipeline.defs.ingestion.conformance import conformance_reports
 from price_pipeline.defs.ingestion.history import price_changes
 from price_pipeline.defs.partitions import hospital_partitions
-from price_pipeline.lib.ops.tags import INGESTION, layer_tags
+from price_pipeline.lib.ops import INGESTION, layer_tags
 
 # Every per-hospital ingestion asset: the job's selection, the dead-letter view's scope and the
 # selection the CLI's bulk commands rebuild.

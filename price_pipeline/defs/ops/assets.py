@@ -14,8 +14,8 @@ from price_pipeline.defs.ops.failed import failed_hospitals, failure_reason
 from price_pipeline.defs.ops.retries import timed
 from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.defs.resources import PricePipelineResource
+from price_pipeline.lib.ops import LAYER_TAG, OPS, PARTITION_TAG, layer_tags
 from price_pipeline.lib.ops import report as report_lib
-from price_pipeline.lib.ops.tags import LAYER_TAG, OPS, PARTITION_TAG, layer_tags
 
 OPS_REPORT_KEY = "ops/ops_report.json"
 MEASURED_ASSETS = ("mrf_files", "mrf_parsed", "prices")

@@ -24,22 +24,20 @@ from dagster._core.storage.asset_check_execution_record import AssetCheckExecuti
 
 from price_pipeline.defs.ops.retries import FAILURE_KIND, FAILURE_ORIGIN, FAILURE_REASON
 from price_pipeline.defs.partitions import hospital_partitions
-from price_pipeline.lib.ops.classify import (
+from price_pipeline.lib.ops import (
     CANCELED,
-    INTERNAL,
-    TRANSIENT,
-    check_origin,
-    classify_message,
-    origin_from_message,
-)
-from price_pipeline.lib.ops.deadletter import (
     INGESTION_ASSET_NAMES,
+    INTERNAL,
+    PARTITION_TAG,
+    TRANSIENT,
     DeadLetter,
     Outcome,
+    check_origin,
+    classify_message,
+    dead_letter_hospitals,
     dead_letters,
-    hospitals,
+    origin_from_message,
 )
-from price_pipeline.lib.ops.tags import PARTITION_TAG
 
 BAD_ENDINGS = [dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
 PAGE = 500
@@ -252,7 +250,7 @@ def failed_items(
 
 def failed_hospitals(instance: dg.DagsterInstance, **kwargs) -> list[str]:
     """The hospitals with at least one open item, newest failure first."""
-    return hospitals(failed_items(instance, **kwargs))
+    return dead_letter_hospitals(failed_items(instance, **kwargs))
 
 
 def failure_reason(instance: dg.DagsterInstance, run_id: str) -> tuple[str, str, str | None]:

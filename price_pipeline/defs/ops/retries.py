@@ -18,7 +18,7 @@ import time
 
 import dagster as dg
 
-from price_pipeline.lib.ops.classify import (
+from price_pipeline.lib.ops import (
     PERMANENT,
     TRANSIENT,
     classify_exception,

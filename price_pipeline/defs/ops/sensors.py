@@ -24,9 +24,8 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from price_pipeline.defs.ops.failed import failure_reason
+from price_pipeline.lib.ops import PARTITION_TAG, Alert, AlertConfig, deliver, grouped_alert
 from price_pipeline.lib.ops import report as report_lib
-from price_pipeline.lib.ops.alerts import Alert, AlertConfig, deliver, grouped_alert
-from price_pipeline.lib.ops.tags import PARTITION_TAG
 from price_pipeline.settings import Settings
 
 # Read when the code location loads (part of the sensors' definitions).

@@ -16,14 +16,14 @@ from collections.abc import Sequence
 
 import dagster as dg
 
-from price_pipeline.lib.ops import staleness
-from price_pipeline.lib.ops.tags import (
+from price_pipeline.lib.ops import (
     CATALOG,
     INGESTION,
     PRIORITY_HIGH,
     PRIORITY_TAG,
     TRIGGER_TAG,
     layer_tags,
+    staleness,
 )
 from price_pipeline.settings import Settings
 

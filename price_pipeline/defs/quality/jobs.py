@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from price_pipeline.lib.ops.tags import QUALITY, layer_tags
+from price_pipeline.lib.ops import QUALITY, layer_tags
 
 check_quality_job = dg.define_asset_job(
     name="check_quality",

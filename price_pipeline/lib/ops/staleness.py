@@ -10,8 +10,9 @@ default 30).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
+
+from price_pipeline.settings import followup_sensor_interval
 
 SETTLED = "settled"
 BOUND = "staleness_bound"
@@ -22,7 +23,7 @@ BOUND = "staleness_bound"
 # default), so its waits keep their proportions. Operators keep the default; the small national
 # rehearsal in `make test` shortens it, because for 100 tiny hospitals these fixed waits, repeated
 # every day of the rehearsal, cost more than the work.
-FOLLOWUP_INTERVAL_SECONDS = max(1, int(os.environ.get("PRICE_PIPELINE_FOLLOWUP_SENSOR_INTERVAL", "15")))
+FOLLOWUP_INTERVAL_SECONDS = followup_sensor_interval()
 
 
 @dataclass(frozen=True)
