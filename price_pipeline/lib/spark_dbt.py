@@ -85,7 +85,12 @@ def spark_session(*, master: str | None = None, warehouse: str | None = None, co
         settings.update(_extra_conf())
         for key, value in settings.items():
             builder = builder.config(key, value)
-    return builder.getOrCreate()
+    spark = builder.getOrCreate()
+    if not remote:
+        # A failing statement is reported by dbt (with Spark's message); Spark's own logger
+        # would print each as a JSON record with the whole JVM stack trace.
+        spark.sparkContext.setLogLevel(os.environ.get("PRICE_PIPELINE_SPARK_LOG_LEVEL", "OFF"))
+    return spark
 
 
 # --- the UDFs -------------------------------------------------------------------------------
@@ -104,7 +109,7 @@ def _duckdb_codes():
 @functools.lru_cache(maxsize=65536)
 def _code_macro(name: str, *args: Any) -> Any:
     placeholders = ", ".join("?" for _ in args)
-    return _duckdb_codes().execute(f"select {name}({placeholders})", list(args)).fetchone()[0]  # noqa: S608 - name is one of ours
+    return _duckdb_codes().execute(f"select {name}({placeholders})", list(args)).fetchone()[0]
 
 
 def pp_clean_code(code: str | None, code_type: str | None) -> str | None:

@@ -22,6 +22,7 @@ CI (CI=true), where ``.ci/run`` installs it.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import os
 import shutil
@@ -94,11 +95,14 @@ def spark_build(lake: Path) -> Path:
     return warehouse / "main.db"
 
 
-def _marts(warehouse: Path) -> list[str]:
-    with duckdb.connect(str(warehouse), read_only=True) as con:
-        return [r[0] for r in con.execute(
-            "select table_name from information_schema.tables where table_type = 'BASE TABLE'"
-            " and (table_name like 'mart\\_%' escape '\\' or table_name = 'unmapped_payers') order by 1").fetchall()]
+def _marts(duckdb_warehouse: Path) -> list[str]:
+    """The tables of the marts and review folders (what users, exports and published_marts read)."""
+    manifest = json.loads((duckdb_warehouse.parent / "target" / "manifest.json").read_text())
+    return sorted(
+        node["alias"] for node in manifest["nodes"].values()
+        if node["resource_type"] == "model" and node["fqn"][1] in ("marts", "review")
+        and node["config"]["materialized"] == "table"
+    )
 
 
 def _plain(value):
@@ -151,7 +155,7 @@ def _differences(name: str, columns: list[str], duck_rows: list[tuple], spark_ro
 
 def test_every_mart_is_the_same_on_duckdb_and_spark(duckdb_build: Path, spark_build: Path) -> None:
     marts = _marts(duckdb_build)
-    assert "mart_price_distribution" in marts and "unmapped_payers" in marts and len(marts) >= 9, marts
+    assert "mart_price_distribution" in marts and any("unmapped_payers" in m for m in marts) and len(marts) >= 9, marts
     problems: list[str] = []
     con = duckdb.connect()
     con.execute(f"attach '{duckdb_build}' as duck (read_only)")
