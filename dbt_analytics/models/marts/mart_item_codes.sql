@@ -18,5 +18,5 @@
 
 {#- Built per hospital in int_hospital_item_codes (incremental by hospital); copied here without
     its bookkeeping columns. -#}
-select * exclude (hospital_id, fingerprint)
+select {{ star_exclude(['hospital_id', 'fingerprint']) }}
 from {{ ref('int_hospital_item_codes') }}
