@@ -134,8 +134,12 @@ def _decimals(value: float) -> int | None:
 def _floats_match(left: float, right: float) -> bool:
     if math.isclose(left, right, rel_tol=1e-9, abs_tol=1e-12):
         return True
-    places = max(d for d in (_decimals(left), _decimals(right), 0) if d is not None)
-    return (_decimals(left) is not None or _decimals(right) is not None) and abs(left - right) <= 10 ** -places + 1e-9
+    # Both rounded in SQL (at most 4 decimals shown): one unit of the last decimal, the finest
+    # the two show and never coarser than a cent (the marts round to 2 or 4 decimals).
+    decimals = (_decimals(left), _decimals(right))
+    if None in decimals:
+        return False
+    return abs(left - right) <= 10 ** -max(2, *decimals) + 1e-9
 
 
 def _differences(name: str, columns: list[str], duck_rows: list[tuple], spark_rows: list[tuple]) -> list[str]:
