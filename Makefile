@@ -16,7 +16,7 @@ UV := $(UV_HOME)/bin/uv
 # Never fetch a Python build: use the interpreter $(PYTHON) names (3.11+).
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test install manifest lint format bench clean lock fuzz rehearsal
+.PHONY: run test install manifest lint format bench clean lock fuzz rehearsal demo-fingerprint
 
 $(UV_HOME)/.uv-$(UV_VERSION):
 	@rm -rf $(UV_HOME)
@@ -71,6 +71,14 @@ lock: $(UV_HOME)/.uv-$(UV_VERSION)
 ## price_pipeline_tests/fuzz/README.md). Holds /tmp/pp-heavy.lock so heavy jobs never overlap.
 fuzz: $(STAMP)
 	flock /tmp/pp-heavy.lock $(BIN)/python -m price_pipeline_tests.fuzz $(FUZZ_ARGS)
+
+## Run the demo end to end on a fresh instance (as `make run` does) and write a canonical fingerprint
+## of its outputs (prices, marts, exports; benchmarks/demo_fingerprint.py) to FINGERPRINT_OUT;
+## with BASELINE=<fingerprint.json> compare with it (exit 1 on any difference). Holds /tmp/pp-heavy.lock.
+FINGERPRINT_OUT ?= .data/demo-fingerprint.json
+demo-fingerprint: manifest
+	flock /tmp/pp-heavy.lock $(BIN)/python benchmarks/demo_fingerprint.py run --out $(FINGERPRINT_OUT) \
+		$(if $(BASELINE),--compare $(BASELINE)) $(FINGERPRINT_ARGS)
 
 ## The small national rehearsal (100 hospitals, three days, ~9 min; benchmarks/national_rehearsal.py).
 rehearsal: manifest

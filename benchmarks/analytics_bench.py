@@ -68,8 +68,8 @@ import pyarrow.parquet as pq
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from price_pipeline.lib import codes, payers  # noqa: E402
-from price_pipeline.lib.schemas import PRICE_VERSIONS_SCHEMA, PRICES_SCHEMA  # noqa: E402
+from price_pipeline.lib.lake.schemas import PRICE_VERSIONS_SCHEMA, PRICES_SCHEMA  # noqa: E402
+from price_pipeline.lib.prices import codes, payers  # noqa: E402
 
 PROJECT_DIR = REPO / "dbt_analytics"
 DBT = Path(sys.executable).parent / "dbt"
@@ -252,9 +252,9 @@ def generate_lake(lake: Path, *, hospitals: int, rows: int, seed: int = 7) -> di
 
 
 # mart_price_distribution in one statement, from the current prices and the payer seed, with the
-# same rules as the dbt project: payer classes from price_pipeline.lib.payers (the
+# same rules as the dbt project: payer classes from price_pipeline.lib.prices.payers (the
 # pp_payer_classify UDF; precedence as int_payer_map: seed exact plan, the rules, seed payer
-# row), codes cleaned and harmonised by the price_pipeline.lib.codes macros, drug cells per unit,
+# row), codes cleaned and harmonised by the price_pipeline.lib.prices.codes macros, drug cells per unit,
 # the most common description per code, statistics rounded to cents; plus the cleaning of
 # stg_prices (trim of space/tab/CR/LF/NBSP, empty -> NULL, codes upper-cased, enums
 # lower-cased). Written the way one would write it by hand to be fast at 50 M rows:
@@ -502,7 +502,7 @@ def mart_differences(left: Path, right: Path) -> dict[str, int]:
     con.execute(f"ATTACH '{right}' AS r (READ_ONLY)")
     tables = [name for (name,) in con.execute(
         "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'r' AND table_schema = 'main' "
-        "AND table_type = 'BASE TABLE' AND (table_name LIKE 'mart_%' OR table_name = 'unmapped_payers')"
+        "AND table_type = 'BASE TABLE' AND (table_name LIKE 'mart_%' OR table_name = 'review_unmapped_payers')"
     ).fetchall()]
     differences = {}
     for table in tables:

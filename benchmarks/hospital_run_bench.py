@@ -163,7 +163,7 @@ class Instance:
         """The catalog's hospital keys, added as partitions (the catalog sensor's job in production)."""
         code = (
             "import dagster as dg, json\n"
-            "from price_pipeline.lib.catalog import fetch_catalog, hospital_key\n"
+            "from price_pipeline.lib.discovery.catalog import fetch_catalog, hospital_key\n"
             "from price_pipeline.settings import Settings\n"
             "keys = [hospital_key(h) for h in fetch_catalog(Settings.from_env().catalog_url)]\n"
             "with dg.DagsterInstance.get() as i:\n"

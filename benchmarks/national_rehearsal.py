@@ -62,7 +62,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from price_pipeline.demo.server import ERROR_PAGE_HTML, DemoCatalogServer, Fault  # noqa: E402
+from price_pipeline.demo.faults import ERROR_PAGE_HTML, Fault  # noqa: E402
+from price_pipeline.demo.server import DemoCatalogServer  # noqa: E402
 
 # The project's own MRF synthesis (seeded variations of the CMS examples); private helpers of the
 # fuzz corpus, reused rather than duplicated.
@@ -304,9 +305,12 @@ class Hosts:
 # ---------------------------------------------------------------------------------------------
 def library_baseline(hospitals: list[HospitalSpec], hosts: Hosts, work: Path) -> dict:
     """Day-1 work through the library steps in this one process; returns timings and lake."""
-    from price_pipeline.lib import ingest, layout, price_history
+    from price_pipeline.lib.fetch import fetch_hospital_files
+    from price_pipeline.lib.lake import layout
+    from price_pipeline.lib.lake.storage import open_lake
+    from price_pipeline.lib.parse import parse_hospital_files
+    from price_pipeline.lib.prices import history as price_history
     from price_pipeline.lib.registry import Registry
-    from price_pipeline.lib.storage import open_lake
     from price_pipeline.settings import Settings
 
     data = work / "baseline"
@@ -328,9 +332,9 @@ def library_baseline(hospitals: list[HospitalSpec], hosts: Hosts, work: Path) ->
         try:
             with tempfile.TemporaryDirectory(dir=work) as scratch:
                 urls = [hosts.files[h.host].file_url(f.name) for f in h.files]
-                ingest.fetch_hospital_files(h.key, urls, lake=lake, registry=registry, settings=settings,
-                                            scratch_dir=scratch)
-                ingest.parse_hospital_files(h.key, lake=lake, scratch_dir=scratch)
+                fetch_hospital_files(h.key, urls, lake=lake, registry=registry, settings=settings,
+                                     scratch_dir=scratch)
+                parse_hospital_files(h.key, lake=lake, scratch_dir=scratch)
                 price_history.build_hospital_prices_with_history(h.key, lake=lake, scratch_dir=scratch)
                 if lake.exists(layout.prices_key(h.key)):
                     with lake.local_copy(layout.prices_key(h.key)) as path:
@@ -442,7 +446,7 @@ class Platform:
         return dg.DagsterInstance.from_config(str(self.home))
 
     def lake(self):
-        from price_pipeline.lib.storage import open_lake
+        from price_pipeline.lib.lake.storage import open_lake
 
         if self.production:
             return open_lake(self.env["PRICE_PIPELINE_LAKE_URL"], endpoint_url=self.env["PRICE_PIPELINE_S3_ENDPOINT_URL"])
@@ -742,7 +746,7 @@ def compare_prices(platform_lake, baseline_lake, keys: list[str], held_back: set
     """Every hospital's prices on the platform equal the baseline's direct parse (rows, content).
     A hospital in the failed-hospitals view (``held_back``: a blocking check stopped it, with a
     reason) may lack the prices the baseline, which has no checks, wrote."""
-    from price_pipeline.lib import layout
+    from price_pipeline.lib.lake import layout
 
     mismatched, missing, held = [], [], 0
     for key in keys:
@@ -921,7 +925,7 @@ def main(argv: list[str] | None = None) -> int:
         day1["growth"] = platform.growth()
         log(f"day 1: {day1}")
         if "baseline" in report:
-            from price_pipeline.lib.storage import open_lake
+            from price_pipeline.lib.lake.storage import open_lake
 
             report["prices_vs_direct_parse"] = compare_prices(
                 platform.lake(), open_lake(report["baseline"]["lake"]), sorted(expected),

@@ -5,7 +5,7 @@ Not part of the test run. Generates ~``--size-mb`` files of each CMS layout with
 deterministic generator ``gen_mrf.py`` (tall; wide with 50 payer|plan groups; JSON), caches
 them in ``--work-dir``, then measures, each in its own subprocess and on the same file:
 
-* ours: ``price_pipeline.lib.mrf.parse_to_parquet``;
+* ours: ``price_pipeline.lib.parse.mrf.parse_to_parquet``;
 * tall baseline: DuckDB ``read_csv`` -> ``COPY ... TO parquet``;
 * wide baseline: DuckDB ``UNPIVOT`` of the 50 payer|plan column groups -> Parquet;
 * JSON baseline: ``ijson.items(f, 'standard_charge_information.item')`` flattened to one row
@@ -79,7 +79,7 @@ def ensure_file(gen_mrf: Path, work: Path, fmt: str, size_mb: int, jobs: int) ->
 # The measured workloads (run in a child process: ``parse_bench.py --run KIND SRC OUT``)
 # ---------------------------------------------------------------------------------------
 def run_ours(src: str, out: str) -> int:
-    from price_pipeline.lib.mrf import parse_to_parquet
+    from price_pipeline.lib.parse.mrf import parse_to_parquet
 
     s = parse_to_parquet(src, out)
     if not s.ok:

@@ -6,8 +6,9 @@ demo catalog on localhost and, for the same hospital, times as separate processe
 
 * ``dagster``: ``dagster asset materialize --select mrf_files,mrf_parsed,prices --partition K``
   against the ``ingestion`` code location on a fresh SQLite instance (what a run worker does);
-* ``library``: a plain Python process running the same three library steps
-  (``price_pipeline.lib.ingest``) on its own lake — the baseline.
+* ``library``: a plain Python process running the same three library steps the assets run
+  (``fetch_hospital_files``, ``parse_hospital_files``, ``build_hospital_prices_with_history``)
+  on its own lake — the baseline.
 
 It prints both times and the overhead, ends with one ``RESULT`` line and exits non-zero when
 the Dagster overhead per hospital run exceeds ``--max-overhead-seconds`` (default 6).
@@ -37,19 +38,22 @@ BIN = Path(sys.executable).parent
 LIBRARY_RUN = """
 import sys, tempfile
 from price_pipeline.settings import Settings
-from price_pipeline.lib import ingest
-from price_pipeline.lib.catalog import fetch_catalog, hospital_key
+from price_pipeline.lib.fetch import fetch_hospital_files
+from price_pipeline.lib.parse import parse_hospital_files, record_header_claims
+from price_pipeline.lib.prices import build_hospital_prices_with_history
+from price_pipeline.lib.discovery.catalog import fetch_catalog, hospital_key
 from price_pipeline.lib.registry import Registry
-from price_pipeline.lib.storage import open_lake
+from price_pipeline.lib.lake.storage import open_lake
 key = sys.argv[1]
 settings = Settings.from_env()
 lake, registry = open_lake(settings.lake_url), Registry(settings.registry_url)
 hospital = next(h for h in fetch_catalog(settings.catalog_url) if hospital_key(h) == key)
 with tempfile.TemporaryDirectory() as scratch:
-    ingest.fetch_hospital_files(key, [f.url for f in hospital.files], lake=lake, registry=registry,
-                                settings=settings, scratch_dir=scratch)
-    ingest.parse_hospital_files(key, lake=lake, scratch_dir=scratch)
-    rows, _ = ingest.build_hospital_prices(key, lake=lake, scratch_dir=scratch)
+    fetch_hospital_files(key, [f.url for f in hospital.files], lake=lake, registry=registry,
+                         settings=settings, scratch_dir=scratch)
+    versions = parse_hospital_files(key, lake=lake, scratch_dir=scratch, settings=settings)
+    record_header_claims(key, versions, registry=registry)
+    rows = build_hospital_prices_with_history(key, lake=lake, scratch_dir=scratch).rows
 print(rows)
 """
 

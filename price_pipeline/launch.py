@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from price_pipeline.settings import PROJECT_ROOT
+from price_pipeline.settings import PROJECT_ROOT, Settings, child_environment, environ, scoped_environ
 
 
 def prepare_dagster_home(home: Path, *, production: bool) -> None:
@@ -28,54 +28,47 @@ def prepare_dagster_home(home: Path, *, production: bool) -> None:
     target.symlink_to(os.path.relpath(source, home))
     # Create and migrate the instance storage once, here, before the webserver, the daemon and
     # the code servers start: on a fresh SQLite home they would race to create the same tables.
-    previous = os.environ.get("DAGSTER_HOME")
-    os.environ["DAGSTER_HOME"] = str(home)
-    try:
+    with scoped_environ("DAGSTER_HOME", str(home)):
         from dagster import DagsterInstance
 
         with DagsterInstance.from_config(str(home)) as instance:
             instance.upgrade()
-    finally:
-        if previous is None:
-            os.environ.pop("DAGSTER_HOME", None)
-        else:
-            os.environ["DAGSTER_HOME"] = previous
 
 
 def main() -> int:
-    production = os.environ.get("PRICE_PIPELINE_MODE", "embedded") == "production"
-    home = Path(os.environ.get("DAGSTER_HOME", PROJECT_ROOT / ".dagster_home"))
-    os.environ["DAGSTER_HOME"] = str(home)
+    settings = Settings.from_env()
+    production = settings.mode == "production"
+    home = Path(settings.dagster_home or PROJECT_ROOT / ".dagster_home")
     prepare_dagster_home(home, production=production)
+    # what `dagster dev` and its code servers see beyond this process's environment
+    child = {"DAGSTER_HOME": str(home)}
 
     server = None
-    if not production and not os.environ.get("PRICE_PIPELINE_CATALOG_URL"):
+    if not production and not settings.catalog_url_configured:
         from price_pipeline.demo.server import DemoCatalogServer
 
-        port = int(os.environ.get("PRICE_PIPELINE_DEMO_PORT", "8765"))
+        port = settings.demo_port
         server = DemoCatalogServer(host="127.0.0.1", port=port)
         server.start()
-        os.environ["PRICE_PIPELINE_CATALOG_URL"] = server.catalog_url
-        allowed = [h for h in os.environ.get("PRICE_PIPELINE_ALLOWED_PRIVATE_HOSTS", "").split(",") if h]
-        os.environ["PRICE_PIPELINE_ALLOWED_PRIVATE_HOSTS"] = ",".join([*allowed, f"127.0.0.1:{port}"])
+        child["PRICE_PIPELINE_CATALOG_URL"] = server.catalog_url
+        child["PRICE_PIPELINE_ALLOWED_PRIVATE_HOSTS"] = ",".join([*settings.allowed_private_hosts, f"127.0.0.1:{port}"])
         # The demo should react within seconds, not the production default.
-        os.environ.setdefault("PRICE_PIPELINE_CATALOG_SENSOR_INTERVAL", "10")
+        if "PRICE_PIPELINE_CATALOG_SENSOR_INTERVAL" not in environ():
+            child["PRICE_PIPELINE_CATALOG_SENSOR_INTERVAL"] = "10"
         print(f"demo catalog: {server.catalog_url}", flush=True)
 
-    ui_host = os.environ.get("PRICE_PIPELINE_UI_HOST", "127.0.0.1")
-    ui_port = os.environ.get("PRICE_PIPELINE_UI_PORT", "3000")
     command = [
         str(Path(sys.executable).parent / "dagster"),
         "dev",
         "-w",
         str(PROJECT_ROOT / "workspace.yaml"),
         "-h",
-        ui_host,
+        settings.ui_host,
         "-p",
-        ui_port,
+        settings.ui_port,
     ]
-    print(f"Dagster UI: http://{ui_host}:{ui_port}", flush=True)
-    process = subprocess.Popen(command, cwd=PROJECT_ROOT)
+    print(f"Dagster UI: http://{settings.ui_host}:{settings.ui_port}", flush=True)
+    process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=child_environment(child))
     try:
         return process.wait()
     except KeyboardInterrupt:

@@ -5,20 +5,62 @@ the SQLite registry and the DuckDB warehouse. Production is selected by configur
 point ``PRICE_PIPELINE_LAKE_URL`` at ``s3://bucket/prefix`` (plus ``PRICE_PIPELINE_S3_ENDPOINT_URL``
 for MinIO) and ``PRICE_PIPELINE_REGISTRY_URL`` at a ``postgresql://`` URL. The README documents
 each variable; this module has no Dagster imports so the CLI and benchmarks share it.
+
+This is the only module that reads the process environment. Values a tick or a call must see
+fresh (an operator's change without a code-location reload) are read where they are used by
+building ``Settings.from_env()`` there; :func:`environ` hands a read-only view to the parsers of
+a whole family of variables (``AlertConfig.from_env``), and :func:`child_environment` builds the
+environment of a child process (dbt, ``dagster dev``) without changing this process's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DEMO_CATALOG_URL = "http://127.0.0.1:8765/api/v1/hospitals"
 
 
-def _env(name: str, default: str | None = None) -> str | None:
-    value = os.environ.get(name)
+def environ() -> Mapping[str, str]:
+    """The process environment, read-only."""
+    return MappingProxyType(os.environ)
+
+
+def child_environment(overrides: Mapping[str, str | None] | None = None) -> dict[str, str]:
+    """The environment of a child process: this process's, with ``overrides`` set (``None``
+    removes a variable). This process's own environment is left as it is."""
+    env = dict(os.environ)
+    for name, value in (overrides or {}).items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = str(value)
+    return env
+
+
+@contextlib.contextmanager
+def scoped_environ(name: str, value: str):
+    """Set one variable of this process for the duration of a block, then restore it. Only for a
+    single-threaded start-up step that a library reads from the environment (the run command's
+    instance migration, launch.py); never while runs or threads are active."""
+    previous = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
+
+
+def _read(name: str, default: str | None = None, env: Mapping[str, str] | None = None) -> str | None:
+    value = (os.environ if env is None else env).get(name)
     return value if value not in (None, "") else default
 
 
@@ -43,7 +85,7 @@ class Settings:
     # Decompressed/compressed ratio above which an archive is treated as a bomb.
     max_decompression_ratio: int = 200
     http_timeout_seconds: float = 60.0
-    # Overall limits on top of the per-read timeout (lib/http/budget.py): one download attempt
+    # Overall limits on top of the per-read timeout (lib/fetch/http/budget.py): one download attempt
     # (redirects, headers and body), and one small request (catalog page, session, cms-hpt.txt,
     # change probe) with its redirects. A download is also ended when it receives fewer than
     # download_min_bytes_per_second on average over a window of http_timeout_seconds (0 = off).
@@ -81,6 +123,32 @@ class Settings:
     # the analytics build, the quality outputs and the expectations suite run at the latest this
     # long after the first prices change they have not seen, even while ingestion never settles
     analytics_max_wait_minutes: float = 30.0
+    # hospital keys whose runs are dequeued first (lib/ops/tags.py)
+    priority_hospitals: tuple[str, ...] = ()
+    # Hospitals per batched ingestion run (defs/ingestion/batching.py). Big enough that the run's
+    # fixed cost (~3-5 s) is small next to its work, small enough that a failed batch's re-run
+    # (every hospital on its own) and a slow hospital's wait for its batch stay cheap. 1 turns
+    # batching off.
+    ingest_batch_size: int = 25
+    catalog_sensor_interval_seconds: int = 30
+    change_sensor_interval_seconds: int = 600
+    alert_sensor_interval_seconds: int = 120
+    threshold_sensor_interval_seconds: int = 600
+    # lowest failed-check severity alerted: warning (every failed check) or error
+    alert_check_severity: str = "warning"
+    alert_max_internal_failure_rate: float = 0.01
+    alert_max_mean_ingestion_seconds: float = 30.0
+    # the web UI's public address, for links in alerts (empty: no links)
+    ui_url: str = ""
+    # -- the run command and the operator CLI (launch.py, cli/) ----------------------------------
+    mode: str = "embedded"
+    dagster_home: str | None = None
+    dagster_url: str = "http://127.0.0.1:3000"
+    demo_port: int = 8765
+    ui_host: str = "127.0.0.1"
+    ui_port: str = "3000"
+    # whether PRICE_PIPELINE_CATALOG_URL was given (make run serves the demo catalog otherwise)
+    catalog_url_configured: bool = False
     extras: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -106,13 +174,18 @@ class Settings:
         return {"max_decompressed_bytes": self.max_download_bytes, "max_ratio": float(self.max_decompression_ratio)}
 
     @staticmethod
-    def secrets_from_env() -> dict[str, str | None]:
+    def secrets_from_env(env: Mapping[str, str] | None = None) -> dict[str, str | None]:
         """Credentials, read where they are used: never carried in resource config (the UI shows
         config) or in logs."""
-        return {"catalog_api_key": _env("PRICE_PIPELINE_CATALOG_API_KEY")}
+        return {"catalog_api_key": _read("PRICE_PIPELINE_CATALOG_API_KEY", None, env)}
 
     @classmethod
-    def from_env(cls) -> Settings:
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Every setting from ``env`` (default: the process environment)."""
+
+        def _env(name: str, default: str | None = None) -> str | None:
+            return _read(name, default, env)
+
         data_dir = Path(_env("PRICE_PIPELINE_DATA_DIR", str(PROJECT_ROOT / ".data"))).resolve()
         lake_url = _env("PRICE_PIPELINE_LAKE_URL", str(data_dir / "lake"))
         return cls(
@@ -129,7 +202,8 @@ class Settings:
             download_deadline_seconds=float(_env("PRICE_PIPELINE_DOWNLOAD_DEADLINE_SECONDS", "14400")),
             request_deadline_seconds=float(_env("PRICE_PIPELINE_REQUEST_DEADLINE_SECONDS", "120")),
             download_min_bytes_per_second=float(_env("PRICE_PIPELINE_DOWNLOAD_MIN_BYTES_PER_SECOND", "1024")),
-            dbt_target="production" if (lake_url or "").startswith("s3://") else "embedded",
+            dbt_target=_env("PRICE_PIPELINE_DBT_TARGET",
+                            "production" if (lake_url or "").startswith("s3://") else "embedded"),
             discovery_sources=_csv(_env("PRICE_PIPELINE_DISCOVERY_SOURCES", "catalog_api,cms_hpt,overrides")),
             catalog_states=tuple(s.upper() for s in _csv(_env("PRICE_PIPELINE_CATALOG_STATES"))),
             catalog_session_url=_env("PRICE_PIPELINE_CATALOG_SESSION_URL"),
@@ -145,5 +219,22 @@ class Settings:
             cms_rules=_env("PRICE_PIPELINE_CMS_RULES", "major"),
             cms_rules_as_of=_env("PRICE_PIPELINE_CMS_RULES_AS_OF"),
             analytics_max_wait_minutes=float(_env("PRICE_PIPELINE_ANALYTICS_MAX_WAIT_MINUTES", "30")),
-            **cls.secrets_from_env(),
+            priority_hospitals=_csv(_env("PRICE_PIPELINE_PRIORITY_HOSPITALS")),
+            ingest_batch_size=int(_env("PRICE_PIPELINE_INGEST_BATCH_SIZE", "25")),
+            catalog_sensor_interval_seconds=int(_env("PRICE_PIPELINE_CATALOG_SENSOR_INTERVAL", "30")),
+            change_sensor_interval_seconds=int(_env("PRICE_PIPELINE_CHANGE_SENSOR_INTERVAL", "600")),
+            alert_sensor_interval_seconds=int(_env("PRICE_PIPELINE_ALERT_SENSOR_INTERVAL", "120")),
+            threshold_sensor_interval_seconds=int(_env("PRICE_PIPELINE_THRESHOLD_SENSOR_INTERVAL", "600")),
+            alert_check_severity=_env("PRICE_PIPELINE_ALERT_CHECK_SEVERITY", "warning").lower(),
+            alert_max_internal_failure_rate=float(_env("PRICE_PIPELINE_ALERT_MAX_INTERNAL_FAILURE_RATE", "0.01")),
+            alert_max_mean_ingestion_seconds=float(_env("PRICE_PIPELINE_ALERT_MAX_MEAN_INGESTION_SECONDS", "30")),
+            ui_url=_env("PRICE_PIPELINE_UI_URL", ""),
+            mode=_env("PRICE_PIPELINE_MODE", "embedded"),
+            dagster_home=_env("DAGSTER_HOME"),
+            dagster_url=_env("PRICE_PIPELINE_DAGSTER_URL", "http://127.0.0.1:3000"),
+            demo_port=int(_env("PRICE_PIPELINE_DEMO_PORT", "8765")),
+            ui_host=_env("PRICE_PIPELINE_UI_HOST", "127.0.0.1"),
+            ui_port=_env("PRICE_PIPELINE_UI_PORT", "3000"),
+            catalog_url_configured=_env("PRICE_PIPELINE_CATALOG_URL") is not None,
+            **cls.secrets_from_env(env),
         )

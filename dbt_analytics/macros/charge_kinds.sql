@@ -1,4 +1,4 @@
-{#- Charge kinds of price_pipeline.lib.schemas, kept here once for models and tests. -#}
+{#- Charge kinds of price_pipeline.lib.lake.schemas, kept here once for models and tests. -#}
 {% macro item_level_charge_kinds() -%}
     {{ return(['gross', 'discounted_cash', 'minimum', 'maximum']) }}
 {%- endmacro %}

@@ -1,90 +1,88 @@
 """Resources: the one place where the environment (embedded or production) reaches Dagster.
 
-``PricePipelineResource`` carries the resolved :class:`price_pipeline.settings.Settings`
-values as plain config (visible in the UI's resource tab) and hands out the lake, the
-registry and settings objects of the library layer.
+``PricePipelineResource`` exposes :class:`price_pipeline.settings.Settings`: its config fields
+are generated from the ``Settings`` dataclass (so they cannot drift from it) and shown in the
+UI's resource tab, ``.settings`` is the ``Settings`` object they describe, and the lake and the
+registry of the library layer are built from it. Secrets (``repr=False`` fields) are not config:
+``Settings.secrets_from_env`` reads them where they are used.
 """
 
+from __future__ import annotations
 
 import dataclasses
 import tempfile
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
+from price_pipeline.lib.lake import Lake, open_lake
 from price_pipeline.lib.registry import Registry
-from price_pipeline.lib.storage import Lake, open_lake
 from price_pipeline.settings import Settings
 
+# Settings field type (as written in settings.py) -> (config type, value to config, value from config)
+_CONFIG_TYPES: dict[str, tuple[Any, Any, Any]] = {
+    "str": (str, None, None),
+    "str | None": (str | None, None, None),
+    "int": (int, None, None),
+    "float": (float, None, None),
+    "bool": (bool, None, None),
+    "Path": (str, str, Path),
+    "tuple[str, ...]": (list[str], list, tuple),
+}
 
-class PricePipelineResource(dg.ConfigurableResource):
+
+def _config_fields() -> dict[str, dataclasses.Field]:
+    """The Settings fields that are resource config: every one but secrets and ``extras``."""
+    return {f.name: f for f in dataclasses.fields(Settings) if f.repr and f.type in _CONFIG_TYPES}
+
+
+def _settings_config_namespace() -> dict[str, Any]:
+    annotations, namespace = {}, {}
+    for name, f in _config_fields().items():
+        config_type, to_config, _ = _CONFIG_TYPES[f.type]
+        annotations[name] = config_type
+        if f.default is not dataclasses.MISSING:
+            namespace[name] = to_config(f.default) if to_config else f.default
+    return {"__annotations__": annotations, **namespace}
+
+
+# The config half of the resource, generated from Settings.
+_SettingsConfig = type("_SettingsConfig", (dg.ConfigurableResource,), _settings_config_namespace())
+
+
+class PricePipelineResource(_SettingsConfig):
     """Where price_pipeline keeps its data, and how it reaches the outside world."""
 
-    data_dir: str
-    lake_url: str
-    registry_url: str
-    warehouse_path: str
-    catalog_url: str
-    s3_endpoint_url: str | None = None
-    allowed_private_hosts: list[str] = []
-    max_download_bytes: int = 20 * 1024**3
-    max_decompression_ratio: int = 200
-    http_timeout_seconds: float = 60.0
-    dbt_target: str = "embedded"
-    # discovery and change detection (docs/discovery.md)
-    discovery_sources: list[str] = ["catalog_api", "cms_hpt", "overrides"]
-    catalog_states: list[str] = []
-    catalog_session_url: str | None = None
-    overrides_path: str | None = None
-    cms_hpt_recheck_hours: float = 24.0
-    cms_hpt_max_sites_per_tick: int = 1000
-    discovery_workers: int = 16
-    max_catalog_drop_fraction: float = 0.5
-    host_max_concurrency: int = 4
-    host_max_requests_per_second: float = 10.0
-    change_sweep_max_files: int = 2000
-    # CMS rule selection of conformance_reports (docs/quality.md)
-    cms_rules: str = "major"
-    cms_rules_as_of: str | None = None
-    # table-wide quality: ceiling of the extreme_amounts check (dollars)
-    extreme_amount_ceiling: float = 10_000_000.0
-
     @classmethod
-    def from_settings(cls, settings: Settings) -> "PricePipelineResource":
-        values = {f.name: getattr(settings, f.name) for f in dataclasses.fields(Settings) if f.name in cls.model_fields}
-        values.update(
-            data_dir=str(settings.data_dir),
-            warehouse_path=str(settings.warehouse_path),
-            allowed_private_hosts=list(settings.allowed_private_hosts),
-            discovery_sources=list(settings.discovery_sources),
-            catalog_states=list(settings.catalog_states),
-        )
+    def from_settings(cls, settings: Settings) -> PricePipelineResource:
+        values = {}
+        for name, f in _config_fields().items():
+            to_config = _CONFIG_TYPES[f.type][1]
+            value = getattr(settings, name)
+            values[name] = to_config(value) if to_config and value is not None else value
         return cls(**values)
 
     @cached_property
     def settings(self) -> Settings:
-        values = {name: getattr(self, name) for name in type(self).model_fields}
-        values.update(
-            data_dir=Path(self.data_dir),
-            warehouse_path=Path(self.warehouse_path),
-            allowed_private_hosts=tuple(self.allowed_private_hosts),
-            discovery_sources=tuple(self.discovery_sources),
-            catalog_states=tuple(self.catalog_states),
-            **Settings.secrets_from_env(),
-        )
-        return Settings(**values)
+        values = {}
+        for name, f in _config_fields().items():
+            from_config = _CONFIG_TYPES[f.type][2]
+            value = getattr(self, name)
+            values[name] = from_config(value) if from_config and value is not None else value
+        return Settings(**values, **Settings.secrets_from_env())
 
     @cached_property
     def lake(self) -> Lake:
-        return open_lake(self.lake_url, endpoint_url=self.s3_endpoint_url)
+        return open_lake(self.settings.lake_url, endpoint_url=self.settings.s3_endpoint_url)
 
     @cached_property
     def registry(self) -> Registry:
-        return Registry(self.registry_url)
+        return Registry(self.settings.registry_url)
 
     def scratch_dir(self, name: str):
         """A per-use local working folder under the data dir (same filesystem as a local lake)."""
-        base = Path(self.data_dir) / "tmp"
+        base = self.settings.data_dir / "tmp"
         base.mkdir(parents=True, exist_ok=True)
         return tempfile.TemporaryDirectory(prefix=f"{name}-", dir=base)

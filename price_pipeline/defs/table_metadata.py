@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import dagster as dg
 import duckdb
 
-from price_pipeline.lib.table_preview import describe, preview_markdown
+from price_pipeline.lib.lake import describe, preview_markdown
 
 
 def table_metadata(con: duckdb.DuckDBPyConnection, relation_sql: str,

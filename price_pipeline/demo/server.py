@@ -21,9 +21,11 @@ Stdlib only (``http.server.ThreadingHTTPServer``), JSON over HTTP:
 
 Tests drive it through :class:`DemoCatalogServer` (ephemeral port, background thread):
 ``set_hospitals`` / ``set_file`` simulate a hospital appearing, a file changing or an empty
-catalog, and :class:`Fault` injects per-path failures (5xx, 429 + Retry-After, truncated or
-reset bodies, slow bodies, redirects and loops, HTML error pages, wrong content types);
-``add_host_fault`` makes a whole host slow, rate-limited or intermittently failing. Several
+catalog, and ``add_fault`` with a :class:`~price_pipeline.demo.faults.Fault` injects per-path
+failures (5xx, 429 + Retry-After, truncated or reset bodies, slow bodies, redirects and loops,
+HTML error pages, wrong content types); ``add_host_fault`` makes a whole host slow, rate-limited
+or intermittently failing. Fault injection lives in :mod:`price_pipeline.demo.faults`, imported
+only once a fault is added: the demo catalog of ``make run`` never loads it. Several
 servers on several loopback addresses (127.0.0.2, 127.0.0.3, ...) are several hosts, each with
 its own faults (``benchmarks/national_rehearsal.py``). A file's bytes may be any buffer
 (``bytes`` or an ``mmap`` of a file on disk, for files too large to hold in memory).
@@ -36,27 +38,24 @@ from __future__ import annotations
 import argparse
 import copy
 import email.utils
-import gzip
 import hashlib
-import io
 import json
 import math
-import random
 import secrets
-import socket
-import struct
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from price_pipeline.demo import DATA_DIR
+
+if TYPE_CHECKING:
+    from price_pipeline.demo.faults import Fault, FaultTable
 
 CATALOG_PATH = "/api/v1/hospitals"
 SESSION_PATH = "/api/v1/session"
@@ -72,115 +71,6 @@ _CONTENT_TYPES = {
     ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     ".html": "text/html; charset=utf-8",
 }
-
-ERROR_PAGE_HTML = (
-    b"<!DOCTYPE html>\n<html><head><title>Error</title></head>\n"
-    b"<body><h1>Something went wrong</h1><p>Please try again later.</p></body></html>\n"
-)
-
-
-@dataclass
-class Fault:
-    """One injected misbehaviour for a request path. Build it with the classmethods.
-
-    ``times`` is how many requests it affects before it expires (``None`` = every request), so
-    ``Fault.status(500, times=1)`` gives "fail once, then succeed".
-    """
-
-    kind: str
-    times: int | None = 1
-    status: int = 500
-    headers: dict[str, str] = field(default_factory=dict)
-    body: bytes | None = None
-    content_type: str | None = None
-    after_bytes: int = 0
-    delay: float = 0.0
-    chunk_size: int = 16 * 1024
-    location: str | None = None
-    slow_headers: bool = False
-    # Host-wide faults only (:meth:`DemoCatalogServer.add_host_fault`): the share of matching
-    # requests it hits, drawn per request (1.0 = every one).
-    probability: float = 1.0
-
-    @classmethod
-    def http_status(
-        cls,
-        status: int,
-        *,
-        body: bytes | None = None,
-        headers: dict[str, str] | None = None,
-        content_type: str | None = None,
-        times: int | None = 1,
-    ) -> Fault:
-        """Answer with ``status`` (e.g. 500, 503, 404, or 200 with a malformed ``body``)."""
-        return cls(
-            "status", times, status=status, body=body, headers=dict(headers or {}), content_type=content_type
-        )
-
-    @classmethod
-    def rate_limited(cls, retry_after: str | int | float = 1, *, times: int | None = 1) -> Fault:
-        """429 Too Many Requests with a ``Retry-After`` header (seconds or an HTTP date)."""
-        return cls.http_status(429, headers={"Retry-After": str(retry_after)}, times=times)
-
-    @classmethod
-    def truncate(cls, after_bytes: int, *, times: int | None = 1) -> Fault:
-        """Announce the full Content-Length, send ``after_bytes`` bytes, then close (FIN)."""
-        return cls("truncate", times, after_bytes=after_bytes)
-
-    @classmethod
-    def reset(cls, after_bytes: int, *, times: int | None = 1) -> Fault:
-        """Send ``after_bytes`` bytes of the body, then abort the connection with a TCP RST."""
-        return cls("reset", times, after_bytes=after_bytes)
-
-    @classmethod
-    def slow(cls, delay: float, *, chunk_size: int = 16 * 1024, times: int | None = 1) -> Fault:
-        """Sleep ``delay`` seconds before each ``chunk_size`` chunk of the body."""
-        return cls("slow", times, delay=delay, chunk_size=chunk_size)
-
-    @classmethod
-    def redirect(cls, location: str, *, status: int = 302, times: int | None = None) -> Fault:
-        """Redirect to ``location`` (a path on this server or an absolute URL).
-
-        Redirecting a path to itself with ``times=None`` is a redirect loop.
-        """
-        return cls("redirect", times, status=status, location=location)
-
-    @classmethod
-    def html_page(
-        cls,
-        *,
-        status: int = 200,
-        content_type: str = "text/html; charset=utf-8",
-        body: bytes = ERROR_PAGE_HTML,
-        times: int | None = None,
-    ) -> Fault:
-        """An HTML error page with status 200 (what WAFs and CMSes serve for a missing .csv)."""
-        return cls("html", times, status=status, body=body, content_type=content_type)
-
-    @classmethod
-    def wrong_content_type(cls, content_type: str, *, times: int | None = None) -> Fault:
-        """Serve the real bytes under a misleading Content-Type."""
-        return cls("content_type", times, content_type=content_type)
-
-    @classmethod
-    def gzip_bomb(cls, decoded_bytes: int = 64 * 1024**2, *, times: int | None = None) -> Fault:
-        """200 with ``Content-Encoding: gzip`` (sent although the client asked for identity): a
-        small body that inflates to ``decoded_bytes`` zeros."""
-        return cls("gzip_bomb", times, after_bytes=decoded_bytes)
-
-    @classmethod
-    def trickle(
-        cls, delay: float, *, body: bytes = b"x" * 4096, slow_headers: bool = False, times: int | None = None
-    ) -> Fault:
-        """Any path (catalog, cms-hpt.txt, files): a 200 whose body -- and with ``slow_headers``
-        its status line and headers too -- is sent one byte every ``delay`` seconds."""
-        return cls("trickle", times, delay=delay, body=body, chunk_size=1, slow_headers=slow_headers)
-
-    @classmethod
-    def ignore_range(cls, *, times: int | None = None) -> Fault:
-        """Behave like a server without Range support: always 200 with the full body."""
-        return cls("ignore_range", times)
-
 
 @dataclass
 class StoredFile:
@@ -241,11 +131,8 @@ class _State:
         self.data_dir = data_dir
         self.hospitals: list[dict] = []
         self.files: dict[str, StoredFile] = {}
-        self.faults: dict[str, list[Fault]] = {}
-        # (path prefix, fault): misbehaviour of the whole host (slow, rate-limited, flaky),
-        # checked after the per-path faults; seeded so a rehearsal's faults are reproducible.
-        self.host_faults: list[tuple[str, Fault]] = []
-        self.random = random.Random(0)
+        # Created by the first add_fault/add_host_fault (demo/faults.py): None serves normally.
+        self.faults: FaultTable | None = None
         self.requests: list[RequestRecord] = []
         self.record_requests = True
         self.static: dict[str, tuple[int, bytes, str]] = {}
@@ -275,26 +162,30 @@ class _State:
         with self.lock:
             self.files = files
             self.hospitals = copy.deepcopy(hospitals if hospitals is not None else doc_hospitals)
-            self.faults = {}
-            self.host_faults = []
+            if self.faults is not None:
+                self.faults.clear()
             self.requests = []
             self.static = {}
             self.tokens = set()
 
     def take_fault(self, path: str) -> Fault | None:
+        table = self.faults
+        return table.take(path) if table is not None else None
+
+    def fault_table(self) -> FaultTable:
+        from price_pipeline.demo.faults import FaultTable
+
         with self.lock:
-            queue = self.faults.get(path)
-            if not queue:
-                for prefix, fault in self.host_faults:
-                    if path.startswith(prefix) and self.random.random() < fault.probability:
-                        return fault
-                return None
-            fault = queue[0]
-            if fault.times is not None:
-                fault.times -= 1
-                if fault.times <= 0:
-                    queue.pop(0)
-            return fault
+            if self.faults is None:
+                self.faults = FaultTable()
+            return self.faults
+
+
+def _faults():
+    """The fault-injection module, reached only once a request drew a fault (so it is loaded)."""
+    from price_pipeline.demo import faults
+
+    return faults
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -338,7 +229,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.rfile.read(length)
         fault = self.state.take_fault(unquote(urlsplit(self.path).path))
         if fault is not None and fault.kind == "trickle":
-            self._send_trickle(fault, head=False)
+            _faults().answer(self, fault, head=False)
             return
         if urlsplit(self.path).path.rstrip("/") != SESSION_PATH:
             self._send_json({"error": "not found"}, status=404)
@@ -402,11 +293,8 @@ class _Handler(BaseHTTPRequestHandler):
                     RequestRecord(self.command, path, parts.query, dict(self.headers.items()))
                 )
         fault = self.state.take_fault(path)
-        if fault is not None and fault.kind in ("status", "redirect", "html", "gzip_bomb"):
-            self._send_fault_response(fault, head=head)
-            return
-        if fault is not None and fault.kind == "trickle":
-            self._send_trickle(fault, head=head)
+        if fault is not None and fault.kind in _faults().ANSWERS_ALONE:
+            _faults().answer(self, fault, head=head)
             return
         static = self.state.static.get(path)
         if static is not None:
@@ -446,78 +334,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if head:
             return
-        kind = fault.kind if fault else None
-        if kind in ("truncate", "reset"):
-            assert fault is not None
-            self.wfile.write(body[: fault.after_bytes])
-            self.wfile.flush()
-            self.close_connection = True
-            if kind == "reset":
-                # SO_LINGER 0 turns close() into an abortive close: the peer gets RST, not FIN.
-                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                self.rfile.close()
-                self.wfile.close()
-                self.connection.close()
-                # http.server flushes wfile after the handler returns: give it a harmless sink.
-                self.wfile = io.BytesIO()
-            return
-        if kind == "slow":
-            assert fault is not None
-            for start in range(0, len(body), fault.chunk_size):
-                time.sleep(fault.delay)
-                self.wfile.write(body[start : start + fault.chunk_size])
-                self.wfile.flush()
+        if fault is not None and _faults().write_body(self, body, fault):
             return
         self.wfile.write(body)
-
-    def _send_trickle(self, fault: Fault, *, head: bool) -> None:
-        body = fault.body or b""
-        preamble = (
-            f"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {len(body)}\r\n"
-            "Connection: close\r\n\r\n"
-        ).encode()
-        self.close_connection = True
-        slow = (preamble if fault.slow_headers else b"") + (b"" if head else body)
-        if not fault.slow_headers:
-            self.wfile.write(preamble)
-            self.wfile.flush()
-        for i in range(len(slow)):  # ends when the client hangs up (BrokenPipe, not logged)
-            time.sleep(fault.delay)
-            self.wfile.write(slow[i : i + 1])
-            self.wfile.flush()
 
     def _send_json(self, payload: Any, *, status: int = 200, head: bool = False) -> None:
         body = json.dumps(payload, indent=1).encode()
         self._send(status, {"Content-Type": "application/json"}, body, head=head)
-
-    def _send_fault_response(self, fault: Fault, *, head: bool) -> None:
-        headers = dict(fault.headers)
-        if fault.kind == "gzip_bomb":
-            buffer = io.BytesIO()
-            with gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=9) as gz:
-                block = b"\0" * (1024 * 1024)
-                left = fault.after_bytes
-                while left > 0:
-                    gz.write(block[: min(left, len(block))])
-                    left -= len(block)
-            headers.setdefault("Content-Encoding", "gzip")
-            headers.setdefault("Content-Type", "text/csv")
-            self._send(200, headers, buffer.getvalue(), head=head)
-            return
-        if fault.kind == "redirect":
-            location = fault.location or "/"
-            if location.startswith("/"):
-                location = self.base_url() + location
-            headers["Location"] = location
-            body = b""
-        elif fault.kind == "html":
-            body = fault.body or ERROR_PAGE_HTML
-        else:
-            reason = HTTPStatus(fault.status).phrase if fault.status in HTTPStatus._value2member_map_ else ""
-            body = fault.body if fault.body is not None else json.dumps({"error": reason}).encode()
-        default_type = "text/html; charset=utf-8" if fault.kind == "html" else "application/json"
-        headers.setdefault("Content-Type", fault.content_type or default_type)
-        self._send(fault.status, headers, body, head=head)
 
     # -- catalog ----------------------------------------------------------------------------
     def _render_hospital(self, hospital: dict, files: dict[str, StoredFile]) -> dict:
@@ -649,10 +472,8 @@ class _Handler(BaseHTTPRequestHandler):
             "Last-Modified": stored.last_modified_http,
             "Accept-Ranges": "bytes",
         }
-        if fault is not None and fault.kind == "content_type":
-            headers["Content-Type"] = fault.content_type or "application/octet-stream"
-        if fault is not None and fault.kind == "ignore_range":
-            headers.pop("Accept-Ranges")
+        if fault is not None:
+            _faults().file_headers(fault, headers)
         if self._not_modified(stored):
             self._send(
                 304, {k: v for k, v in headers.items() if k in ("ETag", "Last-Modified")}, b"", head=True
@@ -660,7 +481,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         size = len(stored.data)
         wanted = None
-        if not (fault is not None and fault.kind == "ignore_range") and self._if_range_ok(stored):
+        if not (fault is not None and _faults().ignores_range(fault)) and self._if_range_ok(stored):
             wanted = self._parse_range(size)
         if wanted == "unsatisfiable":
             self._send(416, {"Content-Range": f"bytes */{size}"}, b"", head=head)
@@ -822,18 +643,13 @@ class DemoCatalogServer:
 
     def add_fault(self, path_or_url: str, fault: Fault) -> None:
         """Queue ``fault`` for requests to a path (``/files/x.csv``) or a full URL on this server."""
-        path = unquote(urlsplit(path_or_url).path) or "/"
-        with self._state.lock:
-            self._state.faults.setdefault(path, []).append(fault)
+        self._state.fault_table().add(unquote(urlsplit(path_or_url).path) or "/", fault)
 
     def add_host_fault(self, fault: Fault, *, prefix: str = FILES_PREFIX, probability: float = 1.0) -> None:
         """Make the whole host misbehave: ``fault`` hits each request whose path starts with
         ``prefix`` with ``probability`` (e.g. ``Fault.http_status(503)`` at 0.2 is a flaky host,
         ``Fault.slow(...)`` at 1.0 a slow one). It never expires; :meth:`clear_faults` removes it."""
-        hit = copy.copy(fault)
-        hit.times, hit.probability = None, probability
-        with self._state.lock:
-            self._state.host_faults.append((prefix, hit))
+        self._state.fault_table().add_host(prefix, fault, probability)
 
     def set_static(
         self, path: str, data: bytes | str, *, status: int = 200, content_type: str = "text/plain"
@@ -868,9 +684,8 @@ class DemoCatalogServer:
         return f"{self.url}{SITES_PREFIX}{site}"
 
     def clear_faults(self) -> None:
-        with self._state.lock:
+        if self._state.faults is not None:
             self._state.faults.clear()
-            self._state.host_faults.clear()
 
     @property
     def requests(self) -> list[RequestRecord]:

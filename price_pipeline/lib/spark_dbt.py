@@ -16,9 +16,10 @@ plugin :mod:`price_pipeline.lib.dbt_plugin`), and then runs dbt's CLI in the sam
   ``s3://``), what DuckDB's ``glob()`` gives the DuckDB models (Spark SQL has no listing
   function, and reading a glob that matches nothing fails).
 
-Used as the dbt executable for the ``spark`` target (``price-pipeline-dbt`` console script;
-``PRICE_PIPELINE_DBT_EXECUTABLE`` for Dagster): ``price-pipeline-dbt build --target spark ...``
-takes exactly dbt's arguments. For any other target it runs plain dbt, starting no JVM.
+``price-pipeline-dbt`` (:mod:`price_pipeline.dbt_env`, the dbt executable the Dagster models
+asset runs) calls :func:`main` for a Spark build: ``price-pipeline-dbt build --target spark ...``
+takes exactly dbt's arguments (and ``python -m price_pipeline.lib.spark_dbt`` does the same).
+For any other target it runs plain dbt, starting no JVM.
 
 Environment (docs/analytics.md, "Spark"):
 
@@ -164,13 +165,13 @@ def register_udfs(spark) -> None:
 
 # --- dbt in-process ---------------------------------------------------------------------------
 
-def _target(argv: list[str]) -> str:
+def _target(argv: list[str], environ=None) -> str:
     for i, arg in enumerate(argv):
         if arg in ("--target", "-t") and i + 1 < len(argv):
             return argv[i + 1]
         if arg.startswith("--target="):
             return arg.split("=", 1)[1]
-    return os.environ.get("PRICE_PIPELINE_DBT_TARGET", "embedded")
+    return (os.environ if environ is None else environ).get("PRICE_PIPELINE_DBT_TARGET", "embedded")
 
 
 def run_dbt(argv: list[str]) -> int:
@@ -183,11 +184,16 @@ def run_dbt(argv: list[str]) -> int:
     return 2 if result.exception is not None else 1
 
 
+def needs_spark_session(argv: list[str], environ: dict[str, str] | None = None) -> bool:
+    """Whether these dbt arguments run SQL on a Spark target (parse, deps, clean do not)."""
+    return (bool(argv) and argv[0] not in ("parse", "deps", "clean", "debug", "--version", "--help")
+            and _target(argv, os.environ if environ is None else environ) in SPARK_TARGETS)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``price-pipeline-dbt``: dbt, with the Spark session and UDFs set up for a Spark target."""
+    """dbt in this process, with the Spark session and UDFs set up first for a Spark target."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    needs_session = _target(argv) in SPARK_TARGETS and argv and argv[0] not in ("parse", "deps", "clean", "debug", "--version")
-    if needs_session:
+    if needs_spark_session(argv):
         register_udfs(spark_session())
     return run_dbt(argv)
 

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from price_pipeline.lib.schemas import PRICE_VERSIONS_SCHEMA, PRICES_SCHEMA
+from price_pipeline.lib.lake.schemas import PRICE_VERSIONS_SCHEMA, PRICES_SCHEMA
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PROJECT_DIR = REPO_ROOT / "dbt_analytics"
@@ -330,7 +330,7 @@ def test_current_version_and_removed_hospitals(built: Path) -> None:
 def test_payer_classes(built: Path) -> None:
     classes = dict(
         ((payer, plan), cls)
-        for payer, plan, cls in query(built, "select payer_name, plan_name, payer_class from int_payer_class")
+        for payer, plan, cls in query(built, "select payer_name, plan_name, payer_class from int_payer_map")
     )
     assert classes[("Aetna", "PPO")] == "commercial"
     assert classes[("Aetna", "Medicare Advantage HMO")] == "medicare_advantage"
@@ -356,7 +356,7 @@ def test_payer_map_canonicalises_and_queues_unmapped(built: Path) -> None:
     assert by_pair[("Acme Benefit Trust", "Gold")] == (None, "unknown", "commercial", "rule", 0.5)
     queue = query(
         built,
-        "select review_rank, payer_name, plan_name, review_reason, n_prices, n_hospitals from unmapped_payers",
+        "select review_rank, payer_name, plan_name, review_reason, n_prices, n_hospitals from review_unmapped_payers",
     )
     assert queue == [(1, "Acme Benefit Trust", "Gold", "no_canonical_payer", 1, 1)]
 
@@ -535,7 +535,10 @@ def test_dbt_parse_writes_manifest(tmp_path: Path) -> None:
         "stg_prices",
         "stg_hospitals",
         "int_prices_current",
-        "int_payer_class",
+        "int_payer_map",
+        "int_hospitals",
+        "stg_prices_history",
+        "review_unmapped_payers",
         "mart_price_distribution",
         "mart_hospital_summary",
         "mart_payer_comparison",
@@ -547,6 +550,39 @@ def test_dbt_parse_writes_manifest(tmp_path: Path) -> None:
             assert node["columns"], node["name"]
             for column in node["columns"].values():
                 assert column["description"], (node["name"], column["name"])
+
+
+# The layer of a model is its folder under models/ and the prefix of its name.
+LAYER_PREFIXES = {"staging": "stg_", "intermediate": "int_", "marts": "mart_", "review": "review_"}
+
+
+def test_models_are_layered(tmp_path: Path) -> None:
+    """Every model's name carries its layer's prefix and no model is renamed by an alias; only
+    staging models read sources; marts (and the review queue) read only staging, intermediate
+    and mart models."""
+    result = run_dbt(["parse"], tmp=tmp_path)
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    nodes = json.loads((tmp_path / "target" / "manifest.json").read_text())["nodes"]
+    models = {unique_id: n for unique_id, n in nodes.items() if n["resource_type"] == "model"}
+    for node in models.values():
+        layer = node["original_file_path"].split("/")[1]
+        assert node["name"].startswith(LAYER_PREFIXES[layer]), (node["name"], layer)
+        assert node["alias"] == node["name"], node["name"]
+        upstream = node["depends_on"]["nodes"]
+        if layer != "staging":
+            assert not [u for u in upstream if u.startswith("source.")], (node["name"], upstream)
+        if layer in ("marts", "review"):
+            layers = {models[u]["original_file_path"].split("/")[1] if u in models else u for u in upstream}
+            assert layers <= {"staging", "intermediate", "marts"}, (node["name"], layers)
+    # One staging model per source table: the cleaning of a source is written once.
+    readers: dict[str, list[str]] = {}
+    for node in models.values():
+        for upstream in node["depends_on"]["nodes"]:
+            if upstream.startswith("source."):
+                readers.setdefault(upstream, []).append(node["name"])
+    assert {source: len(names) for source, names in readers.items() if len(names) != 1} == {}, readers
+    assert readers["source.price_analytics.history.prices_history"] == ["stg_prices_history"]
+    assert readers["source.price_analytics.history.price_versions"] == ["stg_price_versions"]
 
 
 @pytest.mark.slow

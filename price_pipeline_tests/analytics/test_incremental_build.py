@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from price_pipeline.lib.schemas import PRICE_VERSIONS_SCHEMA, PRICES_SCHEMA
+from price_pipeline.lib.lake.schemas import PRICE_VERSIONS_SCHEMA, PRICES_SCHEMA
 from price_pipeline_tests.analytics.test_dbt_project import SHA_H4_NEW, run_dbt, write_lake
 
 SHA_H1_NEW = "a" * 64
@@ -219,7 +219,7 @@ def test_full_refresh_switches() -> None:
 def test_old_warehouse_needs_full_refresh(tmp_path: Path) -> None:
     """A warehouse built before the incremental tables (no fingerprint table) is rebuilt with
     --full-refresh by the Dagster asset; a missing or current one is not."""
-    from price_pipeline.lib.warehouse import FINGERPRINT_TABLE, needs_full_refresh
+    from price_pipeline.lib.analytics.warehouse import FINGERPRINT_TABLE, needs_full_refresh
 
     warehouse = tmp_path / "warehouse.duckdb"
     assert needs_full_refresh(warehouse) is False

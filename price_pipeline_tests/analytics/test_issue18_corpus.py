@@ -7,7 +7,7 @@ values different) and passes after it:
 1. payer classes — ``test_payer_classes_and_review_queue``
 2. one code, two cells — ``test_one_cell_per_code``
 3. malformed codes — ``test_malformed_codes_are_harmonised_and_counted`` (the primary-code choice
-   itself is the normaliser's: ``lib/test_normalize.py::test_malformed_code_is_never_primary``)
+   itself is the normaliser's: ``lib/prices/test_normalize.py::test_malformed_code_is_never_primary``)
 4. item identity / drugs like with like — ``test_item_identity_and_per_unit_drug_cells``
 5. evidence thresholds — ``test_price_index_evidence_rule``
 8. analyst-facing details — ``test_marts_rounded_described_and_counted``
@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from price_pipeline.lib.schemas import PRICE_VERSIONS_SCHEMA, PRICES_SCHEMA
+from price_pipeline.lib.lake.schemas import PRICE_VERSIONS_SCHEMA, PRICES_SCHEMA
 
 from .test_dbt_project import query, run_dbt
 
@@ -156,7 +156,7 @@ def test_payer_classes_and_review_queue(built: Path) -> None:
     # Never 'unmapped' beside a rule-assigned class.
     assert not [k for k, r in got.items() if r["mapping_method"] == "unmapped" and r["payer_class"] != "unknown"]
     # The review queue lists only what the rules could not decide.
-    queue = {(r["payer_name"], r["plan_name"]): r["review_reason"] for r in rows_as_dicts(built, "select * from unmapped_payers")}
+    queue = {(r["payer_name"], r["plan_name"]): r["review_reason"] for r in rows_as_dicts(built, "select * from review_unmapped_payers")}
     assert queue == {
         ("Zenith", "Plan 7"): "no_payer_no_class",
         ("Medicare Managed Care Plan", None): "no_canonical_payer",

@@ -8,8 +8,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from price_pipeline.lib.lake.storage import LocalLake
 from price_pipeline.lib.quality.conformance import write_summary_table
-from price_pipeline.lib.storage import LocalLake
 from price_pipeline_tests.analytics.test_dbt_project import SHA_H1, SHA_H2, run_dbt, write_lake
 
 

@@ -10,7 +10,7 @@ from price_pipeline.defs.ingestion import assets as ingestion_assets
 from price_pipeline.defs.ingestion import checks as ingestion_checks
 from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.defs.resources import PricePipelineResource
-from price_pipeline.lib import catalog as catalog_lib
+from price_pipeline.lib.discovery import catalog as catalog_lib
 
 INGESTION_CHECKS = dg.load_asset_checks_from_modules([ingestion_checks])
 

@@ -9,11 +9,11 @@ import pytest
 
 from price_pipeline.defs.catalog.batches import failed_in_run, split_failed_batches
 from price_pipeline.defs.ingestion import assets as ingestion_assets
-from price_pipeline.defs.ingestion.batching import RANGE_END_TAG, RANGE_START_TAG
 from price_pipeline.defs.ops.failed import failed_hospitals, failed_items
 from price_pipeline.defs.partitions import hospital_partitions
-from price_pipeline.lib import layout
-from price_pipeline.lib.storage import LocalLake
+from price_pipeline.lib.lake import layout
+from price_pipeline.lib.lake.storage import LocalLake
+from price_pipeline.lib.ops.tags import RANGE_END_TAG, RANGE_START_TAG
 from price_pipeline_tests.defs.helpers import (
     INGESTION_CHECKS,
     materialize_catalog,

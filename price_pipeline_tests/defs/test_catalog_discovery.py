@@ -6,14 +6,14 @@ import dagster as dg
 import pytest
 
 from price_pipeline.defs.catalog.sensors import catalog_sensor, mrf_change_sensor
-from price_pipeline.defs.ingestion.batching import BATCH_SIZE_TAG, ingest_batch_size
+from price_pipeline.defs.ingestion.batching import ingest_batch_size
 from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.defs.resources import PricePipelineResource
 from price_pipeline.demo.server import DemoCatalogServer, generate_catalog
-from price_pipeline.lib.discovery import CatalogShrinkError
-from price_pipeline.lib.ops.tags import HOST_TAG
+from price_pipeline.lib.discovery.discover import CatalogShrinkError
+from price_pipeline.lib.ops.tags import BATCH_SIZE_TAG, HOST_TAG
 from price_pipeline.lib.registry import Registry
-from price_pipeline_tests.lib.test_discovery_sources import make_settings
+from price_pipeline_tests.lib.discovery.test_sources import make_settings
 
 
 @pytest.fixture
@@ -75,8 +75,8 @@ def test_confirmed_shrink_goes_through_and_keeps_history(tmp_path, server):
 
 
 def test_change_sensor_sweeps_with_a_watermark_and_requests_runs_for_changed_files(tmp_path, server):
-    from price_pipeline.lib.ingest import fetch_hospital_files
-    from price_pipeline.lib.storage import LocalLake
+    from price_pipeline.lib.fetch.files import fetch_hospital_files
+    from price_pipeline.lib.lake.storage import LocalLake
 
     settings = make_settings(tmp_path, server, change_sweep_max_files=15)
     with dg.DagsterInstance.ephemeral() as instance:

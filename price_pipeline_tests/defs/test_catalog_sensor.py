@@ -8,12 +8,11 @@ import dagster as dg
 import pytest
 
 from price_pipeline.defs.catalog.sensors import catalog_sensor
-from price_pipeline.defs.ingestion.batching import BATCH_SIZE_TAG, RANGE_END_TAG, RANGE_START_TAG
 from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.defs.resources import PricePipelineResource
-from price_pipeline.lib import catalog as catalog_lib
-from price_pipeline.lib.discovery import CatalogShrinkError
-from price_pipeline.lib.ops.tags import HOST_TAG
+from price_pipeline.lib.discovery import catalog as catalog_lib
+from price_pipeline.lib.discovery.discover import CatalogShrinkError
+from price_pipeline.lib.ops.tags import BATCH_SIZE_TAG, HOST_TAG, RANGE_END_TAG, RANGE_START_TAG
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
-from price_pipeline.lib import layout
-from price_pipeline.lib.storage import LocalLake
+from price_pipeline.lib.lake import layout
+from price_pipeline.lib.lake.storage import LocalLake
 from price_pipeline_tests.defs.helpers import materialize_catalog
 from price_pipeline_tests.defs.quality_helpers import (
     check,
@@ -91,9 +91,9 @@ def test_non_conformant_and_broken_hospitals_are_reported_but_prices_flow(instan
 
 
 def test_findings_are_capped_but_counts_complete(settings, tmp_path):
-    from price_pipeline.lib.ingest import FileOutcome, FilesManifest
+    from price_pipeline.lib.fetch.files import FileOutcome, FilesManifest
+    from price_pipeline.lib.lake.layout import raw_key
     from price_pipeline.lib.quality import conformance
-    from price_pipeline.lib.storage import raw_key
 
     lake = LocalLake(settings.lake_url)
     header = (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from price_pipeline.defs.analytics.checks import csv_exports_are_formula_safe
 from price_pipeline.defs.resources import PricePipelineResource
-from price_pipeline.lib.storage import LocalLake
+from price_pipeline.lib.lake.storage import LocalLake
 
 
 def test_formula_check_covers_every_extract(tmp_path):

@@ -9,10 +9,10 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from price_pipeline.lib import layout
+from price_pipeline.lib.lake import layout
+from price_pipeline.lib.lake.schemas import PRICES_SCHEMA
+from price_pipeline.lib.lake.storage import LocalLake
 from price_pipeline.lib.registry import Registry
-from price_pipeline.lib.schemas import PRICES_SCHEMA
-from price_pipeline.lib.storage import LocalLake
 from price_pipeline_tests.defs.helpers import materialize_catalog, materialize_hospital
 
 

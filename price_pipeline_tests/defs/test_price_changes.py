@@ -11,10 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from price_pipeline.defs.ingestion.history import price_changes
-from price_pipeline.lib import layout
-from price_pipeline.lib.price_history import read_versions
-from price_pipeline.lib.schemas import PRICE_CHANGES_SCHEMA, PRICES_SCHEMA
-from price_pipeline.lib.storage import LocalLake
+from price_pipeline.lib.lake import layout
+from price_pipeline.lib.lake.schemas import PRICE_CHANGES_SCHEMA, PRICES_SCHEMA
+from price_pipeline.lib.lake.storage import LocalLake
+from price_pipeline.lib.prices.history import read_versions
 from price_pipeline_tests.defs.helpers import materialize_catalog, materialize_hospital, resources_for
 
 FILE = "951234567_west-mercy-hospital_standardcharges.csv"  # West Mercy, CSV tall, v3.0.0

@@ -92,20 +92,21 @@ def test_expectations_wait_until_ingestion_and_analytics_have_settled():
     from dagster._core.test_utils import create_run_for_test
 
     from price_pipeline.defs.ingestion import expectations
+    from price_pipeline.defs.ops import settle
 
     with dg.DagsterInstance.ephemeral() as instance:
         instance.report_runless_asset_event(dg.AssetMaterialization("prices", partition="h1"))
         build = create_run_for_test(instance, job_name="build_analytics", status=dg.DagsterRunStatus.STARTED,
                                     tags={"price_pipeline/layer": "analytics"})
         waiting = expectations.expectations_after_prices(dg.build_sensor_context(instance=instance))
-        assert isinstance(waiting, dg.SkipReason) and "analytics run is queued or running" in waiting.skip_message
+        assert isinstance(waiting, dg.SkipReason) and "1 analytics run queued or running" in waiting.skip_message
 
         instance.report_run_failed(instance.get_run_by_id(build.run_id))  # the build ended just now
         waiting = expectations.expectations_after_prices(dg.build_sensor_context(instance=instance))
         assert isinstance(waiting, dg.SkipReason) and "ended less than" in waiting.skip_message
 
         later = time.time() + expectations.QUIET_SECONDS + 1
-        with mock.patch.object(expectations.time, "time", return_value=later):
+        with mock.patch.object(settle.time, "time", return_value=later):
             result = expectations.expectations_after_prices(dg.build_sensor_context(instance=instance))
         assert [r.partition_key for r in result.run_requests] == ["h1"]
 

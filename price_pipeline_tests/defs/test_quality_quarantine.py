@@ -10,9 +10,9 @@ import pytest
 
 from price_pipeline import cli
 from price_pipeline.defs.quality import assets as quality_assets
-from price_pipeline.lib import layout
+from price_pipeline.lib.lake import layout
+from price_pipeline.lib.lake.storage import LocalLake
 from price_pipeline.lib.quality import quarantine
-from price_pipeline.lib.storage import LocalLake
 from price_pipeline_tests.defs.helpers import materialize_catalog, resources_for
 from price_pipeline_tests.defs.quality_helpers import demo_hospital, metadata, run_hospital
 

@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 from . import archives
 from .corpus import Seed, seeds
 
-# The parser's documented decompression limits (price_pipeline/lib/mrf/sniff.py). Copied, not
+# The parser's documented decompression limits (price_pipeline/lib/parse/mrf/sniff.py). Copied, not
 # imported: the harness can run against another checkout's code (--code-root) without importing
 # it in the generating process.
 MAX_RATIO = 200.0

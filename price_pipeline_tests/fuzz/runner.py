@@ -82,7 +82,10 @@ class Config:
 
 def target_parse(path: str, out_dir: str, opts: dict) -> dict:
     """``parse_to_parquet`` as the ingest calls it (``opts``: the JSON reader's path switches)."""
-    from price_pipeline.lib.mrf import parse_to_parquet
+    try:
+        from price_pipeline.lib.parse import parse_to_parquet
+    except ImportError:  # a --code-root checkout from before issue 17 (the parser was lib/mrf)
+        from price_pipeline.lib.mrf import parse_to_parquet
 
     s = parse_to_parquet(path, os.path.join(out_dir, "out.parquet"), **opts)
     return {"ok": bool(s.ok), "rows_parsed": s.rows_parsed, "rows_quarantined": s.rows_quarantined,

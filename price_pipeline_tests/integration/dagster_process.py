@@ -45,16 +45,22 @@ def dagster_dev(
     try:
         yield process, port
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-        kill_stragglers(home)
+        stop_dagster(process, home)
         log.close()
+
+
+def stop_dagster(process: subprocess.Popen, home: Path) -> None:
+    """Stop a `dagster dev` started in its own session (SIGINT to its group, SIGKILL after 30 s),
+    then every process left with this DAGSTER_HOME."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGINT)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+    kill_stragglers(home)
 
 
 def kill_stragglers(home: Path) -> int:
@@ -91,3 +97,24 @@ def wait_for(predicate, *, timeout: float, interval: float = 2.0, what: str = "c
             return value
         time.sleep(interval)
     raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def latest_run_per_hospital(instance, records) -> dict:
+    """Each hospital's newest ingest_hospital run (a RunRecord): one of its own
+    (``dagster/partition``) or a batch whose partition range holds it. Shared by the demo e2e
+    test and benchmarks/demo_fingerprint.py, which wait for the demo the same way."""
+    from price_pipeline.defs.partitions import hospital_partitions
+    from price_pipeline.lib.ops.tags import RANGE_END_TAG, RANGE_START_TAG
+
+    order = list(instance.get_dynamic_partitions(hospital_partitions.name))
+    latest: dict = {}
+    for record in sorted(records, key=lambda r: r.create_timestamp):
+        tags = record.dagster_run.tags
+        if tags.get("dagster/partition"):
+            keys = [tags["dagster/partition"]]
+        elif tags.get(RANGE_START_TAG) in order and tags.get(RANGE_END_TAG) in order:
+            keys = order[order.index(tags[RANGE_START_TAG]) : order.index(tags[RANGE_END_TAG]) + 1]
+        else:
+            keys = []
+        latest.update(dict.fromkeys(keys, record))
+    return latest

@@ -12,32 +12,19 @@ import dagster as dg
 import duckdb
 import pytest
 
-from price_pipeline.defs.ingestion.batching import RANGE_END_TAG, RANGE_START_TAG
-from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.demo.server import DATA_DIR
+from price_pipeline.lib.ops.tags import RANGE_START_TAG
 from price_pipeline_tests.conftest import host_port
-from price_pipeline_tests.integration.dagster_process import dagster_dev, tail, wait_for
+from price_pipeline_tests.integration.dagster_process import (
+    dagster_dev,
+    latest_run_per_hospital,
+    tail,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 DEMO_DEADLINE_SECONDS = 300  # the demo must be fully built within 5 minutes on 2 cores
-
-
-def latest_run_per_hospital(instance: dg.DagsterInstance, records) -> dict[str, dg.RunRecord]:
-    """Each hospital's newest ingest_hospital run: one of its own (``dagster/partition``) or a
-    batch whose partition range holds it."""
-    order = list(instance.get_dynamic_partitions(hospital_partitions.name))
-    latest: dict[str, dg.RunRecord] = {}
-    for record in sorted(records, key=lambda r: r.create_timestamp):
-        tags = record.dagster_run.tags
-        if tags.get("dagster/partition"):
-            keys = [tags["dagster/partition"]]
-        elif tags.get(RANGE_START_TAG) in order and tags.get(RANGE_END_TAG) in order:
-            keys = order[order.index(tags[RANGE_START_TAG]) : order.index(tags[RANGE_END_TAG]) + 1]
-        else:
-            keys = []
-        latest.update(dict.fromkeys(keys, record))
-    return latest
 
 
 def test_demo_runs_itself_from_discovery_to_marts(tmp_path, demo_server):

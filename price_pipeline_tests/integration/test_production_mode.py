@@ -13,10 +13,10 @@ import pytest
 
 from price_pipeline.definitions import analytics
 from price_pipeline.launch import prepare_dagster_home
-from price_pipeline.lib import layout
-from price_pipeline.lib.publish import read_manifest
+from price_pipeline.lib.analytics.publish import read_manifest
+from price_pipeline.lib.lake import layout
+from price_pipeline.lib.lake.storage import S3Lake, connect_duckdb
 from price_pipeline.lib.registry import Registry
-from price_pipeline.lib.storage import S3Lake, connect_duckdb
 from price_pipeline.settings import Settings
 from price_pipeline_tests.conftest import host_port
 from price_pipeline_tests.defs.helpers import (

@@ -15,7 +15,7 @@ BROKEN = FIXTURES / "broken"
 @pytest.fixture
 def parse(tmp_path):
     """parse(path, **kw) -> (summary, rows as list of dicts)."""
-    from price_pipeline.lib.mrf import parse_to_parquet
+    from price_pipeline.lib.parse.mrf import parse_to_parquet
 
     counter = {"n": 0}
 

@@ -15,7 +15,8 @@ import httpx
 import pytest
 
 from price_pipeline.demo import data_dir, load_catalog
-from price_pipeline.demo.server import DemoCatalogServer, Fault
+from price_pipeline.demo.faults import Fault
+from price_pipeline.demo.server import DemoCatalogServer
 
 CMS_NAME = re.compile(r"^\d{9}(-\d{10})?_[a-z0-9-]+_standardcharges\.(csv|json|zip)$")
 FILES = data_dir() / "files"
@@ -277,3 +278,24 @@ def test_build_demo_data_reproduces_the_committed_files(tmp_path):
     assert (tmp_path / "catalog.json").read_bytes() == (data_dir() / "catalog.json").read_bytes()
     for path in FILES.iterdir():
         assert (tmp_path / "files" / path.name).read_bytes() == path.read_bytes(), path.name
+
+
+def test_fault_injection_is_not_on_the_runtime_path():
+    """make run's demo catalog serves without loading demo/faults.py; adding a fault loads it."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, httpx\n"
+        "from price_pipeline.demo.server import DemoCatalogServer\n"
+        "with DemoCatalogServer() as s:\n"
+        "    assert httpx.get(s.catalog_url, trust_env=False).json()['total'] > 0\n"
+        "    name = s.file_names()[0]\n"
+        "    assert httpx.get(s.file_url(name), trust_env=False).status_code == 200\n"
+        "    assert 'price_pipeline.demo.faults' not in sys.modules\n"
+        "    from price_pipeline.demo.faults import Fault\n"
+        "    s.add_fault(s.file_url(name), Fault.http_status(503))\n"
+        "    assert httpx.get(s.file_url(name), trust_env=False).status_code == 503\n"
+        "    assert httpx.get(s.file_url(name), trust_env=False).status_code == 200\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)

@@ -51,7 +51,7 @@ def register_hospitals(env: dict[str, str], home: Path, keys: list[str]) -> None
 
     from price_pipeline.defs.partitions import hospital_partitions
     from price_pipeline.defs.resources import PricePipelineResource
-    from price_pipeline.lib.discovery import apply_discovery, discover
+    from price_pipeline.lib.discovery.discover import apply_discovery, discover
     from price_pipeline.settings import Settings
 
     saved = dict(os.environ)

@@ -16,7 +16,7 @@ import sys
 import time
 import types
 
-import price_pipeline.lib.storage as storage
+import price_pipeline.lib.lake.storage as storage
 
 
 def _stalling_copyfile(src, dst, *args, **kwargs):

@@ -11,7 +11,6 @@ from price_pipeline.defs.ops.failed import failed_hospitals, failed_items
 from price_pipeline.defs.ops.retries import classified
 from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.lib.ops.deadletter import Outcome, dead_letters, retry_plan
-from price_pipeline.ops_cli import INGESTION_ASSETS
 
 HOSPITAL = "h-1"
 OTHER = "h-2"
@@ -47,10 +46,6 @@ def expectations_stand_in() -> None:
 def _run(instance, key: str, assets: list[str]) -> dg.ExecuteInProcessResult:
     return dg.materialize([STAND_INS[a] for a in assets], instance=instance, partition_key=key, raise_on_error=False,
                           selection=assets)
-
-
-def test_cli_default_assets_are_the_ingestion_job():
-    assert tuple(k.to_user_string() for k in (a.key for a in INGESTION_ASSET_DEFS)) == INGESTION_ASSETS
 
 
 @pytest.mark.slow

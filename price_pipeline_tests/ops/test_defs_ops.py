@@ -13,8 +13,8 @@ from price_pipeline.defs.ops.assets import OPS_REPORT_KEY, ops_report
 from price_pipeline.defs.ops.failed import failed_hospitals, failed_items
 from price_pipeline.defs.ops.retries import DOWNLOAD_RETRY, FAILURE_KIND, LAKE_RETRY, classified
 from price_pipeline.defs.ops.sensors import alert_on_failures, alert_on_thresholds
+from price_pipeline.lib.lake.storage import open_lake
 from price_pipeline.lib.ops.classify import TransientError
-from price_pipeline.lib.storage import open_lake
 from price_pipeline.settings import Settings
 from price_pipeline_tests.conftest import host_port
 from price_pipeline_tests.defs.helpers import (

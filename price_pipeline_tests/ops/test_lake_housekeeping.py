@@ -7,7 +7,7 @@ import dagster as dg
 
 from price_pipeline.definitions import ingestion
 from price_pipeline.defs.ops.assets import lake_housekeeping, ops_report_job
-from price_pipeline.lib.storage import TEMP_PREFIX, open_lake
+from price_pipeline.lib.lake.storage import TEMP_PREFIX, open_lake
 from price_pipeline_tests.defs.helpers import resources_for
 
 

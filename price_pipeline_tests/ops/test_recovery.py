@@ -29,10 +29,11 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from price_pipeline.demo.server import DemoCatalogServer, Fault
+from price_pipeline.demo.faults import Fault
+from price_pipeline.demo.server import DemoCatalogServer
 from price_pipeline.launch import prepare_dagster_home
-from price_pipeline.lib import layout
-from price_pipeline.lib.storage import LocalLake, S3Lake
+from price_pipeline.lib.lake import layout
+from price_pipeline.lib.lake.storage import LocalLake, S3Lake
 from price_pipeline.settings import PROJECT_ROOT
 from price_pipeline_tests.conftest import REQUIRE_POSTGRES, host_port
 from price_pipeline_tests.integration.dagster_process import free_port, tail, wait_for

@@ -77,7 +77,7 @@ def _ingestion(key: str, i: int, trigger: str, priority_keys=frozenset()) -> dic
 
 
 def _bulk(key: str, i: int, trigger: str, priority: int) -> dict:
-    # what the CLI's bulk runs (ops_cli.launch_bulk) and the weekly re-scan carry
+    # what the CLI's bulk runs (cli.jobs.launch_bulk) and the weekly re-scan carry
     tags = {PARTITION_TAG: key, HOSPITAL_TAG: key,
             **bulk_run_tags(hospital_host(_urls(i)), trigger=trigger, priority=priority)}
     return tags

@@ -18,14 +18,6 @@ ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.Dagste
           dg.DagsterRunStatus.STARTED]
 
 
-def test_decide():
-    assert not staleness.decide(first_unseen_at=None, busy=None, now=100, max_wait_seconds=60).run
-    assert staleness.decide(first_unseen_at=90, busy=None, now=100, max_wait_seconds=60).why == staleness.SETTLED
-    waiting = staleness.decide(first_unseen_at=50, busy="3 runs", now=100, max_wait_seconds=60)
-    assert not waiting.run and "10 s left" in waiting.why
-    assert staleness.decide(first_unseen_at=40, busy="3 runs", now=100, max_wait_seconds=60).why == staleness.BOUND
-
-
 def test_expectations_sensor_runs_at_the_bound_while_busy(tmp_path, monkeypatch):
     """The expectations suite: waits while the pipeline is busy, runs once the oldest unchecked
     prices materialization is past the bound, busy or not."""

@@ -29,11 +29,11 @@ with facts as (
         price_keys.hospital_id,
         cells.cell_id,
         price_keys.payer_class_id,
-        {{ price_value('source') }}             as value
-    from {{ source('history', 'prices_history') }} as source
-    {{ join_price_dictionaries('source') }}
+        {{ price_value('history') }}             as value
+    from {{ ref('stg_prices_history') }} as history
+    {{ join_price_dictionaries('history') }}
     where cells.is_distribution_cell
-        and {{ hospital_filter('source.hospital_key') }}
+        and {{ hospital_filter('history.hospital_key') }}
 
 )
 

@@ -21,16 +21,16 @@ item_rows as (
 
     select distinct
         current_files.hospital_id,
-        source.primary_code                      as raw_primary_code,
-        source.primary_code_type                 as raw_primary_code_type,
-        {{ clean_text('source.description') }}   as description
-    from {{ source('history', 'prices_history') }} as source
+        history.primary_code                      as raw_primary_code,
+        history.primary_code_type                 as raw_primary_code_type,
+        {{ clean_price_column('description', 'history.description') }} as description
+    from {{ ref('stg_prices_history') }} as history
     inner join current_files
-        on source.hospital_key = current_files.raw_hospital_key
-        and source.file_sha256 = current_files.raw_file_sha256
-    where source.payer_name is null
-        and source.primary_code is not null
-        and {{ hospital_filter('source.hospital_key', current_only=true) }}
+        on history.hospital_key = current_files.raw_hospital_key
+        and history.file_sha256 = current_files.raw_file_sha256
+    where history.payer_name is null
+        and history.primary_code is not null
+        and {{ hospital_filter('history.hospital_key', current_only=true) }}
 
 )
 

@@ -2,25 +2,20 @@
 /* depends_on: {{ ref('int_hospital_fingerprints') }} (read by the incremental macros) */
 
 {#-
-  mart_item_codes' rows with hospital_id and the hospital's fingerprint, incremental by hospital
+  The rows of mart_item_codes (the codes bridge: what they mean is described there) with the
+  hospital_id and the hospital's fingerprint, incremental by hospital
   (macros/incremental_by_hospital.sql): an incremental build reads only the changed hospitals'
-  item rows. The mart copies it without those two columns.
-
-  The codes bridge: every (cleaned) code published for each item of the current file versions,
-  so an item can be found by any of its codes, not only its primary code. Grain: item_key x
-  code_type x code. is_primary marks the item's primary code; code_system is the harmonised
-  system of the code (pp_code_system: by shape, CPT vs HCPCS Level II, DRG families);
-  is_well_formed says whether the cleaned code has the shape of its code system (CPT/HCPCS five
-  characters, MS-DRG three digits, RC four digits, NDC eleven digits; other systems have no
-  fixed shape).
+  item rows. The mart copies it without those two columns; this model is the one that computes
+  them.
 
   Cost: `codes` is a list column, and decoding it on every price row is the most expensive read
   of the lake. An item's codes are the same on each of its rows (the normaliser writes the
   item's code list on each charge of the item), so they are read from the rows without a payer
   (gross, discounted cash, min, max: a few per item, which the Parquet reader picks by the
-  pushed-down `payer_name is null` filter on the raw files) and, only for hospitals where some
-  current item has no such row (int_current_items) or a payer is blank, from all of that
-  hospital's current rows.
+  pushed-down `payer_name is null` filter on stg_prices_history) and, only for hospitals where
+  some current item has no such row (int_current_items) or a payer is blank, from all of that
+  hospital's current rows. The item columns are cleaned after the distinct, with the staging
+  rules (macros/price_columns.sql).
 -#}
 
 -- depends_on: {{ ref('int_current_items') }}, {{ ref('int_price_versions') }}, {{ ref('int_price_groups') }}
@@ -50,27 +45,27 @@ item_rows as (
     -- Distinct first, so the cleaning and the md5 item_key run once per item, not per row.
     select distinct
         current_files.hospital_key,
-        source.description,
-        source.primary_code,
-        source.primary_code_type,
-        source.setting,
-        source.billing_class,
-        source.modifiers,
-        source.drug_unit_of_measurement,
-        source.drug_type_of_measurement,
-        source.codes
-    from {{ source('history', 'prices_history') }} as source
+        history.description,
+        history.primary_code,
+        history.primary_code_type,
+        history.setting,
+        history.billing_class,
+        history.modifiers,
+        history.drug_unit_of_measurement,
+        history.drug_type_of_measurement,
+        history.codes
+    from {{ ref('stg_prices_history') }} as history
     inner join current_files
-        on source.hospital_key = current_files.raw_hospital_key
-        and source.file_sha256 = current_files.raw_file_sha256
-    where (source.payer_name is null
+        on history.hospital_key = current_files.raw_hospital_key
+        and history.file_sha256 = current_files.raw_file_sha256
+    where (history.payer_name is null
     {%- if other_hospitals %}
-        or source.hospital_key in (
+        or history.hospital_key in (
             {%- for key in other_hospitals -%}
             '{{ key | replace("'", "''") }}'{{ ", " if not loop.last }}
             {%- endfor -%})
     {%- endif %})
-        and {{ hospital_filter('source.hospital_key', current_only=true) }}
+        and {{ hospital_filter('history.hospital_key', current_only=true) }}
 
 ),
 
@@ -78,14 +73,9 @@ cleaned as (
 
     select
         hospital_key,
-        {{ clean_text('description') }}                 as description,
-        {{ clean_code('primary_code') }}                as primary_code,
-        {{ clean_code('primary_code_type') }}           as primary_code_type,
-        {{ clean_enum('setting') }}                     as setting,
-        {{ clean_enum('billing_class') }}               as billing_class,
-        {{ clean_code('modifiers') }}                   as modifiers,
-        cast(drug_unit_of_measurement as double)        as drug_unit_of_measurement,
-        {{ clean_code('drug_type_of_measurement') }}    as drug_type_of_measurement,
+        {%- for column in item_key_columns() if column not in ('hospital_key', 'codes') %}
+        {{ clean_price_column(column) }} as {{ column }},
+        {%- endfor %}
         codes
     from item_rows
 
@@ -127,7 +117,7 @@ select
     code_type,
     code,
     bool_or(code = primary_code and code_type is not distinct from primary_code_type) as is_primary,
-    -- price_pipeline.lib.codes, registered by the dbt plugin (the normaliser's own definitions)
+    -- price_pipeline.lib.prices.codes, registered by the dbt plugin (the normaliser's own definitions)
     pp_code_system(code, pp_clean_code_type(code_type))       as code_system,
     pp_code_well_formed(code, pp_clean_code_type(code_type))  as is_well_formed
 from item_codes

@@ -4,9 +4,9 @@
   Canonical payer, plan, product and payer class of every raw payer_name x plan_name in the
   price history, with how each was decided and how sure it is.
 
-  The rules live in one place, price_pipeline.lib.payers (text normalisation, product-type words
+  The rules live in one place, price_pipeline.lib.prices.payers (text normalisation, product-type words
   before brands, the payer_brands seed as brand table), called here through the Python UDF
-  pp_payer_classify that the dbt-duckdb plugin price_pipeline.lib.dbt_plugin registers, once per
+  pp_payer_classify that the dbt-duckdb plugin price_pipeline.lib.analytics.dbt_plugin registers, once per
   distinct pair. The reviewers' seed payer_plan_map overrides them:
 
     payer_canonical  seed exact (payer key + plan key) > seed payer row (plan_key '*') > rules;

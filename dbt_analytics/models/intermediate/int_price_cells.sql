@@ -5,7 +5,7 @@
   setting, charge_kind, drug_type_of_measurement) of the price history, cleaned and harmonised
   once per distinct value instead of once per price row, with 64-bit ids of the result:
 
-    primary_code      the code cleaned by its type (pp_clean_code of price_pipeline.lib.codes,
+    primary_code      the code cleaned by its type (pp_clean_code of price_pipeline.lib.prices.codes,
                       the normaliser's own cleaning, re-applied so lakes written before a
                       cleaning rule existed are cleaned too: NDC suffixes, DRG labels);
     primary_code_type the harmonised code system (pp_code_system): decided by the code's shape,
@@ -38,7 +38,7 @@ with raw_cells as (
         setting                     as raw_setting,
         charge_kind                 as raw_charge_kind,
         drug_type_of_measurement    as raw_drug_type
-    from {{ source('history', 'prices_history') }}
+    from {{ ref('stg_prices_history') }}
 
 ),
 
@@ -46,11 +46,13 @@ cleaned as (
 
     select
         *,
-        {{ clean_code('raw_primary_code_type') }}   as published_code_type,
-        pp_clean_code({{ clean_code('raw_primary_code') }}, {{ clean_code('raw_primary_code_type') }})
-                                                    as clean_primary_code,
-        {{ clean_enum('raw_setting') }}             as setting,
-        {{ clean_enum('raw_charge_kind') }}         as charge_kind
+        {{ clean_price_column('primary_code_type', 'raw_primary_code_type') }} as published_code_type,
+        pp_clean_code(
+            {{ clean_price_column('primary_code', 'raw_primary_code') }},
+            {{ clean_price_column('primary_code_type', 'raw_primary_code_type') }}
+        )                                                                      as clean_primary_code,
+        {{ clean_price_column('setting', 'raw_setting') }}                     as setting,
+        {{ clean_price_column('charge_kind', 'raw_charge_kind') }}             as charge_kind
     from raw_cells
 
 ),
@@ -62,7 +64,7 @@ harmonised as (
         clean_primary_code                                             as primary_code,
         pp_code_system(clean_primary_code, pp_clean_code_type(published_code_type)) as primary_code_type,
         case when charge_kind in {{ sql_list(dollar_charge_kinds()) }}
-            then {{ clean_code('raw_drug_type') }} end                 as drug_unit_type
+            then {{ clean_price_column('drug_type_of_measurement', 'raw_drug_type') }} end as drug_unit_type
     from cleaned
 
 )

@@ -25,7 +25,7 @@
   two drugs that differ only in NDC are two items) and the as-published description, billing
   class, modifiers and drug unit and type. Those last
   columns are hashed as published, not trimmed and case-folded like stg_prices.item_key: it is
-  the normaliser's own item identity (price_pipeline.lib.normalize groups an item's rows on the
+  the normaliser's own item identity (price_pipeline.lib.prices.normalize groups an item's rows on the
   as-published values, and every row of an item carries them identically), and cleaning them
   on every row was the most expensive part of this model. Two rows differing only in padding or
   case of those columns would count as two items here; on the benchmark lake every mart is the
@@ -36,9 +36,9 @@
   hospitals' files and deletes the rows of changed or gone hospitals.
 -#}
 
-with source as (
+with history as (
 
-    select * from {{ source('history', 'prices_history') }}
+    select * from {{ ref('stg_prices_history') }}
     where {{ hospital_filter('hospital_key', current_only=true) }}
 
 )
@@ -53,17 +53,17 @@ select
     {{ hash_id([
         'price_keys.hospital_id',
         'cells.code_setting_id',
-        'source.codes',
-        'source.description',
-        'source.billing_class',
-        'source.modifiers',
-        'source.drug_unit_of_measurement',
-        'source.drug_type_of_measurement'
+        'history.codes',
+        'history.description',
+        'history.billing_class',
+        'history.modifiers',
+        'history.drug_unit_of_measurement',
+        'history.drug_type_of_measurement'
     ]) }}                                                        as item_id,
-    {{ price_value('source') }}                             as value,
+    {{ price_value('history') }}                             as value,
     fingerprints.fingerprint
-from source
-{{ join_price_dictionaries('source') }}
+from history
+{{ join_price_dictionaries('history') }}
 inner join {{ ref('int_hospital_fingerprints') }} as fingerprints
     on price_keys.hospital_id = fingerprints.hospital_id
 -- Only the current versions: the aggregates over all versions (int_hospital_cell_stats) read

@@ -6,8 +6,8 @@
   (as published) hospital_key, file_sha256, hospital_name, last_updated_on, template_version,
   payer_name, plan_name and charge_kind, with row counts and value null counts. Only
   low-cardinality columns are grouped (they repeat on every row of a file), so the pass is a
-  cheap dictionary-friendly aggregate; the text cleaning of stg_prices is then applied to these
-  few thousand rows instead of to every price row.
+  cheap dictionary-friendly aggregate; the staging cleaning rules (macros/price_columns.sql, the
+  ones stg_prices applies to every row) are then applied to these few thousand rows instead.
 
   Everything that only needs counts per file version x payer pair x charge kind is derived from
   here (int_payer_map's pair frequencies, mart_hospital_summary's counts, the value-contract
@@ -33,7 +33,7 @@ with raw_groups as (
         count(*) filter (where amount is null)          as n_amount_null,
         count(*) filter (where percentage is null)      as n_percentage_null,
         count(*) filter (where value_text is null)      as n_value_text_null
-    from {{ source('history', 'prices_history') }}
+    from {{ ref('stg_prices_history') }}
     where {{ hospital_filter('hospital_key', 'int_hospital_version_fingerprints') }}
     group by all
 
@@ -43,14 +43,14 @@ cleaned as (
 
     select
         *,
-        {{ clean_text('raw_hospital_key') }}            as hospital_key,
-        lower({{ clean_text('raw_file_sha256') }})      as file_sha256,
-        {{ clean_text('raw_payer_name') }}              as payer_name,
-        {{ clean_text('raw_plan_name') }}               as plan_name,
-        {{ clean_enum('raw_charge_kind') }}             as charge_kind,
-        {{ clean_text('raw_hospital_name') }}           as hospital_name,
-        cast(raw_last_updated_on as date)               as last_updated_on,
-        {{ clean_text('raw_template_version') }}        as template_version
+        {{ clean_price_column('hospital_key', 'raw_hospital_key') }}          as hospital_key,
+        {{ clean_price_column('file_sha256', 'raw_file_sha256') }}            as file_sha256,
+        {{ clean_price_column('payer_name', 'raw_payer_name') }}              as payer_name,
+        {{ clean_price_column('plan_name', 'raw_plan_name') }}                as plan_name,
+        {{ clean_price_column('charge_kind', 'raw_charge_kind') }}            as charge_kind,
+        {{ clean_price_column('hospital_name', 'raw_hospital_name') }}        as hospital_name,
+        {{ clean_price_column('last_updated_on', 'raw_last_updated_on') }}    as last_updated_on,
+        {{ clean_price_column('template_version', 'raw_template_version') }}  as template_version
     from raw_groups
 
 )

@@ -87,7 +87,7 @@ indexed as (
         {{ star_exclude(['hospital_id'], 'indexed_by_id.') }},
         indexed_by_id.n_cells_compared >= {{ min_cells }} as is_sufficient
     from indexed_by_id
-    inner join (select distinct hospital_id, hospital_key from {{ ref('int_price_versions') }}) as hospitals
+    inner join {{ ref('int_hospitals') }} as hospitals
         on indexed_by_id.hospital_id = hospitals.hospital_id
 
 )

@@ -43,7 +43,7 @@ item_stats as (
         count(*)                                                 as n_items,
         count(distinct coalesce(items.primary_code_type, '') || ':' || items.primary_code) as n_codes
     from {{ ref('int_current_items') }} as items
-    inner join (select distinct hospital_id, hospital_key from {{ ref('int_price_versions') }}) as versions
+    inner join {{ ref('int_hospitals') }} as versions
         on items.hospital_id = versions.hospital_id
     group by versions.hospital_key
 

@@ -7,16 +7,9 @@
   characters, MS-DRG three digits, RC four digits, NDC eleven digits; other systems have no
   fixed shape).
 
-  Cost: `codes` is a list column, and decoding it on every price row is the most expensive read
-  of the lake. An item's codes are the same on each of its rows (the normaliser writes the
-  item's code list on each charge of the item), so they are read from the rows without a payer
-  (gross, discounted cash, min, max: a few per item, which the Parquet reader picks by the
-  pushed-down `payer_name is null` filter on the raw files) and, only for hospitals where some
-  current item has no such row (int_current_items) or a payer is blank, from all of that
-  hospital's current rows.
+  Computed per hospital in int_hospital_item_codes (incremental by hospital; how the lake is
+  read is described there); copied here without its bookkeeping columns.
 -#}
 
-{#- Built per hospital in int_hospital_item_codes (incremental by hospital); copied here without
-    its bookkeeping columns. -#}
 select {{ star_exclude(['hospital_id', 'fingerprint']) }}
 from {{ ref('int_hospital_item_codes') }}

@@ -25,7 +25,7 @@ payer_stats as (
         payer_map.plan_name,
         per_payer.*
     from per_payer
-    inner join (select distinct hospital_id, hospital_key from {{ ref('int_price_versions') }}) as hospitals
+    inner join {{ ref('int_hospitals') }} as hospitals
         on per_payer.hospital_id = hospitals.hospital_id
     inner join {{ ref('int_payer_map') }} as payer_map
         on per_payer.payer_pair_id = payer_map.payer_pair_id

@@ -6,36 +6,42 @@ because DuckDB allows a single writing process per file.
 """
 
 
-import contextlib
 import json
-import os
 import shutil
 import sys
-import time
 from pathlib import Path
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
+from price_pipeline.dbt_env import COMMAND as DBT_ENV_COMMAND
+from price_pipeline.dbt_env import env_flags
+from price_pipeline.defs.ops.retries import timed
 from price_pipeline.defs.resources import PricePipelineResource
 from price_pipeline.defs.table_metadata import table_metadata
-from price_pipeline.lib.exports import ExportFilters, export_relation, quote_identifier
-from price_pipeline.lib.layout import export_key
+from price_pipeline.lib.analytics import (
+    ExportFilters,
+    export_relation,
+    needs_full_refresh,
+    publish_tables,
+    quote_identifier,
+)
+from price_pipeline.lib.lake import connect_duckdb, layout
 from price_pipeline.lib.ops.tags import FULL_REFRESH_TAG
-from price_pipeline.lib.publish import publish_tables
-from price_pipeline.lib.storage import connect_duckdb
-from price_pipeline.lib.warehouse import needs_full_refresh
-from price_pipeline.settings import PROJECT_ROOT
+from price_pipeline.settings import PROJECT_ROOT, Settings
 
 WAREHOUSE_POOL = "duckdb_warehouse"
 # The dbt installed beside this interpreter, so an unactivated virtualenv still finds it.
 DBT_EXECUTABLE = shutil.which("dbt", path=str(Path(sys.executable).parent)) or "dbt"
+# dbt started with a run's environment (price_pipeline/dbt_env.py), installed beside it
+DBT_WITH_ENV = shutil.which(DBT_ENV_COMMAND, path=str(Path(sys.executable).parent)) or DBT_ENV_COMMAND
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_analytics"
 
 dbt_project = DbtProject(
     project_dir=DBT_PROJECT_DIR,
     profiles_dir=DBT_PROJECT_DIR,
-    target=os.environ.get("PRICE_PIPELINE_DBT_TARGET") or None,
+    # the target of `dbt parse` (make manifest); runs pass their own (dbt_for_run)
+    target=Settings.from_env().dbt_target,
 )
 
 class PriceDbtTranslator(DagsterDbtTranslator):
@@ -48,30 +54,28 @@ class PriceDbtTranslator(DagsterDbtTranslator):
         return spec.replace_attributes(group_name="analytics")
 
 
-@contextlib.contextmanager
-def dbt_environment(price_pipeline: PricePipelineResource):
-    """dbt reads the lake and warehouse locations from the environment (profiles.yml, sources).
-
-    They are set only while the dbt process starts (it copies the environment) and restored
-    afterwards, so nothing leaks into the rest of the process (an in-process run, a test).
-    """
-    wanted = {
+def dbt_for_run(dbt: DbtCliResource, price_pipeline: PricePipelineResource) -> DbtCliResource:
+    """The dbt resource of one run: the run's target, and dbt started by ``price-pipeline-dbt``
+    with the run's lake, warehouse and S3 endpoint in dbt's environment (profiles.yml and the
+    sources read them), never in this process's (price_pipeline/dbt_env.py)."""
+    settings = price_pipeline.settings
+    env = {
+        "PRICE_PIPELINE_DBT_TARGET": settings.dbt_target,
         "PRICE_PIPELINE_LAKE_URL": price_pipeline.lake.root_url,
-        "PRICE_PIPELINE_WAREHOUSE_PATH": price_pipeline.warehouse_path,
+        "PRICE_PIPELINE_WAREHOUSE_PATH": str(settings.warehouse_path),
     }
-    if price_pipeline.s3_endpoint_url:
-        wanted["PRICE_PIPELINE_S3_ENDPOINT_URL"] = price_pipeline.s3_endpoint_url
-    saved = {name: os.environ.get(name) for name in wanted}
-    Path(price_pipeline.warehouse_path).parent.mkdir(parents=True, exist_ok=True)
-    os.environ.update(wanted)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    if settings.s3_endpoint_url:
+        env["PRICE_PIPELINE_S3_ENDPOINT_URL"] = settings.s3_endpoint_url
+    settings.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
+    return DbtCliResource(
+        project_dir=dbt.project_dir,
+        profiles_dir=dbt.profiles_dir,
+        profile=dbt.profile,
+        target=settings.dbt_target,
+        state_path=dbt.state_path,
+        dbt_executable=DBT_WITH_ENV,
+        global_config_flags=[*env_flags(env), *dbt.global_config_flags],
+    )
 
 
 class DbtBuildConfig(dg.Config):
@@ -106,14 +110,14 @@ def price_analytics_dbt_models(
     only hospitals whose file versions, catalog status or payer classes changed are recomputed,
     unless the run asks for a full refresh (config or tag, see DbtBuildConfig)."""
     full_refresh = config.full_refresh or context.run.tags.get(FULL_REFRESH_TAG) == "true"
-    if not full_refresh and needs_full_refresh(price_pipeline.warehouse_path):
+    if not full_refresh and needs_full_refresh(price_pipeline.settings.warehouse_path):
         # a warehouse of the layout before the incremental tables: rebuild it once
         context.log.info("warehouse has no per-hospital fingerprints yet: dbt build --full-refresh")
         full_refresh = True
     # DuckDB lets one process hold the file while dbt writes it, so row counts are read after
     # the build (not per model while it runs); the events are held back until then.
-    with dbt_environment(price_pipeline):
-        invocation = dbt.cli(dbt_build_args(full_refresh), context=context, raise_on_error=False)
+    invocation = dbt_for_run(dbt, price_pipeline).cli(dbt_build_args(full_refresh), context=context,
+                                                      raise_on_error=False)
     try:
         events = list(invocation.stream())
     except BaseException:
@@ -129,7 +133,7 @@ def price_analytics_dbt_models(
 
 def with_table_row_counts(events: list, price_pipeline: PricePipelineResource) -> list:
     """Attach row counts of table and incremental models and the warehouse size to dbt's Output events."""
-    warehouse = Path(price_pipeline.warehouse_path)
+    warehouse = Path(price_pipeline.settings.warehouse_path)
     if not warehouse.exists():
         return events
     nodes = json.loads(Path(dbt_project.manifest_path).read_text())["nodes"]
@@ -166,10 +170,11 @@ MART_EXPORTS = (
     "mart_item_codes",
 )
 # extract name -> warehouse relation; prices_current holds each hospital's current file versions,
-# unmapped_payers is the payer-mapping review queue (most frequent first).
+# unmapped_payers is the payer-mapping review queue (most frequent first; the dbt model
+# review_unmapped_payers, published under its earlier name so analysts' paths stay).
 EXTRACTS = {
     **{name: name for name in MART_EXPORTS},
-    "unmapped_payers": "unmapped_payers",
+    "unmapped_payers": "review_unmapped_payers",
     "prices_current": "int_prices_current",
 }
 # The relation that gives each hospital's state, so a state filter reaches tables keyed by hospital.
@@ -210,7 +215,7 @@ def published_marts(context: dg.AssetExecutionContext, price_pipeline: PricePipe
     """
     lake = price_pipeline.lake
     with price_pipeline.scratch_dir("published_marts") as scratch:
-        con = connect_duckdb(lake, price_pipeline.warehouse_path, read_only=True)
+        con = connect_duckdb(lake, str(price_pipeline.settings.warehouse_path), read_only=True)
         try:
             manifest = publish_tables(con, lake, PUBLISHED_TABLES, Path(scratch))
         finally:
@@ -247,6 +252,7 @@ class ExportConfig(dg.Config):
     pool=WAREHOUSE_POOL,
     owners=["team:analytics"],
 )
+@timed
 def exports(
     context: dg.AssetExecutionContext, config: ExportConfig, price_pipeline: PricePipelineResource
 ) -> dg.MaterializeResult:
@@ -263,13 +269,12 @@ def exports(
         raise dg.Failure(f"formats must be parquet and/or csv, not {config.formats}")
     filters = ExportFilters.of(config.hospitals, config.states, config.codes, config.payer_classes)
     subset = None if filters.is_empty() else filters.slug()
-    started = time.monotonic()
     lake = price_pipeline.lake
     summary: dict[str, dict[str, int]] = {}
     skipped: list[str] = []
     with price_pipeline.scratch_dir("exports") as scratch:
         out_dir = Path(scratch)
-        con = connect_duckdb(lake, price_pipeline.warehouse_path, read_only=True)
+        con = connect_duckdb(lake, str(price_pipeline.settings.warehouse_path), read_only=True)
         try:
             tables = {
                 row[0]
@@ -295,15 +300,14 @@ def exports(
             con.close()
         # Nothing reaches the lake before every file was written and checked.
         for path in sorted(out_dir.iterdir()):
-            lake.put_file(path, export_key(path.stem, path.suffix.lstrip("."), subset))
+            lake.put_file(path, layout.export_key(path.stem, path.suffix.lstrip("."), subset))
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": sum(s["rows"] for s in summary.values()),
             "bytes": sum(s["parquet_bytes"] + s["csv_bytes"] for s in summary.values()),
-            "duration_seconds": round(time.monotonic() - started, 3),
             "extracts": dg.MetadataValue.json(summary),
             "filters": dg.MetadataValue.json(filters.as_dict()),
             "skipped_for_filters": dg.MetadataValue.json(skipped),
-            "lake_prefix": dg.MetadataValue.path(lake.uri(export_key("x", "csv", subset).rsplit("/", 1)[0])),
+            "lake_prefix": dg.MetadataValue.path(lake.uri(layout.export_key("x", "csv", subset).rsplit("/", 1)[0])),
         }
     )

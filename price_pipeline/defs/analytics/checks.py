@@ -6,7 +6,8 @@ import duckdb
 
 from price_pipeline.defs.analytics.assets import EXTRACTS, exports
 from price_pipeline.defs.resources import PricePipelineResource
-from price_pipeline.lib.exports import count_formula_cells
+from price_pipeline.lib.analytics import count_formula_cells
+from price_pipeline.lib.lake import layout
 
 
 @dg.asset_check(asset=exports, blocking=True)
@@ -17,7 +18,7 @@ def csv_exports_are_formula_safe(price_pipeline: PricePipelineResource) -> dg.As
     unsafe: dict[str, int] = {}
     checked = 0
     for name in EXTRACTS:
-        key = f"exports/{name}.csv"
+        key = layout.export_key(name, "csv")
         if not lake.exists(key):
             continue
         with lake.local_copy(key) as path:

@@ -7,12 +7,12 @@ project is rebuilt as one unit.
 
 import dagster as dg
 
-from price_pipeline.lib.ops.tags import LAYER_TAG
+from price_pipeline.lib.ops.tags import ANALYTICS, layer_tags
 
 build_analytics_job = dg.define_asset_job(
     name="build_analytics",
     selection=dg.AssetSelection.groups("analytics", "exports"),
     executor_def=dg.in_process_executor,
     description="dbt build over all hospitals' prices, then the CSV/Parquet exports.",
-    tags={LAYER_TAG: "analytics"},
+    tags=layer_tags(ANALYTICS),
 )

@@ -10,13 +10,20 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from price_pipeline.defs.ops.retries import timed
 from price_pipeline.defs.resources import PricePipelineResource
-from price_pipeline.lib import catalog as catalog_lib
-from price_pipeline.lib.discovery import apply_discovery, discover, guard_against_shrink
+from price_pipeline.lib.discovery import (
+    CATALOG_API,
+    CatalogHospital,
+    apply_discovery,
+    discover,
+    files_fingerprint,
+    guard_against_shrink,
+    hospital_key,
+)
+from price_pipeline.lib.lake import layout
 
-CATALOG_SNAPSHOT_KEY = "catalog/hospital_catalog.json"
-HOSPITALS_KEY = "catalog/hospitals.parquet"
-CATALOG_SOURCE = "catalog_api"
+CATALOG_SOURCE = CATALOG_API  # the claims the ingestion falls back on
 
 
 class HospitalCatalogConfig(dg.Config):
@@ -25,11 +32,11 @@ class HospitalCatalogConfig(dg.Config):
     allow_shrink: bool = False
 
 
-def hospital_record(h: catalog_lib.CatalogHospital) -> dict:
+def hospital_record(h: CatalogHospital) -> dict:
     """The registry/claim payload of one catalog entry, keyed by its partition key."""
     record = dataclasses.asdict(h)
-    record["hospital_key"] = catalog_lib.hospital_key(h)
-    record["files_fingerprint"] = catalog_lib.files_fingerprint(h)
+    record["hospital_key"] = hospital_key(h)
+    record["files_fingerprint"] = files_fingerprint(h)
     return record
 
 
@@ -43,6 +50,7 @@ def snapshot_records(records: list[dict]) -> list[dict]:
     kinds={"python", "json"},
     owners=["team:ingestion"],
 )
+@timed
 def hospital_catalog(
     context: dg.AssetExecutionContext, config: HospitalCatalogConfig, price_pipeline: PricePipelineResource
 ) -> dg.MaterializeResult:
@@ -55,7 +63,6 @@ def hospital_catalog(
     snapshotted to the lake. An empty or sharply shrunken result fails the materialization
     instead of removing hospitals (set ``allow_shrink`` to confirm a real drop).
     """
-    started = time.monotonic()
     registry = price_pipeline.registry
     settings = price_pipeline.settings
     result = discover(settings, registry)
@@ -67,10 +74,10 @@ def hospital_catalog(
     counts = apply_discovery(registry, result)
     records = snapshot_records(result.records)
     payload = json.dumps(
-        {"fetched_from": price_pipeline.catalog_url, "fetched_at": time.time(), "hospitals": records},
+        {"fetched_from": price_pipeline.settings.catalog_url, "fetched_at": time.time(), "hospitals": records},
         default=str,
     ).encode()
-    price_pipeline.lake.put_bytes(payload, CATALOG_SNAPSHOT_KEY)
+    price_pipeline.lake.put_bytes(payload, layout.CATALOG_SNAPSHOT_KEY)
     n_files = sum(len(r["files"]) for r in records)
     for conflict in result.conflicts[:20]:
         context.log.warning(f"identity conflict: {conflict}")
@@ -95,8 +102,7 @@ def hospital_catalog(
             "excluded_by_overrides": len(result.excluded),
             "sources": dg.MetadataValue.json(result.stats),
             "bytes": len(payload),
-            "duration_seconds": round(time.monotonic() - started, 3),
-            "lake_key": dg.MetadataValue.path(price_pipeline.lake.uri(CATALOG_SNAPSHOT_KEY)),
+            "lake_key": dg.MetadataValue.path(price_pipeline.lake.uri(layout.CATALOG_SNAPSHOT_KEY)),
         }
     )
 
@@ -133,6 +139,7 @@ HOSPITALS_SCHEMA = pa.schema(
     kinds={"python", "parquet"},
     owners=["team:ingestion"],
 )
+@timed
 def hospitals(context: dg.AssetExecutionContext, price_pipeline: PricePipelineResource) -> dg.MaterializeResult:
     """One row per hospital ever listed: identity (CCN, EIN, NPI), address (as published and
     standardised, with ZIP-centroid coordinates), status (active or removed) and file count.
@@ -140,10 +147,9 @@ def hospitals(context: dg.AssetExecutionContext, price_pipeline: PricePipelineRe
     Hospitals missing from the latest catalog snapshot are marked removed; their history stays.
     Written to the lake as ``catalog/hospitals.parquet`` for dbt.
     """
-    started = time.monotonic()
     lake = price_pipeline.lake
     registry = price_pipeline.registry
-    snapshot = json.loads(lake.get_bytes(CATALOG_SNAPSHOT_KEY))
+    snapshot = json.loads(lake.get_bytes(layout.CATALOG_SNAPSHOT_KEY))
     listed = {r["hospital_key"]: r for r in snapshot["hospitals"]}
     active_before = {r["hospital_key"] for r in registry.list_hospitals(status="active")}
     removed = registry.mark_removed(sorted(active_before - set(listed)))
@@ -155,7 +161,7 @@ def hospitals(context: dg.AssetExecutionContext, price_pipeline: PricePipelineRe
     )
     buffer = io.BytesIO()
     pq.write_table(table, buffer)
-    lake.put_bytes(buffer.getvalue(), HOSPITALS_KEY)
+    lake.put_bytes(buffer.getvalue(), layout.HOSPITALS_KEY)
     context.log.info(f"{table.num_rows} hospitals, {removed} newly marked removed")
     return dg.MaterializeResult(
         metadata={
@@ -163,7 +169,6 @@ def hospitals(context: dg.AssetExecutionContext, price_pipeline: PricePipelineRe
             "active": sum(1 for r in rows if r["status"] == "active"),
             "removed": sum(1 for r in rows if r["status"] == "removed"),
             "bytes": buffer.tell(),
-            "duration_seconds": round(time.monotonic() - started, 3),
             "preview": dg.MetadataValue.md(_markdown_table(rows[:10], ["hospital_key", "name", "state", "status"])),
         }
     )

@@ -9,22 +9,17 @@ from collections.abc import Callable, Mapping, Sequence
 
 import dagster as dg
 
-from price_pipeline.defs.ingestion.batching import (
-    BATCH_SIZE_TAG,
-    RANGE_END_TAG,
-    RANGE_START_TAG,
-    ingest_batch_size,
-    range_run_key,
-)
+from price_pipeline.defs.ingestion.batching import ingest_batch_size, range_run_key
 from price_pipeline.defs.ingestion.jobs import ingest_hospital_job
 from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.lib.ops.batches import plan_batches
 from price_pipeline.lib.ops.tags import (
     HOST_TAG,
-    LAYER_TAG,
     NO_HOST,
     PRIORITY_TAG,
-    TRIGGER_TAG,
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    batch_run_tags,
     hospital_run_tags,
 )
 
@@ -56,14 +51,7 @@ def batched_ingestion_requests(
         requests.append(dg.RunRequest(
             job_name=ingest_hospital_job.name,
             run_key=range_run_key(f"batch:{batch.first}:{batch.last}", [run_key_of(k) for k in batch.keys]),
-            tags={
-                RANGE_START_TAG: batch.first,
-                RANGE_END_TAG: batch.last,
-                BATCH_SIZE_TAG: str(len(batch.keys)),
-                HOST_TAG: (batch.host or NO_HOST)[:63],
-                LAYER_TAG: "ingestion",
-                TRIGGER_TAG: trigger,
-            },
+            tags=batch_run_tags(batch.first, batch.last, len(batch.keys), batch.host, trigger=trigger),
         ))
     requests.extend(
         dg.RunRequest(job_name=ingest_hospital_job.name, partition_key=k, run_key=run_key_of(k), tags=single_tags[k])
@@ -144,7 +132,6 @@ def split_failed_batches(context: dg.RunFailureSensorContext):
         else:
             requests.append(dg.RunRequest(
                 run_key=f"split:{run.run_id}:{batch.first}:{batch.last}",
-                tags={RANGE_START_TAG: batch.first, RANGE_END_TAG: batch.last, BATCH_SIZE_TAG: str(len(batch.keys)),
-                      HOST_TAG: host, LAYER_TAG: "ingestion", TRIGGER_TAG: "batch_split"},
+                tags=batch_run_tags(batch.first, batch.last, len(batch.keys), host, trigger="batch_split"),
             ))
     return requests

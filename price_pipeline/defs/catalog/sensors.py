@@ -8,7 +8,6 @@ per file lives in the registry.
 
 import hashlib
 import json
-import os
 import time
 
 import dagster as dg
@@ -18,7 +17,6 @@ from price_pipeline.defs.catalog.jobs import refresh_catalog_job
 from price_pipeline.defs.ingestion.jobs import ingest_hospital_job
 from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.defs.resources import PricePipelineResource
-from price_pipeline.lib import change_detection
 from price_pipeline.lib.discovery import (
     apply_discovery,
     catalog_digest,
@@ -26,16 +24,14 @@ from price_pipeline.lib.discovery import (
     discover,
     guard_against_shrink,
 )
+from price_pipeline.lib.fetch import record_sweep, sweep
 from price_pipeline.lib.ops.batches import order_for_adding
-from price_pipeline.lib.ops.tags import hospital_host, hospital_run_tags
+from price_pipeline.lib.ops.tags import file_urls, hospital_host, hospital_run_tags
+from price_pipeline.settings import Settings
 
-SENSOR_INTERVAL_SECONDS = int(os.environ.get("PRICE_PIPELINE_CATALOG_SENSOR_INTERVAL", "30"))
-CHANGE_SENSOR_INTERVAL_SECONDS = int(os.environ.get("PRICE_PIPELINE_CHANGE_SENSOR_INTERVAL", "600"))
-
-
-def file_urls(record: dict | None) -> list[str]:
-    """The file URLs of a reconciled hospital record (the catalog sensor's or the registry's)."""
-    return [f["url"] for f in (record or {}).get("files", []) if f.get("url")]
+# Read when the code location loads (a sensor's interval is part of its definition).
+SENSOR_INTERVAL_SECONDS = Settings.from_env().catalog_sensor_interval_seconds
+CHANGE_SENSOR_INTERVAL_SECONDS = Settings.from_env().change_sensor_interval_seconds
 
 
 def ingestion_tags(key: str, urls: list[str], trigger: str) -> dict[str, str]:
@@ -81,7 +77,7 @@ def evaluate_catalog_tick(
     # New partitions are added grouped by host, so that one host's new hospitals are consecutive
     # and run as batches (partition ranges, defs/ingestion/batching.py); the host is the one
     # rule of lib/ops/tags.py (hospital_host), as for every other launcher.
-    urls = {key: file_urls(records.get(key)) for key in to_ingest}
+    urls = {key: file_urls((records.get(key) or {}).get("files")) for key in to_ingest}
     hosts = {key: hospital_host(urls[key]) for key in to_ingest}
     new_partitions = order_for_adding(set(current) - existing_partitions, hosts)
     order = [*context.instance.get_dynamic_partitions(hospital_partitions.name), *new_partitions]
@@ -133,8 +129,8 @@ def evaluate_change_tick(
     rows = registry.file_states_after(after, limit)
     partitions = set(context.instance.get_dynamic_partitions(hospital_partitions.name))
     candidates = [r for r in rows if r["hospital_key"] in partitions and r.get("sha256") and r.get("status") == "ok"]
-    result = change_detection.sweep(candidates, settings=settings, profiles=registry.host_profiles())
-    change_detection.record_sweep(registry, result)
+    result = sweep(candidates, settings=settings, profiles=registry.host_profiles())
+    record_sweep(registry, result)
     # A short slice means the sweep reached the end: the next tick starts over.
     next_after = [rows[-1]["hospital_key"], rows[-1]["url"]] if len(rows) == limit else None
     new_cursor = json.dumps(
@@ -160,7 +156,7 @@ def evaluate_change_tick(
             partition_key=key,
             run_key=f"change:{key}:{hashlib.sha256('/'.join(sorted(sigs)).encode()).hexdigest()[:16]}",
             # the reconciled file list (the catalog sensor's), else the probed files of the hospital
-            tags=ingestion_tags(key, file_urls({"files": registry.hospital_files(key) or []})
+            tags=ingestion_tags(key, file_urls(registry.hospital_files(key))
                                 or [r["url"] for r in candidates if r["hospital_key"] == key], "mrf_change_sensor"),
         )
         for key, sigs in sorted(changed.items())

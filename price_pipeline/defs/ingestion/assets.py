@@ -1,7 +1,6 @@
 """Per-hospital ingestion: raw files -> source-faithful rows -> canonical prices."""
 
 
-import time
 from collections import Counter
 
 import dagster as dg
@@ -19,9 +18,12 @@ from price_pipeline.defs.ops.retries import (
 )
 from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.defs.resources import PricePipelineResource
-from price_pipeline.lib import ingest, layout, price_history
+from price_pipeline.lib.fetch import fetch_hospital_files
+from price_pipeline.lib.lake import layout
 from price_pipeline.lib.ops.classify import EXTERNAL, INTERNAL, TRANSIENT
 from price_pipeline.lib.ops.tags import FORCE_DOWNLOAD_TAG
+from price_pipeline.lib.parse import parse_hospital_files, record_header_claims
+from price_pipeline.lib.prices import build_hospital_prices_with_history
 
 # Retry policies (exponential backoff with jitter) and failure classification live in the ops
 # domain: @classified turns permanent errors (bad file, missing catalog entry) into
@@ -51,6 +53,14 @@ def _listed_urls(price_pipeline: PricePipelineResource, hospital_key: str) -> li
     return [f["url"] for f in claim.get("files", [])]
 
 
+def _record_conformance_without_price_file(key: str, price_pipeline: PricePipelineResource) -> None:
+    # imported only for the rare hospital with no price file
+    from price_pipeline.lib.quality import rules_from_settings, validate_hospital
+
+    validate_hospital(key, lake=price_pipeline.lake, limits=price_pipeline.settings.archive_limits(),
+                      **rules_from_settings(price_pipeline.settings))
+
+
 @dg.asset(
     partitions_def=hospital_partitions,
     group_name="ingestion",
@@ -71,11 +81,10 @@ def mrf_files(context: dg.AssetExecutionContext, price_pipeline: PricePipelineRe
     registry; identical bytes are stored once. Failed and rejected downloads are recorded with
     their reason. Raises (and retries) only when every file failed for a transient reason.
     """
-    started = time.monotonic()
     key = context.partition_key
     urls = _listed_urls(price_pipeline, key)
     with price_pipeline.scratch_dir("mrf_files") as scratch:
-        manifest = ingest.fetch_hospital_files(
+        manifest = fetch_hospital_files(
             key,
             urls,
             lake=price_pipeline.lake,
@@ -92,6 +101,11 @@ def mrf_files(context: dg.AssetExecutionContext, price_pipeline: PricePipelineRe
             f"every file of {key} failed transiently: {failures[0].error}",
             metadata={FAILURE_KIND: TRANSIENT, FAILURE_ORIGIN: EXTERNAL, FAILURE_REASON: str(failures[0].error)[:1000]},
         )
+    if not manifest.ok_files:
+        # No price file: the blocking check mrf_files_has_a_price_file will skip conformance_reports,
+        # so the conformance summary of the rejected/failed files is recorded here, by the asset
+        # that fetched them (the compliance marts then show "no conformant file", not "not checked").
+        _record_conformance_without_price_file(key, price_pipeline)
     total_bytes = sum(f.size or 0 for f in manifest.ok_files)
     return dg.MaterializeResult(
         metadata={
@@ -101,7 +115,6 @@ def mrf_files(context: dg.AssetExecutionContext, price_pipeline: PricePipelineRe
             "new_versions": sum(1 for f in manifest.files if f.stored_new_bytes),
             "files_unchanged": sum(1 for f in manifest.files if f.unchanged),
             "bytes": total_bytes,
-            "duration_seconds": round(time.monotonic() - started, 3),
             "files": dg.MetadataValue.json(
                 [
                     {
@@ -133,35 +146,33 @@ def mrf_parsed(context: dg.AssetExecutionContext, price_pipeline: PricePipelineR
     finding (rule, row, column or JSON path) in the file's ``summary.json``; unreadable rows go
     to a quarantine Parquet beside the rows, never silently dropped.
     """
-    started = time.monotonic()
     key = context.partition_key
     with price_pipeline.scratch_dir("mrf_parsed") as scratch:
-        versions = ingest.parse_hospital_files(key, lake=price_pipeline.lake, scratch_dir=scratch,
+        versions = parse_hospital_files(key, lake=price_pipeline.lake, scratch_dir=scratch,
                                                  settings=price_pipeline.settings)
-    npis_recorded = ingest.record_header_claims(key, versions, registry=price_pipeline.registry)
-    rows = sum(v.summary.get("rows_parsed", 0) for v in versions)
+    npis_recorded = record_header_claims(key, versions, registry=price_pipeline.registry)
+    rows = sum(v.summary.rows_parsed for v in versions)
     findings_by_rule: Counter[str] = Counter()
     for v in versions:
-        for finding in v.summary.get("findings", []):
-            findings_by_rule[finding["rule"]] += 1
+        for finding in v.summary.findings:
+            findings_by_rule[finding.rule] += 1
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": rows,
             "files_parsed": len(versions),
             "header_npis_recorded": npis_recorded,
-            "files_readable": sum(1 for v in versions if v.summary.get("ok")),
-            "rows_quarantined": sum(v.summary.get("rows_quarantined", 0) for v in versions),
+            "files_readable": sum(1 for v in versions if v.summary.ok),
+            "rows_quarantined": sum(v.summary.rows_quarantined for v in versions),
             "bytes": sum(price_pipeline.lake.size(v.rows_key) for v in versions),
-            "duration_seconds": round(time.monotonic() - started, 3),
             "findings_by_rule": dg.MetadataValue.json(dict(findings_by_rule)),
             "formats": dg.MetadataValue.json(
                 [
                     {
                         "file_sha256": v.file_sha256,
-                        "format": v.summary.get("format"),
-                        "version": v.summary.get("version"),
-                        "encoding": v.summary.get("encoding"),
-                        "rows": v.summary.get("rows_parsed"),
+                        "format": v.summary.format,
+                        "version": v.summary.version,
+                        "encoding": v.summary.encoding,
+                        "rows": v.summary.rows_parsed,
                     }
                     for v in versions
                 ]
@@ -190,18 +201,14 @@ def prices(context: dg.AssetExecutionContext, price_pipeline: PricePipelineResou
     ``prices_history/hospital_key=<key>/file_sha256=<sha>.parquet`` with the version list in
     ``prices_history/hospital_key=<key>/versions.parquet`` (never deleted when superseded).
     """
-    started = time.monotonic()
     key = context.partition_key
     with price_pipeline.scratch_dir("prices") as scratch:
-        result = price_history.build_hospital_prices_with_history(key, lake=price_pipeline.lake, scratch_dir=scratch)
+        result = build_hospital_prices_with_history(key, lake=price_pipeline.lake, scratch_dir=scratch)
     rows, size = result.rows, result.bytes
-    seconds = time.monotonic() - started
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": rows,
             "bytes": size,
-            "duration_seconds": round(seconds, 3),
-            "rows_per_second": round(rows / seconds, 1) if seconds else None,
             "lake_key": dg.MetadataValue.path(price_pipeline.lake.uri(layout.prices_key(key))),
             "current_versions": dg.MetadataValue.json(result.current_versions),
             "versions_in_history": result.versions_known,

@@ -22,28 +22,18 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 
 import dagster as dg
 
 from price_pipeline.defs.ops.retries import FAILURE_KIND, FAILURE_ORIGIN, FAILURE_REASON
 from price_pipeline.lib.ops.classify import EXTERNAL, INTERNAL, PERMANENT, TRANSIENT
-
-# Dagster's tags for a run over a partition range.
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
-BATCH_SIZE_TAG = "price_pipeline/batch_size"
-
-# Hospitals per batched ingestion run. Big enough that the run's fixed cost (~3-5 s) is small
-# next to its work, small enough that a failed batch's re-run (every hospital on its own) and a
-# slow hospital's wait for its batch stay cheap. 1 turns batching off.
-DEFAULT_BATCH_SIZE = 25
+from price_pipeline.settings import Settings
 
 
 def ingest_batch_size() -> int:
     """``PRICE_PIPELINE_INGEST_BATCH_SIZE`` (default 25), read when runs are planned, so an
     operator's change reaches the next sensor tick without a code-location reload."""
-    return max(1, int(os.environ.get("PRICE_PIPELINE_INGEST_BATCH_SIZE") or DEFAULT_BATCH_SIZE))
+    return max(1, Settings.from_env().ingest_batch_size)
 
 
 class _OneHospital:

@@ -14,12 +14,11 @@ from price_pipeline.defs.ingestion.assets import mrf_files, mrf_parsed, prices
 from price_pipeline.defs.ingestion.batching import per_hospital_check
 from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.defs.resources import PricePipelineResource
-from price_pipeline.lib import ingest, layout
+from price_pipeline.lib.fetch import FilesManifest
+from price_pipeline.lib.lake import PRICES_SCHEMA, layout
+from price_pipeline.lib.ops.tags import ACCEPT_ROW_DROP_TAG
+from price_pipeline.lib.parse import current_parsed_versions
 from price_pipeline.lib.quality import MIN_ROW_RATIO, row_count_collapsed
-from price_pipeline.lib.schemas import PRICES_SCHEMA
-
-# Run tag with which an operator accepts a legitimately smaller new version (see docs/quality.md).
-ACCEPT_ROW_DROP_TAG = "price_pipeline/accept_row_drop"
 
 
 @dg.asset_check(asset=mrf_files, partitions_def=hospital_partitions, blocking=True)
@@ -29,27 +28,20 @@ def mrf_files_has_a_price_file(
 ) -> dg.AssetCheckResult:
     """At least one listed file downloaded as data (not an error page) and stored by sha256.
 
-    When it fails, the hospital's steps downstream (conformance_reports included) are skipped, so
-    the check records the conformance summary of the rejected/failed files itself: the compliance
-    marts then show the hospital as serving no conformant file instead of not checked."""
-    manifest = ingest.FilesManifest.from_json(
+    When it fails, the hospital's steps downstream (conformance_reports included) are skipped;
+    ``mrf_files`` has then already recorded the conformance summary of the rejected/failed files
+    (``conformance_recorded``), so the compliance marts show the hospital as serving no
+    conformant file instead of not checked. The check itself only reads."""
+    manifest = FilesManifest.from_json(
         price_pipeline.lake.get_bytes(layout.files_manifest_key(context.partition_key))
     )
     problems = [{"url": f.url, "status": f.status, "error": f.error} for f in manifest.files if f.status != "ok"]
-    recorded = False
-    if not manifest.ok_files:
-        from price_pipeline.lib.quality import conformance
-
-        conformance.validate_hospital(context.partition_key, lake=price_pipeline.lake,
-                                      limits=price_pipeline.settings.archive_limits(),
-                                      **conformance.rules_from_settings(price_pipeline.settings))
-        recorded = True
     return dg.AssetCheckResult(
         passed=bool(manifest.ok_files),
         metadata={
             "files_ok": len(manifest.ok_files),
             "problems": dg.MetadataValue.json(problems[:20]),
-            "conformance_recorded": recorded,
+            "conformance_recorded": not manifest.ok_files,
         },
     )
 
@@ -60,12 +52,12 @@ def mrf_parsed_has_rows(
     context: dg.AssetCheckExecutionContext, price_pipeline: PricePipelineResource
 ) -> dg.AssetCheckResult:
     """Some current file parsed as a CMS MRF with at least one charge row."""
-    versions = ingest.current_parsed_versions(context.partition_key, lake=price_pipeline.lake)
-    rows = sum(v.summary.get("rows_parsed", 0) for v in versions if v.summary.get("ok"))
+    versions = current_parsed_versions(context.partition_key, lake=price_pipeline.lake)
+    rows = sum(v.summary.rows_parsed for v in versions if v.summary.ok)
     unreadable = [
-        {"file_sha256": v.file_sha256, "url": v.url, "findings": v.summary.get("findings", [])[:3]}
+        {"file_sha256": v.file_sha256, "url": v.url, "findings": [f.as_dict() for f in v.summary.findings[:3]]}
         for v in versions
-        if not v.summary.get("ok")
+        if not v.summary.ok
     ]
     reason = no_rows_reason(rows, unreadable)
     return dg.AssetCheckResult(
@@ -120,8 +112,8 @@ def mrf_parsed_row_count_not_collapsed(
     until the drop is explained (rerun with the run tag ``price_pipeline/accept_row_drop=true``
     to publish a legitimately smaller file)."""
     key = context.partition_key
-    versions = ingest.current_parsed_versions(key, lake=price_pipeline.lake)
-    current = sum(v.summary.get("rows_parsed", 0) for v in versions)  # as mrf_parsed's dagster/row_count
+    versions = current_parsed_versions(key, lake=price_pipeline.lake)
+    current = sum(v.summary.rows_parsed for v in versions)  # as mrf_parsed's dagster/row_count
     previous = published_parsed_row_count(context.instance, key)
     collapsed = row_count_collapsed(previous, current)
     accepted = collapsed and context.run.tags.get(ACCEPT_ROW_DROP_TAG, "").lower() == "true"
@@ -148,8 +140,8 @@ def mrf_parsed_has_no_error_findings(
     context: dg.AssetCheckExecutionContext, price_pipeline: PricePipelineResource
 ) -> dg.AssetCheckResult:
     """Warns when parsing recorded error-severity findings (the data still flows)."""
-    versions = ingest.current_parsed_versions(context.partition_key, lake=price_pipeline.lake)
-    errors = [f for v in versions for f in v.summary.get("findings", []) if f.get("severity") == "error"]
+    versions = current_parsed_versions(context.partition_key, lake=price_pipeline.lake)
+    errors = [f.as_dict() for v in versions for f in v.summary.findings if f.severity == "error"]
     return dg.AssetCheckResult(
         passed=not errors,
         severity=dg.AssetCheckSeverity.WARN,

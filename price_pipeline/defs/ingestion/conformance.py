@@ -9,19 +9,19 @@ compliance finding, not a reason to stop publishing prices (the checks warn).
 """
 
 import json
-import time
 
 import dagster as dg
 import pyarrow.parquet as pq
 
 from price_pipeline.defs.ingestion.assets import ONE_HOSPITAL_PER_RUN, TRANSIENT_RETRY, mrf_files
 from price_pipeline.defs.ingestion.batching import per_hospital, per_hospital_check
+from price_pipeline.defs.ops.retries import timed
 from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.defs.resources import PricePipelineResource
-from price_pipeline.lib import layout
-from price_pipeline.lib.quality import conformance
+from price_pipeline.lib.lake import layout
+from price_pipeline.lib.quality import rules_from_settings, validate_hospital
 
-# Findings shown per file in the metadata (the stored report keeps conformance.DEFAULT_MAX_FINDINGS).
+# Findings shown per file in the metadata (the stored report keeps CONFORMANCE_MAX_FINDINGS).
 FINDINGS_IN_METADATA = 10
 
 
@@ -43,6 +43,7 @@ def _rules_table(errors: dict[str, int], alerts: dict[str, int]) -> str:
     owners=["team:ingestion"],
 )
 @per_hospital
+@timed
 def conformance_reports(
     context: dg.AssetExecutionContext, price_pipeline: PricePipelineResource
 ) -> dg.MaterializeResult:
@@ -50,11 +51,10 @@ def conformance_reports(
     findings with row/column or JSON path), stored per file version as
     ``conformance/hospital_key=<k>/file_sha256=<sha>.json`` and summarised in
     ``conformance/hospital_key=<k>/report.parquet`` for the compliance marts."""
-    started = time.monotonic()
     key = context.partition_key
-    result = conformance.validate_hospital(key, lake=price_pipeline.lake, log=context.log.info,
+    result = validate_hospital(key, lake=price_pipeline.lake, log=context.log.info,
                                            limits=price_pipeline.settings.archive_limits(),
-                                           **conformance.rules_from_settings(price_pipeline.settings))
+                                           **rules_from_settings(price_pipeline.settings))
     errors, alerts = result.totals()
     files = [
         {
@@ -90,7 +90,6 @@ def conformance_reports(
             "rules": dg.MetadataValue.md(_rules_table(errors, alerts)),
             "files": dg.MetadataValue.json(files),
             "lake_key": dg.MetadataValue.path(price_pipeline.lake.uri(layout.conformance_table_key(key))),
-            "duration_seconds": round(time.monotonic() - started, 3),
         }
     )
 

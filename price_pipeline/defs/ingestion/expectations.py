@@ -14,25 +14,17 @@ pays the import (several seconds). The check warns (it does not block): the bloc
 ``prices`` (schema, lineage) are cheap and decide whether data moves on; this one reports anomalies.
 """
 
-import datetime
-import time
 
 import dagster as dg
 
 from price_pipeline.defs.ingestion.assets import prices
-from price_pipeline.defs.ingestion.batching import (
-    BATCH_SIZE_TAG,
-    RANGE_END_TAG,
-    RANGE_START_TAG,
-    combine_check_results,
-    range_run_key,
-)
+from price_pipeline.defs.ingestion.batching import combine_check_results, range_run_key
+from price_pipeline.defs.ops import settle
 from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.defs.resources import PricePipelineResource
-from price_pipeline.lib import layout
-from price_pipeline.lib.ops import staleness
+from price_pipeline.lib.lake import layout
 from price_pipeline.lib.ops.batches import plan_batches
-from price_pipeline.lib.ops.tags import LAYER_TAG, TRIGGER_TAG
+from price_pipeline.lib.ops.tags import ANALYTICS, PRIORITY_TAG, QUALITY, TRIGGER_TAG, layer_tags, range_tags
 
 EXPECTATIONS_CHECK = "prices_meet_expectations"
 
@@ -98,7 +90,7 @@ def _run_suite(price_pipeline: PricePipelineResource, hospital_key: str) -> tupl
             metadata={"reason": reason},
         )
 
-    from price_pipeline.lib.quality.expectations import run_price_expectations
+    from price_pipeline.lib.quality import run_price_expectations
 
     with lake.local_copy(key) as path:
         outcome = run_price_expectations(path)
@@ -134,7 +126,7 @@ check_price_expectations_job = dg.define_asset_job(
     partitions_def=hospital_partitions,
     executor_def=dg.in_process_executor,
     description="Great Expectations suite on one hospital's prices (prices_expectations and its warning check).",
-    tags={LAYER_TAG: "quality", "dagster/priority": "-1"},
+    tags={**layer_tags(QUALITY), PRIORITY_TAG: "-1"},
 )
 
 EXPECTATIONS_BATCH = 200  # prices materializations handled per sensor tick
@@ -142,31 +134,10 @@ EXPECTATIONS_RUN_SIZE = 100  # hospitals per check_price_expectations run (conse
 
 # Runs the suite must not compete with for the queue's few run slots: a GX run started while the
 # wave's analytics build is still to be requested would hold a slot that build then waits for.
-BUSY_LAYERS = ("ingestion", "catalog", "analytics")
-ACTIVE_STATUSES = [
-    dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
-]
+BUSY_LAYERS = (*settle.INGESTION_LAYERS, ANALYTICS)
 # After the last ingestion/catalog/analytics run changed state, wait this long: three ticks of
 # analytics_after_ingestion (15 s), so the build it requests for the wave is queued first.
 QUIET_SECONDS = 45
-
-
-def pipeline_busy(instance: dg.DagsterInstance) -> str | None:
-    """Why GX runs should wait, or None: an ingestion, catalog or analytics run is queued or
-    running, or one changed state less than ``QUIET_SECONDS`` ago."""
-    now = time.time()
-    for layer in BUSY_LAYERS:
-        tags = {LAYER_TAG: layer}
-        if instance.get_runs_count(dg.RunsFilter(statuses=ACTIVE_STATUSES, tags=tags)):
-            return f"a {layer} run is queued or running"
-        latest = instance.get_run_records(dg.RunsFilter(tags=tags), limit=1, order_by="update_timestamp")
-        changed = latest[0].update_timestamp if latest else None
-        if changed is not None and changed.tzinfo is None:  # stored naive, in UTC
-            changed = changed.replace(tzinfo=datetime.UTC)
-        if changed is not None and now - changed.timestamp() < QUIET_SECONDS:
-            return f"a {layer} run ended less than {QUIET_SECONDS} s ago"
-    return None
 
 
 @dg.sensor(
@@ -182,8 +153,6 @@ def expectations_after_prices(context: dg.SensorEvaluationContext):
     Nothing is requested (and the cursor stays) while the pipeline is busy: the suite is
     low-priority work for when a wave of ingestion and its analytics build have settled — unless
     the oldest unchecked materialization is past the staleness bound (lib/ops/staleness.py)."""
-    from price_pipeline.settings import Settings
-
     after = int(context.cursor or 0)
     records = context.instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=prices.key, after_storage_id=after or None),
@@ -192,9 +161,8 @@ def expectations_after_prices(context: dg.SensorEvaluationContext):
     ).records
     if not records:
         return dg.SkipReason("no new prices materializations")
-    decision = staleness.decide(
-        first_unseen_at=records[0].timestamp, busy=pipeline_busy(context.instance), now=time.time(),
-        max_wait_seconds=Settings.from_env().analytics_max_wait_minutes * 60,
+    decision = settle.decide(
+        records[0].timestamp, settle.pipeline_busy(context.instance, BUSY_LAYERS, quiet_seconds=QUIET_SECONDS)
     )
     if not decision.run:
         return dg.SkipReason(decision.why)
@@ -214,7 +182,6 @@ def expectations_after_prices(context: dg.SensorEvaluationContext):
             run_requests.append(dg.RunRequest(
                 run_key=range_run_key(f"expectations:{batch.first}:{batch.last}",
                                       [f"{k}:{newest[k]}" for k in batch.keys]),
-                tags={RANGE_START_TAG: batch.first, RANGE_END_TAG: batch.last, BATCH_SIZE_TAG: str(len(batch.keys)),
-                      TRIGGER_TAG: decision.why},
+                tags={**range_tags(batch.first, batch.last, len(batch.keys)), TRIGGER_TAG: decision.why},
             ))
     return dg.SensorResult(run_requests=run_requests, cursor=str(records[-1].storage_id))

@@ -1,6 +1,5 @@
 """Price history per hospital: what changed between the newest file version and the previous one."""
 
-import time
 
 import dagster as dg
 
@@ -9,7 +8,8 @@ from price_pipeline.defs.ingestion.batching import per_hospital
 from price_pipeline.defs.ops.retries import LAKE_RETRY, classified
 from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.defs.resources import PricePipelineResource
-from price_pipeline.lib import layout, price_history
+from price_pipeline.lib.lake import layout
+from price_pipeline.lib.prices import compute_price_changes
 
 
 @dg.asset(
@@ -32,10 +32,9 @@ def price_changes(context: dg.AssetExecutionContext, price_pipeline: PricePipeli
     ``changed`` (old and new amount / percentage / text, the change and its ratio). Unchanged
     rows are only counted. With a single version the file is empty.
     """
-    started = time.monotonic()
     key = context.partition_key
     with price_pipeline.scratch_dir("price_changes") as scratch:
-        result = price_history.compute_price_changes(key, lake=price_pipeline.lake, scratch_dir=scratch)
+        result = compute_price_changes(key, lake=price_pipeline.lake, scratch_dir=scratch)
     counts = result.counts
     return dg.MaterializeResult(
         metadata={
@@ -48,7 +47,6 @@ def price_changes(context: dg.AssetExecutionContext, price_pipeline: PricePipeli
             "new_file_sha256": result.new_file_sha256 or "",
             "old_file_sha256": result.old_file_sha256 or "",
             "bytes": result.bytes,
-            "duration_seconds": round(time.monotonic() - started, 3),
             "lake_key": dg.MetadataValue.path(price_pipeline.lake.uri(layout.price_changes_key(key))),
         }
     )

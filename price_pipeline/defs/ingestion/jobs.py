@@ -6,7 +6,7 @@ from price_pipeline.defs.ingestion.assets import mrf_files, mrf_parsed, prices
 from price_pipeline.defs.ingestion.conformance import conformance_reports
 from price_pipeline.defs.ingestion.history import price_changes
 from price_pipeline.defs.partitions import hospital_partitions
-from price_pipeline.lib.ops.tags import LAYER_TAG
+from price_pipeline.lib.ops.tags import INGESTION, layer_tags
 
 # Every per-hospital ingestion asset: the job's selection, the dead-letter view's scope and the
 # selection the CLI's bulk commands rebuild.
@@ -30,5 +30,5 @@ ingest_hospital_job = dg.define_asset_job(
     partitions_def=hospital_partitions,
     executor_def=dg.in_process_executor,
     description="Download, parse, check (CMS conformance) and normalise one hospital's machine-readable files.",
-    tags={LAYER_TAG: "ingestion"},
+    tags=layer_tags(INGESTION),
 )

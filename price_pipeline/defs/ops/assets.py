@@ -11,10 +11,11 @@ import time
 import dagster as dg
 
 from price_pipeline.defs.ops.failed import failed_hospitals, failure_reason
+from price_pipeline.defs.ops.retries import timed
 from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.defs.resources import PricePipelineResource
 from price_pipeline.lib.ops import report as report_lib
-from price_pipeline.lib.ops.tags import LAYER_TAG, PARTITION_TAG
+from price_pipeline.lib.ops.tags import LAYER_TAG, OPS, PARTITION_TAG, layer_tags
 
 OPS_REPORT_KEY = "ops/ops_report.json"
 MEASURED_ASSETS = ("mrf_files", "mrf_parsed", "prices")
@@ -133,6 +134,7 @@ def plotted_metadata(report: dict) -> dict:
     kinds={"python", "json"},
     owners=["team:platform"],
 )
+@timed
 def ops_report(
     context: dg.AssetExecutionContext, config: OpsReportConfig, price_pipeline: PricePipelineResource
 ) -> dg.MaterializeResult:
@@ -141,7 +143,6 @@ def ops_report(
     ingested, failed, never tried); per day: runs, success and failure rates, p50/p95 run duration,
     rows and bytes per second; the backlog and the slowest hospitals. Written to
     ``ops/ops_report.json`` in the lake; the headline numbers are plotted metadata."""
-    started = time.monotonic()
     report = compute_ops_report(context.instance, days=config.days, top=config.top_slowest)
     payload = json.dumps(report, default=str, indent=1).encode()
     price_pipeline.lake.put_bytes(payload, OPS_REPORT_KEY)
@@ -150,7 +151,6 @@ def ops_report(
         metadata={
             "dagster/row_count": len(report["days"]),
             "bytes": len(payload),
-            "duration_seconds": round(time.monotonic() - started, 3),
             "runs_today": today.get("runs", 0),
             "success_rate_today": today.get("success_rate"),
             "p95_duration_seconds_today": today.get("p95_duration_seconds"),
@@ -193,7 +193,7 @@ ops_report_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(ops_report, lake_housekeeping),
     executor_def=dg.in_process_executor,
     description="Recompute the ops report and sweep abandoned lake writes.",
-    tags={LAYER_TAG: "ops"},
+    tags=layer_tags(OPS),
 )
 
 ops_report_schedule = dg.ScheduleDefinition(

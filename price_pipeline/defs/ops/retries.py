@@ -34,8 +34,6 @@ FAILURE_REASON = "failure_reason"
 DOWNLOAD_RETRY = dg.RetryPolicy(max_retries=4, delay=10, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 # Lake/registry I/O (S3 throttling, PostgreSQL failover, local lock contention): 5 s, 10 s, 20 s.
 LAKE_RETRY = dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
-# The warehouse writer waits for DuckDB's single-writer lock: 15 s, 30 s (±jitter).
-WAREHOUSE_RETRY = dg.RetryPolicy(max_retries=2, delay=15, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
 
 def permanent_failure(reason: str, *, origin: str, **metadata) -> dg.Failure:
@@ -79,9 +77,23 @@ def _with_throughput(result, seconds: float):
     return result._replace(metadata=metadata)
 
 
+def timed(fn):
+    """Decorate an asset body (under ``@dg.asset``): add ``duration_seconds`` and throughput
+    (``rows_per_second`` from ``dagster/row_count``, ``bytes_per_second`` from ``bytes``) to its
+    ``MaterializeResult``, so no asset times itself by hand."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        started = time.monotonic()
+        result = fn(*args, **kwargs)
+        return _with_throughput(result, time.monotonic() - started)
+
+    return wrapper
+
+
 def classified(fn):
     """Decorate an asset body (under ``@dg.asset``): classify what it raises (see module doc) and
-    add duration/throughput metadata to its ``MaterializeResult``."""
+    add duration/throughput metadata to its ``MaterializeResult`` (as :func:`timed`)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):

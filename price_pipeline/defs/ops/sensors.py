@@ -18,7 +18,6 @@ instance, so each failure is reported once.
 """
 
 import json
-import os
 import time
 from datetime import UTC, datetime
 
@@ -28,10 +27,12 @@ from price_pipeline.defs.ops.failed import failure_reason
 from price_pipeline.lib.ops import report as report_lib
 from price_pipeline.lib.ops.alerts import Alert, AlertConfig, deliver, grouped_alert
 from price_pipeline.lib.ops.tags import PARTITION_TAG
+from price_pipeline.settings import Settings
 
-UI_URL = os.environ.get("PRICE_PIPELINE_UI_URL", "")  # e.g. https://dagster.example.org, for links
-ALERT_SENSOR_INTERVAL = int(os.environ.get("PRICE_PIPELINE_ALERT_SENSOR_INTERVAL", "120"))
-THRESHOLD_SENSOR_INTERVAL = int(os.environ.get("PRICE_PIPELINE_THRESHOLD_SENSOR_INTERVAL", "600"))
+# Read when the code location loads (part of the sensors' definitions).
+UI_URL = Settings.from_env().ui_url  # e.g. https://dagster.example.org, for links
+ALERT_SENSOR_INTERVAL = Settings.from_env().alert_sensor_interval_seconds
+THRESHOLD_SENSOR_INTERVAL = Settings.from_env().threshold_sensor_interval_seconds
 CHECK_BATCH = 500
 MART_PREFIX = "mart_"
 
@@ -77,7 +78,7 @@ def check_failure_item(entry: dg.EventLogEntry) -> dict | None:
 
 
 def _min_severity() -> str:
-    return os.environ.get("PRICE_PIPELINE_ALERT_CHECK_SEVERITY", "warning").lower()
+    return Settings.from_env().alert_check_severity
 
 
 FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
@@ -154,9 +155,10 @@ def stale_marts(instance: dg.DagsterInstance) -> list[str]:
 
 
 def thresholds_from_env() -> report_lib.Thresholds:
+    settings = Settings.from_env()
     return report_lib.Thresholds(
-        max_internal_failure_rate=float(os.environ.get("PRICE_PIPELINE_ALERT_MAX_INTERNAL_FAILURE_RATE", "0.01")),
-        max_mean_ingestion_seconds=float(os.environ.get("PRICE_PIPELINE_ALERT_MAX_MEAN_INGESTION_SECONDS", "30")),
+        max_internal_failure_rate=settings.alert_max_internal_failure_rate,
+        max_mean_ingestion_seconds=settings.alert_max_mean_ingestion_seconds,
     )
 
 

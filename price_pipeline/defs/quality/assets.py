@@ -1,30 +1,27 @@
 """Table-wide quality over every hospital: anomaly checks in SQL and the quarantine table.
 
 Both assets read the lake only (DuckDB over the per-hospital Parquet files, through
-:func:`price_pipeline.lib.storage.connect_duckdb` for S3) and never the warehouse, so they do not
+:func:`price_pipeline.lib.lake.storage.connect_duckdb` for S3) and never the warehouse, so they do not
 need the ``duckdb_warehouse`` pool and run beside the dbt build.
 """
 
 import os
 import tempfile
-import time
 
 import dagster as dg
 import pyarrow.parquet as pq
 
+from price_pipeline.defs.ops.retries import timed
 from price_pipeline.defs.resources import PricePipelineResource
-from price_pipeline.lib import layout
-from price_pipeline.lib.quality import quarantine as quarantine_lib
-from price_pipeline.lib.quality import table_checks
-from price_pipeline.lib.schemas import PRICES_SCHEMA
-from price_pipeline.lib.storage import connect_duckdb
+from price_pipeline.lib.lake import PRICES_SCHEMA, connect_duckdb, layout
+from price_pipeline.lib.quality import TABLE_CHECKS, build_quarantine, run_table_checks, summarize_quarantine
 
 PRICES = dg.AssetKey("prices")
-QUALITY_CHECK_NAMES = tuple(table_checks.CHECKS)
+QUALITY_CHECK_NAMES = tuple(TABLE_CHECKS)
 
 
 def _prices_uris(lake) -> list[str]:
-    return [lake.uri(k) for k in lake.list_keys("prices/") if k.endswith("/prices.parquet")]
+    return [lake.uri(k) for k in lake.list_keys(layout.PRICES_PREFIX) if layout.is_prices_key(k)]
 
 
 def _publish(lake, table, key: str) -> int:
@@ -45,16 +42,16 @@ def _publish(lake, table, key: str) -> int:
     owners=["team:analytics"],
     check_specs=[
         dg.AssetCheckSpec(name, asset="price_anomalies", description=description)
-        for name, description in table_checks.CHECKS.items()
+        for name, description in TABLE_CHECKS.items()
     ],
 )
+@timed
 def price_anomalies(context: dg.AssetExecutionContext, price_pipeline: PricePipelineResource) -> dg.MaterializeResult:
     """Table-wide checks in SQL over every hospital's prices (duplicates, placeholder values,
     negotiated above gross, extreme outliers per code across hospitals by robust z-score, amounts
     above the extreme_amount_ceiling setting with the items listed); the
     flagged rows with lineage are written to ``quality/price_anomalies.parquet``. Each check
     warns with its count and up to 10 examples."""
-    started = time.monotonic()
     lake = price_pipeline.lake
     uris = _prices_uris(lake)
     con = connect_duckdb(lake)
@@ -63,7 +60,7 @@ def price_anomalies(context: dg.AssetExecutionContext, price_pipeline: PricePipe
             con.read_parquet(uris, union_by_name=True).create_view("prices_files")
         else:  # no hospital has prices yet: the same columns, no rows
             con.from_arrow(PRICES_SCHEMA.empty_table()).create_view("prices_files")
-        results, flagged = table_checks.run_table_checks(
+        results, flagged = run_table_checks(
             con, "prices_files", extreme_amount_ceiling=price_pipeline.settings.extreme_amount_ceiling
         )
     finally:
@@ -93,7 +90,6 @@ def price_anomalies(context: dg.AssetExecutionContext, price_pipeline: PricePipe
             "prices_files": len(uris),
             "bytes": size,
             "lake_key": dg.MetadataValue.path(lake.uri(layout.PRICE_ANOMALIES_KEY)),
-            "duration_seconds": round(time.monotonic() - started, 3),
         },
         check_results=check_results,
     )
@@ -105,16 +101,16 @@ def price_anomalies(context: dg.AssetExecutionContext, price_pipeline: PricePipe
     kinds={"duckdb", "parquet"},
     owners=["team:analytics"],
 )
+@timed
 def quarantine(context: dg.AssetExecutionContext, price_pipeline: PricePipelineResource) -> dg.MaterializeResult:
     """Every current failure of every hospital in one table, ``quality/quarantine.parquet``: files
     that failed to download or were rejected, files that could not be parsed, and rows the parser
     quarantined, each with its reason and where the evidence is kept. A rerun that fixes a
     hospital removes its entries (``price-pipeline quarantine`` lists it)."""
-    started = time.monotonic()
     lake = price_pipeline.lake
-    table = quarantine_lib.build_quarantine(lake)
+    table = build_quarantine(lake)
     size = _publish(lake, table, layout.QUARANTINE_KEY)
-    summary = quarantine_lib.summarize(table)
+    summary = summarize_quarantine(table)
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": table.num_rows,
@@ -125,6 +121,5 @@ def quarantine(context: dg.AssetExecutionContext, price_pipeline: PricePipelineR
             ),
             "bytes": size,
             "lake_key": dg.MetadataValue.path(lake.uri(layout.QUARANTINE_KEY)),
-            "duration_seconds": round(time.monotonic() - started, 3),
         }
     )

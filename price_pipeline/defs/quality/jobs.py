@@ -2,12 +2,12 @@
 
 import dagster as dg
 
-from price_pipeline.lib.ops.tags import LAYER_TAG
+from price_pipeline.lib.ops.tags import QUALITY, layer_tags
 
 check_quality_job = dg.define_asset_job(
     name="check_quality",
     selection=dg.AssetSelection.groups("quality"),
     executor_def=dg.in_process_executor,
     description="Table-wide SQL checks over all hospitals' prices and the quarantine table.",
-    tags={LAYER_TAG: "quality"},
+    tags=layer_tags(QUALITY),
 )

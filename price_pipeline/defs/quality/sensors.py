@@ -3,11 +3,7 @@ or at the latest at the staleness bound (the rule of analytics_after_ingestion).
 
 import dagster as dg
 
-from price_pipeline.defs.analytics.sensors import (
-    bounded_request,
-    ingestion_in_flight,
-    latest_upstream_storage_id,
-)
+from price_pipeline.defs.ops import settle
 from price_pipeline.defs.quality.jobs import check_quality_job
 
 
@@ -20,13 +16,4 @@ from price_pipeline.defs.quality.jobs import check_quality_job
 )
 def quality_after_ingestion(context: dg.SensorEvaluationContext):
     """The cursor is the storage id of the newest upstream materialization already checked."""
-    checked_up_to = int(context.cursor or 0)
-    newest = latest_upstream_storage_id(context.instance)
-    if newest <= checked_up_to:
-        return dg.SkipReason("no new prices since the last quality run")
-    active = ingestion_in_flight(context.instance)
-    request = bounded_request(context.instance, checked_up_to, newest,
-                              f"{active} ingestion/catalog runs queued or running" if active else None, "quality")
-    if isinstance(request, dg.SkipReason):
-        return request
-    return dg.SensorResult(run_requests=[request], cursor=str(newest))
+    return settle.rebuild_tick(context, prefix="quality", nothing_new="no new prices since the last quality run")

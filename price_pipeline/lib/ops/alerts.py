@@ -21,7 +21,6 @@ logged or put into an alert: :func:`redact_url` is used whenever a destination i
 from __future__ import annotations
 
 import json
-import os
 import smtplib
 import ssl
 import time
@@ -32,9 +31,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from price_pipeline.lib.http.budget import TransferBudget
-from price_pipeline.lib.http.client import safe_client
-from price_pipeline.lib.http.url_safety import UnsafeUrlError
+from price_pipeline.lib.fetch.http.budget import TransferBudget
+from price_pipeline.lib.fetch.http.client import safe_client
+from price_pipeline.lib.fetch.http.url_safety import UnsafeUrlError
 
 
 @dataclass(frozen=True)
@@ -179,7 +178,10 @@ class AlertConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AlertConfig:
-        env = os.environ if env is None else env
+        if env is None:
+            from price_pipeline.settings import environ
+
+            env = environ()
 
         def get(name: str) -> str | None:
             value = env.get(name)

@@ -1,5 +1,5 @@
-"""The bound on staleness: when a downstream rebuild (the analytics build, the quality outputs, the
-expectations suite) runs although ingestion has not settled.
+"""When the pipeline is busy, and the bound on staleness: when a downstream rebuild (the analytics
+build, the quality outputs, the expectations suite) runs although ingestion has not settled.
 
 The sensors prefer to wait until no ingestion or catalog run is queued or running, so that a wave
 of hospitals causes one rebuild. With a change sensor adding runs every few minutes across
@@ -35,3 +35,19 @@ def decide(*, first_unseen_at: float | None, busy: str | None, now: float, max_w
         return Decision(True, BOUND, f"{busy}, but the oldest unbuilt change is {waited:.0f} s old "
                                      f"(bound {max_wait_seconds:.0f} s)")
     return Decision(False, f"waiting: {busy} ({max_wait_seconds - waited:.0f} s left before the staleness bound)")
+
+
+def busy_reason(active: dict[str, int], last_changed: dict[str, float | None], *, now: float,
+                quiet_seconds: float = 0.0) -> str | None:
+    """Why the pipeline is busy for a sensor watching the layers of ``active`` (None: settled).
+
+    ``active`` holds the queued-or-running run count of each watched layer (in the order they are
+    named), ``last_changed`` when a run of each layer last changed state. Busy while any watched
+    run is queued or running, and — with ``quiet_seconds`` — for that long after one ended."""
+    running = [(layer, n) for layer, n in active.items() if n]
+    if running:
+        return " and ".join(f"{n} {layer} run{'s' if n != 1 else ''}" for layer, n in running) + " queued or running"
+    for layer, changed in last_changed.items():
+        if quiet_seconds and changed is not None and now - changed < quiet_seconds:
+            return f"a {layer} run ended less than {quiet_seconds:.0f} s ago"
+    return None

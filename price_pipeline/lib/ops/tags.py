@@ -17,11 +17,19 @@ sensors, the schedules and the CLI read or write.
   retry-failed, weekly_full_rescan.
 * ``price_pipeline/bulk`` — ``true`` on every bulk run (backfill, retry-failed, weekly re-scan);
   the run queue caps them below the run limit so that a slot is always left for new work.
+* ``dagster/asset_partition_range_start``/``_end`` and ``price_pipeline/batch_size`` — a run over a
+  range of consecutive hospital partitions (:func:`range_tags`, defs/ingestion/batching.py).
+* ``price_pipeline/force_download``, ``price_pipeline/full_refresh``,
+  ``price_pipeline/accept_row_drop`` — ``true`` asks the run to download everything, to rebuild
+  every incremental dbt table, to accept a legitimately smaller new file version.
+
+The tag values that name a layer are the constants :data:`INGESTION`, :data:`CATALOG`,
+:data:`ANALYTICS`, :data:`QUALITY` and :data:`OPS`; a job or a run states its layer with
+:func:`layer_tags`.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping
 from urllib.parse import urlsplit
 
@@ -38,6 +46,20 @@ FORCE_DOWNLOAD_TAG = "price_pipeline/force_download"
 # "true" on a build_analytics run: every per-hospital incremental dbt table is rebuilt from
 # scratch (dbt --full-refresh) instead of only the hospitals whose versions changed.
 FULL_REFRESH_TAG = "price_pipeline/full_refresh"
+# "true": an operator accepts a legitimately smaller new version (docs/quality.md)
+ACCEPT_ROW_DROP_TAG = "price_pipeline/accept_row_drop"
+# Dagster's tags for a run over a partition range, and the number of hospitals in it.
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+BATCH_SIZE_TAG = "price_pipeline/batch_size"
+BACKFILL_TAG = "dagster/backfill"
+
+# Values of LAYER_TAG.
+INGESTION = "ingestion"
+CATALOG = "catalog"
+ANALYTICS = "analytics"
+QUALITY = "quality"
+OPS = "ops"
 
 PRIORITY_HIGH = 10
 PRIORITY_NORMAL = 0
@@ -49,9 +71,29 @@ NO_HOST = "none"
 MAX_HOST_LENGTH = 63
 
 
+def layer_tags(layer: str) -> dict[str, str]:
+    """The tag a job or run carries to say which layer's work it is (what the settle rule of the
+    rebuild sensors counts, defs/ops/settle.py)."""
+    return {LAYER_TAG: layer}
+
+
+def range_tags(first: str, last: str, size: int) -> dict[str, str]:
+    """Tags of a run over the consecutive hospital partitions ``first``..``last`` (``size`` of them)."""
+    return {RANGE_START_TAG: first, RANGE_END_TAG: last, BATCH_SIZE_TAG: str(size)}
+
+
+def host_tag_value(host: str | None) -> str:
+    """A host as the ``price_pipeline/host`` tag holds it: :data:`NO_HOST` when unknown, at most
+    :data:`MAX_HOST_LENGTH` characters."""
+    return (host or NO_HOST)[:MAX_HOST_LENGTH]
+
+
 def priority_hospitals(env: Mapping[str, str] | None = None) -> frozenset[str]:
-    env = os.environ if env is None else env
-    return frozenset(k.strip() for k in (env.get("PRICE_PIPELINE_PRIORITY_HOSPITALS") or "").split(",") if k.strip())
+    """``PRICE_PIPELINE_PRIORITY_HOSPITALS`` of ``env`` (default: the process environment), read
+    per call so that an operator's change reaches the next tick."""
+    from price_pipeline.settings import Settings
+
+    return frozenset(Settings.from_env(env).priority_hospitals)
 
 
 def hospital_host(urls: Iterable[str]) -> str:
@@ -66,7 +108,13 @@ def hospital_host(urls: Iterable[str]) -> str:
             host = ""
         if host:
             counts[host] = counts.get(host, 0) + 1
-    return max(counts, key=lambda h: counts[h])[:MAX_HOST_LENGTH] if counts else NO_HOST
+    return host_tag_value(max(counts, key=lambda h: counts[h])) if counts else NO_HOST
+
+
+def file_urls(files: Iterable[dict] | None) -> list[str]:
+    """The URLs of a reconciled file list (``[{url, source, ...}]``: a discovery record's
+    ``files`` or the registry's ``files_json``), the input of :func:`hospital_host`."""
+    return [f["url"] for f in files or () if f.get("url")]
 
 
 def registry_hospital_urls(registry) -> dict[str, list[str]]:
@@ -76,8 +124,7 @@ def registry_hospital_urls(registry) -> dict[str, list[str]]:
 
     out = {}
     for row in registry.list_hospitals():
-        files = json.loads(row["files_json"]) if row.get("files_json") else []
-        out[row["hospital_key"]] = [f.get("url", "") for f in files]
+        out[row["hospital_key"]] = file_urls(json.loads(row["files_json"]) if row.get("files_json") else [])
     return out
 
 
@@ -94,7 +141,7 @@ def hospital_run_tags(
     tags = {
         HOSPITAL_TAG: hospital_key,
         HOST_TAG: hospital_host(urls),
-        LAYER_TAG: "ingestion",
+        **layer_tags(INGESTION),
         TRIGGER_TAG: trigger,
     }
     if priority is None and hospital_key in priority_hospitals(env):
@@ -104,12 +151,19 @@ def hospital_run_tags(
     return tags
 
 
-def bulk_run_tags(host: str, *, trigger: str, priority: int = PRIORITY_BULK, layer: str = "ingestion") -> dict[str, str]:
+def batch_run_tags(first: str, last: str, size: int, host: str | None, *, trigger: str) -> dict[str, str]:
+    """Tags for an ingestion run over a range of consecutive hospitals of one host (the catalog
+    sensor's batches, the re-runs of a failed batch)."""
+    return {**range_tags(first, last, size), HOST_TAG: host_tag_value(host), **layer_tags(INGESTION),
+            TRIGGER_TAG: trigger}
+
+
+def bulk_run_tags(host: str, *, trigger: str, priority: int = PRIORITY_BULK, layer: str = INGESTION) -> dict[str, str]:
     """Tags for the runs of a bulk launch (a backfill, retry-failed, the weekly re-scan) of
     hospitals served by one host: capped by the bulk limit, below new work's priority."""
     return {
         HOST_TAG: host,
-        LAYER_TAG: layer,
+        **layer_tags(layer),
         TRIGGER_TAG: trigger,
         BULK_TAG: "true",
         PRIORITY_TAG: str(priority),

@@ -24,3 +24,36 @@ def row_count_collapsed(previous: int | None, current: int, *, min_ratio: float 
     if not previous:
         return False
     return current < previous * min_ratio
+
+
+# The steps, imported after the rule above (which needs nothing from them). The expectations
+# module imports Great Expectations only inside run_price_expectations.
+from price_pipeline.lib.quality.conformance import (  # noqa: E402
+    DEFAULT_MAX_FINDINGS as CONFORMANCE_MAX_FINDINGS,
+)
+from price_pipeline.lib.quality.conformance import (  # noqa: E402
+    HospitalConformance,
+    rules_from_settings,
+    validate_hospital,
+)
+from price_pipeline.lib.quality.expectations import run_price_expectations  # noqa: E402
+from price_pipeline.lib.quality.quarantine import build_quarantine, hospital_quarantine  # noqa: E402
+from price_pipeline.lib.quality.quarantine import summarize as summarize_quarantine  # noqa: E402
+from price_pipeline.lib.quality.table_checks import CHECKS as TABLE_CHECKS  # noqa: E402
+from price_pipeline.lib.quality.table_checks import TableCheck, run_table_checks  # noqa: E402
+
+__all__ = [
+    "CONFORMANCE_MAX_FINDINGS",
+    "MIN_ROW_RATIO",
+    "TABLE_CHECKS",
+    "HospitalConformance",
+    "TableCheck",
+    "build_quarantine",
+    "hospital_quarantine",
+    "row_count_collapsed",
+    "rules_from_settings",
+    "run_price_expectations",
+    "run_table_checks",
+    "summarize_quarantine",
+    "validate_hospital",
+]

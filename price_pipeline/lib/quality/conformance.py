@@ -27,9 +27,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from price_pipeline.lib import layout
-from price_pipeline.lib.ingest import FilesManifest
-from price_pipeline.lib.storage import Lake
+from price_pipeline.lib.fetch.files import FilesManifest
+from price_pipeline.lib.lake import layout
+from price_pipeline.lib.lake.storage import Lake
 
 # Findings kept per file in the stored report (counts stay complete).
 DEFAULT_MAX_FINDINGS = 100

@@ -25,7 +25,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from price_pipeline.lib.schemas import CHARGE_KINDS
+from price_pipeline.lib.lake.schemas import CHARGE_KINDS
 
 MAX_ROWS = 200_000
 MAX_AMOUNT = 10_000_000.0

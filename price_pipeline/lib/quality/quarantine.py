@@ -25,9 +25,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from price_pipeline.lib import layout
-from price_pipeline.lib.ingest import FilesManifest, current_parsed_versions
-from price_pipeline.lib.storage import Lake, connect_duckdb
+from price_pipeline.lib.fetch.files import FilesManifest
+from price_pipeline.lib.lake import layout
+from price_pipeline.lib.lake.storage import Lake, connect_duckdb
+from price_pipeline.lib.parse.versions import current_parsed_versions
 
 RAW_TEXT_CHARS = 2000  # raw row text kept per quarantined row in the view
 
@@ -48,12 +49,8 @@ QUARANTINE_SCHEMA = pa.schema(
 
 
 def _hospital_keys(lake: Lake) -> list[str]:
-    keys = set()
-    for key in lake.list_keys("manifests/"):
-        part = key.split("/")[1]
-        if part.startswith("hospital_key="):
-            keys.add(part[len("hospital_key=") :])
-    return sorted(keys)
+    keys = {layout.hospital_key_of(key) for key in lake.list_keys(layout.FILES_MANIFESTS_PREFIX)}
+    return sorted(k for k in keys if k is not None)
 
 
 def _row(hospital_key: str, level: str, stage: str, reason: str, **kw: Any) -> dict[str, Any]:
@@ -78,18 +75,18 @@ def hospital_quarantine(hospital_key: str, *, lake: Lake) -> tuple[list[dict[str
         return rows, row_files
     for v in current_parsed_versions(hospital_key, lake=lake):
         summary = v.summary
-        prefix = layout.parsed_prefix(hospital_key, v.file_sha256)
-        if not summary.get("ok"):
-            errors = [f for f in summary.get("findings", []) if f.get("severity") == "error"]
-            reason = "; ".join(f"{f.get('rule')}: {f.get('message')}" for f in errors[:3]) or "not a readable MRF"
+        if not summary.ok:
+            errors = [f for f in summary.findings if f.severity == "error"]
+            reason = "; ".join(f"{f.rule}: {f.message}" for f in errors[:3]) or "not a readable MRF"
             rows.append(
                 _row(hospital_key, "file", "parse", f"unparseable: {reason}", file_sha256=v.file_sha256,
-                     url=v.url, lake_key=f"{prefix}/summary.json")
+                     url=v.url, lake_key=layout.parsed_summary_key(hospital_key, v.file_sha256))
             )
         # A file the latest parse did not quarantine anything from may still have an older
         # quarantine.parquet (same bytes, older parser): the summary decides what is current.
-        if summary.get("rows_quarantined", 0) and lake.exists(f"{prefix}/quarantine.parquet"):
-            row_files.append(f"{prefix}/quarantine.parquet")
+        quarantine_key = layout.parsed_quarantine_key(hospital_key, v.file_sha256)
+        if summary.rows_quarantined and lake.exists(quarantine_key):
+            row_files.append(quarantine_key)
     return rows, row_files
 
 

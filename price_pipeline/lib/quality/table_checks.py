@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from price_pipeline.lib.exports import quote_identifier
+from price_pipeline.lib.analytics.exports import quote_identifier
 
 EXAMPLES = 10
 MIN_HOSPITALS = 5

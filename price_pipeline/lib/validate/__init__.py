@@ -86,8 +86,8 @@ import io
 import os
 import time
 
-from ..mrf.limits import InputLimit, guarded
-from ..mrf.sniff import (
+from price_pipeline.lib.parse.mrf.limits import InputLimit, guarded
+from price_pipeline.lib.parse.mrf.sniff import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_RATIO,
     SAMPLE_BYTES,
@@ -97,7 +97,9 @@ from ..mrf.sniff import (
     detect_kind,
     open_source,
 )
-from .csv_check import UnreadableBody, UnterminatedField
+
+from .csv_body import UnreadableBody
+from .csv_header import UnterminatedField
 from .report import ConformanceReport, ReportCollector
 from .rules import (
     DEFAULT_RULE_SELECTION,
@@ -114,7 +116,7 @@ __all__ = ["ConformanceReport", "DEFAULT_RULE_SELECTION", "RULES", "RULE_SELECTI
 
 def _utf8_opener(src, encoding: str, bom: int, json_guard: bool = False):
     """``open_stream()`` of the UTF-8 payload; ``json_guard``: every byte through the parser's
-    JSON limits (:mod:`price_pipeline.lib.mrf.limits`) before a JSON reader sees it."""
+    JSON limits (:mod:`price_pipeline.lib.parse.mrf.limits`) before a JSON reader sees it."""
     def open_stream():
         f = src.open()
         if bom:
@@ -139,7 +141,7 @@ def validate_file(path: str | os.PathLike, *, max_findings: int = 1000, version:
     declares. ``version`` forces a rule set (``3.0.0``, or as the official command line spells it:
     ``v2.2``, ``3``). ``max_decompressed_bytes`` / ``max_ratio``: the parser's caps on a zip or
     gzip payload. Bad content never raises (it becomes findings: a damaged archive, a limit of
-    :mod:`price_pipeline.lib.mrf.limits`); a missing/unreadable path raises OSError.
+    :mod:`price_pipeline.lib.parse.mrf.limits`); a missing/unreadable path raises OSError.
     """
     t0 = time.perf_counter()
     file = os.fspath(path)

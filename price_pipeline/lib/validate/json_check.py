@@ -25,7 +25,14 @@ import ijson
 import jsonschema
 import numpy as np
 
-from ..mrf.json_reader import _parse_tail, _TailTracker, collect_top
+from price_pipeline.lib.parse.mrf.json_top import (
+    TailTracker,
+    collect_top,
+    find_tail_members,
+    parse_tail_members,
+)
+from price_pipeline.lib.parse.mrf.streams import InnerReader
+
 from .report import ReportCollector
 from .rules import (
     BILLING_CODE_TYPES_V3,
@@ -391,7 +398,7 @@ def _validate_json(open_stream, rc: ReportCollector, choose, plain_path: str | N
     n = 0
     error = None
     with open_stream() as s:
-        tracker = _TailTracker(s)
+        tracker = TailTracker(s)
         try:
             for it in ijson.items(tracker, "standard_charge_information.item", use_float=True, buf_size=1 << 20):
                 tracker.mark()
@@ -418,7 +425,7 @@ def _validate_json(open_stream, rc: ReportCollector, choose, plain_path: str | N
             info["syntax_error"] = True
             return info
     elif not tracker.overflow:
-        top.update({k: val for k, val in _parse_tail(b"".join(tracker.since_mark)).items() if k not in top})
+        top.update({k: val for k, val in find_tail_members(b"".join(tracker.since_mark)).items() if k not in top})
     info["version"] = _declared(top)
     meta = {k: _plain(top[k]) for k in CAPTURED if k in top}
     for rule, msg, path in schema_errors(meta_v if n else full_v, meta):
@@ -435,7 +442,8 @@ def _items_chunked(open_stream, rc: ReportCollector, check_item, plain_path: str
     was) when the sequential path must decide: small payload, layout the cutter does not
     handle, a JSON syntax error anywhere (so that its message is the sequential one), no items.
     """
-    from ..mrf.json_chunks import ARRAY_KEY, Restart, parse_tail_members, read_charges_parallel
+    from price_pipeline.lib.parse.mrf.json_chunks import ARRAY_KEY, Restart, read_charges_parallel
+
     from .json_fast import check_chunk_v3, read_plain_file
 
     saved = rc.snapshot()
@@ -590,19 +598,12 @@ def find_trailing_data(open_stream, keep: int = 60) -> tuple[int, int, int, byte
     return None if start is None else (end, start, total, head)
 
 
-class _Prefix(io.RawIOBase):
+class _Prefix(InnerReader):
     """The first ``limit`` bytes of ``inner`` (the JSON document without what follows it)."""
 
     def __init__(self, inner, limit: int):
         self.inner = inner
         self.left = limit
-
-    def readable(self) -> bool:
-        return True
-
-    def close(self) -> None:
-        self.inner.close()
-        super().close()
 
     def readinto(self, b) -> int:
         if self.left <= 0:

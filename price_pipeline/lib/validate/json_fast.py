@@ -32,7 +32,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..mrf.json_chunks import chunk_items, read_items
+from price_pipeline.lib.parse.mrf.json_chunks import chunk_items, read_items
+
 from .rules import BILLING_CODE_TYPES_V3, DRUG_UNITS, METHODOLOGIES, SETTINGS
 
 
@@ -347,8 +348,8 @@ def read_plain_file(path: str, process, consume, *, chunk_bytes: int, workers: i
     :class:`~..mrf.json_chunks.Restart` for layouts it does not handle (no items, no array, an
     item over ``MAX_ITEM_BYTES``, an unbalanced or very long last part).
     """
-    from ..mrf.json_chunks import Restart, exact_scan, locate_array
-    from ..mrf.limits import JsonGuard
+    from price_pipeline.lib.parse.mrf.json_chunks import Restart, exact_scan, locate_array
+    from price_pipeline.lib.parse.mrf.limits import JsonGuard
 
     with open(path, "rb", buffering=0) as raw:
         buf, start = locate_array(_Head(raw))

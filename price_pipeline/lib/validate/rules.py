@@ -17,7 +17,7 @@ RULES: dict[str, tuple[str, str, str]] = {
     "unreadable_file": ("error", "(none: the official validator needs a plain CSV/JSON stream)",
                         "not CSV or JSON, empty, HTML, or a broken archive"),
     "invalid_json": ("error", "InvalidJsonError", "JSON syntax error; nothing after it is checked"),
-    # damaged archives and reader limits (price_pipeline.lib.mrf.sniff / .limits): the file is not read to its end
+    # damaged archives and reader limits (price_pipeline.lib.parse.mrf.sniff / .limits): the file is not read to its end
     "decompression_limit": ("error", "(none)", "zip/gzip payload over the byte or ratio cap"),
     "truncated_archive": ("error", "(none)", "the zip/gzip stream ends early (file cut off)"),
     "bad_crc": ("error", "(none)", "the archive's CRC-32 check failed"),

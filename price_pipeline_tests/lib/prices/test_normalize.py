@@ -1,0 +1,249 @@
+"""normalize_to_prices: charge kinds, primary code, item-level dedup, cross-format identity."""
+
+from __future__ import annotations
+
+import collections
+import csv
+import datetime as dt
+import json
+import random
+
+import pyarrow.parquet as pq
+import pytest
+
+from price_pipeline.lib.lake.schemas import PRICES_SCHEMA
+from price_pipeline.lib.parse.mrf import parse_to_parquet
+from price_pipeline.lib.prices.normalize import normalize_to_prices
+
+from ..conftest import BROKEN, CMS
+
+
+def prices(tmp_path, path, name, sha="sha"):
+    s = parse_to_parquet(path, tmp_path / f"{name}.parsed.parquet", file_sha256=sha)
+    n = normalize_to_prices([(str(tmp_path / f"{name}.parsed.parquet"), s.header, sha)],
+                            tmp_path / f"{name}.prices.parquet", hospital_key="h1", memory_limit="256MB")
+    t = pq.read_table(tmp_path / f"{name}.prices.parquet")
+    assert t.num_rows == n and t.schema.equals(PRICES_SCHEMA)
+    return t.to_pylist()
+
+
+def kinds(rows):
+    return dict(collections.Counter(r["charge_kind"] for r in rows))
+
+
+def comparable(rows, drop=("source_row", "source_path")):
+    return collections.Counter(json.dumps({k: v for k, v in r.items() if k not in drop}, sort_keys=True, default=str)
+                               for r in rows)
+
+
+def test_v3_tall_kinds_and_dedup(tmp_path):
+    rows = prices(tmp_path, CMS / "V3.0.0_Tall_CSV_Format_Example.csv", "t")
+    assert kinds(rows) == {
+        "gross": 17, "discounted_cash": 17, "minimum": 18, "maximum": 17, "negotiated_dollar": 29,
+        "negotiated_percentage": 8, "negotiated_algorithm": 8, "median": 9, "percentile_10th": 9,
+        "percentile_90th": 9, "count": 10}
+    mri = [r for r in rows if r["description"] == "MRI of brain (no contrast)"]
+    gross = [r for r in mri if r["charge_kind"] == "gross"]
+    assert len(gross) == 1 and gross[0]["source_row"] == 4 and gross[0]["payer_name"] is None
+    assert gross[0]["amount"] == 1200 and gross[0]["percentage"] is None and gross[0]["value_text"] is None
+    assert {r["primary_code"] for r in mri} == {"70551"} and mri[0]["primary_code_type"] == "CPT"
+    pct = next(r for r in rows if r["charge_kind"] == "negotiated_percentage" and r["description"] == "ER level 3")
+    assert pct["percentage"] == 80 and pct["amount"] is None and pct["payer_name"] == "Platform Health Insurance"
+    cnt = next(r for r in rows if r["charge_kind"] == "count" and r["description"] == "Psychoses")
+    assert cnt["value_text"] == "1 through 10"
+    r0 = rows[0]
+    assert r0["hospital_name"] == "West Mercy Hospital" and r0["template_version"] == "3.0.0"
+    assert r0["last_updated_on"] == dt.date(2026, 4, 1) and r0["hospital_key"] == "h1"
+    # Item-level dedup: tall repeats min 1400 on both payer rows of the bed -> one row, from the
+    # first source row. (18 minimums: tall row 12 has a stray min 150 for the metabolic panel.)
+    bed_min = [r for r in rows if r["description"] == "Medical surgical bed" and r["charge_kind"] == "minimum"]
+    assert len(bed_min) == 1 and bed_min[0]["source_row"] == 10
+
+
+def test_primary_code_priority(tmp_path):
+    head = (BROKEN / "small_tall.csv").read_text().split("\n")[:3]
+    body = [
+        "a,0001,LOCAL,99213,CPT,outpatient,,,10,,,,,,,,,,,,,,,",
+        "b,0001,LOCAL,470,MS-DRG,inpatient,,,10,,,,,,,,,,,,,,,",
+        "c,0450,RC,J1100,HCPCS,outpatient,,,10,,,,,,,,,,,,,,,",
+        "d,1234-5678-90,NDC,0250,RC,both,1,UN,10,,,,,,,,,,,,,,,",
+        "e,0001,LOCAL,12,APR-DRG,inpatient,,,10,,,,,,,,,,,,,,,",
+        "f,0001,LOCAL,12,TRIS-DRG,inpatient,,,10,,,,,,,,,,,,,,,",
+        "g,0001,LOCAL,D0120,CDT,outpatient,,,10,,,,,,,,,,,,,,,",
+        "h,0001,LOCAL,X1,CDM,outpatient,,,10,,,,,,,,,,,,,,,",
+        "i,0001,LOCAL,,,outpatient,,,10,,,,,,,,,,,,,,,",
+    ]
+    p = tmp_path / "codes.csv"
+    p.write_text("\n".join(head + body) + "\n")
+    got = {r["description"]: (r["primary_code"], r["primary_code_type"]) for r in prices(tmp_path, p, "c")}
+    assert got == {"a": ("99213", "CPT"), "b": ("470", "MS-DRG"), "c": ("J1100", "HCPCS"),
+                   "d": ("01234567890", "NDC"), "e": ("12", "APR-DRG"), "f": ("12", "TRIS-DRG"),
+                   "g": ("D0120", "CDT"), "h": ("X1", "CDM"), "i": ("0001", "LOCAL")}
+
+
+def test_official_examples_differences_are_documented(tmp_path):
+    """The official v3 trio does NOT encode identical data; these are the known differences.
+
+    * Tall row 12 gives "Basic metabolic panel" ``standard_charge|min`` = 150 (row 13 and the wide
+      and JSON files say 125): one extra ``minimum`` row in tall.
+    * JSON ``modifier_information`` has no percentage: the 6 modifier percentages of the CSVs
+      (150/145, 62.5/60, 93.75/87) are only text there -> 6 fewer negotiated_percentage rows.
+    * The tall template has no payer-notes column: tall puts payer notes in
+      additional_generic_notes (with a leading space), wide/JSON in additional_payer_notes.
+    Everything else (amounts, percentages, algorithms, payers, codes, kinds) is identical; the
+    identity property itself is proven on a generated trio below.
+    """
+    t = prices(tmp_path, CMS / "V3.0.0_Tall_CSV_Format_Example.csv", "t")
+    w = prices(tmp_path, CMS / "V3.0.0_Wide_CSV_Format_Example.csv", "w")
+    j = prices(tmp_path, CMS / "V3.0.0_JSON_Format_Example.json", "j")
+    drop = ("source_row", "source_path", "additional_payer_notes", "additional_generic_notes")
+    ct, cw, cj = comparable(t, drop), comparable(w, drop), comparable(j, drop)
+    only_tall = [json.loads(k) for k in (ct - cw).elements()]
+    only_wide = [json.loads(k) for k in (cw - ct).elements()]
+    assert only_wide == []
+    assert [(r["description"], r["charge_kind"], r["amount"]) for r in only_tall] == [
+        ("Basic metabolic panel", "minimum", 150.0)]
+    no_mod_pct = [json.loads(k) for k in (cw - cj).elements()]
+    assert sorted(r["percentage"] for r in no_mod_pct) == [60, 62.5, 87, 93.75, 145, 150]
+    assert all(r["charge_kind"] == "negotiated_percentage" and r["modifiers"] for r in no_mod_pct)
+    assert not (cj - cw)
+
+
+# -- a small generated trio: the same data written as tall CSV, wide CSV and JSON ------------------
+def make_trio(tmp_path, seed=3, n_items=40):
+    rnd = random.Random(seed)
+    payers = [("Aetna", "PPO"), ("Cigna, Inc.", "Open Access"), ("Blue \"Shield\"", "HMO")]
+    items = []
+    for i in range(n_items):
+        codes = [(str(rnd.randint(10000, 99999)), "CPT")] + ([("0" + str(rnd.randint(100, 999)), "RC")]
+                                                            if rnd.random() < 0.5 else [])
+        charges = {}
+        for pn in payers:
+            if rnd.random() < 0.6:
+                kind = rnd.choice(["dollar", "pct", "algo"])
+                c = {"methodology": "fee schedule"}
+                if kind == "dollar":
+                    c["standard_charge_dollar"] = round(rnd.uniform(10, 5000), 2)
+                elif kind == "pct":
+                    c.update(standard_charge_percentage=rnd.choice([50, 80, 92.5]), median_amount=123.45,
+                             **{"10th_percentile": 100.0, "90th_percentile": 150.0}, count="1 through 10")
+                else:
+                    c.update(standard_charge_algorithm=f"Case rate, item {i}; see \"contract\"\nsection 4",
+                             count="12", median_amount=99.0, **{"10th_percentile": 90.0, "90th_percentile": 120.0})
+                charges[pn] = c
+        gross = round(rnd.uniform(100, 9000), 2) if rnd.random() < 0.8 else None
+        items.append({"description": f"Item {i}, \"special\"\nline two" if i % 7 == 0 else f"Item {i}",
+                      "codes": codes, "setting": rnd.choice(["inpatient", "outpatient", "both"]),
+                      "gross": gross, "cash": round(gross * 0.8, 2) if gross else None,
+                      "min": 10.0 if charges else None, "max": 5000.0 if charges else None, "charges": charges})
+    hdr1 = ["hospital_name", "last_updated_on", "version", "location_name", "hospital_address", "license_number|TX"]
+    hdr2 = ["Trio Hospital", "2025-06-30", "3.0.0", "Trio", "1 Road, Austin, TX", "999"]
+    code_cols = ["code|1", "code|1|type", "code|2", "code|2|type"]
+
+    def code_vals(it):
+        c = it["codes"] + [("", "")] * (2 - len(it["codes"]))
+        return [c[0][0], c[0][1], c[1][0], c[1][1]]
+
+    def num(v):
+        return "" if v is None else repr(v)
+
+    payer_fields = [("standard_charge|negotiated_dollar", "standard_charge_dollar"),
+                    ("standard_charge|negotiated_percentage", "standard_charge_percentage"),
+                    ("standard_charge|negotiated_algorithm", "standard_charge_algorithm"),
+                    ("median_amount", "median_amount"), ("10th_percentile", "10th_percentile"),
+                    ("90th_percentile", "90th_percentile"), ("count", "count"),
+                    ("standard_charge|methodology", "methodology")]
+    base_cols = ["description", *code_cols, "setting", "standard_charge|gross", "standard_charge|discounted_cash",
+                 "standard_charge|min", "standard_charge|max"]
+
+    def base_vals(it):
+        return [it["description"], *code_vals(it), it["setting"], num(it["gross"]), num(it["cash"]),
+                num(it["min"]), num(it["max"])]
+
+    def val(c, k):
+        v = c.get(k)
+        return "" if v is None else (v if isinstance(v, str) else repr(v))
+
+    with open(tmp_path / "trio_tall.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerows([hdr1, hdr2, base_cols + ["payer_name", "plan_name"] + [h for h, _ in payer_fields]])
+        for it in items:
+            if not it["charges"]:
+                w.writerow(base_vals(it) + [""] * (2 + len(payer_fields)))
+            for (payer, plan), c in it["charges"].items():
+                w.writerow(base_vals(it) + [payer, plan] + [val(c, k) for _, k in payer_fields])
+    with open(tmp_path / "trio_wide.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        wide_cols = []
+        for payer, plan in payers:
+            for h, _ in payer_fields:
+                parts = h.split("|")
+                wide_cols.append(f"standard_charge|{payer}|{plan}|{parts[1]}" if len(parts) == 2
+                                 else f"{h}|{payer}|{plan}")
+        w.writerows([hdr1, hdr2, base_cols + wide_cols])
+        for it in items:
+            row = base_vals(it)
+            for pn in payers:
+                c = it["charges"].get(pn, {})
+                row += [val(c, k) for _, k in payer_fields]
+            w.writerow(row)
+    doc = {"hospital_name": "Trio Hospital", "last_updated_on": "2025-06-30", "version": "3.0.0",
+           "location_name": ["Trio"], "hospital_address": ["1 Road, Austin, TX"],
+           "license_information": {"license_number": "999", "state": "TX"}, "standard_charge_information": []}
+    for it in items:
+        sc = {"setting": it["setting"]}
+        for k, jk in (("gross", "gross_charge"), ("cash", "discounted_cash"), ("min", "minimum"), ("max", "maximum")):
+            if it[k] is not None:
+                sc[jk] = it[k]
+        if it["charges"]:
+            sc["payers_information"] = [{"payer_name": p, "plan_name": pl, **c} for (p, pl), c in it["charges"].items()]
+        doc["standard_charge_information"].append({
+            "description": it["description"], "code_information": [{"code": c, "type": t} for c, t in it["codes"]],
+            "standard_charges": [sc]})
+    (tmp_path / "trio.json").write_text(json.dumps(doc))
+    return items
+
+
+def test_cross_format_identity(tmp_path):
+    make_trio(tmp_path)
+    t = prices(tmp_path, tmp_path / "trio_tall.csv", "tt")
+    w = prices(tmp_path, tmp_path / "trio_wide.csv", "ww")
+    j = prices(tmp_path, tmp_path / "trio.json", "jj")
+    assert len(t) > 100
+    assert comparable(t) == comparable(w) == comparable(j)
+    assert {r["source_path"] is not None for r in j} == {True}
+    assert {r["source_row"] is not None for r in t} == {True}
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_multi_file_hospital(tmp_path, seed):
+    make_trio(tmp_path, seed=seed, n_items=10)
+    s1 = parse_to_parquet(tmp_path / "trio_tall.csv", tmp_path / "a.parquet", file_sha256="A")
+    s2 = parse_to_parquet(tmp_path / "trio.json", tmp_path / "b.parquet", file_sha256="B")
+    n = normalize_to_prices([(str(tmp_path / "a.parquet"), s1.header, "A"), (str(tmp_path / "b.parquet"), s2.header, "B")],
+                            tmp_path / "p.parquet", hospital_key="h")
+    t = pq.read_table(tmp_path / "p.parquet").to_pylist()
+    by = collections.Counter(r["file_sha256"] for r in t)
+    assert by["A"] == by["B"] and by["A"] + by["B"] == n
+
+
+def test_empty_input(tmp_path):
+    assert normalize_to_prices([], tmp_path / "e.parquet", hospital_key="h") == 0
+    assert pq.read_table(tmp_path / "e.parquet").schema.equals(PRICES_SCHEMA)
+
+
+def test_malformed_code_is_never_primary(tmp_path):
+    """Issue 18 item 3: an eight-digit "HCPCS" code or a bracketed NDC used to become primary."""
+    head = (BROKEN / "small_tall.csv").read_text().split("\n")[:3]
+    body = [
+        # malformed HCPCS (8 digits) beside a well-formed revenue code: the revenue code is primary
+        "a,12345678,HCPCS,0250,RC,outpatient,,,10,,,,,,,,,,,,,,,",
+        # NDC with a bracketed package suffix: cleaned to 11 digits and well formed
+        "b,43598-426-60 [359385],NDC,0636,RC,outpatient,,,10,,,,,,,,,,,,,,,",
+        # nothing well formed: the malformed code by type priority is still chosen
+        "c,12345678,HCPCS,,,outpatient,,,10,,,,,,,,,,,,,,,",
+    ]
+    p = tmp_path / "malformed.csv"
+    p.write_text("\n".join(head + body) + "\n")
+    got = {r["description"]: (r["primary_code"], r["primary_code_type"]) for r in prices(tmp_path, p, "m")}
+    assert got == {"a": ("0250", "RC"), "b": ("43598042660", "NDC"), "c": ("12345678", "HCPCS")}

@@ -1,0 +1,56 @@
+"""The Great Expectations suite on a prices partition: failing expectations are reported."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from price_pipeline.lib.lake.schemas import PRICES_SCHEMA
+
+
+def _row(kind: str, amount=None, *, payer=None, percentage=None, setting="Outpatient", row=4) -> dict:
+    record = {name: None for name in PRICES_SCHEMA.names}
+    record.update(hospital_key="h1", file_sha256="a" * 64, source_row=row, description="Office visit",
+                  setting=setting, billing_class="facility", primary_code="99213", primary_code_type="CPT",
+                  charge_kind=kind, amount=amount, percentage=percentage, payer_name=payer,
+                  plan_name="PPO" if payer else None)
+    return record
+
+
+def test_failing_expectations_are_reported_with_examples(tmp_path):
+    from price_pipeline.lib.quality.expectations import run_price_expectations
+
+    rows = [
+        _row("gross", 100.0), _row("minimum", 50.0), _row("maximum", 40.0),  # min > max
+        _row("median", 80.0, payer="Aetna"), _row("percentile_10th", 90.0, payer="Aetna"),  # p10 > median
+        _row("percentile_90th", 120.0, payer="Aetna"),
+        _row("negotiated_percentage", payer="Cigna"),  # percentage missing
+        _row("gross", 99999999999.0, setting="somewhere", row=5),  # out of range, unknown setting
+    ]
+    path = tmp_path / "prices.parquet"
+    pq.write_table(pa.Table.from_pylist(rows, schema=PRICES_SCHEMA), path)
+    outcome = run_price_expectations(path)
+    assert outcome["success"] is False and outcome["rows"] == 8 and outcome["sampled"] is False
+    failed = {
+        (r["expectation"], r["kwargs"].get("column") or (r["kwargs"]["column_A"], r["kwargs"]["column_B"]))
+        for r in outcome["results"] if not r["success"]
+    }
+    assert failed == {
+        ("expect_column_pair_values_a_to_be_greater_than_b", ("maximum", "minimum")),
+        ("expect_column_pair_values_a_to_be_greater_than_b", ("median", "percentile_10th")),
+        ("expect_column_values_to_not_be_null", "percentage"),
+        ("expect_column_values_to_be_between", "amount"),
+        ("expect_column_values_to_be_in_set", "setting"),
+    }
+    setting = next(r for r in outcome["results"] if r["kwargs"].get("column") == "setting" and not r["success"])
+    assert setting["unexpected_count"] == 1 and setting["examples"] == ["somewhere"]
+
+
+def test_sampling_caps_rows_validated(tmp_path):
+    from price_pipeline.lib.quality.expectations import run_price_expectations
+
+    rows = [_row("gross", 10.0 + i, row=4 + i) for i in range(50)]
+    path = tmp_path / "prices.parquet"
+    pq.write_table(pa.Table.from_pylist(rows, schema=PRICES_SCHEMA), path)
+    outcome = run_price_expectations(path, max_rows=20)
+    assert outcome["success"] and outcome["sampled"] and outcome["rows"] == 50 and outcome["rows_validated"] == 20
