@@ -20,7 +20,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from price_pipeline.settings import child_environment
+from price_pipeline.settings import become_environment, child_environment
 
 ENV_FLAG = "--price-pipeline-env="
 COMMAND = "price-pipeline-dbt"  # the console script ([project.scripts] in pyproject.toml)
@@ -43,13 +43,12 @@ def split_args(argv: list[str]) -> tuple[dict[str, str], list[str]]:
 def main() -> None:
     env, args = split_args(sys.argv[1:])
     environment = child_environment(env)
-    from price_pipeline.lib import spark_dbt
+    from price_pipeline.lib.analytics import spark_dbt
 
     if spark_dbt.needs_spark_session(args, environment):
         # The `spark` target (dbt-spark, session method): dbt must run inside the process that
         # holds the Spark session with the project's UDFs, so this process becomes the run's dbt.
-        os.environ.clear()
-        os.environ.update(environment)
+        become_environment(environment)
         sys.exit(spark_dbt.main(args))
     # the dbt installed beside this interpreter, so an unactivated virtualenv still finds it
     dbt = shutil.which("dbt", path=str(Path(sys.executable).parent)) or "dbt"

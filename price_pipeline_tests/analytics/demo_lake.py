@@ -19,11 +19,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from price_pipeline.lib.mrf import parse_to_parquet
-from price_pipeline.lib.normalize import normalize_to_prices
+from price_pipeline.lib.lake.schemas import PRICE_VERSIONS_SCHEMA, PRICES_SCHEMA
+from price_pipeline.lib.lake.storage import LocalLake
+from price_pipeline.lib.parse.mrf import parse_to_parquet
+from price_pipeline.lib.prices.normalize import normalize_to_prices
 from price_pipeline.lib.quality.conformance import _summary_row, write_summary_table
-from price_pipeline.lib.schemas import PRICE_VERSIONS_SCHEMA, PRICES_SCHEMA
-from price_pipeline.lib.storage import LocalLake
 from price_pipeline.lib.validate import validate_file
 
 DEMO = Path(__file__).resolve().parents[2] / "price_pipeline" / "demo" / "data"

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from price_pipeline.lib import codes, spark_dbt
+from price_pipeline.lib.analytics import spark_dbt
+from price_pipeline.lib.prices import codes
 
 PAIRS = [("99213", "CPT"), ("j1100", "hcpcs"), (" 470 ", "MS-DRG"), ("DRG 12", "drg"), ("250", "rev"),
          ("0002-1433-80", "NDC"), (None, "CPT"), ("A1234", None), ("  ", "cdm")]

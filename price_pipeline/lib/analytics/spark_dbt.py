@@ -5,12 +5,12 @@ dbt-spark's ``session`` method runs every statement through ``SparkSession.build
 process that returns the session already running. So this module starts the session first
 (:func:`spark_session`: master, warehouse folder, memory, from the environment), registers on it
 the functions the models call (:func:`register_udfs`, the Spark counterpart of the dbt-duckdb
-plugin :mod:`price_pipeline.lib.dbt_plugin`), and then runs dbt's CLI in the same process
+plugin :mod:`price_pipeline.lib.analytics.dbt_plugin`), and then runs dbt's CLI in the same process
 (:func:`main`). The rules stay one Python definition for both engines:
 
-* ``pp_payer_classify(payer_name, plan_name)`` -> struct: :func:`price_pipeline.lib.payers.classify`;
+* ``pp_payer_classify(payer_name, plan_name)`` -> struct: :func:`price_pipeline.lib.prices.payers.classify`;
 * ``pp_clean_code``, ``pp_clean_code_type``, ``pp_code_system``, ``pp_code_well_formed``: the
-  DuckDB macros of :mod:`price_pipeline.lib.codes`, evaluated by an in-memory DuckDB connection
+  DuckDB macros of :mod:`price_pipeline.lib.prices.codes`, evaluated by an in-memory DuckDB connection
   in the Python worker (called once per distinct raw code cell, never per price row);
 * ``pp_lake_glob(pattern)`` -> array<string>: the files a glob matches (fsspec; local or
   ``s3://``), what DuckDB's ``glob()`` gives the DuckDB models (Spark SQL has no listing
@@ -18,7 +18,7 @@ plugin :mod:`price_pipeline.lib.dbt_plugin`), and then runs dbt's CLI in the sam
 
 ``price-pipeline-dbt`` (:mod:`price_pipeline.dbt_env`, the dbt executable the Dagster models
 asset runs) calls :func:`main` for a Spark build: ``price-pipeline-dbt build --target spark ...``
-takes exactly dbt's arguments (and ``python -m price_pipeline.lib.spark_dbt`` does the same).
+takes exactly dbt's arguments (and ``python -m price_pipeline.lib.analytics.spark_dbt`` does the same).
 For any other target it runs plain dbt, starting no JVM.
 
 Environment (docs/analytics.md, "Spark"):
@@ -38,34 +38,31 @@ Environment (docs/analytics.md, "Spark"):
 from __future__ import annotations
 
 import functools
-import os
 import sys
+from collections.abc import Mapping
 from typing import Any
 
+from price_pipeline.settings import SparkSettings, dbt_target
+
 SPARK_TARGETS = ("spark",)
-
-
-def _extra_conf() -> dict[str, str]:
-    pairs = [p for p in os.environ.get("PRICE_PIPELINE_SPARK_CONF", "").split(";") if p.strip()]
-    return dict(p.split("=", 1) for p in (q.strip() for q in pairs))
 
 
 def spark_session(*, master: str | None = None, warehouse: str | None = None, conf: dict[str, str] | None = None):
     """The process's SparkSession, created with the project's settings (or the one running)."""
     from pyspark.sql import SparkSession
 
-    # Python workers must run this interpreter (the one that has price_pipeline installed).
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    settings = SparkSettings.from_env()
     builder = SparkSession.builder.appName("price_pipeline dbt")
-    remote = os.environ.get("PRICE_PIPELINE_SPARK_REMOTE")
-    if remote:
-        builder = builder.remote(remote)
+    if settings.remote:
+        builder = builder.remote(settings.remote)
     else:
-        builder = builder.master(master or os.environ.get("PRICE_PIPELINE_SPARK_MASTER", "local[2]"))
-        warehouse = warehouse or os.environ.get("PRICE_PIPELINE_SPARK_WAREHOUSE")
-        settings = {
-            "spark.driver.memory": os.environ.get("PRICE_PIPELINE_SPARK_DRIVER_MEMORY", "1g"),
+        builder = builder.master(master or settings.master)
+        warehouse = warehouse or settings.warehouse
+        values = {
+            "spark.driver.memory": settings.driver_memory,
+            # Python workers run this interpreter (the one that has price_pipeline installed).
+            "spark.pyspark.python": sys.executable,
+            "spark.pyspark.driver.python": sys.executable,
             # Small lakes and 2 cores: the default 200 shuffle partitions make every aggregate
             # 200 tiny tasks; adaptive execution coalesces them on a cluster anyway.
             "spark.sql.shuffle.partitions": "8",
@@ -79,18 +76,18 @@ def spark_session(*, master: str | None = None, warehouse: str | None = None, co
             "spark.sql.ansi.enabled": "false",
         }
         if warehouse:
-            settings["spark.sql.warehouse.dir"] = warehouse
+            values["spark.sql.warehouse.dir"] = warehouse
             # The embedded Derby metastore (when Hive support is on) beside the warehouse, not in the cwd.
-            settings["spark.driver.extraJavaOptions"] = f"-Dderby.system.home={warehouse.rstrip('/')}-metastore"
-        settings.update(conf or {})
-        settings.update(_extra_conf())
-        for key, value in settings.items():
+            values["spark.driver.extraJavaOptions"] = f"-Dderby.system.home={warehouse.rstrip('/')}-metastore"
+        values.update(conf or {})
+        values.update(settings.conf)
+        for key, value in values.items():
             builder = builder.config(key, value)
     spark = builder.getOrCreate()
-    if not remote:
+    if not settings.remote:
         # A failing statement is reported by dbt (with Spark's message); Spark's own logger
         # would print each as a JSON record with the whole JVM stack trace.
-        spark.sparkContext.setLogLevel(os.environ.get("PRICE_PIPELINE_SPARK_LOG_LEVEL", "OFF"))
+        spark.sparkContext.setLogLevel(settings.log_level)
     return spark
 
 
@@ -100,7 +97,7 @@ def spark_session(*, master: str | None = None, warehouse: str | None = None, co
 def _duckdb_codes():
     import duckdb
 
-    from price_pipeline.lib import codes
+    from price_pipeline.lib.prices import codes
 
     con = duckdb.connect()
     codes.register(con)
@@ -138,7 +135,7 @@ def pp_lake_glob(pattern: str | None) -> list[str]:
     kwargs: dict[str, Any] = {}
     if pattern.startswith(("s3://", "s3a://")):
         pattern = "s3://" + pattern.split("://", 1)[1]
-        endpoint = os.environ.get("PRICE_PIPELINE_S3_ENDPOINT_URL") or None
+        endpoint = SparkSettings.from_env().s3_endpoint_url
         kwargs["client_kwargs"] = {"endpoint_url": endpoint} if endpoint else {}
     fs, path = fsspec.core.url_to_fs(pattern, **kwargs)
     found = sorted(fs.glob(path))
@@ -149,7 +146,7 @@ def register_udfs(spark) -> None:
     """Register the project's Python rules as SQL functions of the session (see the module doc)."""
     from pyspark.sql.types import ArrayType, BooleanType, StringType, StructField, StructType
 
-    from price_pipeline.lib import payers
+    from price_pipeline.lib.prices import payers
 
     classify_type = StructType([
         StructField(name, StringType())
@@ -165,13 +162,13 @@ def register_udfs(spark) -> None:
 
 # --- dbt in-process ---------------------------------------------------------------------------
 
-def _target(argv: list[str], environ=None) -> str:
+def _target(argv: list[str], environ: Mapping[str, str] | None = None) -> str:
     for i, arg in enumerate(argv):
         if arg in ("--target", "-t") and i + 1 < len(argv):
             return argv[i + 1]
         if arg.startswith("--target="):
             return arg.split("=", 1)[1]
-    return (os.environ if environ is None else environ).get("PRICE_PIPELINE_DBT_TARGET", "embedded")
+    return dbt_target(environ)
 
 
 def run_dbt(argv: list[str]) -> int:
@@ -184,10 +181,10 @@ def run_dbt(argv: list[str]) -> int:
     return 2 if result.exception is not None else 1
 
 
-def needs_spark_session(argv: list[str], environ: dict[str, str] | None = None) -> bool:
+def needs_spark_session(argv: list[str], environ: Mapping[str, str] | None = None) -> bool:
     """Whether these dbt arguments run SQL on a Spark target (parse, deps, clean do not)."""
     return (bool(argv) and argv[0] not in ("parse", "deps", "clean", "debug", "--version", "--help")
-            and _target(argv, os.environ if environ is None else environ) in SPARK_TARGETS)
+            and _target(argv, environ) in SPARK_TARGETS)
 
 
 def main(argv: list[str] | None = None) -> int:
