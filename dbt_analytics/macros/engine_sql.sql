@@ -150,3 +150,9 @@
     {%- endif -%}
     {{ return('cast(' ~ expression ~ ' as string)') }}
 {% endmacro %}
+
+{#- After an ascending sort key whose NULLs must sort last on both engines: DuckDB sorts NULLs
+    last by default, Spark first (ascending). -#}
+{% macro nulls_last() %}{{ return(adapter.dispatch('nulls_last')()) }}{% endmacro %}
+{% macro default__nulls_last() %}{{ return('') }}{% endmacro %}
+{% macro spark__nulls_last() %}{{ return(' nulls last') }}{% endmacro %}
