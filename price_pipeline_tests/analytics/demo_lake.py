@@ -50,8 +50,32 @@ def _generate(work: Path, fmt: str, rows: int, payers: int, seed: int) -> Path:
     return out
 
 
-def _add_hospital(lake: Path, work: Path, key: str, versions: list[tuple[Path, dt.date]]) -> int:
-    """Parse, normalise and validate a hospital's versions (oldest first; the last is current)."""
+# Payers renamed in one generated hospital to names no rule or seed knows (and one with no
+# plan), so the review queue (review_unmapped_payers) has rows on both engines.
+UNKNOWN_PAYERS = {"gen-json-3": {"Oscar Health": ("Zyqa Mutual Benefit Trust", None),
+                                 "Priority Health": ("Qorvent Plan Administrators", "Tier Q")}}
+
+
+def _rename_payers(path: Path, renames: dict[str, tuple[str, str | None]]) -> None:
+    table = pq.read_table(path)
+    rows = table.to_pylist()
+    for row in rows:
+        if row["payer_name"] in renames:
+            row["payer_name"], row["plan_name"] = renames[row["payer_name"]]
+    pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), path)
+
+
+def _report_rows(key: str, raw: Path, sha: str, url: str) -> dict:
+    report = {"hospital_key": key, "file_sha256": sha, "url": url, "download_status": "ok",
+              **validate_file(raw, max_findings=50).as_dict(),
+              "report_key": f"conformance/hospital_key={key}/{sha}.json"}
+    return _summary_row(key, report, VALIDATED_AT)
+
+
+def _add_hospital(lake: Path, work: Path, key: str, versions: list[tuple[Path, dt.date]],
+                  unusable: list[Path] = ()) -> int:
+    """Parse, normalise and validate a hospital's versions (oldest first; the last is current),
+    and validate its ``unusable`` files (listed, but with no rows to normalise)."""
     history = lake / "prices_history" / f"hospital_key={key}"
     history.mkdir(parents=True)
     rows_out, current_tables, report_rows = [], [], []
@@ -62,6 +86,8 @@ def _add_hospital(lake: Path, work: Path, key: str, versions: list[tuple[Path, d
         assert summary["ok"], f"{raw.name}: {summary['findings'][:3]}"
         out = history / f"file_sha256={sha}.parquet"
         n = normalize_to_prices([(parsed, summary.get("header") or {}, sha)], out, hospital_key=key)
+        if key in UNKNOWN_PAYERS:
+            _rename_payers(out, UNKNOWN_PAYERS[key])
         current = seq == len(versions)
         seen = dt.datetime.combine(updated, dt.time(6), dt.UTC)
         rows_out.append({
@@ -72,10 +98,12 @@ def _add_hospital(lake: Path, work: Path, key: str, versions: list[tuple[Path, d
         })
         if current:
             current_tables.append(pq.read_table(out))
-            report = {"hospital_key": key, "file_sha256": sha, "url": rows_out[-1]["url"], "download_status": "ok",
-                      **validate_file(raw, max_findings=50).as_dict(),
-                      "report_key": f"conformance/hospital_key={key}/{sha}.json"}
-            report_rows.append(_summary_row(key, report, VALIDATED_AT))
+            report_rows.append(_report_rows(key, raw, sha, rows_out[-1]["url"]))
+    report_rows += [_report_rows(key, raw, _sha(raw), f"https://{key}.example.org/{raw.name}") for raw in unusable]
+    if not rows_out:  # nothing to normalise: only the conformance reports
+        history.rmdir()
+        write_summary_table(LocalLake(lake), key, report_rows)
+        return 0
     pq.write_table(pa.Table.from_pylist(rows_out, schema=PRICE_VERSIONS_SCHEMA), history / "versions.parquet")
     prices = lake / "prices" / f"hospital_key={key}"
     prices.mkdir(parents=True)
@@ -91,17 +119,19 @@ def build_demo_lake(lake: Path, work: Path) -> dict[str, int]:
     hospitals, counts = [], {}
     for h in catalog:
         key = f"ccn-{h['ccn']}" if h.get("ccn") else h["id"]
-        raws = []
+        raws, unusable = [], []
         for f in h["files"]:
             raw = DEMO / "files" / f["name"]
             if not raw.exists():
                 continue
             summary = parse_to_parquet(raw, work / "probe.parquet", file_sha256=_sha(raw)).as_dict()
-            if summary["ok"] and summary["rows_parsed"] > 0:  # the demo has broken files on purpose
+            if summary["ok"] and summary["rows_parsed"] > 0:
                 raws.append((raw, dt.date.fromisoformat(f["last_modified"][:10])))
-        if not raws:
+            else:  # the demo has broken files on purpose: reported, no prices
+                unusable.append(raw)
+        if not raws and not unusable:
             continue
-        counts[key] = _add_hospital(lake, work, key, raws)
+        counts[key] = _add_hospital(lake, work, key, raws, unusable)
         hospitals.append((key, h.get("ccn"), h["name"], h.get("address"), h.get("city"), h.get("state"),
                           h.get("zip"), h.get("website"), "active"))
     for i, (key, name, state, status, versions) in enumerate(GENERATED):
