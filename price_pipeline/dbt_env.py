@@ -48,6 +48,10 @@ def main() -> None:
     if spark_dbt.needs_spark_session(args, environment):
         # The `spark` target (dbt-spark, session method): dbt must run inside the process that
         # holds the Spark session with the project's UDFs, so this process becomes the run's dbt.
+        # Spark starts its Python workers with PYSPARK_PYTHON (default: the first python3 on
+        # PATH, which need not see this virtualenv, and then the UDFs cannot import this
+        # package); the session's spark.pyspark.python setting did not reach local-mode workers.
+        environment.setdefault("PYSPARK_PYTHON", sys.executable)
         become_environment(environment)
         sys.exit(spark_dbt.main(args))
     # the dbt installed beside this interpreter, so an unactivated virtualenv still finds it
