@@ -70,7 +70,14 @@
 {% macro default__string_agg_ordered(expression, separator, order_by, distinct) %}
     {{ return('string_agg(' ~ ('distinct ' if distinct else '') ~ expression ~ ', ' ~ separator ~ ' order by ' ~ order_by ~ ')') }}
 {% endmacro %}
+{#- Spark 4.3 fails (ClassCastException in ListAgg) when one select holds several
+    listagg(distinct ...): its distinct-aggregate rewrite swaps the sort order for a column. The
+    distinct values sorted by themselves are a sorted set instead; NULL for no values, as
+    string_agg gives. -#}
 {% macro spark__string_agg_ordered(expression, separator, order_by, distinct) %}
+    {%- if distinct and order_by | trim == expression | trim -%}
+    {{ return('case when count(' ~ expression ~ ') = 0 then null else array_join(array_sort(collect_set(' ~ expression ~ ')), ' ~ separator ~ ') end') }}
+    {%- endif -%}
     {{ return('listagg(' ~ ('distinct ' if distinct else '') ~ expression ~ ', ' ~ separator ~ ') within group (order by ' ~ order_by ~ ')') }}
 {% endmacro %}
 
