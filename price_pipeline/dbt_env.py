@@ -6,6 +6,10 @@ calling process's environment. The models asset therefore runs dbt through this 
 leading ``--price-pipeline-env=NAME=VALUE`` arguments are set in the launched dbt's environment
 only, so the run's settings reach dbt without changing the environment of the process that runs
 the asset (an in-process run, a test, another thread). Every other argument is dbt's.
+
+For the ``spark`` target the launcher runs dbt in its own process after starting the Spark
+session and registering the project's UDFs (:mod:`price_pipeline.lib.spark_dbt`); for every
+other target it replaces itself with plain dbt.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from price_pipeline.settings import child_environment
+from price_pipeline.settings import become_environment, child_environment
 
 ENV_FLAG = "--price-pipeline-env="
 COMMAND = "price-pipeline-dbt"  # the console script ([project.scripts] in pyproject.toml)
@@ -38,9 +42,21 @@ def split_args(argv: list[str]) -> tuple[dict[str, str], list[str]]:
 
 def main() -> None:
     env, args = split_args(sys.argv[1:])
+    environment = child_environment(env)
+    from price_pipeline.lib.analytics import spark_dbt
+
+    if spark_dbt.needs_spark_session(args, environment):
+        # The `spark` target (dbt-spark, session method): dbt must run inside the process that
+        # holds the Spark session with the project's UDFs, so this process becomes the run's dbt.
+        # Spark starts its Python workers with PYSPARK_PYTHON (default: the first python3 on
+        # PATH, which need not see this virtualenv, and then the UDFs cannot import this
+        # package); the session's spark.pyspark.python setting did not reach local-mode workers.
+        environment.setdefault("PYSPARK_PYTHON", sys.executable)
+        become_environment(environment)
+        sys.exit(spark_dbt.main(args))
     # the dbt installed beside this interpreter, so an unactivated virtualenv still finds it
     dbt = shutil.which("dbt", path=str(Path(sys.executable).parent)) or "dbt"
-    os.execvpe(dbt, [dbt, *args], child_environment(env))
+    os.execvpe(dbt, [dbt, *args], environment)
 
 
 if __name__ == "__main__":

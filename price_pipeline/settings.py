@@ -59,6 +59,45 @@ def scoped_environ(name: str, value: str):
             os.environ[name] = previous
 
 
+def become_environment(environment: Mapping[str, str]) -> None:
+    """Make ``environment`` this process's whole environment. Only for a launcher that becomes
+    the program it launches (price-pipeline-dbt running a Spark build in its own process)."""
+    os.environ.clear()
+    os.environ.update(environment)
+
+
+def dbt_target(env: Mapping[str, str] | None = None) -> str:
+    """The dbt target named by PRICE_PIPELINE_DBT_TARGET (``embedded`` when unset)."""
+    return _read("PRICE_PIPELINE_DBT_TARGET", "embedded", env) or "embedded"
+
+
+@dataclass(frozen=True)
+class SparkSettings:
+    """The Spark session of the dbt ``spark`` target (docs/analytics.md, "Spark";
+    price_pipeline/lib/analytics/spark_dbt.py)."""
+
+    master: str = "local[2]"  # PRICE_PIPELINE_SPARK_MASTER: local[N], yarn, k8s://..., spark://...
+    remote: str | None = None  # PRICE_PIPELINE_SPARK_REMOTE: a Spark Connect URL instead of a master
+    warehouse: str | None = None  # PRICE_PIPELINE_SPARK_WAREHOUSE: spark.sql.warehouse.dir
+    driver_memory: str = "1g"  # PRICE_PIPELINE_SPARK_DRIVER_MEMORY
+    conf: Mapping[str, str] = field(default_factory=dict)  # PRICE_PIPELINE_SPARK_CONF: k=v;k=v
+    log_level: str = "OFF"  # PRICE_PIPELINE_SPARK_LOG_LEVEL
+    s3_endpoint_url: str | None = None  # PRICE_PIPELINE_S3_ENDPOINT_URL (the lake listing)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> SparkSettings:
+        pairs = [p.strip() for p in (_read("PRICE_PIPELINE_SPARK_CONF", "", env) or "").split(";") if p.strip()]
+        return cls(
+            master=_read("PRICE_PIPELINE_SPARK_MASTER", "local[2]", env),
+            remote=_read("PRICE_PIPELINE_SPARK_REMOTE", None, env),
+            warehouse=_read("PRICE_PIPELINE_SPARK_WAREHOUSE", None, env),
+            driver_memory=_read("PRICE_PIPELINE_SPARK_DRIVER_MEMORY", "1g", env),
+            conf=dict(p.split("=", 1) for p in pairs),
+            log_level=_read("PRICE_PIPELINE_SPARK_LOG_LEVEL", "OFF", env),
+            s3_endpoint_url=_read("PRICE_PIPELINE_S3_ENDPOINT_URL", None, env),
+        )
+
+
 def _read(name: str, default: str | None = None, env: Mapping[str, str] | None = None) -> str | None:
     value = (os.environ if env is None else env).get(name)
     return value if value not in (None, "") else default

@@ -5,15 +5,15 @@
 
 {#- Trimmed text with empty strings turned into NULL. -#}
 {% macro clean_text(column) -%}
-    nullif(trim(cast({{ column }} as varchar), {{ _trim_chars() }}), '')
+    nullif({{ trim_chars('cast(' ~ column ~ ' as ' ~ string_type() ~ ')', _trim_chars()) }}, '')
 {%- endmacro %}
 
 {#- Trimmed, lower-cased enum value with empty strings turned into NULL. -#}
 {% macro clean_enum(column) -%}
-    nullif(lower(trim(cast({{ column }} as varchar), {{ _trim_chars() }})), '')
+    nullif(lower({{ trim_chars('cast(' ~ column ~ ' as ' ~ string_type() ~ ')', _trim_chars()) }}), '')
 {%- endmacro %}
 
 {#- Trimmed, upper-cased code or code system with empty strings turned into NULL. -#}
 {% macro clean_code(column) -%}
-    nullif(upper(trim(cast({{ column }} as varchar), {{ _trim_chars() }})), '')
+    nullif(upper({{ trim_chars('cast(' ~ column ~ ' as ' ~ string_type() ~ ')', _trim_chars()) }}), '')
 {%- endmacro %}

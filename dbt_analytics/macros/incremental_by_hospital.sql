@@ -25,6 +25,20 @@
 
 {#- The config shared by every per-hospital incremental model. -#}
 {% macro hospital_incremental_config(fingerprints='int_hospital_fingerprints') -%}
+    {{ adapter.dispatch('hospital_incremental_config')(fingerprints) }}
+{%- endmacro %}
+
+{#- On Spark, delete+insert by hospital needs a table format with DELETE (Delta, Iceberg:
+    PRICE_PIPELINE_SPARK_FILE_FORMAT); plain Parquet tables (the default) are rebuilt in full. -#}
+{% macro spark__hospital_incremental_config(fingerprints) -%}
+    {%- if env_var('PRICE_PIPELINE_SPARK_FILE_FORMAT', 'parquet') in ('delta', 'iceberg') -%}
+        {{ default__hospital_incremental_config(fingerprints) }}
+    {%- else -%}
+        {{ config(materialized='table') }}
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro default__hospital_incremental_config(fingerprints) -%}
     {{ config(
         materialized='incremental',
         incremental_strategy='append',

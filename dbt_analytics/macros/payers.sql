@@ -7,7 +7,7 @@
   by one space, trimmed; empty -> NULL. "UnitedHealthcare, Inc." -> "unitedhealthcare inc".
 -#}
 {% macro payer_text_key(column) -%}
-    nullif(trim(regexp_replace(lower(cast({{ column }} as varchar)), '[^a-z0-9]+', ' ', 'g')), '')
+    nullif(trim({{ regexp_replace_all('lower(cast(' ~ column ~ ' as ' ~ string_type() ~ '))', '[^a-z0-9]+', ' ') }}), '')
 {%- endmacro %}
 
 {#- price_pipeline.lib.prices.payers.PAYER_CLASSES -#}

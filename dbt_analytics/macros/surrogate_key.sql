@@ -6,7 +6,7 @@
 {% macro surrogate_key(expressions) -%}
     md5(concat_ws(chr(31),
     {%- for expression in expressions %}
-        coalesce(cast({{ expression }} as varchar), chr(0) || 'null'){{ "," if not loop.last }}
+        coalesce({{ key_text(expression) }}, chr(0) || 'null'){{ "," if not loop.last }}
     {%- endfor %}
     ))
 {%- endmacro %}

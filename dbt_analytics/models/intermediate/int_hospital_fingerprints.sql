@@ -26,7 +26,7 @@ pair_fingerprints as (
 
     select
         hospital_id,
-        hash(string_agg(concat_ws(':', payer_pair_id, payer_class_id), ',' order by payer_pair_id)) as pairs_fingerprint
+        {{ hash_id([string_agg_ordered("concat_ws(':', payer_pair_id, payer_class_id)", "','", 'payer_pair_id')]) }} as pairs_fingerprint
     from pairs
     group by hospital_id
 
@@ -35,7 +35,7 @@ pair_fingerprints as (
 select
     files.hospital_id,
     files.hospital_key,
-    hash(files.fingerprint, pair_fingerprints.pairs_fingerprint) as fingerprint,
+    {{ hash_id(['files.fingerprint', 'pair_fingerprints.pairs_fingerprint']) }} as fingerprint,
     files.has_current_version
 from {{ ref('int_hospital_version_fingerprints') }} as files
 left join pair_fingerprints

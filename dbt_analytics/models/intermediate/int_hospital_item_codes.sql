@@ -98,7 +98,7 @@ item_codes as (
             hospital_key,
             primary_code,
             primary_code_type,
-            unnest(codes)                            as code
+            {{ unnest_list('codes') }}                            as code
         from cleaned
     ) as item_code_rows
     where code.code is not null

@@ -19,7 +19,7 @@ with cells as (
 
 -- `negotiated` is read by two aggregates: NOT MATERIALIZED, so each re-reads the narrow
 -- int_price_facts columns instead of DuckDB materialising ~45 M joined rows in between.
-negotiated as not materialized (
+negotiated as {{ cte_not_materialized() }}(
 
     select
         facts.hospital_id,

@@ -10,26 +10,25 @@
   gone has no row here, so its rows are deleted.
 -#}
 
-{%- set lake = env_var('PRICE_PIPELINE_LAKE_URL', '../.data/lake').rstrip('/').replace("'", "''") %}
+{%- set lake = env_var('PRICE_PIPELINE_LAKE_URL', '../.data/lake').rstrip('/') %}
 
 with lake_files as (
 
     -- The history files as listed (hospital partition, file sha): a version whose file is missing
     -- contributes nothing to a full build, so it must change the fingerprint too.
     select
-        regexp_extract(file, 'hospital_key=([^/]+)/file_sha256=([^/]+)\.parquet$', 1) as hospital_key,
-        lower(regexp_extract(file, 'hospital_key=([^/]+)/file_sha256=([^/]+)\.parquet$', 2)) as file_sha256
-    from glob('{{ lake }}/prices_history/*/file_sha256=*.parquet')
+        {{ regexp_extract_group('file', 'hospital_key=([^/]+)/file_sha256=([^/]+)\.parquet$', 1) }} as hospital_key,
+        lower({{ regexp_extract_group('file', 'hospital_key=([^/]+)/file_sha256=([^/]+)\.parquet$', 2) }}) as file_sha256
+    from {{ lake_files(lake ~ '/prices_history/*/file_sha256=*.parquet') }}
 
 )
 
 select
     versions.hospital_id,
     versions.hospital_key,
-    hash(string_agg(
-        concat_ws(':', versions.file_sha256, versions.version_seq, versions.is_current, lake_files.file_sha256 is not null),
-        ',' order by versions.file_sha256, versions.version_seq
-    ))                                                                  as fingerprint,
+    {{ hash_id([string_agg_ordered(
+        "concat_ws(':', versions.file_sha256, versions.version_seq, versions.is_current, lake_files.file_sha256 is not null)",
+        "','", 'versions.file_sha256, versions.version_seq')]) }}                                                                  as fingerprint,
     bool_or(versions.is_current)                                        as has_current_version
 from {{ ref('int_price_versions') }} as versions
 left join lake_files

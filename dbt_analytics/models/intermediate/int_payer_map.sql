@@ -56,7 +56,7 @@ keyed as (
 seed as (
 
     select
-        cast(mapping_version as varchar)      as mapping_version,
+        cast(mapping_version as {{ string_type() }})      as mapping_version,
         {{ payer_text_key('payer_key') }}     as payer_key,
         case when trim(plan_key) = '*' then '*' else {{ payer_text_key('plan_key') }} end as plan_key,
         {{ clean_text('payer_canonical') }}   as payer_canonical,
@@ -71,7 +71,7 @@ seed as (
 decided as (
 
     select
-        keyed.* exclude (rules),
+        {{ star_exclude(['rules'], 'keyed.') }},
         rules.normalized                      as normalized_text,
         rules.class_rule                      as payer_class_rule,
         case
@@ -83,7 +83,7 @@ decided as (
         coalesce(exact.mapping_version, payer_only.mapping_version) as mapping_version,
         coalesce(exact.payer_canonical, payer_only.payer_canonical, rules.payer_canonical) as payer_canonical,
         coalesce(exact.plan_canonical, payer_only.plan_canonical,
-                 nullif(trim(regexp_replace(keyed.plan_name, '\s+', ' ', 'g')), '')) as plan_canonical,
+                 nullif(trim({{ regexp_replace_all('keyed.plan_name', '\\s+', ' ') }}), '')) as plan_canonical,
         coalesce(exact.product, payer_only.product, rules.product) as product,
         coalesce(exact.payer_class, nullif(rules.payer_class, 'unknown'), payer_only.payer_class, 'unknown')
                                               as payer_class,
@@ -113,10 +113,10 @@ decided as (
 select
     -- 64-bit key of the pair used by the row-level int_price_facts; a hash of the strings, the
     -- same in every build (the per-hospital incremental tables keep rows of earlier builds).
-    hash(payer_name, plan_name)                 as payer_pair_id,
+    {{ hash_id(['payer_name', 'plan_name']) }}                 as payer_pair_id,
     -- 64-bit key of payer_class carried by int_price_facts, so the per-hospital cell aggregate
     -- groups on it; 0 is reserved there for rows without a payer.
-    hash(payer_class)                           as payer_class_id,
+    {{ hash_id(['payer_class']) }}                           as payer_class_id,
     {{ surrogate_key(['payer_name', 'plan_name']) }} as payer_plan_key,
     payer_name,
     plan_name,

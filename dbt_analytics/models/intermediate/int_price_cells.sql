@@ -72,9 +72,9 @@ harmonised as (
 select
     -- Hashes of the cleaned strings: the same ids in every build, so per-hospital rows kept by an
     -- incremental build (macros/incremental_by_hospital.sql) join to this build's dictionary.
-    hash(primary_code, primary_code_type, setting, charge_kind, drug_unit_type) as cell_id,
-    hash(primary_code, primary_code_type, setting)                    as code_setting_id,
-    case when primary_code is not null then hash(primary_code, primary_code_type) end as code_id,
+    {{ hash_id(['primary_code', 'primary_code_type', 'setting', 'charge_kind', 'drug_unit_type']) }} as cell_id,
+    {{ hash_id(['primary_code', 'primary_code_type', 'setting']) }}                    as code_setting_id,
+    case when primary_code is not null then {{ hash_id(['primary_code', 'primary_code_type']) }} end as code_id,
     raw_primary_code,
     raw_primary_code_type,
     raw_setting,

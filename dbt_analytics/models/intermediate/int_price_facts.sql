@@ -50,16 +50,16 @@ select
     price_keys.payer_pair_id,
     price_keys.payer_class_id,
     cells.cell_id,
-    hash(
-        price_keys.hospital_id,
-        cells.code_setting_id,
-        history.codes,
-        history.description,
-        history.billing_class,
-        history.modifiers,
-        history.drug_unit_of_measurement,
-        history.drug_type_of_measurement
-    )                                                        as item_id,
+    {{ hash_id([
+        'price_keys.hospital_id',
+        'cells.code_setting_id',
+        'history.codes',
+        'history.description',
+        'history.billing_class',
+        'history.modifiers',
+        'history.drug_unit_of_measurement',
+        'history.drug_type_of_measurement'
+    ]) }}                                                        as item_id,
     {{ price_value('history') }}                             as value,
     fingerprints.fingerprint
 from history

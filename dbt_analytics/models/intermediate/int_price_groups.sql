@@ -59,7 +59,7 @@ select
     versions.version_id,
     versions.hospital_id,
     versions.is_current,
-    cleaned.* exclude (n_rows, n_amount_null, n_percentage_null, n_value_text_null),
+    {{ star_exclude(['n_rows', 'n_amount_null', 'n_percentage_null', 'n_value_text_null'], 'cleaned.') }},
     cleaned.charge_kind in {{ sql_list(item_level_charge_kinds()) }} as is_item_level,
     cleaned.n_rows,
     cleaned.n_amount_null,

@@ -23,8 +23,8 @@ select
     -- 64-bit keys for the row-level tables (joins and group-bys on integers instead of
     -- 64-character strings). Hashes of the key strings, so they are the same in every build:
     -- the per-hospital incremental tables keep rows from earlier builds (macros/incremental_by_hospital.sql).
-    hash(versions.hospital_key, versions.file_sha256)             as version_id,
-    hash(versions.hospital_key)                                   as hospital_id,
+    {{ hash_id(['versions.hospital_key', 'versions.file_sha256']) }}             as version_id,
+    {{ hash_id(['versions.hospital_key']) }}                                   as hospital_id,
     versions.hospital_key,
     versions.file_sha256,
     versions.version_seq,

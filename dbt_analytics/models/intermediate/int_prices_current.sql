@@ -4,6 +4,6 @@
   marks 'removed'. Same columns as stg_prices. A view.
 -#}
 
-select * exclude (version_seq, is_current)
+select {{ star_exclude(['version_seq', 'is_current']) }}
 from {{ ref('int_prices') }}
 where is_current

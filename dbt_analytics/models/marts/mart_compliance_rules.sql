@@ -15,5 +15,5 @@ select
     count(distinct reports.hospital_key)            as n_hospitals,
     count(distinct reports.file_sha256)             as n_files,
     sum(rule_count.count)                           as n_findings
-from reports, unnest(reports.rule_counts) as t(rule_count)
+from reports, {{ lateral_unnest('reports.rule_counts', 't', 'rule_count') }}
 group by all

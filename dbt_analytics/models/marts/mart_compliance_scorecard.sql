@@ -19,7 +19,7 @@ rules as (
         rule_count.rule,
         rule_count.severity,
         sum(rule_count.count) as n
-    from reports, unnest(reports.rule_counts) as t(rule_count)
+    from reports, {{ lateral_unnest('reports.rule_counts', 't', 'rule_count') }}
     group by all
 
 ),
@@ -28,8 +28,8 @@ top_rules as (
 
     select
         hospital_key,
-        string_agg(rule || ':' || n, ', ' order by n desc, rule) filter (where rule_rank <= 3) as top_rules,
-        string_agg(rule, ', ' order by rule) filter (where severity = 'error')          as error_rules
+        {{ string_agg_ordered("rule || ':' || n", "', '", 'n desc, rule') }} filter (where rule_rank <= 3) as top_rules,
+        {{ string_agg_ordered('rule', "', '", 'rule') }} filter (where severity = 'error')          as error_rules
     from (
         select *, row_number() over (partition by hospital_key order by n desc, rule) as rule_rank
         from rules
@@ -48,9 +48,9 @@ per_hospital as (
         count(*) filter (where is_valid)                           as n_files_valid,
         coalesce(sum(n_errors), 0)                                 as n_errors,
         coalesce(sum(n_alerts), 0)                                 as n_alerts,
-        string_agg(distinct declared_version, ', ' order by declared_version) as declared_versions,
-        string_agg(distinct rules_version, ', ' order by rules_version)       as rules_versions,
-        string_agg(distinct rules_selection, ', ' order by rules_selection)   as rules_selections,
+        {{ string_agg_ordered('declared_version', "', '", 'declared_version', distinct=true) }} as declared_versions,
+        {{ string_agg_ordered('rules_version', "', '", 'rules_version', distinct=true) }}       as rules_versions,
+        {{ string_agg_ordered('rules_selection', "', '", 'rules_selection', distinct=true) }}   as rules_selections,
         bool_and(is_valid) filter (where is_valid is not null)     as checked_files_valid,
         max(validated_at)                                          as validated_at
     from reports
@@ -130,7 +130,7 @@ left join (
         hospital_key,
         file_sha256,
         bool_and(is_valid) as is_valid,
-        string_agg(distinct rules_version, ', ' order by rules_version) as rules_version
+        {{ string_agg_ordered('rules_version', "', '", 'rules_version', distinct=true) }} as rules_version
     from reports
     where file_sha256 is not null
     group by all

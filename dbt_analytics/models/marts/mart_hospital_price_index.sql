@@ -72,9 +72,9 @@ indexed_by_id as (
         100 * exp(avg(ln(ratio)))                 as price_index,
         100 * exp(avg(ln(ratio)) - 1.96 * stddev_samp(ln(ratio)) / sqrt(count(*))) as ci_low,
         100 * exp(avg(ln(ratio)) + 1.96 * stddev_samp(ln(ratio)) / sqrt(count(*))) as ci_high,
-        100 * quantile_cont(ratio, 0.25)          as p25_ratio_pct,
+        100 * {{ quantile_cont('ratio', 0.25) }}          as p25_ratio_pct,
         100 * median(ratio)                       as median_ratio_pct,
-        100 * quantile_cont(ratio, 0.75)          as p75_ratio_pct
+        100 * {{ quantile_cont('ratio', 0.75) }}          as p75_ratio_pct
     from ratios
     group by hospital_id, index_basis
 
@@ -84,7 +84,7 @@ indexed as (
 
     select
         hospitals.hospital_key,
-        indexed_by_id.* exclude (hospital_id),
+        {{ star_exclude(['hospital_id'], 'indexed_by_id.') }},
         indexed_by_id.n_cells_compared >= {{ min_cells }} as is_sufficient
     from indexed_by_id
     inner join {{ ref('int_hospitals') }} as hospitals

@@ -11,5 +11,5 @@
   read is described there); copied here without its bookkeeping columns.
 -#}
 
-select * exclude (hospital_id, fingerprint)
+select {{ star_exclude(['hospital_id', 'fingerprint']) }}
 from {{ ref('int_hospital_item_codes') }}

@@ -13,7 +13,7 @@
 
 with per_payer as (
 
-    select * exclude (fingerprint) from {{ ref('int_hospital_payer_stats') }}
+    select {{ star_exclude(['fingerprint']) }} from {{ ref('int_hospital_payer_stats') }}
 
 ),
 

@@ -22,7 +22,7 @@ with cell_quantiles as (
         count(*)                                   as n_hospitals,
         sum(n_prices)                              as n_prices,
         -- One list quantile: the hospital medians of a cell are sorted once, not five times.
-        quantile_cont(hospital_median, [0.10, 0.25, 0.50, 0.75, 0.90]) as quantiles,
+        {{ quantiles_cont('hospital_median', ['0.10', '0.25', '0.50', '0.75', '0.90']) }} as quantiles,
         min(min_value)                             as min_value,
         max(max_value)                             as max_value
     from {{ ref('int_hospital_cell_stats') }}
@@ -42,7 +42,7 @@ cell_names as (
         any_value(setting)              as setting,
         any_value(charge_kind)          as charge_kind,
         any_value(drug_unit_type)       as drug_unit_type,
-        string_agg(distinct published_code_type, ', ' order by published_code_type) as published_code_types
+        {{ string_agg_ordered('published_code_type', "', '", 'published_code_type', distinct=true) }} as published_code_types
     from {{ ref('int_price_cells') }}
     where is_distribution_cell
     group by cell_id
@@ -72,12 +72,12 @@ cells as (
         cell_names.drug_unit_type,
         cell_names.published_code_types,
         payer_class_names.payer_class,
-        cell_quantiles.* exclude (quantiles, cell_id, payer_class_id),
-        quantiles[1] as p10_value,
-        quantiles[2] as p25_value,
-        quantiles[3] as median_value,
-        quantiles[4] as p75_value,
-        quantiles[5] as p90_value
+        {{ star_exclude(['quantiles', 'cell_id', 'payer_class_id'], 'cell_quantiles.') }},
+        {{ list_element('quantiles', 1) }} as p10_value,
+        {{ list_element('quantiles', 2) }} as p25_value,
+        {{ list_element('quantiles', 3) }} as median_value,
+        {{ list_element('quantiles', 4) }} as p75_value,
+        {{ list_element('quantiles', 5) }} as p90_value
     from cell_quantiles
     inner join cell_names
         on cell_quantiles.cell_id = cell_names.cell_id

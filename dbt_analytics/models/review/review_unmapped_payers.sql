@@ -9,7 +9,7 @@
 -#}
 
 select
-    cast(row_number() over (order by n_prices desc, n_hospitals desc, payer_name, plan_name) as integer)
+    cast(row_number() over (order by n_prices desc, n_hospitals desc, payer_name{{ nulls_last() }}, plan_name{{ nulls_last() }}) as integer)
                                   as review_rank,
     payer_plan_key,
     payer_name,

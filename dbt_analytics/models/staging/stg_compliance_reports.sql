@@ -9,12 +9,10 @@
 {%- set has_reports = true -%}
 {%- set has_selection = true -%}
 {%- if execute -%}
-    {%- set found = run_query("select count(*) from glob('" ~ pattern.replace("'", "''") ~ "')") -%}
-    {%- set has_reports = found.columns[0].values()[0] > 0 -%}
+    {%- set has_reports = lake_file_count(pattern) > 0 -%}
     {%- if has_reports -%}
         {#- rules_selection is newer than the first reports: NULL until a hospital's report is rewritten -#}
-        {%- set cols = run_query("select count(*) from parquet_schema('" ~ pattern.replace("'", "''") ~ "') where name = 'rules_selection'") -%}
-        {%- set has_selection = cols.columns[0].values()[0] > 0 -%}
+        {%- set has_selection = parquet_has_column(pattern, 'rules_selection') -%}
     {%- endif -%}
 {%- endif -%}
 
@@ -37,7 +35,7 @@ select
     {% if has_selection -%}
     {{ clean_text('rules_selection') }}            as rules_selection,
     {%- else -%}
-    cast(null as varchar)                          as rules_selection,
+    cast(null as {{ string_type() }})                          as rules_selection,
     {%- endif %}
     cast(valid as boolean)                         as is_valid,
     cast(errors as bigint)                         as n_errors,
@@ -53,22 +51,22 @@ from source
 {% else %}
 
 select
-    cast(null as varchar)   as hospital_key,
-    cast(null as varchar)   as file_sha256,
-    cast(null as varchar)   as url,
-    cast(null as varchar)   as download_status,
-    cast(null as varchar)   as format,
-    cast(null as varchar)   as declared_version,
-    cast(null as varchar)   as rules_version,
-    cast(null as varchar)   as rules_selection,
+    cast(null as {{ string_type() }})   as hospital_key,
+    cast(null as {{ string_type() }})   as file_sha256,
+    cast(null as {{ string_type() }})   as url,
+    cast(null as {{ string_type() }})   as download_status,
+    cast(null as {{ string_type() }})   as format,
+    cast(null as {{ string_type() }})   as declared_version,
+    cast(null as {{ string_type() }})   as rules_version,
+    cast(null as {{ string_type() }})   as rules_selection,
     cast(null as boolean)   as is_valid,
     cast(null as bigint)    as n_errors,
     cast(null as bigint)    as n_alerts,
-    cast(null as struct(rule varchar, severity varchar, count bigint)[]) as rule_counts,
-    cast(null as varchar)   as top_rules,
+    cast(null as {{ struct_list_type([('rule', string_type()), ('severity', string_type()), ('count', 'bigint')]) }}) as rule_counts,
+    cast(null as {{ string_type() }})   as top_rules,
     cast(null as bigint)    as rows_checked,
     cast(null as boolean)   as findings_truncated,
-    cast(null as varchar)   as report_key,
+    cast(null as {{ string_type() }})   as report_key,
     cast(null as timestamp) as validated_at
 where false
 

@@ -22,5 +22,5 @@ from source
 -- key stays unique (the unique test on the source-side duplicates is in schema.yml).
 qualify row_number() over (
     partition by {{ clean_text('hospital_key') }}
-    order by ({{ clean_enum('status') }} = 'active') desc, {{ clean_text('name') }}
+    order by ({{ clean_enum('status') }} = 'active') desc, {{ clean_text('name') }}{{ nulls_last() }}
 ) = 1

@@ -7,9 +7,9 @@ select
     {{ clean_text('url') }}                         as url,
     cast(last_updated_on as date)                   as last_updated_on,
     {{ clean_text('template_version') }}            as template_version,
-    cast("rows" as bigint)                          as n_rows,
+    cast({{ adapter.quote('rows') }} as bigint)                          as n_rows,
     coalesce(cast(is_current as boolean), false)    as is_current,
-    cast(first_seen_at as timestamptz)              as first_seen_at,
-    cast(last_seen_at as timestamptz)               as last_seen_at,
-    cast(superseded_at as timestamptz)              as superseded_at
+    cast(first_seen_at as {{ timestamp_tz_type() }})              as first_seen_at,
+    cast(last_seen_at as {{ timestamp_tz_type() }})               as last_seen_at,
+    cast(superseded_at as {{ timestamp_tz_type() }})              as superseded_at
 from {{ source('history', 'price_versions') }}
