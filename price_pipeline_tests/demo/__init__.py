@@ -1,0 +1,1 @@
+"""Tests of the bundled demo: its catalog server, data and generator."""
