@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -132,10 +133,28 @@ def _describe(result) -> dict[str, Any]:
     }
 
 
+def _import_great_expectations():
+    """``import great_expectations``, safe where ``__main__`` has neither a spec nor a file
+    (``python -c``, Dagster's run workers): Great Expectations imports ``pyspark.sql.connect``
+    when pyspark is installed (the ``spark`` extra), and that import takes such a ``__main__`` for
+    a doctest run and calls ``sys.exit(0)`` when Spark Connect's dependencies are missing, which
+    ended the expectations step with SystemExit. ``__main__`` gets a file name for the import."""
+    main = sys.modules.get("__main__")
+    named = main is not None and getattr(main, "__spec__", None) is None and not hasattr(main, "__file__")
+    if named:
+        main.__file__ = "<price_pipeline>"
+    try:
+        import great_expectations
+    finally:
+        if named:
+            del main.__file__
+    return great_expectations
+
+
 def run_price_expectations(path: str | os.PathLike | Path, *, max_rows: int = MAX_ROWS) -> dict[str, Any]:
     """Validate one prices Parquet file; returns ``{success, rows, sampled, results: [...]}``."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")  # no telemetry calls from a pipeline
-    import great_expectations as gx
+    gx = _import_great_expectations()
 
     long, wide, total, sampled = _load_frames(path, max_rows)
     context = gx.get_context(mode="ephemeral")
