@@ -622,7 +622,7 @@ def read_csv(stream, *, encoding: str, plain_path: str | None, body_offset_base:
 
 
 def _uncollapsed(marks: list[tuple[int, int, int]], classified: int) -> int:
-    """Records the parser would have counted besides ``returned + len(skipped)`` with the blank
+    """Records the parser would have counted besides ``returned + skipped.count`` with the blank
     lines read one by one: the other lines of each classified mark, and the empty lines (rows
     to Arrow) of the marks after the last batch."""
     return sum(k - 1 for _n, k, _e in marks[:classified]) + sum(e for _n, _k, e in marks[classified:])
