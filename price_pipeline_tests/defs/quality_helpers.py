@@ -7,18 +7,14 @@ import json
 import dagster as dg
 
 from price_pipeline.defs.ingestion import assets as ingestion_assets
-from price_pipeline.defs.ingestion import checks as ingestion_checks
 from price_pipeline.defs.ingestion import conformance, expectations
 from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline_tests.defs.helpers import resources_for
 
-CONFORMANCE_CHECKS = dg.load_asset_checks_from_modules([conformance])
-INGESTION_CHECKS = dg.load_asset_checks_from_modules([ingestion_checks])
-
 
 def run_hospital(instance, settings, key: str, *, gx: bool = False, tags: dict | None = None):
     """mrf_files, conformance_reports, mrf_parsed and prices of one hospital, with every check
-    (and ``prices_expectations`` with its Great Expectations check only when ``gx``); never
+    (each evaluated in its asset's step; and ``prices_expectations`` with its Great Expectations check only when ``gx``); never
     raises on a failed step."""
     if key not in instance.get_dynamic_partitions(hospital_partitions.name):
         instance.add_dynamic_partitions(hospital_partitions.name, [key])
@@ -28,8 +24,6 @@ def run_hospital(instance, settings, key: str, *, gx: bool = False, tags: dict |
             conformance.conformance_reports,
             ingestion_assets.mrf_parsed,
             ingestion_assets.prices,
-            *INGESTION_CHECKS,
-            *CONFORMANCE_CHECKS,
             *([expectations.prices_expectations] if gx else []),
         ],
         partition_key=key,

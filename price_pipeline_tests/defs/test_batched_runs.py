@@ -8,14 +8,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from price_pipeline.defs.catalog.batches import failed_in_run, split_failed_batches
-from price_pipeline.defs.ingestion import assets as ingestion_assets
 from price_pipeline.defs.ops.failed import failed_hospitals, failed_items
 from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.lib.lake import layout
 from price_pipeline.lib.lake.storage import LocalLake
 from price_pipeline.lib.ops.tags import RANGE_END_TAG, RANGE_START_TAG
 from price_pipeline_tests.defs.helpers import (
-    INGESTION_CHECKS,
+    INGESTION_ASSETS,
     materialize_catalog,
     materialize_hospital,
     resources_for,
@@ -33,7 +32,7 @@ def instance():
 
 def materialize_range(instance, settings, start: str, end: str) -> dg.ExecuteInProcessResult:
     return dg.materialize(
-        [ingestion_assets.mrf_files, ingestion_assets.mrf_parsed, ingestion_assets.prices, *INGESTION_CHECKS],
+        INGESTION_ASSETS,
         instance=instance,
         resources=resources_for(settings),
         tags={RANGE_START_TAG: start, RANGE_END_TAG: end},
