@@ -44,6 +44,20 @@ def check(result: dg.ExecuteInProcessResult, name: str) -> dg.AssetCheckEvaluati
     return evaluation
 
 
+def check_step(result: dg.ExecuteInProcessResult, name: str) -> str:
+    """The step that evaluated the check ``name`` (its asset's own step, since the checks are
+    check_specs of their assets)."""
+    (step,) = {e.step_key for e in result.all_events
+               if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION and e.asset_check_evaluation_data.check_name == name}
+    return step
+
+
+def failed_steps(result: dg.ExecuteInProcessResult) -> dict[str, str]:
+    """{step key: error class} of every failed step."""
+    return {e.step_key: e.step_failure_data.error.cls_name for e in result.all_events
+            if e.event_type == dg.DagsterEventType.STEP_FAILURE}
+
+
 def check_metadata(evaluation: dg.AssetCheckEvaluation) -> dict:
     return {k: v.value for k, v in evaluation.metadata.items()}
 

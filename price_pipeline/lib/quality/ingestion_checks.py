@@ -123,16 +123,20 @@ def prices_schema_and_lineage(path: str | Path) -> CheckOutcome:
     con = duckdb.connect()
     try:
         columns = con.read_parquet(str(path)).columns
-        total, missing_lineage, missing_kind = con.execute(
-            "SELECT count(*), "
-            "count(*) FILTER (WHERE file_sha256 IS NULL OR (source_row IS NULL AND source_path IS NULL)), "
-            "count(*) FILTER (WHERE charge_kind IS NULL OR hospital_key IS NULL) "
-            "FROM read_parquet(?)",
-            [str(path)],
-        ).fetchone()
+        missing_columns = [name for name in PRICES_SCHEMA.names if name not in columns]
+        if missing_columns:  # a failure to report, not to crash on: the counts below need them
+            (total,) = con.execute("SELECT count(*) FROM read_parquet(?)", [str(path)]).fetchone()
+            missing_lineage = missing_kind = None
+        else:
+            total, missing_lineage, missing_kind = con.execute(
+                "SELECT count(*), "
+                "count(*) FILTER (WHERE file_sha256 IS NULL OR (source_row IS NULL AND source_path IS NULL)), "
+                "count(*) FILTER (WHERE charge_kind IS NULL OR hospital_key IS NULL) "
+                "FROM read_parquet(?)",
+                [str(path)],
+            ).fetchone()
     finally:
         con.close()
-    missing_columns = [name for name in PRICES_SCHEMA.names if name not in columns]
     return CheckOutcome(
         passed=total > 0 and not missing_columns and missing_lineage == 0 and missing_kind == 0,
         metadata={
