@@ -217,7 +217,7 @@ class Instance:
         seconds, peak, _ = run_measured(
             [str(BIN / "dagster"), "job", "execute", "-m", "price_pipeline.definitions", "-a", "ingestion",
              "-j", "ingest_hospital", "--tags", json.dumps({"dagster/partition": key})],
-            self.env, check=False)
+            self.env, check=False, cwd=self.code_root)
         stats = json.loads(subprocess.run([sys.executable, "-c", STEP_STATS], env=self.env, capture_output=True,
                                           text=True, check=True).stdout)
         return {"seconds": seconds, "peak": peak, "status": stats["status"], "steps": stats["steps"]}
