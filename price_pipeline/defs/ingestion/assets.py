@@ -32,7 +32,13 @@ from price_pipeline.lib.lake import layout
 from price_pipeline.lib.ops import ACCEPT_ROW_DROP_TAG, EXTERNAL, FORCE_DOWNLOAD_TAG, INTERNAL, TRANSIENT
 from price_pipeline.lib.parse import parse_hospital_files, record_header_claims
 from price_pipeline.lib.prices import build_hospital_prices_with_history
-from price_pipeline.lib.quality import ingestion_checks
+from price_pipeline.lib.quality import (
+    mrf_files_has_a_price_file,
+    mrf_parsed_has_no_error_findings,
+    mrf_parsed_has_rows,
+    mrf_parsed_row_count_not_collapsed,
+    prices_schema_and_lineage_complete,
+)
 
 # Retry policies (exponential backoff with jitter) and failure classification live in the ops
 # domain: @classified turns permanent errors (bad file, missing catalog entry) into
@@ -119,7 +125,7 @@ def mrf_files(context: dg.AssetExecutionContext, price_pipeline: PricePipelineRe
         _record_conformance_without_price_file(key, price_pipeline)
     total_bytes = sum(f.size or 0 for f in manifest.ok_files)
     return dg.MaterializeResult(
-        check_results=[check_result(MRF_FILES_HAS_A_PRICE_FILE, ingestion_checks.has_a_price_file(manifest))],
+        check_results=[check_result(MRF_FILES_HAS_A_PRICE_FILE, mrf_files_has_a_price_file(manifest))],
         metadata={
             "files_listed": len(urls),
             "files_ok": len(manifest.ok_files),
@@ -173,10 +179,10 @@ def mrf_parsed(context: dg.AssetExecutionContext, price_pipeline: PricePipelineR
             findings_by_rule[finding.rule] += 1
     drop_accepted = context.run.tags.get(ACCEPT_ROW_DROP_TAG, "").lower() == "true"
     checks = [
-        (MRF_PARSED_HAS_ROWS, ingestion_checks.has_rows(versions)),
-        (MRF_PARSED_ROW_COUNT_NOT_COLLAPSED, ingestion_checks.row_count_not_collapsed(
+        (MRF_PARSED_HAS_ROWS, mrf_parsed_has_rows(versions)),
+        (MRF_PARSED_ROW_COUNT_NOT_COLLAPSED, mrf_parsed_row_count_not_collapsed(
             versions, published_parsed_row_count(context.instance, key), drop_accepted=drop_accepted)),
-        (MRF_PARSED_HAS_NO_ERROR_FINDINGS, ingestion_checks.no_error_findings(versions)),
+        (MRF_PARSED_HAS_NO_ERROR_FINDINGS, mrf_parsed_has_no_error_findings(versions)),
     ]
     return dg.MaterializeResult(
         check_results=[check_result(spec, outcome) for spec, outcome in checks],
@@ -232,7 +238,7 @@ def prices(context: dg.AssetExecutionContext, price_pipeline: PricePipelineResou
         result = build_hospital_prices_with_history(key, lake=price_pipeline.lake, scratch_dir=scratch)
     rows, size = result.rows, result.bytes
     with price_pipeline.lake.local_copy(layout.prices_key(key)) as path:
-        lineage = ingestion_checks.prices_schema_and_lineage(path)
+        lineage = prices_schema_and_lineage_complete(path)
     return dg.MaterializeResult(
         check_results=[check_result(PRICES_SCHEMA_AND_LINEAGE_COMPLETE, lineage)],
         metadata={

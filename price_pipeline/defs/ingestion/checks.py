@@ -16,7 +16,7 @@ keys are those the checks always had, so their history in the UI continues.
 import dagster as dg
 
 from price_pipeline.defs.partitions import hospital_partitions
-from price_pipeline.lib.quality.ingestion_checks import CheckOutcome
+from price_pipeline.lib.quality import CheckOutcome
 
 
 def _spec(name: str, asset: str, description: str, *, blocking: bool) -> dg.AssetCheckSpec:

@@ -22,7 +22,12 @@ from price_pipeline.defs.ops.retries import timed
 from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.defs.resources import PricePipelineResource
 from price_pipeline.lib.lake import layout
-from price_pipeline.lib.quality import ingestion_checks, rules_from_settings, validate_hospital
+from price_pipeline.lib.quality import (
+    conformance_reports_files_conform,
+    conformance_reports_no_cms_alerts,
+    rules_from_settings,
+    validate_hospital,
+)
 
 # Findings shown per file in the metadata (the stored report keeps CONFORMANCE_MAX_FINDINGS).
 FINDINGS_IN_METADATA = 10
@@ -82,8 +87,8 @@ def conformance_reports(
     ]
     return dg.MaterializeResult(
         check_results=[
-            check_result(CONFORMANCE_REPORTS_FILES_CONFORM, ingestion_checks.files_conform(result.reports)),
-            check_result(CONFORMANCE_REPORTS_NO_CMS_ALERTS, ingestion_checks.no_cms_alerts(result.reports)),
+            check_result(CONFORMANCE_REPORTS_FILES_CONFORM, conformance_reports_files_conform(result.reports)),
+            check_result(CONFORMANCE_REPORTS_NO_CMS_ALERTS, conformance_reports_no_cms_alerts(result.reports)),
         ],
         metadata={
             "valid": result.valid,

@@ -1,7 +1,7 @@
 """The checks on each per-hospital ingestion layer, as plain functions (no Dagster).
 
-Each takes what its asset's step has just produced (the files manifest, the parsed versions, the
-prices file, the conformance reports) and returns a :class:`CheckOutcome`; the assets turn them
+Each is named as its check and takes what its asset's step has just produced (the files manifest,
+the parsed versions, the prices file, the conformance reports) and returns a :class:`CheckOutcome`; the assets turn them
 into Dagster check results inside their own steps (``defs/ingestion/checks.py``), so a hospital's
 run pays no extra step, no extra process work and no extra event writes per check.
 
@@ -35,7 +35,7 @@ class CheckOutcome:
     description: str | None = None
 
 
-def has_a_price_file(manifest: FilesManifest) -> CheckOutcome:
+def mrf_files_has_a_price_file(manifest: FilesManifest) -> CheckOutcome:
     """At least one listed file downloaded as data (not an error page) and stored by sha256.
     ``conformance_recorded``: with no price file, ``mrf_files`` recorded the conformance summary
     of the rejected/failed files itself (conformance_reports is skipped)."""
@@ -59,7 +59,7 @@ def no_rows_reason(rows: int, unreadable: list) -> str | None:
     return "header present, no data rows"
 
 
-def has_rows(versions: Iterable[ParsedVersion]) -> CheckOutcome:
+def mrf_parsed_has_rows(versions: Iterable[ParsedVersion]) -> CheckOutcome:
     """Some current file parsed as a CMS MRF with at least one charge row."""
     versions = list(versions)
     rows = sum(v.summary.rows_parsed for v in versions if v.summary.ok)
@@ -76,7 +76,7 @@ def has_rows(versions: Iterable[ParsedVersion]) -> CheckOutcome:
     )
 
 
-def row_count_not_collapsed(
+def mrf_parsed_row_count_not_collapsed(
     versions: Iterable[ParsedVersion], published_rows: int | None, *, drop_accepted: bool
 ) -> CheckOutcome:
     """Fails when the current parse has less than :data:`MIN_ROW_RATIO` of ``published_rows``
@@ -102,7 +102,7 @@ def row_count_not_collapsed(
     )
 
 
-def no_error_findings(versions: Iterable[ParsedVersion]) -> CheckOutcome:
+def mrf_parsed_has_no_error_findings(versions: Iterable[ParsedVersion]) -> CheckOutcome:
     """Passes when parsing recorded no error-severity finding (a warning: the data still flows)."""
     errors = [f.as_dict() for v in versions for f in v.summary.findings if f.severity == "error"]
     return CheckOutcome(
@@ -111,7 +111,7 @@ def no_error_findings(versions: Iterable[ParsedVersion]) -> CheckOutcome:
     )
 
 
-def prices_schema_and_lineage(path: str | Path) -> CheckOutcome:
+def prices_schema_and_lineage_complete(path: str | Path) -> CheckOutcome:
     """The prices file at ``path`` has the canonical columns, rows, and lineage (file sha256 plus
     source row or JSON path) and a charge kind and hospital on every row."""
     import json
@@ -149,7 +149,7 @@ def prices_schema_and_lineage(path: str | Path) -> CheckOutcome:
     )
 
 
-def files_conform(reports: list[dict]) -> CheckOutcome:
+def conformance_reports_files_conform(reports: list[dict]) -> CheckOutcome:
     """Passes when every current file was validated and conforms to the CMS rules (a warning:
     non-conformance is reported in the compliance marts, prices are not held back)."""
     failing = [r for r in reports if not r.get("valid")]
@@ -171,7 +171,7 @@ def files_conform(reports: list[dict]) -> CheckOutcome:
     )
 
 
-def no_cms_alerts(reports: list[dict]) -> CheckOutcome:
+def conformance_reports_no_cms_alerts(reports: list[dict]) -> CheckOutcome:
     """Passes when no current file raised a CMS alert (or one of the validator's own)."""
     alerts: dict[str, int] = {}
     for r in reports:
