@@ -18,8 +18,15 @@ from price_pipeline.defs.ops.retries import (
 )
 from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.defs.resources import PricePipelineResource
+from price_pipeline.defs.table_metadata import declared_schema, lake_table_metadata
 from price_pipeline.lib.fetch import fetch_hospital_files
-from price_pipeline.lib.lake import layout
+from price_pipeline.lib.lake import (
+    PARSED_DESCRIPTIONS,
+    PARSED_SCHEMA,
+    PRICES_DESCRIPTIONS,
+    PRICES_SCHEMA,
+    layout,
+)
 from price_pipeline.lib.ops import EXTERNAL, FORCE_DOWNLOAD_TAG, INTERNAL, TRANSIENT
 from price_pipeline.lib.parse import parse_hospital_files, record_header_claims
 from price_pipeline.lib.prices import build_hospital_prices_with_history
@@ -135,6 +142,7 @@ def mrf_files(context: dg.AssetExecutionContext, price_pipeline: PricePipelineRe
     retry_policy=LAKE_RETRY,
     backfill_policy=ONE_HOSPITAL_PER_RUN,
     owners=["team:ingestion"],
+    metadata=declared_schema(PARSED_SCHEMA, PARSED_DESCRIPTIONS),
 )
 @per_hospital
 @classified
@@ -143,7 +151,8 @@ def mrf_parsed(context: dg.AssetExecutionContext, price_pipeline: PricePipelineR
 
     Format, version and encoding are detected from content. Every problem becomes a recorded
     finding (rule, row, column or JSON path) in the file's ``summary.json``; unreadable rows go
-    to a quarantine Parquet beside the rows, never silently dropped.
+    to a quarantine Parquet beside the rows, never silently dropped. The materialization shows
+    the columns and first rows of the first file version's Parquet.
     """
     key = context.partition_key
     with price_pipeline.scratch_dir("mrf_parsed") as scratch:
@@ -155,8 +164,12 @@ def mrf_parsed(context: dg.AssetExecutionContext, price_pipeline: PricePipelineR
     for v in versions:
         for finding in v.summary.findings:
             findings_by_rule[finding.rule] += 1
+    lake = price_pipeline.lake
+    # The first version's file stands for the table: every version has the same schema.
+    shown = next((v for v in versions if lake.exists(v.rows_key)), None)
     return dg.MaterializeResult(
         metadata={
+            **(lake_table_metadata(lake, shown.rows_key, PARSED_DESCRIPTIONS) if shown else {}),
             "dagster/row_count": rows,
             "files_parsed": len(versions),
             "header_npis_recorded": npis_recorded,
@@ -188,6 +201,7 @@ def mrf_parsed(context: dg.AssetExecutionContext, price_pipeline: PricePipelineR
     retry_policy=LAKE_RETRY,
     backfill_policy=ONE_HOSPITAL_PER_RUN,
     owners=["team:ingestion"],
+    metadata=declared_schema(PRICES_SCHEMA, PRICES_DESCRIPTIONS),
 )
 @per_hospital
 @classified
@@ -204,11 +218,14 @@ def prices(context: dg.AssetExecutionContext, price_pipeline: PricePipelineResou
     with price_pipeline.scratch_dir("prices") as scratch:
         result = build_hospital_prices_with_history(key, lake=price_pipeline.lake, scratch_dir=scratch)
     rows, size = result.rows, result.bytes
+    lake = price_pipeline.lake
+    prices_key = layout.prices_key(key)
     return dg.MaterializeResult(
         metadata={
+            **(lake_table_metadata(lake, prices_key, PRICES_DESCRIPTIONS) if lake.exists(prices_key) else {}),
             "dagster/row_count": rows,
             "bytes": size,
-            "lake_key": dg.MetadataValue.path(price_pipeline.lake.uri(layout.prices_key(key))),
+            "lake_key": dg.MetadataValue.path(lake.uri(prices_key)),
             "current_versions": dg.MetadataValue.json(result.current_versions),
             "versions_in_history": result.versions_known,
             # Versions normalised in this run; the other current ones were reused from prices_history.

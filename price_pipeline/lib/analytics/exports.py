@@ -25,7 +25,8 @@ from pathlib import Path
 import duckdb
 
 # RE2 (DuckDB) syntax. \pZ: Unicode separators (spaces, NBSP, line/paragraph separators);
-# \pC: control, format (U+FEFF, zero-width), private-use and unassigned characters.
+# \pC: control, format (U+FEFF, zero-width) and private-use characters (RE2's \pC has no
+# unassigned code points; lib/lake/preview.py applies the same rule in Python).
 FORMULA_PREFIX_PATTERN = r"^(?:[\t\r\n]|[\pZ\pC]*[=+\-@＝＋－＠])"
 # A plain number as DuckDB writes numeric columns ("-5.0", "1e+20", "-inf"): a column holding only
 # these is a number column when a written CSV is checked.

@@ -1,0 +1,105 @@
+"""Every table asset shows what it holds: its column schema, declared on the definition and attached
+to each materialization from the Parquet written, and a preview of the file's first rows."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pyarrow.parquet as pq
+import pytest
+
+from price_pipeline.defs.ingestion.assets import mrf_parsed, prices
+from price_pipeline.defs.ingestion.history import price_changes
+from price_pipeline.lib.lake import layout
+from price_pipeline.lib.lake.preview import PREVIEW_ROWS, markdown_table
+from price_pipeline.lib.lake.schemas import (
+    PARSED_DESCRIPTIONS,
+    PARSED_SCHEMA,
+    PRICE_CHANGES_DESCRIPTIONS,
+    PRICE_CHANGES_SCHEMA,
+    PRICES_DESCRIPTIONS,
+    PRICES_SCHEMA,
+)
+from price_pipeline.lib.lake.storage import LocalLake
+from price_pipeline_tests.defs.helpers import (
+    demo_keys,
+    materialize_catalog,
+    materialize_hospital,
+    resources_for,
+)
+
+
+@pytest.fixture
+def instance():
+    with dg.DagsterInstance.ephemeral() as inst:
+        yield inst
+
+
+def _declared(asset: dg.AssetsDefinition) -> dg.TableSchema:
+    return asset.metadata_by_key[asset.key]["dagster/column_schema"]
+
+
+def _materialized(result: dg.ExecuteInProcessResult, asset: str) -> dict:
+    (mat,) = result.asset_materializations_for_node(asset)
+    return mat.metadata
+
+
+def _columns(schema: dg.TableSchema) -> list[tuple]:
+    return [(c.name, c.type, c.description) for c in schema.columns]
+
+
+def assert_shows_the_file(metadata: dict, declared: dg.TableSchema, path: str) -> None:
+    """The materialization's schema is the file's, equal to the declared one; its preview is the
+    file's first rows (read here with pyarrow, independently of the asset's DuckDB read)."""
+    schema = metadata["dagster/column_schema"].value
+    names = pq.read_schema(path).names
+    assert [c.name for c in schema.columns] == names
+    assert _columns(schema) == _columns(declared)
+    first = next(pq.ParquetFile(path).iter_batches(batch_size=PREVIEW_ROWS)).to_pylist()
+    assert first, "the test needs a file with rows"
+    preview = metadata["preview"].value
+    assert preview == markdown_table(names, [[row[n] for n in names] for row in first])
+    assert len(preview.splitlines()) == 2 + len(first)
+
+
+@pytest.mark.parametrize(
+    ("asset", "schema", "descriptions"),
+    [(mrf_parsed, PARSED_SCHEMA, PARSED_DESCRIPTIONS), (prices, PRICES_SCHEMA, PRICES_DESCRIPTIONS),
+     (price_changes, PRICE_CHANGES_SCHEMA, PRICE_CHANGES_DESCRIPTIONS)],
+)
+def test_definitions_declare_every_column_with_a_description(asset, schema, descriptions):
+    declared = _declared(asset)
+    assert [c.name for c in declared.columns] == schema.names
+    assert set(descriptions) == set(schema.names)  # no column undocumented, no stale description
+    assert all(c.description == descriptions[c.name] and c.type for c in declared.columns)
+
+
+def test_ingestion_materializations_show_schema_and_first_rows(instance, settings, demo_server):
+    assert materialize_catalog(instance, settings).success
+    key = demo_keys(settings)["West Mercy Hospital"]
+    result = materialize_hospital(instance, settings, key)
+    assert result.success
+    lake = LocalLake(settings.lake_url)
+
+    (version,) = [k for k in lake.list_keys(f"parsed/hospital_key={key}") if k.endswith("rows.parquet")]
+    assert_shows_the_file(_materialized(result, "mrf_parsed"), _declared(mrf_parsed), lake.uri(version))
+    assert_shows_the_file(_materialized(result, "prices"), _declared(prices), lake.uri(layout.prices_key(key)))
+
+    # price_changes of a single version: an empty table, schema still shown, no rows to preview
+    changes = dg.materialize([price_changes], partition_key=key, instance=instance, resources=resources_for(settings))
+    metadata = _materialized(changes, "price_changes")
+    assert _columns(metadata["dagster/column_schema"].value) == _columns(_declared(price_changes))
+    assert [c.name for c in metadata["dagster/column_schema"].value.columns] == pq.read_schema(
+        lake.uri(layout.price_changes_key(key))).names
+    assert metadata["preview"].value == "(no rows)"
+
+
+def test_dbt_source_of_prices_documents_the_same_columns_in_the_same_words():
+    """dbt documents the prices files as the source lake.prices; its words are the lib's (one text)."""
+    import json
+
+    from price_pipeline.defs.analytics.assets import dbt_project
+
+    sources = json.loads(dbt_project.manifest_path.read_text())["sources"]
+    (source,) = [s for s in sources.values() if (s["source_name"], s["name"]) == ("lake", "prices")]
+    documented = {name: " ".join(c["description"].split()) for name, c in source["columns"].items()}
+    assert documented == PRICES_DESCRIPTIONS
