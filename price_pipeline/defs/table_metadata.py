@@ -16,8 +16,7 @@ import dagster as dg
 import duckdb
 import pyarrow as pa
 
-from price_pipeline.lib.lake import Lake, connect_duckdb, describe, describe_arrow, preview_markdown
-from price_pipeline.lib.lake.preview import Column
+from price_pipeline.lib.lake import Column, Lake, connect_duckdb, describe, describe_arrow, preview_markdown
 
 COLUMN_SCHEMA = "dagster/column_schema"
 PREVIEW = "preview"
@@ -28,7 +27,7 @@ def table_schema(columns: Iterable[Column]) -> dg.TableSchema:
     return dg.TableSchema(columns=[dg.TableColumn(c.name, c.type, description=c.description) for c in columns])
 
 
-def declared_schema(schema: pa.Schema, descriptions: Mapping[str, str]) -> dict:
+def declared_schema(schema: pa.Schema, descriptions: Mapping[str, str] | None = None) -> dict:
     """Definition metadata of an asset that writes Parquet files of ``schema``."""
     return {COLUMN_SCHEMA: table_schema(describe_arrow(schema, descriptions))}
 

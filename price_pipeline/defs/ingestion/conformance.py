@@ -18,8 +18,9 @@ from price_pipeline.defs.ingestion.batching import per_hospital, per_hospital_ch
 from price_pipeline.defs.ops.retries import timed
 from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.defs.resources import PricePipelineResource
+from price_pipeline.defs.table_metadata import declared_schema, lake_table_metadata
 from price_pipeline.lib.lake import layout
-from price_pipeline.lib.quality import rules_from_settings, validate_hospital
+from price_pipeline.lib.quality import CONFORMANCE_REPORT_SCHEMA, rules_from_settings, validate_hospital
 
 # Findings shown per file in the metadata (the stored report keeps CONFORMANCE_MAX_FINDINGS).
 FINDINGS_IN_METADATA = 10
@@ -41,6 +42,7 @@ def _rules_table(errors: dict[str, int], alerts: dict[str, int]) -> str:
     retry_policy=TRANSIENT_RETRY,
     backfill_policy=ONE_HOSPITAL_PER_RUN,
     owners=["team:ingestion"],
+    metadata=declared_schema(CONFORMANCE_REPORT_SCHEMA),
 )
 @per_hospital
 @timed
@@ -56,6 +58,8 @@ def conformance_reports(
                                            limits=price_pipeline.settings.archive_limits(),
                                            **rules_from_settings(price_pipeline.settings))
     errors, alerts = result.totals()
+    lake = price_pipeline.lake
+    report_key = layout.conformance_table_key(key)
     files = [
         {
             "file_sha256": r.get("file_sha256"),
@@ -89,7 +93,8 @@ def conformance_reports(
             "alerts_by_rule": dg.MetadataValue.json(alerts),
             "rules": dg.MetadataValue.md(_rules_table(errors, alerts)),
             "files": dg.MetadataValue.json(files),
-            "lake_key": dg.MetadataValue.path(price_pipeline.lake.uri(layout.conformance_table_key(key))),
+            "lake_key": dg.MetadataValue.path(lake.uri(report_key)),
+            **(lake_table_metadata(lake, report_key) if lake.exists(report_key) else {}),
         }
     )
 

@@ -9,7 +9,7 @@
 """
 
 from price_pipeline.lib.lake import layout
-from price_pipeline.lib.lake.preview import describe, describe_arrow, preview_markdown
+from price_pipeline.lib.lake.preview import Column, describe, describe_arrow, preview_markdown
 from price_pipeline.lib.lake.schemas import (
     CHARGE_KINDS,
     PARSED_DESCRIPTIONS,
@@ -24,6 +24,7 @@ from price_pipeline.lib.lake.storage import Lake, LocalLake, S3Lake, connect_duc
 from price_pipeline.lib.lake.text import TextFix, clean_json, clean_text
 
 __all__ = [
+    "Column",
     "CHARGE_KINDS",
     "PARSED_DESCRIPTIONS",
     "PARSED_SCHEMA",
