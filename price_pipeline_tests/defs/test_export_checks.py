@@ -53,6 +53,9 @@ def test_filtered_exports_run_writes_a_subset_and_leaves_national_extracts(tmp_p
     assert lake.get_bytes(summary_csv).decode().splitlines() == ["hospital_key,n", "h1,1"]
     metadata = result.asset_materializations_for_node("exports")[0].metadata
     assert metadata["skipped_for_filters"].data == ["mart_price_distribution"]
+    # a CSV-only run shows the CSV as written: the filtered rows, every cell text
+    assert metadata["mart_hospital_summary/preview"].value.splitlines()[2:] == ["| h1 | 1 |"]
+    assert {c.type for c in metadata["mart_hospital_summary/column_schema"].value.columns} == {"VARCHAR"}
 
 
 def _shuffled_warehouse(path, seed: float) -> None:
@@ -142,3 +145,31 @@ def test_each_extract_shows_its_columns_and_first_rows(tmp_path):
     assert {c.name: c.description for c in declared.columns}["primary_code"] == "Comparison code."
     # formula-like hospital text is inert in the preview as in the CSV
     assert "'=cmd\\|x" in metadata["prices_current/preview"].value
+
+
+def test_published_tables_show_their_columns_and_first_rows(tmp_path):
+    import dagster as dg
+    import pyarrow.parquet as pq
+
+    from price_pipeline.defs.analytics.assets import published_marts
+    from price_pipeline.lib.lake import layout
+    from price_pipeline.lib.lake.preview import PREVIEW_ROWS, markdown_table
+
+    _shuffled_warehouse(tmp_path / "w.duckdb", 0.5)
+    resource = PricePipelineResource(
+        data_dir=str(tmp_path), lake_url=str(tmp_path / "lake"), registry_url=f"sqlite:///{tmp_path / 'r.sqlite'}",
+        warehouse_path=str(tmp_path / "w.duckdb"), catalog_url="http://127.0.0.1:1/",
+    )
+    result = dg.materialize([published_marts], resources={"price_pipeline": resource})
+    assert result.success
+    metadata = result.asset_materializations_for_node("published_marts")[0].metadata
+    lake = LocalLake(tmp_path / "lake")
+    for name in ("mart_hospital_summary", "mart_price_distribution", "prices_current", "hospitals"):
+        path = lake.uri(layout.mart_latest_key(name))
+        names = pq.read_schema(path).names
+        assert [c.name for c in metadata[f"{name}/column_schema"].value.columns] == names
+        first = next(pq.ParquetFile(path).iter_batches(batch_size=PREVIEW_ROWS)).to_pylist()
+        assert metadata[f"{name}/preview"].value == markdown_table(names, [[r[n] for n in names] for r in first])
+    assert "mart_item_codes/preview" not in metadata  # not built: not published, nothing shown
+    declared = published_marts.metadata_by_key[published_marts.key]
+    assert {c.name: c.description for c in declared["hospitals/column_schema"].columns}["hospital_key"]
