@@ -142,3 +142,28 @@ def test_every_mart_declares_its_documented_columns_before_it_is_built():
         assert [(c.name, c.description) for c in schema.columns] == [
             (column, info["description"]) for column, info in node["columns"].items()]
         assert all(c.description for c in schema.columns), name
+
+
+def test_a_file_in_the_s3_lake_is_shown_from_s3(tmp_path, moto_s3):
+    """Production lakes are S3: the schema and preview are read from the object, in a folder named
+    like a hive partition, without downloading it first."""
+    import boto3
+    import pyarrow as pa
+
+    from price_pipeline.defs.table_metadata import lake_table_metadata
+    from price_pipeline.lib.lake.storage import S3Lake
+
+    boto3.client("s3", endpoint_url=moto_s3).create_bucket(Bucket="tables")
+    lake = S3Lake("s3://tables/lake", endpoint_url=moto_s3)
+    local = tmp_path / "prices.parquet"
+    rows = [{"hospital_key": "h1", "description": f"item {i}", "amount": float(i)} for i in range(8)]
+    pq.write_table(pa.Table.from_pylist(rows, schema=PRICES_SCHEMA.empty_table().select(
+        ["hospital_key", "description", "amount"]).schema), local)
+    lake.put_file(local, layout.prices_key("h1"))
+    metadata = lake_table_metadata(lake, layout.prices_key("h1"), PRICES_DESCRIPTIONS)
+    schema = metadata["dagster/column_schema"]
+    assert [(c.name, c.type) for c in schema.columns] == [
+        ("hospital_key", "VARCHAR"), ("description", "VARCHAR"), ("amount", "DOUBLE")]
+    assert schema.columns[2].description == PRICES_DESCRIPTIONS["amount"]
+    assert metadata["preview"].value == markdown_table(
+        ["hospital_key", "description", "amount"], [["h1", f"item {i}", float(i)] for i in range(PREVIEW_ROWS)])
