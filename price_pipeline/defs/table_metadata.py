@@ -65,6 +65,18 @@ def parquet_table_metadata(path: str, descriptions: Mapping[str, str] | None = N
         con.close()
 
 
+def csv_table_metadata(path: str, descriptions: Mapping[str, str] | None = None) -> dict:
+    """:func:`table_metadata` of a local CSV written by the exports (header row, comma, double
+    quotes), every column read as text: the cells exactly as a spreadsheet receives them."""
+    con = _preview_connection(None)
+    try:
+        source = ("read_csv('" + path.replace("'", "''") + "', header = true, all_varchar = true, "
+                  "delim = ',', quote = '\"', escape = '\"')")
+        return table_metadata(con, source, descriptions)
+    finally:
+        con.close()
+
+
 def lake_table_metadata(lake: Lake, key: str, descriptions: Mapping[str, str] | None = None) -> dict:
     """:func:`table_metadata` of the Parquet file at ``key`` in the lake (local folder or S3)."""
     return parquet_table_metadata(lake.uri(key), descriptions, lake=lake)

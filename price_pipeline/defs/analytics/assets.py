@@ -13,14 +13,19 @@ import sys
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from price_pipeline.dbt_env import COMMAND as DBT_ENV_COMMAND
 from price_pipeline.dbt_env import env_flags
 from price_pipeline.defs.ops.retries import timed
 from price_pipeline.defs.resources import PricePipelineResource
-from price_pipeline.defs.table_metadata import COLUMN_SCHEMA, PREVIEW, parquet_table_metadata, table_metadata
+from price_pipeline.defs.table_metadata import (
+    COLUMN_SCHEMA,
+    PREVIEW,
+    csv_table_metadata,
+    parquet_table_metadata,
+    table_metadata,
+)
 from price_pipeline.lib.analytics import (
     ExportFilters,
     export_relation,
@@ -232,21 +237,10 @@ def written_tables(files: dict[str, Path], tables: dict[str, str]) -> dict:
         if path.suffix == ".parquet":
             shown = parquet_table_metadata(str(path), column_descriptions(tables[name]))
         else:  # a CSV-only export: the cells as the file holds them (all text)
-            shown = csv_table_metadata(path, column_descriptions(tables[name]))
+            shown = csv_table_metadata(str(path), column_descriptions(tables[name]))
         metadata[f"{name}/column_schema"] = shown[COLUMN_SCHEMA]
-        metadata[f"{name}/{PREVIEW}"] = shown[PREVIEW]
+        metadata[f"{name}/preview"] = shown[PREVIEW]
     return metadata
-
-
-def csv_table_metadata(path: Path, descriptions: dict[str, str]) -> dict:
-    """:func:`table_metadata` of a written CSV extract, read with the dialect it was written in."""
-    con = duckdb.connect()
-    try:
-        source = ("read_csv('" + str(path).replace("'", "''") + "', header = true, all_varchar = true, "
-                  "delim = ',', quote = '\"', escape = '\"')")
-        return table_metadata(con, source, descriptions)
-    finally:
-        con.close()
 
 
 # published name -> warehouse relation: every mart, the extracts' other tables and the hospitals.
