@@ -1,30 +1,82 @@
-"""Column schema and first-rows preview of a table, as Dagster materialization metadata."""
+"""What a table asset holds, as Dagster metadata: its column schema and a preview of its first rows.
+
+``dagster/column_schema`` is declared on the asset definition (so the UI shows a table's columns
+before anything is materialised) and attached again to each materialization from the file or
+relation actually written; ``preview`` is a Markdown table of the first rows (lib/lake/preview.py:
+cells made inert, long text cut). Column descriptions come from one place per table: the Arrow
+schemas' descriptions in lib/lake/schemas.py for the lake's Parquet tables, the dbt docs
+(schema.yml, through the manifest) for the warehouse's models.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import dagster as dg
 import duckdb
+import pyarrow as pa
 
-from price_pipeline.lib.lake import describe, preview_markdown
+from price_pipeline.lib.lake import Column, Lake, connect_duckdb, describe, describe_arrow, preview_markdown
+
+COLUMN_SCHEMA = "dagster/column_schema"
+PREVIEW = "preview"
+
+
+def table_schema(columns: Iterable[Column]) -> dg.TableSchema:
+    """A Dagster column schema of described columns."""
+    return dg.TableSchema(columns=[dg.TableColumn(c.name, c.type, description=c.description) for c in columns])
+
+
+def declared_schema(schema: pa.Schema, descriptions: Mapping[str, str] | None = None) -> dict:
+    """Definition metadata of an asset that writes Parquet files of ``schema``."""
+    return {COLUMN_SCHEMA: table_schema(describe_arrow(schema, descriptions))}
 
 
 def table_metadata(con: duckdb.DuckDBPyConnection, relation_sql: str,
                    descriptions: Mapping[str, str] | None = None) -> dict:
-    """``dagster/column_schema`` (dbt descriptions included when given) and a ``preview`` table."""
-    columns = describe(con, relation_sql, descriptions)
-    schema = dg.TableSchema(columns=[dg.TableColumn(c.name, c.type, description=c.description) for c in columns])
+    """``dagster/column_schema`` (descriptions included when given) and a ``preview`` table."""
     return {
-        "dagster/column_schema": schema,
-        "preview": dg.MetadataValue.md(preview_markdown(con, relation_sql)),
+        COLUMN_SCHEMA: table_schema(describe(con, relation_sql, descriptions)),
+        PREVIEW: dg.MetadataValue.md(preview_markdown(con, relation_sql)),
     }
 
 
-def parquet_table_metadata(path: str, descriptions: Mapping[str, str] | None = None) -> dict:
-    """:func:`table_metadata` of a local Parquet file."""
-    con = duckdb.connect()
+def _parquet_source(path: str) -> str:
+    # The lake's folders are named like hive partitions (hospital_key=<k>): DuckDB would add
+    # them as a column the file does not have.
+    return "read_parquet('" + path.replace("'", "''") + "', hive_partitioning = false)"
+
+
+def _preview_connection(lake: Lake | None) -> duckdb.DuckDBPyConnection:
+    con = connect_duckdb(lake) if lake is not None else duckdb.connect()
+    # One thread: a LIMIT scan then decodes one row group at a time, so a preview of a 13 GB
+    # file reads its footer and the start of its first row group, nothing more.
+    con.execute("SET threads = 1")
+    return con
+
+
+def parquet_table_metadata(path: str, descriptions: Mapping[str, str] | None = None, *,
+                           lake: Lake | None = None) -> dict:
+    """:func:`table_metadata` of one Parquet file: a local path, or a lake URI when ``lake`` is given."""
+    con = _preview_connection(lake)
     try:
-        return table_metadata(con, f"read_parquet('{path.replace(chr(39), chr(39) * 2)}')", descriptions)
+        return table_metadata(con, _parquet_source(path), descriptions)
     finally:
         con.close()
+
+
+def csv_table_metadata(path: str, descriptions: Mapping[str, str] | None = None) -> dict:
+    """:func:`table_metadata` of a local CSV written by the exports (header row, comma, double
+    quotes), every column read as text: the cells exactly as a spreadsheet receives them."""
+    con = _preview_connection(None)
+    try:
+        source = ("read_csv('" + path.replace("'", "''") + "', header = true, all_varchar = true, "
+                  "delim = ',', quote = '\"', escape = '\"')")
+        return table_metadata(con, source, descriptions)
+    finally:
+        con.close()
+
+
+def lake_table_metadata(lake: Lake, key: str, descriptions: Mapping[str, str] | None = None) -> dict:
+    """:func:`table_metadata` of the Parquet file at ``key`` in the lake (local folder or S3)."""
+    return parquet_table_metadata(lake.uri(key), descriptions, lake=lake)

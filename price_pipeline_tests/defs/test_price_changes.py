@@ -102,6 +102,11 @@ def test_price_changes_between_two_versions(instance, settings, demo_server):
 
         changes = pq.read_table(lake.uri(layout.price_changes_key(key))).to_pylist()
         assert len(changes) == 5
+        # the materialization shows the changes file's columns and its (first five) rows
+        assert [c.name for c in md["dagster/column_schema"].columns] == PRICE_CHANGES_SCHEMA.names
+        preview = md["preview"].splitlines()
+        assert len(preview) == 2 + 5 and preview[2].startswith(f"| {key.replace('_', chr(92) + '_')} |")
+        assert [line.split(" | ")[5] for line in preview[2:]] == [c["change_kind"] for c in changes]
         (changed,) = [c for c in changes if c["change_kind"] == "changed"]
         assert (changed["primary_code"], changed["payer_name"], changed["plan_name"]) == ("70551", "Platform Health Insurance", "PPO")
         assert (changed["charge_kind"], changed["old_amount"], changed["new_amount"]) == ("negotiated_dollar", 400, 420)

@@ -6,6 +6,7 @@ because DuckDB allows a single writing process per file.
 """
 
 
+import functools
 import json
 import shutil
 import sys
@@ -18,10 +19,17 @@ from price_pipeline.dbt_env import COMMAND as DBT_ENV_COMMAND
 from price_pipeline.dbt_env import env_flags
 from price_pipeline.defs.ops.retries import timed
 from price_pipeline.defs.resources import PricePipelineResource
-from price_pipeline.defs.table_metadata import table_metadata
+from price_pipeline.defs.table_metadata import (
+    COLUMN_SCHEMA,
+    PREVIEW,
+    csv_table_metadata,
+    parquet_table_metadata,
+    table_metadata,
+)
 from price_pipeline.lib.analytics import (
     ExportFilters,
     export_relation,
+    natural_keys,
     needs_full_refresh,
     publish_tables,
     quote_identifier,
@@ -181,13 +189,58 @@ EXTRACTS = {
 HOSPITALS_RELATION = "stg_hospitals"
 
 
+@functools.cache
+def _manifest() -> dict:
+    """The manifest of ``make manifest`` as this code location loaded it (read once)."""
+    return json.loads(Path(dbt_project.manifest_path).read_text())
+
+
 def _mart_models() -> list[str]:
     """Every dbt model under models/marts/ (so a new mart is published without editing this file)."""
-    nodes = json.loads(Path(dbt_project.manifest_path).read_text())["nodes"].values()
     return sorted(
-        n["name"] for n in nodes
+        n["name"] for n in _manifest()["nodes"].values()
         if n["resource_type"] == "model" and n["original_file_path"].startswith("models/marts/")
     )
+
+
+def _documented_columns(relation: str) -> dict[str, dict]:
+    """The dbt model's documented columns (schema.yml), in their documented order."""
+    node = next((n for n in _manifest()["nodes"].values()
+                 if n["resource_type"] in ("model", "seed") and n["name"] == relation), None)
+    return dict(node.get("columns", {})) if node else {}
+
+
+def column_descriptions(relation: str) -> dict[str, str]:
+    """Column -> dbt description of a warehouse relation (the model's schema.yml docs)."""
+    return {name: c["description"] for name, c in _documented_columns(relation).items() if c.get("description")}
+
+
+def declared_tables(tables: dict[str, str]) -> dict:
+    """Definition metadata of an asset that writes several tables (``name -> relation``): each
+    table's column schema from its dbt docs (types as dbt knows them; ``?`` until built)."""
+    metadata = {}
+    for name, relation in sorted(tables.items()):
+        columns = _documented_columns(relation)
+        if columns:
+            metadata[f"{name}/column_schema"] = dg.TableSchema(columns=[
+                dg.TableColumn(column, info.get("data_type") or "?", description=info.get("description") or None)
+                for column, info in columns.items()
+            ])
+    return metadata
+
+
+def written_tables(files: dict[str, Path], tables: dict[str, str]) -> dict:
+    """Materialization metadata of the tables an asset wrote (``name -> local file``): each
+    table's column schema (dbt descriptions included) and first rows, read from the file."""
+    metadata = {}
+    for name, path in sorted(files.items()):
+        if path.suffix == ".parquet":
+            shown = parquet_table_metadata(str(path), column_descriptions(tables[name]))
+        else:  # a CSV-only export: the cells as the file holds them (all text)
+            shown = csv_table_metadata(str(path), column_descriptions(tables[name]))
+        metadata[f"{name}/column_schema"] = shown[COLUMN_SCHEMA]
+        metadata[f"{name}/preview"] = shown[PREVIEW]
+    return metadata
 
 
 # published name -> warehouse relation: every mart, the extracts' other tables and the hospitals.
@@ -196,6 +249,9 @@ PUBLISHED_TABLES = {
     **EXTRACTS,
     "hospitals": HOSPITALS_RELATION,
 }
+# relation -> the columns its rows are written in order of (its dbt unique tests): the same data
+# gives byte-identical extracts and published files in every build.
+NATURAL_KEYS = natural_keys(_manifest())
 
 
 @dg.asset(
@@ -204,6 +260,7 @@ PUBLISHED_TABLES = {
     kinds={"duckdb", "parquet"},
     pool=WAREHOUSE_POOL,
     owners=["team:analytics"],
+    metadata=declared_tables(PUBLISHED_TABLES),
 )
 def published_marts(context: dg.AssetExecutionContext, price_pipeline: PricePipelineResource) -> dg.MaterializeResult:
     """Every mart (and current prices, the payer review queue, the hospitals) as Parquet in the lake.
@@ -211,15 +268,18 @@ def published_marts(context: dg.AssetExecutionContext, price_pipeline: PricePipe
     One snapshot per build under ``marts/<name>/built_at=<UTC>/``, the newest also at
     ``marts/<name>/latest/``, and ``marts/_latest.json`` naming the build's snapshots, so analysts
     read the marts from the lake (DuckDB, pandas, Spark, Athena) without the warehouse file, and
-    the warehouse is never the only copy (docs/analysts.md).
+    the warehouse is never the only copy (docs/analysts.md). Rows are in the order of each table's
+    key, and each table's columns and first rows are shown in the materialization.
     """
     lake = price_pipeline.lake
     with price_pipeline.scratch_dir("published_marts") as scratch:
         con = connect_duckdb(lake, str(price_pipeline.settings.warehouse_path), read_only=True)
         try:
-            manifest = publish_tables(con, lake, PUBLISHED_TABLES, Path(scratch))
+            manifest = publish_tables(con, lake, PUBLISHED_TABLES, Path(scratch), keys=NATURAL_KEYS)
         finally:
             con.close()
+        shown = written_tables({name: Path(scratch) / f"{name}.parquet" for name in manifest["tables"]},
+                               PUBLISHED_TABLES)
     for name in manifest["missing"]:
         context.log.warning(f"{PUBLISHED_TABLES[name]} is not in the warehouse; {name} not published")
     tables = manifest["tables"]
@@ -231,6 +291,7 @@ def published_marts(context: dg.AssetExecutionContext, price_pipeline: PricePipe
             "dagster/row_count": sum(t["rows"] for t in tables.values()),
             "bytes": sum(t["bytes"] for t in tables.values()),
             "lake_prefix": dg.MetadataValue.path(lake.uri("marts")),
+            **shown,
         }
     )
 
@@ -251,6 +312,7 @@ class ExportConfig(dg.Config):
     kinds={"duckdb", "csv", "parquet"},
     pool=WAREHOUSE_POOL,
     owners=["team:analytics"],
+    metadata=declared_tables(EXTRACTS),
 )
 @timed
 def exports(
@@ -262,7 +324,9 @@ def exports(
     and every CSV is read back with that rule before anything is published (an unsafe file fails
     the run instead of reaching the lake). Run config filters by hospital, state, code and payer
     class; a filtered run writes under ``exports/subsets/<filters>/`` and leaves the national
-    extracts alone, and skips (with a warning) a table that cannot honour a filter.
+    extracts alone, and skips (with a warning) a table that cannot honour a filter. Rows are
+    written in the order of each table's key (its dbt unique tests), so the same data gives the
+    same bytes; each extract's columns and first rows are shown in the materialization.
     """
     unknown = set(config.formats) - {"parquet", "csv"}
     if unknown or not config.formats:
@@ -295,9 +359,12 @@ def exports(
                     skipped.append(name)
                     continue
                 summary[name] = export_relation(con, relation_sql, out_dir, name, where=where,
-                                                formats=tuple(config.formats))
+                                                formats=tuple(config.formats), key=NATURAL_KEYS.get(relation))
         finally:
             con.close()
+        written = {name: out_dir / f"{name}.{'parquet' if 'parquet' in config.formats else 'csv'}"
+                   for name in summary}
+        shown = written_tables(written, EXTRACTS)
         # Nothing reaches the lake before every file was written and checked.
         for path in sorted(out_dir.iterdir()):
             lake.put_file(path, layout.export_key(path.stem, path.suffix.lstrip("."), subset))
@@ -309,5 +376,6 @@ def exports(
             "filters": dg.MetadataValue.json(filters.as_dict()),
             "skipped_for_filters": dg.MetadataValue.json(skipped),
             "lake_prefix": dg.MetadataValue.path(lake.uri(layout.export_key("x", "csv", subset).rsplit("/", 1)[0])),
+            **shown,
         }
     )

@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 
 from price_pipeline.defs.ops.retries import timed
 from price_pipeline.defs.resources import PricePipelineResource
+from price_pipeline.defs.table_metadata import declared_schema, lake_table_metadata
 from price_pipeline.lib.discovery import (
     CATALOG_API,
     CatalogHospital,
@@ -138,6 +139,7 @@ HOSPITALS_SCHEMA = pa.schema(
     group_name="catalog",
     kinds={"python", "parquet"},
     owners=["team:ingestion"],
+    metadata=declared_schema(HOSPITALS_SCHEMA),
 )
 @timed
 def hospitals(context: dg.AssetExecutionContext, price_pipeline: PricePipelineResource) -> dg.MaterializeResult:
@@ -169,11 +171,6 @@ def hospitals(context: dg.AssetExecutionContext, price_pipeline: PricePipelineRe
             "active": sum(1 for r in rows if r["status"] == "active"),
             "removed": sum(1 for r in rows if r["status"] == "removed"),
             "bytes": buffer.tell(),
-            "preview": dg.MetadataValue.md(_markdown_table(rows[:10], ["hospital_key", "name", "state", "status"])),
+            **lake_table_metadata(lake, layout.HOSPITALS_KEY),
         }
     )
-
-
-def _markdown_table(rows: list[dict], columns: list[str]) -> str:
-    head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
-    return head + "".join("| " + " | ".join(str(r.get(c, "")) for c in columns) + " |\n" for r in rows)

@@ -27,8 +27,15 @@ from price_pipeline.defs.ops.retries import (
 )
 from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.defs.resources import PricePipelineResource
+from price_pipeline.defs.table_metadata import declared_schema, lake_table_metadata
 from price_pipeline.lib.fetch import fetch_hospital_files
-from price_pipeline.lib.lake import layout
+from price_pipeline.lib.lake import (
+    PARSED_DESCRIPTIONS,
+    PARSED_SCHEMA,
+    PRICES_DESCRIPTIONS,
+    PRICES_SCHEMA,
+    layout,
+)
 from price_pipeline.lib.ops import ACCEPT_ROW_DROP_TAG, EXTERNAL, FORCE_DOWNLOAD_TAG, INTERNAL, TRANSIENT
 from price_pipeline.lib.parse import parse_hospital_files, record_header_claims
 from price_pipeline.lib.prices import build_hospital_prices_with_history
@@ -155,6 +162,7 @@ def mrf_files(context: dg.AssetExecutionContext, price_pipeline: PricePipelineRe
     backfill_policy=ONE_HOSPITAL_PER_RUN,
     owners=["team:ingestion"],
     check_specs=[MRF_PARSED_HAS_ROWS, MRF_PARSED_ROW_COUNT_NOT_COLLAPSED, MRF_PARSED_HAS_NO_ERROR_FINDINGS],
+    metadata=declared_schema(PARSED_SCHEMA, PARSED_DESCRIPTIONS),
 )
 @per_hospital
 @classified
@@ -165,7 +173,8 @@ def mrf_parsed(context: dg.AssetExecutionContext, price_pipeline: PricePipelineR
     finding (rule, row, column or JSON path) in the file's ``summary.json``; unreadable rows go
     to a quarantine Parquet beside the rows, never silently dropped. Checked in the same step by
     ``mrf_parsed_has_rows`` and ``mrf_parsed_row_count_not_collapsed`` (blocking) and
-    ``mrf_parsed_has_no_error_findings`` (warning).
+    ``mrf_parsed_has_no_error_findings`` (warning). The materialization shows the columns and first
+    rows of the first file version's Parquet.
     """
     key = context.partition_key
     with price_pipeline.scratch_dir("mrf_parsed") as scratch:
@@ -184,9 +193,13 @@ def mrf_parsed(context: dg.AssetExecutionContext, price_pipeline: PricePipelineR
             versions, published_parsed_row_count(context.instance, key), drop_accepted=drop_accepted)),
         (MRF_PARSED_HAS_NO_ERROR_FINDINGS, mrf_parsed_has_no_error_findings(versions)),
     ]
+    lake = price_pipeline.lake
+    # The first version's file stands for the table: every version has the same schema.
+    shown = next((v for v in versions if lake.exists(v.rows_key)), None)
     return dg.MaterializeResult(
         check_results=[check_result(spec, outcome) for spec, outcome in checks],
         metadata={
+            **(lake_table_metadata(lake, shown.rows_key, PARSED_DESCRIPTIONS) if shown else {}),
             "dagster/row_count": rows,
             "files_parsed": len(versions),
             "header_npis_recorded": npis_recorded,
@@ -219,6 +232,7 @@ def mrf_parsed(context: dg.AssetExecutionContext, price_pipeline: PricePipelineR
     backfill_policy=ONE_HOSPITAL_PER_RUN,
     owners=["team:ingestion"],
     check_specs=[PRICES_SCHEMA_AND_LINEAGE_COMPLETE],
+    metadata=declared_schema(PRICES_SCHEMA, PRICES_DESCRIPTIONS),
 )
 @per_hospital
 @classified
@@ -237,14 +251,17 @@ def prices(context: dg.AssetExecutionContext, price_pipeline: PricePipelineResou
     with price_pipeline.scratch_dir("prices") as scratch:
         result = build_hospital_prices_with_history(key, lake=price_pipeline.lake, scratch_dir=scratch)
     rows, size = result.rows, result.bytes
-    with price_pipeline.lake.local_copy(layout.prices_key(key)) as path:
+    lake = price_pipeline.lake
+    prices_key = layout.prices_key(key)
+    with lake.local_copy(prices_key) as path:
         lineage = prices_schema_and_lineage_complete(path)
     return dg.MaterializeResult(
         check_results=[check_result(PRICES_SCHEMA_AND_LINEAGE_COMPLETE, lineage)],
         metadata={
+            **(lake_table_metadata(lake, prices_key, PRICES_DESCRIPTIONS) if lake.exists(prices_key) else {}),
             "dagster/row_count": rows,
             "bytes": size,
-            "lake_key": dg.MetadataValue.path(price_pipeline.lake.uri(layout.prices_key(key))),
+            "lake_key": dg.MetadataValue.path(lake.uri(prices_key)),
             "current_versions": dg.MetadataValue.json(result.current_versions),
             "versions_in_history": result.versions_known,
             # Versions normalised in this run; the other current ones were reused from prices_history.

@@ -21,8 +21,10 @@ from price_pipeline.defs.ingestion.checks import (
 from price_pipeline.defs.ops.retries import timed
 from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.defs.resources import PricePipelineResource
+from price_pipeline.defs.table_metadata import declared_schema, lake_table_metadata
 from price_pipeline.lib.lake import layout
 from price_pipeline.lib.quality import (
+    CONFORMANCE_REPORT_SCHEMA,
     conformance_reports_files_conform,
     conformance_reports_no_cms_alerts,
     rules_from_settings,
@@ -50,6 +52,7 @@ def _rules_table(errors: dict[str, int], alerts: dict[str, int]) -> str:
     backfill_policy=ONE_HOSPITAL_PER_RUN,
     owners=["team:ingestion"],
     check_specs=[CONFORMANCE_REPORTS_FILES_CONFORM, CONFORMANCE_REPORTS_NO_CMS_ALERTS],
+    metadata=declared_schema(CONFORMANCE_REPORT_SCHEMA),
 )
 @per_hospital
 @timed
@@ -65,6 +68,8 @@ def conformance_reports(
                                            limits=price_pipeline.settings.archive_limits(),
                                            **rules_from_settings(price_pipeline.settings))
     errors, alerts = result.totals()
+    lake = price_pipeline.lake
+    report_key = layout.conformance_table_key(key)
     files = [
         {
             "file_sha256": r.get("file_sha256"),
@@ -102,6 +107,7 @@ def conformance_reports(
             "alerts_by_rule": dg.MetadataValue.json(alerts),
             "rules": dg.MetadataValue.md(_rules_table(errors, alerts)),
             "files": dg.MetadataValue.json(files),
-            "lake_key": dg.MetadataValue.path(price_pipeline.lake.uri(layout.conformance_table_key(key))),
+            "lake_key": dg.MetadataValue.path(lake.uri(report_key)),
+            **(lake_table_metadata(lake, report_key) if lake.exists(report_key) else {}),
         }
     )

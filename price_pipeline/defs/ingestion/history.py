@@ -8,7 +8,8 @@ from price_pipeline.defs.ingestion.batching import per_hospital
 from price_pipeline.defs.ops.retries import LAKE_RETRY, classified
 from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.defs.resources import PricePipelineResource
-from price_pipeline.lib.lake import layout
+from price_pipeline.defs.table_metadata import declared_schema, lake_table_metadata
+from price_pipeline.lib.lake import PRICE_CHANGES_DESCRIPTIONS, PRICE_CHANGES_SCHEMA, layout
 from price_pipeline.lib.prices import compute_price_changes
 
 
@@ -20,6 +21,7 @@ from price_pipeline.lib.prices import compute_price_changes
     retry_policy=LAKE_RETRY,
     backfill_policy=ONE_HOSPITAL_PER_RUN,
     owners=["team:analytics"],
+    metadata=declared_schema(PRICE_CHANGES_SCHEMA, PRICE_CHANGES_DESCRIPTIONS),
 )
 @per_hospital
 @classified
@@ -36,8 +38,11 @@ def price_changes(context: dg.AssetExecutionContext, price_pipeline: PricePipeli
     with price_pipeline.scratch_dir("price_changes") as scratch:
         result = compute_price_changes(key, lake=price_pipeline.lake, scratch_dir=scratch)
     counts = result.counts
+    lake = price_pipeline.lake
+    changes_key = layout.price_changes_key(key)
     return dg.MaterializeResult(
         metadata={
+            **(lake_table_metadata(lake, changes_key, PRICE_CHANGES_DESCRIPTIONS) if lake.exists(changes_key) else {}),
             "dagster/row_count": counts["added"] + counts["removed"] + counts["changed"],
             "rows_added": counts["added"],
             "rows_removed": counts["removed"],
@@ -47,6 +52,6 @@ def price_changes(context: dg.AssetExecutionContext, price_pipeline: PricePipeli
             "new_file_sha256": result.new_file_sha256 or "",
             "old_file_sha256": result.old_file_sha256 or "",
             "bytes": result.bytes,
-            "lake_key": dg.MetadataValue.path(price_pipeline.lake.uri(layout.price_changes_key(key))),
+            "lake_key": dg.MetadataValue.path(lake.uri(changes_key)),
         }
     )

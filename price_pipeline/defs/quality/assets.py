@@ -13,8 +13,15 @@ import pyarrow.parquet as pq
 
 from price_pipeline.defs.ops.retries import timed
 from price_pipeline.defs.resources import PricePipelineResource
+from price_pipeline.defs.table_metadata import declared_schema, lake_table_metadata
 from price_pipeline.lib.lake import PRICES_SCHEMA, connect_duckdb, layout
-from price_pipeline.lib.quality import TABLE_CHECKS, build_quarantine, run_table_checks, summarize_quarantine
+from price_pipeline.lib.quality import (
+    QUARANTINE_SCHEMA,
+    TABLE_CHECKS,
+    build_quarantine,
+    run_table_checks,
+    summarize_quarantine,
+)
 
 PRICES = dg.AssetKey("prices")
 QUALITY_CHECK_NAMES = tuple(TABLE_CHECKS)
@@ -90,6 +97,7 @@ def price_anomalies(context: dg.AssetExecutionContext, price_pipeline: PricePipe
             "prices_files": len(uris),
             "bytes": size,
             "lake_key": dg.MetadataValue.path(lake.uri(layout.PRICE_ANOMALIES_KEY)),
+            **lake_table_metadata(lake, layout.PRICE_ANOMALIES_KEY),
         },
         check_results=check_results,
     )
@@ -100,6 +108,7 @@ def price_anomalies(context: dg.AssetExecutionContext, price_pipeline: PricePipe
     group_name="quality",
     kinds={"duckdb", "parquet"},
     owners=["team:analytics"],
+    metadata=declared_schema(QUARANTINE_SCHEMA),
 )
 @timed
 def quarantine(context: dg.AssetExecutionContext, price_pipeline: PricePipelineResource) -> dg.MaterializeResult:
@@ -121,5 +130,6 @@ def quarantine(context: dg.AssetExecutionContext, price_pipeline: PricePipelineR
             ),
             "bytes": size,
             "lake_key": dg.MetadataValue.path(lake.uri(layout.QUARANTINE_KEY)),
+            **lake_table_metadata(lake, layout.QUARANTINE_KEY),
         }
     )

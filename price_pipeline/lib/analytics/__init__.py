@@ -12,6 +12,8 @@ from price_pipeline.lib.analytics.exports import (
     UnsafeExportError,
     count_formula_cells,
     export_relation,
+    natural_keys,
+    order_clause,
     quote_identifier,
 )
 from price_pipeline.lib.analytics.publish import NothingPublishedError, export_published, publish_tables
@@ -24,7 +26,9 @@ __all__ = [
     "count_formula_cells",
     "export_published",
     "export_relation",
+    "natural_keys",
     "needs_full_refresh",
+    "order_clause",
     "publish_tables",
     "quote_identifier",
 ]

@@ -25,7 +25,8 @@ from pathlib import Path
 import duckdb
 
 # RE2 (DuckDB) syntax. \pZ: Unicode separators (spaces, NBSP, line/paragraph separators);
-# \pC: control, format (U+FEFF, zero-width), private-use and unassigned characters.
+# \pC: control, format (U+FEFF, zero-width) and private-use characters (RE2's \pC has no
+# unassigned code points; lib/lake/preview.py applies the same rule in Python).
 FORMULA_PREFIX_PATTERN = r"^(?:[\t\r\n]|[\pZ\pC]*[=+\-@＝＋－＠])"
 # A plain number as DuckDB writes numeric columns ("-5.0", "1e+20", "-inf"): a column holding only
 # these is a number column when a written CSV is checked.
@@ -68,6 +69,41 @@ def neutralised_select(con: duckdb.DuckDBPyConnection, relation_sql: str, params
         else:
             columns.append(ident)
     return f"SELECT {', '.join(columns)} FROM {relation_sql}"  # noqa: S608
+
+
+def natural_keys(manifest: dict) -> dict[str, list[str]]:
+    """Model name -> the columns that identify one of its rows, read from its dbt tests.
+
+    The grain a model's ``unique_combination_of_columns`` test names, else its first documented
+    column with a ``unique`` test: dbt checks on every build that these columns are a key, so
+    ordering by them is a total order, decided in schema.yml next to the model's docs.
+    """
+    nodes = manifest.get("nodes", {})
+    combinations: dict[str, list[str]] = {}
+    unique_columns: dict[str, set[str]] = {}
+    for node in sorted(nodes.values(), key=lambda n: n.get("unique_id", "")):
+        test = node.get("test_metadata") or {}
+        model = node.get("attached_node") or ""
+        if node.get("resource_type") != "test" or model not in nodes:
+            continue
+        kwargs = test.get("kwargs") or {}
+        if test.get("name") == "unique_combination_of_columns" and kwargs.get("combination_of_columns"):
+            combinations.setdefault(model, list(kwargs["combination_of_columns"]))
+        elif test.get("name") == "unique" and kwargs.get("column_name"):
+            unique_columns.setdefault(model, set()).add(kwargs["column_name"])
+    keys: dict[str, list[str]] = {}
+    for model, columns in unique_columns.items():
+        documented = [c for c in nodes[model].get("columns", {}) if c in columns]
+        keys[nodes[model]["name"]] = (documented or sorted(columns))[:1]
+    return {**keys, **{nodes[model]["name"]: columns for model, columns in combinations.items()}}
+
+
+def order_clause(columns: set[str] | list[str], key: list[str] | tuple[str, ...] | None) -> str:
+    """``ORDER BY`` the key when the relation has all its columns, else ``ORDER BY ALL`` (every
+    column left to right): either way a total order, so the same rows always give the same bytes."""
+    if key and set(key) <= set(columns):
+        return "ORDER BY " + ", ".join(quote_identifier(c) for c in key)
+    return "ORDER BY ALL"
 
 
 class UnsafeExportError(ValueError):
@@ -151,16 +187,19 @@ def export_relation(
     *,
     where: tuple[str, list] = ("TRUE", []),
     formats: tuple[str, ...] = ("parquet", "csv"),
+    key: list[str] | tuple[str, ...] | None = None,
 ) -> dict[str, int]:
     """Write ``<name>.parquet`` and/or ``<name>.csv`` for the rows of a relation that match ``where``.
 
-    The CSV is read back with :func:`count_formula_cells` before this returns, so an extract that a
+    Rows are written in the order of ``key`` (:func:`order_clause`), so two builds of the same
+    data give byte-identical files whatever order the warehouse holds them in. The CSV is read back with :func:`count_formula_cells` before this returns, so an extract that a
     spreadsheet would run code from raises :class:`UnsafeExportError` instead of being published.
     Returns row and byte counts.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     condition, params = where
-    selected = f"(SELECT * FROM {relation_sql} WHERE {condition})"  # noqa: S608
+    columns = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {relation_sql}").fetchall()]  # noqa: S608
+    selected = f"(SELECT * FROM {relation_sql} WHERE {condition} {order_clause(columns, key)})"  # noqa: S608
     result = {"rows": con.execute(f"SELECT count(*) FROM {selected}", params).fetchone()[0],  # noqa: S608
               "parquet_bytes": 0, "csv_bytes": 0}
     if "parquet" in formats:

@@ -23,7 +23,12 @@ from pathlib import Path
 
 import duckdb
 
-from price_pipeline.lib.analytics.exports import ExportFilters, export_relation, quote_identifier
+from price_pipeline.lib.analytics.exports import (
+    ExportFilters,
+    export_relation,
+    order_clause,
+    quote_identifier,
+)
 from price_pipeline.lib.lake.layout import MARTS_MANIFEST_KEY, mart_latest_key, mart_snapshot_key
 from price_pipeline.lib.lake.storage import Lake, connect_duckdb
 
@@ -42,10 +47,12 @@ def publish_tables(
     scratch: Path,
     *,
     built_at: str | None = None,
+    keys: dict[str, list[str]] | None = None,
 ) -> dict:
     """Copy each ``name -> warehouse relation`` to the lake; returns the manifest that was written.
 
-    Relations missing from the warehouse are left out (and listed under ``missing``), so a partial
+    Rows are written in the order of the relation's key in ``keys`` (relation -> columns; every
+    column otherwise), so the same data gives the same bytes in every build. Relations missing from the warehouse are left out (and listed under ``missing``), so a partial
     dbt build publishes what it built and says what it did not.
     """
     built_at = built_at or build_stamp()
@@ -59,7 +66,10 @@ def publish_tables(
             missing.append(name)
             continue
         local = scratch / f"{name}.parquet"
-        con.execute(f"COPY (SELECT * FROM {quote_identifier(relation)}) TO ? (FORMAT parquet, COMPRESSION zstd)",  # noqa: S608
+        relation_sql = quote_identifier(relation)
+        columns = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {relation_sql}").fetchall()]  # noqa: S608
+        order = order_clause(columns, (keys or {}).get(relation))
+        con.execute(f"COPY (SELECT * FROM {relation_sql} {order}) TO ? (FORMAT parquet, COMPRESSION zstd)",  # noqa: S608
                     [str(local)])
         rows = con.execute(f"SELECT count(*) FROM {quote_identifier(relation)}").fetchone()[0]  # noqa: S608
         snapshot = mart_snapshot_key(name, built_at)

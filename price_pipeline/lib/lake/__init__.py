@@ -9,21 +9,28 @@
 """
 
 from price_pipeline.lib.lake import layout
-from price_pipeline.lib.lake.preview import describe, preview_markdown
+from price_pipeline.lib.lake.preview import Column, describe, describe_arrow, preview_markdown
 from price_pipeline.lib.lake.schemas import (
     CHARGE_KINDS,
+    PARSED_DESCRIPTIONS,
     PARSED_SCHEMA,
+    PRICE_CHANGES_DESCRIPTIONS,
     PRICE_CHANGES_SCHEMA,
     PRICE_VERSIONS_SCHEMA,
+    PRICES_DESCRIPTIONS,
     PRICES_SCHEMA,
 )
 from price_pipeline.lib.lake.storage import Lake, LocalLake, S3Lake, connect_duckdb, open_lake
 from price_pipeline.lib.lake.text import TextFix, clean_json, clean_text
 
 __all__ = [
+    "Column",
     "CHARGE_KINDS",
+    "PARSED_DESCRIPTIONS",
     "PARSED_SCHEMA",
+    "PRICES_DESCRIPTIONS",
     "PRICES_SCHEMA",
+    "PRICE_CHANGES_DESCRIPTIONS",
     "PRICE_CHANGES_SCHEMA",
     "PRICE_VERSIONS_SCHEMA",
     "Lake",
@@ -34,6 +41,7 @@ __all__ = [
     "clean_text",
     "connect_duckdb",
     "describe",
+    "describe_arrow",
     "layout",
     "open_lake",
     "preview_markdown",

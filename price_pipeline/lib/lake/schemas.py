@@ -152,3 +152,93 @@ PRICE_CHANGES_SCHEMA = pa.schema(
         ("new_source_path", pa.string()),
     ]
 )
+
+# What each column holds, for people browsing the tables (Dagster's column schema of mrf_parsed,
+# prices and price_changes, declared on the asset and attached to each materialization). The one
+# place these words live on the Python side; the dbt source ``lake.prices`` (models/sources.yml)
+# documents the same file for dbt and is kept identical by a test.
+_LINEAGE_DESCRIPTIONS = {
+    "file_sha256": "SHA-256 of the raw machine-readable file the row was parsed from (identifies the file version).",
+    "source_row": "1-based physical record number in the source CSV (header rows included); NULL for JSON files.",
+    "source_path": "JSON path of the source object (e.g. standard_charge_information[3].standard_charges[0]); "
+                   "NULL for CSV files.",
+}
+_ITEM_DESCRIPTIONS = {
+    "description": "Item or service description as published.",
+    "setting": "Care setting as published (inpatient, outpatient, both).",
+    "billing_class": "Billing class as published (professional, facility, both).",
+    "modifiers": "Billing modifiers attached to the item, as published.",
+    "drug_unit_of_measurement": "Drug quantity the price applies to (drugs only).",
+    "drug_type_of_measurement": "Unit of the drug quantity (GR, ME, ML, UN, F2, EA, GM; drugs only).",
+    "primary_code": "The code chosen by the normaliser as the item's comparison code.",
+    "primary_code_type": "Code system of primary_code (CPT, HCPCS, MS-DRG, APR-DRG, RC, NDC, ...).",
+    "codes": "Every code published for the item, as a list of {code, type} structs.",
+}
+_PAYER_KIND_DESCRIPTIONS = {
+    "payer_name": "Payer of a payer-level charge; NULL for item-level charge kinds.",
+    "plan_name": "Plan of a payer-level charge; NULL for item-level charge kinds.",
+    "charge_kind": "What the value is: " + ", ".join(CHARGE_KINDS) + ".",
+}
+_NOTES_DESCRIPTIONS = {
+    "methodology": "Contracting methodology of a payer-level charge (case rate, fee schedule, percent of total "
+                   "billed charges, ...).",
+    "additional_payer_notes": "Free-text notes attached to the payer-specific charge.",
+    "additional_generic_notes": "Free-text notes attached to the item.",
+}
+
+PRICES_DESCRIPTIONS = {
+    "hospital_key": "Pipeline identifier of the hospital (the partition key).",
+    **_LINEAGE_DESCRIPTIONS,
+    "hospital_name": "Hospital name as written in the file header.",
+    "last_updated_on": "File header's last_updated_on date (when the hospital last updated its prices).",
+    "template_version": "CMS template version declared by the file (e.g. 2.2.0, 3.0.0).",
+    **_ITEM_DESCRIPTIONS,
+    **_PAYER_KIND_DESCRIPTIONS,
+    "amount": "Dollar value, set for the dollar charge kinds.",
+    "percentage": "Percentage value, set for negotiated_percentage.",
+    "value_text": 'Text value, set for negotiated_algorithm and count (count may read "1 through 10").',
+    **_NOTES_DESCRIPTIONS,
+}
+
+PARSED_DESCRIPTIONS = {
+    **_LINEAGE_DESCRIPTIONS,
+    **{k: v for k, v in _ITEM_DESCRIPTIONS.items() if not k.startswith("primary_code")},
+    "gross_charge": "Gross charge of the item, as published (repeated on each payer row of the item).",
+    "discounted_cash": "Discounted cash price of the item, as published.",
+    "minimum": "De-identified minimum negotiated charge of the item, as published.",
+    "maximum": "De-identified maximum negotiated charge of the item, as published.",
+    "payer_name": "Payer of the payer-specific charges of this row; NULL when the row has none.",
+    "plan_name": "Plan of the payer-specific charges of this row; NULL when the row has none.",
+    "negotiated_dollar": "Payer-specific negotiated charge in dollars.",
+    "negotiated_percentage": "Payer-specific negotiated charge as a percentage (of the gross charge, per the methodology).",
+    "negotiated_algorithm": "Payer-specific negotiated charge as an algorithm (text).",
+    "estimated_amount": "Estimated allowed amount for a percentage or algorithm charge (CMS v2.2+).",
+    "median_amount": "Median allowed amount paid (CMS v3).",
+    "percentile_10th": "10th percentile of the allowed amounts paid (CMS v3).",
+    "percentile_90th": "90th percentile of the allowed amounts paid (CMS v3).",
+    "count": 'Count of allowed amounts behind the median and percentiles, as text (CMS v3 allows "1 through 10").',
+    **_NOTES_DESCRIPTIONS,
+}
+
+PRICE_CHANGES_DESCRIPTIONS = {
+    "hospital_key": "Pipeline identifier of the hospital (the partition key).",
+    "old_file_sha256": "The file version replaced (the hospital's previous version).",
+    "new_file_sha256": "The hospital's newest file version.",
+    "old_last_updated_on": "last_updated_on of the old version's file header.",
+    "new_last_updated_on": "last_updated_on of the new version's file header.",
+    "change_kind": "added (only in the new version), removed (only in the old one) or changed (value differs).",
+    **{k: v for k, v in _ITEM_DESCRIPTIONS.items() if k != "codes"},
+    **_PAYER_KIND_DESCRIPTIONS,
+    "old_amount": "Dollar value in the old version (NULL when added or not a dollar kind).",
+    "new_amount": "Dollar value in the new version (NULL when removed or not a dollar kind).",
+    "amount_change": "new_amount - old_amount.",
+    "amount_change_ratio": "(new_amount - old_amount) / old_amount (NULL when old_amount is 0 or NULL).",
+    "old_percentage": "Percentage in the old version (negotiated_percentage).",
+    "new_percentage": "Percentage in the new version (negotiated_percentage).",
+    "old_value_text": "Text value in the old version (negotiated_algorithm, count).",
+    "new_value_text": "Text value in the new version (negotiated_algorithm, count).",
+    "old_source_row": "CSV record number of the row in the old file (NULL for JSON).",
+    "new_source_row": "CSV record number of the row in the new file (NULL for JSON).",
+    "old_source_path": "JSON path of the row in the old file (NULL for CSV).",
+    "new_source_path": "JSON path of the row in the new file (NULL for CSV).",
+}

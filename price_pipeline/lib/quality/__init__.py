@@ -34,6 +34,9 @@ from price_pipeline.lib.quality.conformance import (  # noqa: E402
     DEFAULT_MAX_FINDINGS as CONFORMANCE_MAX_FINDINGS,
 )
 from price_pipeline.lib.quality.conformance import (  # noqa: E402
+    REPORT_SCHEMA as CONFORMANCE_REPORT_SCHEMA,
+)
+from price_pipeline.lib.quality.conformance import (  # noqa: E402
     HospitalConformance,
     rules_from_settings,
     validate_hospital,
@@ -50,14 +53,20 @@ from price_pipeline.lib.quality.ingestion_checks import (  # noqa: E402
     no_rows_reason,
     prices_schema_and_lineage_complete,
 )
-from price_pipeline.lib.quality.quarantine import build_quarantine, hospital_quarantine  # noqa: E402
+from price_pipeline.lib.quality.quarantine import (  # noqa: E402
+    QUARANTINE_SCHEMA,
+    build_quarantine,
+    hospital_quarantine,
+)
 from price_pipeline.lib.quality.quarantine import summarize as summarize_quarantine  # noqa: E402
 from price_pipeline.lib.quality.table_checks import CHECKS as TABLE_CHECKS  # noqa: E402
 from price_pipeline.lib.quality.table_checks import TableCheck, run_table_checks  # noqa: E402
 
 __all__ = [
     "CONFORMANCE_MAX_FINDINGS",
+    "CONFORMANCE_REPORT_SCHEMA",
     "MIN_ROW_RATIO",
+    "QUARANTINE_SCHEMA",
     "TABLE_CHECKS",
     "CheckOutcome",
     "HospitalConformance",

@@ -162,3 +162,43 @@ def test_preview_and_schema_escape_hospital_text(warehouse):
     assert len(preview.splitlines()) == 5
     table = markdown_table(["a"], [["<script>x|y\nz" + "w" * 100]])
     assert "<script>" not in table and "\\|" in table and "\n" not in table.splitlines()[2] and "…" in table
+
+
+def test_natural_key_is_the_grain_dbt_tests():
+    from price_pipeline.lib.analytics import natural_keys
+
+    def test(model, name, **kwargs):
+        return {"unique_id": f"test.p.{name}_{model}_{sorted(kwargs.items())}", "resource_type": "test",
+                "attached_node": f"model.p.{model}", "test_metadata": {"name": name, "kwargs": kwargs}}
+
+    nodes = [
+        {"unique_id": "model.p.ranked", "resource_type": "model", "name": "ranked",
+         "columns": {"rank": {}, "a_hash": {}}},
+        {"unique_id": "model.p.grain", "resource_type": "model", "name": "grain", "columns": {"k": {}}},
+        {"unique_id": "model.p.plain", "resource_type": "model", "name": "plain", "columns": {}},
+        # 'a_hash' sorts first by test id, but 'rank' is documented first
+        test("ranked", "unique", column_name="a_hash"), test("ranked", "unique", column_name="rank"),
+        test("grain", "unique", column_name="k"),
+        test("grain", "unique_combination_of_columns", combination_of_columns=["x", "y"]),
+        test("plain", "not_null", column_name="v"),
+    ]
+    keys = natural_keys({"nodes": {n["unique_id"]: n for n in nodes}})
+    assert keys == {"ranked": ["rank"], "grain": ["x", "y"]}
+
+
+def test_published_files_do_not_depend_on_the_warehouse_row_order(tmp_path):
+    digests = []
+    for seed in (0.2, 0.9):
+        path = tmp_path / f"w{seed}.duckdb"
+        con = duckdb.connect(str(path))
+        con.execute("SELECT setseed(?)", [seed])
+        con.execute("CREATE TABLE keyed AS SELECT i AS k, i % 7 AS v FROM range(5000) t(i) ORDER BY random()")
+        con.execute("CREATE TABLE unkeyed AS SELECT i % 13 AS a, i % 5 AS b FROM range(5000) t(i) ORDER BY random()")
+        lake = LocalLake(tmp_path / f"lake{seed}")
+        publish_tables(con, lake, {"keyed": "keyed", "unkeyed": "unkeyed"}, tmp_path / f"s{seed}",
+                       built_at="20261201T000000Z", keys={"keyed": ["k"]})
+        con.close()
+        digests.append({name: lake.get_bytes(layout.mart_latest_key(name)) for name in ("keyed", "unkeyed")})
+    assert digests[0] == digests[1]
+    ordered = duckdb.sql("SELECT k FROM read_parquet(?)", params=[str(tmp_path / "lake0.2" / layout.mart_latest_key("keyed"))])
+    assert [r[0] for r in ordered.fetchall()] == list(range(5000))

@@ -1,0 +1,169 @@
+"""Every table asset shows what it holds: its column schema, declared on the definition and attached
+to each materialization from the Parquet written, and a preview of the file's first rows."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pyarrow.parquet as pq
+import pytest
+
+from price_pipeline.defs.catalog.assets import hospitals
+from price_pipeline.defs.ingestion.assets import mrf_parsed, prices
+from price_pipeline.defs.ingestion.conformance import conformance_reports
+from price_pipeline.defs.ingestion.history import price_changes
+from price_pipeline.defs.quality import assets as quality_assets
+from price_pipeline.lib.lake import layout
+from price_pipeline.lib.lake.preview import PREVIEW_ROWS, markdown_table
+from price_pipeline.lib.lake.schemas import (
+    PARSED_DESCRIPTIONS,
+    PARSED_SCHEMA,
+    PRICE_CHANGES_DESCRIPTIONS,
+    PRICE_CHANGES_SCHEMA,
+    PRICES_DESCRIPTIONS,
+    PRICES_SCHEMA,
+)
+from price_pipeline.lib.lake.storage import LocalLake
+from price_pipeline_tests.defs.helpers import (
+    demo_keys,
+    materialize_catalog,
+    materialize_hospital,
+    resources_for,
+)
+
+
+@pytest.fixture
+def instance():
+    with dg.DagsterInstance.ephemeral() as inst:
+        yield inst
+
+
+def _declared(asset: dg.AssetsDefinition) -> dg.TableSchema:
+    return asset.metadata_by_key[asset.key]["dagster/column_schema"]
+
+
+def _materialized(result: dg.ExecuteInProcessResult, asset: str) -> dict:
+    (mat,) = result.asset_materializations_for_node(asset)
+    return mat.metadata
+
+
+def _columns(schema: dg.TableSchema) -> list[tuple]:
+    return [(c.name, c.type, c.description) for c in schema.columns]
+
+
+def assert_shows_the_file(metadata: dict, declared: dg.TableSchema | None, path: str) -> None:
+    """The materialization's schema is the file's, equal to the declared one; its preview is the
+    file's first rows (read here with pyarrow, independently of the asset's DuckDB read)."""
+    schema = metadata["dagster/column_schema"].value
+    names = pq.read_schema(path).names
+    assert [c.name for c in schema.columns] == names
+    if declared is not None:
+        assert _columns(schema) == _columns(declared)
+    first = next(pq.ParquetFile(path).iter_batches(batch_size=PREVIEW_ROWS), None)
+    if first is None or first.num_rows == 0:
+        assert metadata["preview"].value == "(no rows)"
+        return
+    first = first.to_pylist()
+    preview = metadata["preview"].value
+    assert preview == markdown_table(names, [[row[n] for n in names] for row in first])
+    assert len(preview.splitlines()) == 2 + len(first)
+
+
+@pytest.mark.parametrize(
+    ("asset", "schema", "descriptions"),
+    [(mrf_parsed, PARSED_SCHEMA, PARSED_DESCRIPTIONS), (prices, PRICES_SCHEMA, PRICES_DESCRIPTIONS),
+     (price_changes, PRICE_CHANGES_SCHEMA, PRICE_CHANGES_DESCRIPTIONS)],
+)
+def test_definitions_declare_every_column_with_a_description(asset, schema, descriptions):
+    declared = _declared(asset)
+    assert [c.name for c in declared.columns] == schema.names
+    assert set(descriptions) == set(schema.names)  # no column undocumented, no stale description
+    assert all(c.description == descriptions[c.name] and c.type for c in declared.columns)
+
+
+def test_ingestion_materializations_show_schema_and_first_rows(instance, settings, demo_server):
+    catalog = materialize_catalog(instance, settings)
+    assert catalog.success
+    lake = LocalLake(settings.lake_url)
+    assert_shows_the_file(_materialized(catalog, "hospitals"), _declared(hospitals), lake.uri(layout.HOSPITALS_KEY))
+    key = demo_keys(settings)["West Mercy Hospital"]
+    result = materialize_hospital(instance, settings, key)
+    assert result.success
+    assert _materialized(result, "prices")["dagster/row_count"].value > PREVIEW_ROWS  # a preview to compare
+
+    (version,) = [k for k in lake.list_keys(f"parsed/hospital_key={key}") if k.endswith("rows.parquet")]
+    assert_shows_the_file(_materialized(result, "mrf_parsed"), _declared(mrf_parsed), lake.uri(version))
+    assert_shows_the_file(_materialized(result, "prices"), _declared(prices), lake.uri(layout.prices_key(key)))
+
+    # price_changes of a single version: an empty table, schema still shown, no rows to preview
+    changes = dg.materialize([price_changes], partition_key=key, instance=instance, resources=resources_for(settings))
+    metadata = _materialized(changes, "price_changes")
+    assert _columns(metadata["dagster/column_schema"].value) == _columns(_declared(price_changes))
+    assert [c.name for c in metadata["dagster/column_schema"].value.columns] == pq.read_schema(
+        lake.uri(layout.price_changes_key(key))).names
+    assert metadata["preview"].value == "(no rows)"
+
+    # the hospital's conformance report and the table-wide quality tables
+    reports = dg.materialize([conformance_reports], partition_key=key, instance=instance,
+                             resources=resources_for(settings))
+    assert_shows_the_file(_materialized(reports, "conformance_reports"), _declared(conformance_reports),
+                          lake.uri(layout.conformance_table_key(key)))
+    quality = dg.materialize([quality_assets.quarantine, quality_assets.price_anomalies], instance=instance,
+                             resources=resources_for(settings))
+    assert_shows_the_file(_materialized(quality, "quarantine"), _declared(quality_assets.quarantine),
+                          lake.uri(layout.QUARANTINE_KEY))
+    assert_shows_the_file(_materialized(quality, "price_anomalies"), None, lake.uri(layout.PRICE_ANOMALIES_KEY))
+
+
+def test_dbt_source_of_prices_documents_the_same_columns_in_the_same_words():
+    """dbt documents the prices files as the source lake.prices; its words are the lib's (one text)."""
+    import json
+
+    from price_pipeline.defs.analytics.assets import dbt_project
+
+    sources = json.loads(dbt_project.manifest_path.read_text())["sources"]
+    (source,) = [s for s in sources.values() if (s["source_name"], s["name"]) == ("lake", "prices")]
+    documented = {name: " ".join(c["description"].split()) for name, c in source["columns"].items()}
+    assert documented == PRICES_DESCRIPTIONS
+
+
+def test_every_mart_declares_its_documented_columns_before_it_is_built():
+    """dagster-dbt declares each model's columns from the manifest: the marts show their schema,
+    with the schema.yml descriptions, in the UI before any build (definition metadata)."""
+    import json
+
+    from price_pipeline.defs.analytics.assets import dbt_project, price_analytics_dbt_models
+
+    nodes = json.loads(dbt_project.manifest_path.read_text())["nodes"].values()
+    marts = {n["name"]: n for n in nodes if n["resource_type"] == "model"
+             and n["original_file_path"].startswith("models/marts/")}
+    assert len(marts) >= 8
+    for name, node in marts.items():
+        schema = price_analytics_dbt_models.metadata_by_key[dg.AssetKey(name)]["dagster/column_schema"]
+        assert [(c.name, c.description) for c in schema.columns] == [
+            (column, info["description"]) for column, info in node["columns"].items()]
+        assert all(c.description for c in schema.columns), name
+
+
+def test_a_file_in_the_s3_lake_is_shown_from_s3(tmp_path, moto_s3):
+    """Production lakes are S3: the schema and preview are read from the object, in a folder named
+    like a hive partition, without downloading it first."""
+    import boto3
+    import pyarrow as pa
+
+    from price_pipeline.defs.table_metadata import lake_table_metadata
+    from price_pipeline.lib.lake.storage import S3Lake
+
+    boto3.client("s3", endpoint_url=moto_s3).create_bucket(Bucket="tables")
+    lake = S3Lake("s3://tables/lake", endpoint_url=moto_s3)
+    local = tmp_path / "prices.parquet"
+    rows = [{"hospital_key": "h1", "description": f"item {i}", "amount": float(i)} for i in range(8)]
+    pq.write_table(pa.Table.from_pylist(rows, schema=PRICES_SCHEMA.empty_table().select(
+        ["hospital_key", "description", "amount"]).schema), local)
+    lake.put_file(local, layout.prices_key("h1"))
+    metadata = lake_table_metadata(lake, layout.prices_key("h1"), PRICES_DESCRIPTIONS)
+    schema = metadata["dagster/column_schema"]
+    assert [(c.name, c.type) for c in schema.columns] == [
+        ("hospital_key", "VARCHAR"), ("description", "VARCHAR"), ("amount", "DOUBLE")]
+    assert schema.columns[2].description == PRICES_DESCRIPTIONS["amount"]
+    assert metadata["preview"].value == markdown_table(
+        ["hospital_key", "description", "amount"], [["h1", f"item {i}", float(i)] for i in range(PREVIEW_ROWS)])
