@@ -84,13 +84,15 @@
     every build). Returns rows of (hospital_id, hospital_key). -#}
 {% macro _missing_hospitals(fingerprints, current_only) -%}
     {%- set sql -%}
+        -- An anti-join on the table's distinct (hospital_id, fingerprint) pairs, not `not exists`:
+        -- DuckDB answers the distinct from the two columns in milliseconds, while the correlated
+        -- `not exists` took 0.5-1.8 s on the 20 M rows of int_price_facts, on every incremental run.
         select fingerprints.hospital_id, fingerprints.hospital_key
         from {{ ref(fingerprints) }} as fingerprints
-        where not exists (
-            select 1 from {{ this }} as built
-            where built.hospital_id = fingerprints.hospital_id
-                and built.fingerprint = fingerprints.fingerprint
-        )
+        left join (select distinct hospital_id, fingerprint from {{ this }}) as built
+            on built.hospital_id = fingerprints.hospital_id
+            and built.fingerprint = fingerprints.fingerprint
+        where built.hospital_id is null
         {%- if current_only %}
             -- a model of the current versions has no row of a hospital without one: nothing to read
             and fingerprints.has_current_version

@@ -22,10 +22,9 @@ with known_files as (
 
 ),
 
-raw_cells as (
+raw_rows as (
 
-    -- Distinct per file first (a narrow aggregate on dictionary-encoded columns), then per hospital.
-    select distinct
+    select
         hospital_key,
         file_sha256,
         primary_code,
@@ -38,17 +37,20 @@ raw_cells as (
 
 )
 
+-- One distinct after the join to the (small) known-file list, not a distinct per file first:
+-- a single aggregate, keyed without the 64-character file_sha256 (20 M-row benchmark lake, a
+-- standalone probe on a loaded machine: 4.7-5.4 s instead of 7.6-9.8 s).
 select distinct
     known_files.hospital_id,
-    raw_cells.primary_code                  as raw_primary_code,
-    raw_cells.primary_code_type             as raw_primary_code_type,
-    raw_cells.setting                       as raw_setting,
-    raw_cells.charge_kind                   as raw_charge_kind,
-    raw_cells.drug_type_of_measurement      as raw_drug_type,
+    raw_rows.primary_code                   as raw_primary_code,
+    raw_rows.primary_code_type              as raw_primary_code_type,
+    raw_rows.setting                        as raw_setting,
+    raw_rows.charge_kind                    as raw_charge_kind,
+    raw_rows.drug_type_of_measurement       as raw_drug_type,
     fingerprints.fingerprint
-from raw_cells
+from raw_rows
 inner join known_files
-    on raw_cells.hospital_key = known_files.raw_hospital_key
-    and raw_cells.file_sha256 = known_files.raw_file_sha256
+    on raw_rows.hospital_key = known_files.raw_hospital_key
+    and raw_rows.file_sha256 = known_files.raw_file_sha256
 inner join {{ ref('int_hospital_version_fingerprints') }} as fingerprints
     on known_files.hospital_id = fingerprints.hospital_id
