@@ -2,7 +2,8 @@
   Incremental by hospital (docs/analytics.md, "Incremental builds").
 
   The per-hospital intermediate tables (int_price_groups, int_hospital_raw_cells,
-  int_hospital_cell_stats, int_price_facts, int_current_items, int_hospital_payer_stats) carry
+  int_hospital_cell_stats, int_hospital_version_trends, int_price_facts, int_current_items,
+  int_hospital_payer_stats, int_hospital_item_codes, int_hospital_code_descriptions) carry
   on every row the hospital_id and the hospital's `fingerprint` (a column of
   int_hospital_fingerprints) that their rows were computed from. A hospital is stale in such a
   table when the fingerprint stored there is no longer the hospital's current one (a new or
