@@ -562,6 +562,27 @@ def node_summary(work: Path, run: str, top: int = 6) -> str:
             f"(tests {sum(r['execution_time'] for r in tests):.1f}s); slowest: {nodes}")
 
 
+def _node_seconds(results_path: Path) -> tuple[dict[str, float], float, int]:
+    """Seconds per model/seed of a dbt run (run_results.json), and the tests' total and count."""
+    results = json.loads(results_path.read_text())["results"]
+    models = {r["unique_id"].split(".")[-1]: r["execution_time"] for r in results if not r["unique_id"].startswith("test.")}
+    tests = [r["execution_time"] for r in results if r["unique_id"].startswith("test.")]
+    return models, sum(tests), len(tests)
+
+
+def model_breakdown(full_results: Path, incremental_results: Path) -> str:
+    """Every model's seconds in the full rebuild and in the incremental build, slowest (full) first."""
+    full, full_tests, n_tests = _node_seconds(full_results)
+    incremental, incremental_tests, _ = _node_seconds(incremental_results)
+    lines = [f"    {'model':<36} {'full s':>7} {'incr s':>7}"]
+    for name in sorted(full, key=lambda n: -full[n]):
+        lines.append(f"    {name:<36} {full[name]:7.2f} {incremental.get(name, float('nan')):7.2f}")
+    lines.append(f"    {f'{n_tests} tests':<36} {full_tests:7.2f} {incremental_tests:7.2f}")
+    lines.append(f"    {'models + tests (dbt start-up not included)':<36} {sum(full.values()) + full_tests:7.2f} "
+                 f"{sum(incremental.values()) + incremental_tests:7.2f}")
+    return "\n".join(lines)
+
+
 def run_plain_query(lake: Path, work: Path) -> float:
     database = work / "plain.duckdb"
     database.unlink(missing_ok=True)
@@ -655,6 +676,9 @@ def main() -> int:
           f"{node_summary(run_dir, 'project')}", flush=True)
     rebuild_s = run_dbt_build(mirror, run_dir, "rebuild")
     print(f"  full dbt build of the changed lake: {rebuild_s:.1f}s", flush=True)
+    print("  seconds per model (run_results.json), full rebuild vs incremental build:\n"
+          + model_breakdown(run_dir / DBT_RUNS["rebuild"][1] / "run_results.json",
+                            run_dir / DBT_RUNS["project"][1] / "run_results.json"), flush=True)
     incremental_diff = mart_differences(run_dir / f"{DBT_RUNS['project'][0]}.duckdb",
                                         run_dir / f"{DBT_RUNS['rebuild'][0]}.duckdb")
     incremental_equal = bool(incremental_diff) and not any(incremental_diff.values())

@@ -2,7 +2,8 @@
   Incremental by hospital (docs/analytics.md, "Incremental builds").
 
   The per-hospital intermediate tables (int_price_groups, int_hospital_raw_cells,
-  int_hospital_cell_stats, int_price_facts, int_current_items, int_hospital_payer_stats) carry
+  int_hospital_cell_stats, int_hospital_version_trends, int_price_facts, int_current_items,
+  int_hospital_payer_stats, int_hospital_item_codes, int_hospital_code_descriptions) carry
   on every row the hospital_id and the hospital's `fingerprint` (a column of
   int_hospital_fingerprints) that their rows were computed from. A hospital is stale in such a
   table when the fingerprint stored there is no longer the hospital's current one (a new or
@@ -84,13 +85,15 @@
     every build). Returns rows of (hospital_id, hospital_key). -#}
 {% macro _missing_hospitals(fingerprints, current_only) -%}
     {%- set sql -%}
+        -- An anti-join on the table's distinct (hospital_id, fingerprint) pairs, not `not exists`:
+        -- DuckDB answers the distinct from the two columns in milliseconds, while the correlated
+        -- `not exists` took 0.5-1.8 s on the 20 M rows of int_price_facts, on every incremental run.
         select fingerprints.hospital_id, fingerprints.hospital_key
         from {{ ref(fingerprints) }} as fingerprints
-        where not exists (
-            select 1 from {{ this }} as built
-            where built.hospital_id = fingerprints.hospital_id
-                and built.fingerprint = fingerprints.fingerprint
-        )
+        left join (select distinct hospital_id, fingerprint from {{ this }}) as built
+            on built.hospital_id = fingerprints.hospital_id
+            and built.fingerprint = fingerprints.fingerprint
+        where built.hospital_id is null
         {%- if current_only %}
             -- a model of the current versions has no row of a hospital without one: nothing to read
             and fingerprints.has_current_version

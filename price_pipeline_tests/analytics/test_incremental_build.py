@@ -149,7 +149,7 @@ def test_incremental_build_equals_full_rebuild(tmp_path: Path) -> None:
     # Only the hospitals whose versions, catalog status or files changed (and the new one) are
     # read again; h2 and h5 keep their rows from the first build.
     # (Models of the current versions only skip h3, removed, which has no current version.)
-    for model in ("int_price_groups", "int_hospital_cell_stats"):
+    for model in ("int_price_groups", "int_hospital_raw_cells", "int_hospital_cell_stats"):
         assert _computed(second.stdout, model) == ["h1", "h3", "h4", "h6"], (model, second.stdout)
     assert _computed(second.stdout, "int_price_facts") == ["h1", "h4", "h6"], second.stdout
     assert "int_price_facts: deleting the rows of 3 changed or gone hospitals" in second.stdout
@@ -181,7 +181,7 @@ def test_incremental_build_equals_full_rebuild(tmp_path: Path) -> None:
     # is gone: it has no rows to find, and is looked for again) and changes nothing.
     third = run_dbt(["build"], tmp=incremental)
     assert third.returncode == 0, third.stdout
-    for model in ("int_price_groups", "int_hospital_cell_stats"):
+    for model in ("int_price_groups", "int_hospital_raw_cells", "int_hospital_cell_stats"):
         assert _computed(third.stdout, model) == [""], (model, third.stdout)
     assert _computed(third.stdout, "int_price_facts") == ["h4"], third.stdout
     assert _differences(incremental / "warehouse.duckdb", full / "warehouse.duckdb") == {}

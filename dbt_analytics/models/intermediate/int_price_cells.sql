@@ -2,8 +2,9 @@
 
 {#-
   The cell dictionary: one row per distinct as-published (primary_code, primary_code_type,
-  setting, charge_kind, drug_type_of_measurement) of the price history, cleaned and harmonised
-  once per distinct value instead of once per price row, with 64-bit ids of the result:
+  setting, charge_kind, drug_type_of_measurement) of the price history's known file versions,
+  cleaned and harmonised once per distinct value instead of once per price row, with 64-bit ids
+  of the result:
 
     primary_code      the code cleaned by its type (pp_clean_code of price_pipeline.lib.prices.codes,
                       the normaliser's own cleaning, re-applied so lakes written before a
@@ -24,7 +25,9 @@
     code_id           the cleaned (primary_code, primary_code_type) (NULL when there is no
                       code), for distinct code counts.
 
-  A narrow read (five dictionary-encoded columns) with a few tens of thousands of result rows.
+  Built from the per-hospital spellings of int_hospital_raw_cells (a narrow read of five
+  dictionary-encoded columns, incremental by hospital) with a few tens of thousands of result
+  rows; only spellings of file versions the version list knows count (as in int_price_groups).
   The row-level models join each price row to it on the raw strings and keep cell_id, so every
   aggregate downstream groups on integers and joins these strings back onto its small result.
   Ids are hashes of the cleaned strings, the same in every build.
@@ -32,13 +35,16 @@
 
 with raw_cells as (
 
+    -- The spellings of every hospital's known file versions, collected per hospital by the
+    -- incremental int_hospital_raw_cells: an incremental build reads only the changed
+    -- hospitals' files, and a spelling no hospital publishes any more is gone, as in a full build.
     select distinct
-        primary_code                as raw_primary_code,
-        primary_code_type           as raw_primary_code_type,
-        setting                     as raw_setting,
-        charge_kind                 as raw_charge_kind,
-        drug_type_of_measurement    as raw_drug_type
-    from {{ ref('stg_prices_history') }}
+        raw_primary_code,
+        raw_primary_code_type,
+        raw_setting,
+        raw_charge_kind,
+        raw_drug_type
+    from {{ ref('int_hospital_raw_cells') }}
 
 ),
 

@@ -5,23 +5,13 @@
   class) present in both this version and the previous one are compared, change_vs_previous_pct
   is 100 x (geometric mean of new/old cell medians - 1), and price_index_vs_first chains those
   changes from 100 at the hospital's first version.
+
+  The per-version statistics are computed per hospital in int_hospital_version_trends
+  (incremental by hospital: a hospital's trend depends on its own versions only); this mart joins
+  the version list onto them and chains the index.
 -#}
 
-with cells as (
-
-    -- Integer-keyed (version_id, cell_id, payer_class_id); matching a cell across versions is
-    -- an integer join.
-    select * from {{ ref('int_hospital_cell_stats') }}
-
-),
-
-cell_kinds as (
-
-    select distinct cell_id, charge_kind from {{ ref('int_price_cells') }} where is_distribution_cell
-
-),
-
-versions as (
+with versions as (
 
     select * from {{ ref('int_price_versions') }}
 
@@ -29,38 +19,9 @@ versions as (
 
 per_version as (
 
-    select
-        cells.version_id,
-        count(*)                                                              as n_cells,
-        sum(cells.n_prices)                                                   as n_numeric_prices,
-        median(cells.hospital_median) filter (where cell_kinds.charge_kind = 'gross') as median_gross,
-        median(cells.hospital_median) filter (where cell_kinds.charge_kind = 'negotiated_dollar')
-                                                                              as median_negotiated_dollar
-    from cells
-    inner join cell_kinds
-        on cells.cell_id = cell_kinds.cell_id
-    group by cells.version_id
-
-),
-
-matched as (
-
-    select
-        versions.version_id,
-        count(*)                                                   as n_cells_matched,
-        exp(avg(ln(new_cells.hospital_median / old_cells.hospital_median))) as geo_ratio
-    from versions
-    inner join versions as previous
-        on versions.hospital_key = previous.hospital_key
-        and versions.previous_file_sha256 = previous.file_sha256
-    inner join cells as new_cells
-        on versions.version_id = new_cells.version_id
-    inner join cells as old_cells
-        on previous.version_id = old_cells.version_id
-        and new_cells.cell_id = old_cells.cell_id
-        and new_cells.payer_class_id = old_cells.payer_class_id
-    where new_cells.hospital_median > 0 and old_cells.hospital_median > 0
-    group by versions.version_id
+    -- per version: cell and price counts, median cell values, the match with the previous
+    -- version; computed per hospital (incremental by hospital)
+    select {{ star_exclude(['hospital_id', 'fingerprint']) }} from {{ ref('int_hospital_version_trends') }}
 
 )
 
@@ -81,14 +42,12 @@ select
     coalesce(per_version.n_cells, 0)                               as n_cells,
     round(per_version.median_gross, 2)                             as median_gross,
     round(per_version.median_negotiated_dollar, 2)                 as median_negotiated_dollar,
-    coalesce(matched.n_cells_matched, 0)                           as n_cells_matched,
-    round(100 * (matched.geo_ratio - 1), 2)                        as change_vs_previous_pct,
-    round(100 * exp(sum(ln(coalesce(matched.geo_ratio, 1))) over (
+    coalesce(per_version.n_cells_matched, 0)                       as n_cells_matched,
+    round(100 * (per_version.geo_ratio - 1), 2)                    as change_vs_previous_pct,
+    round(100 * exp(sum(ln(coalesce(per_version.geo_ratio, 1))) over (
         partition by versions.hospital_key order by versions.version_seq
         rows between unbounded preceding and current row
     )), 2)                                                         as price_index_vs_first
 from versions
 left join per_version
     on versions.version_id = per_version.version_id
-left join matched
-    on versions.version_id = matched.version_id
