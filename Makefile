@@ -16,7 +16,7 @@ UV := $(UV_HOME)/bin/uv
 # Never fetch a Python build: use the interpreter $(PYTHON) names (3.11+).
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test install manifest lint format bench clean lock fuzz rehearsal demo-fingerprint
+.PHONY: run test install bytecode manifest lint format bench clean lock fuzz rehearsal demo-fingerprint
 
 $(UV_HOME)/.uv-$(UV_VERSION):
 	@rm -rf $(UV_HOME)
@@ -37,8 +37,15 @@ $(STAMP): pyproject.toml uv.lock $(UV_HOME)/.uv-$(UV_VERSION)
 
 install: $(STAMP)
 
+## The project's own bytecode. uv's --compile-bytecode covers site-packages, not the editable
+## price_pipeline/ (~100 modules): where PYTHONDONTWRITEBYTECODE is set, every run worker would
+## compile them from source (~0.1 CPU-s per process, benchmarks/README.md "Start-up"). A module
+## edited later is compiled in memory as before; compileall skips what is up to date.
+bytecode: $(STAMP)
+	@$(BIN)/python -m compileall -q price_pipeline
+
 ## dbt's manifest.json must exist before Dagster can load the dbt assets.
-manifest: $(STAMP)
+manifest: $(STAMP) bytecode
 	@mkdir -p $(DAGSTER_HOME)
 	@ln -sf ../dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 	cd dbt_analytics && ../$(BIN)/dbt parse --quiet --project-dir . --profiles-dir .

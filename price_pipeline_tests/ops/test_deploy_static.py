@@ -66,6 +66,11 @@ def test_dockerfile_copies_what_the_services_need():
     assert re.search(r"^USER \w+", text, flags=re.MULTILINE)  # not root
     cmd = re.search(r'^CMD (\[.*\])$', text, flags=re.MULTILINE).group(1)
     assert yaml.safe_load(cmd)[0] == "dagster-webserver"
+    # PYTHONDONTWRITEBYTECODE and a non-root user: bytecode only exists if the build compiles it
+    # (else ~3 CPU-s more per run worker start), for the dependencies and for price_pipeline/.
+    assert "PYTHONDONTWRITEBYTECODE=1" in text
+    assert re.search(r"uv pip install --system [^\n]*--compile-bytecode[^\n]*-r /tmp/requirements.txt", text)
+    assert "python -m compileall -q price_pipeline" in text
 
 
 # The keys and types deploy/helm/values.yaml uses, written from a reading of the chart's

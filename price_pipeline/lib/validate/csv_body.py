@@ -29,6 +29,7 @@ from price_pipeline.lib.parse.mrf.csv_reader import (
     expand_rows,
     is_end_record,
 )
+from price_pipeline.lib.parse.mrf.values import str_array
 
 from .csv_header import CsvLayout, UnterminatedField
 from .csv_rows import RowChecker
@@ -216,4 +217,4 @@ def _flush_recovered(recovered, checker, ncols, marks) -> int:
     recovered.clear()
     cols = list(zip(*[f for _, f in items], strict=True))
     rows = expand_rows(np.array([num for num, _ in items], dtype=np.int64), marks) + 3
-    return checker.check([pa.array(cols[i], pa.string()) for i in range(ncols)], rows)
+    return checker.check([str_array(list(cols[i])) for i in range(ncols)], rows)

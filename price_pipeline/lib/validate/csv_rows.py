@@ -9,6 +9,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from price_pipeline.lib.parse.mrf.values import bool_to_numpy, from_numpy, str_array
+
 from .csv_header import CsvLayout
 from .csv_messages import MSG, PAYER_SUFFIX, allowed_msg, notes_msg, pct_msg, required_msg
 from .report import ReportCollector
@@ -26,9 +28,23 @@ NUM_RE = r"^(?:\d+(?:\.\d*)?|\.\d+)$"
 _COUNT_RE = r"^(1[1-9]|[2-9]\d+|[1-9]\d{2,})$"
 _NINES_RE = r"^\+?0*999999999(?:\.0*)?$"
 
+# Masks, index arrays, sets and scalars are built from buffers (lib.parse.mrf.values): ``pa.array``,
+# ``pa.scalar`` (also the implicit one when a Python value is given to a ``pyarrow.compute``
+# function) and ``Array.to_numpy`` import pandas, ~0.2 CPU-s of every hospital run's
+# conformance step (and ~1.3 s where bytecode is not cached) that nothing else in the run needs.
+_COUNT_WORDS = str_array(["0", "1 through 10"])
+
+
+def _str_scalar(text: str) -> pa.Scalar:
+    return str_array([text])[0]
+
+
+def _int_scalar(value: int) -> pa.Scalar:
+    return from_numpy(np.array([value], dtype=np.int32))[0]
+
 
 def _nonempty(a) -> np.ndarray:
-    return pc.greater(pc.binary_length(a), 0).to_numpy(zero_copy_only=False)
+    return bool_to_numpy(pc.greater(pc.binary_length(a), _int_scalar(0)))
 
 
 def _offsets_data(a):
@@ -68,19 +84,19 @@ def positive_mask(a) -> np.ndarray:
         lo, hi = int(offs[0]), int(offs[-1])
         if hi > lo and _NUMERIC_BYTE[data[lo:hi]].all():
             # only digits and dots: one dot at most, a digit, and not only zeros
-            ok = pc.less_equal(pc.count_substring(a, "."), 1).to_numpy(zero_copy_only=False)
+            ok = bool_to_numpy(pc.less_equal(pc.count_substring(a, "."), _int_scalar(1)))
             lens = offs[1:] - offs[:-1]
             ne = lens > 0
             first = np.zeros(len(a), dtype=np.uint8)
             first[ne] = data[offs[:-1][ne]]
             zeroish = np.flatnonzero(ne & ((first == 0x30) | (first == 0x2E)))
             if len(zeroish):  # leading zero or dot: is there a non-zero digit?
-                sub = a.take(pa.array(zeroish))
-                nz = pc.greater(pc.binary_length(pc.utf8_ltrim(sub, characters="0.")), 0)
-                ok[zeroish] &= nz.to_numpy(zero_copy_only=False)
+                sub = a.take(from_numpy(zeroish))
+                nz = pc.greater(pc.binary_length(pc.utf8_ltrim(sub, characters="0.")), _int_scalar(0))
+                ok[zeroish] &= bool_to_numpy(nz)
             return ok & ne
     ok = pc.and_(pc.match_substring_regex(a, NUM_RE), pc.match_substring_regex(a, "[1-9]"))
-    return ok.to_numpy(zero_copy_only=False)
+    return bool_to_numpy(ok)
 
 
 class RowChecker:
@@ -160,13 +176,12 @@ class RowChecker:
         if sets is None:
             low = [x.lower() for x in allowed]
             # exact match with an allowed value as written or in lower case implies a case-insensitive match
-            sets = self._sets[allowed] = (pa.array(low, pa.string()),
-                                          pa.array(sorted(set(low) | set(allowed)), pa.string()))
+            sets = self._sets[allowed] = (str_array(low), str_array(sorted(set(low) | set(allowed))))
         r = self._cache_in.get(key)
         if r is None:
-            r = pc.is_in(a, value_set=sets[1]).to_numpy(zero_copy_only=False)
+            r = bool_to_numpy(pc.is_in(a, value_set=sets[1]))
             if not r.all():
-                r = pc.is_in(self._lower(label), value_set=sets[0]).to_numpy(zero_copy_only=False)
+                r = bool_to_numpy(pc.is_in(self._lower(label), value_set=sets[0]))
             self._cache_in[key] = r
         return r
 
@@ -174,17 +189,17 @@ class RowChecker:
         a = self._arr(label)
         if a is None:
             return np.zeros(self.n, dtype=bool)
-        return pc.equal(a, text).to_numpy(zero_copy_only=False)
+        return bool_to_numpy(pc.equal(a, _str_scalar(text)))
 
     def _ieq(self, label, text) -> np.ndarray:
         a = self._arr(label)
         if a is None:
             return np.zeros(self.n, dtype=bool)
         # only values of the right length can match: lower-case just those when there are any
-        cand = pc.equal(pc.binary_length(a), len(text.encode()))
+        cand = pc.equal(pc.binary_length(a), _int_scalar(len(text.encode())))
         if not pc.any(cand).as_py():
             return np.zeros(self.n, dtype=bool)
-        return pc.equal(self._lower(label), text.lower()).to_numpy(zero_copy_only=False)
+        return bool_to_numpy(pc.equal(self._lower(label), _str_scalar(text.lower())))
 
     # -- rule families ----------------------------------------------------------------------
     def required(self, rule, label, suffix="", where=None):
@@ -226,8 +241,8 @@ class RowChecker:
         p = self.present(label)
         if not p.any():
             return
-        ok = pc.or_(pc.is_in(pc.utf8_lower(a), value_set=pa.array(["0", "1 through 10"])),
-                    pc.match_substring_regex(a, _COUNT_RE)).to_numpy(zero_copy_only=False)
+        ok = bool_to_numpy(pc.or_(pc.is_in(pc.utf8_lower(a), value_set=_COUNT_WORDS),
+                                  pc.match_substring_regex(a, _COUNT_RE)))
         name = self.col_name(label)
         self.emit("invalid_count", p & ~ok, label, lambda i: (
             f'"{name}" value "{self.value(label, i)}" is not a valid count of allowed amounts. You must encode 0, '
@@ -239,7 +254,7 @@ class RowChecker:
             return
         if not pc.any(pc.match_substring(a, "999999999")).as_py():
             return
-        m = pc.match_substring_regex(a, _NINES_RE).to_numpy(zero_copy_only=False)
+        m = bool_to_numpy(pc.match_substring_regex(a, _NINES_RE))
         self.emit("nine_nines", m, label, f"Nine 9s used for {friendly}.")
 
     def any_present(self, labels) -> np.ndarray:
@@ -257,14 +272,14 @@ class RowChecker:
         maybe = ~_nonempty(trim(cols[di])) if di is not None else np.ones(n, dtype=bool)
         if maybe.any():
             idx = np.flatnonzero(maybe)
-            take = pa.array(idx)
+            take = from_numpy(idx)
             blank = np.ones(len(idx), dtype=bool)
             for c in cols:
                 blank &= ~_nonempty(trim(c.take(take)))
             if blank.any():
                 nonblank = np.ones(n, dtype=bool)
                 nonblank[idx[blank]] = False
-                keep = pa.array(nonblank)
+                keep = from_numpy(nonblank)
                 cols = [c.filter(keep) for c in cols]
                 rows = rows[nonblank]
                 n = len(rows)

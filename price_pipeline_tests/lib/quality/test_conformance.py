@@ -85,3 +85,32 @@ def test_rule_settings_from_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("PRICE_PIPELINE_CMS_RULES_AS_OF", "1 April")
     with pytest.raises(ValueError, match="AS_OF"):
         Settings.from_env()
+
+
+def test_summary_table_is_the_rows_as_written_without_pandas():
+    """summary_table (Arrow's JSON reader, so that the conformance step does not import pandas)
+    gives exactly the table pa.Table.from_pylist builds: nulls, nested rule counts, quotes and
+    non-ASCII text, timestamps to the microsecond; and an empty table of the schema for no rows."""
+    import subprocess
+    import sys
+
+    import pyarrow as pa
+
+    now = dt.datetime(2026, 12, 7, 11, 8, 9, 123456, tzinfo=dt.UTC)
+    validated = {"file_sha256": "a" * 64, "url": 'https://h.example/"q" é\\n/x.csv', "download_status": "ok",
+                 "format": "csv", "version": "3.0.0", "rules_version": "3.0.0", "rules_selection": "major",
+                 "valid": False, "errors": 3, "alerts": 1, "errors_by_rule": {"required": 2, "allowed_value": 1},
+                 "alerts_by_rule": {"nine_nines": 1}, "rows_checked": 12, "findings": [{}, {}],
+                 "findings_truncated": True, "report_key": "conformance/h/a.json"}
+    failed = {"url": "https://h.example/gone.csv", "download_status": "failed"}
+    rows = [conformance._summary_row("h", validated, now), conformance._summary_row("h", failed, now)]
+    got = conformance.summary_table(rows)
+    assert got.equals(pa.Table.from_pylist(rows, schema=conformance.REPORT_SCHEMA))
+    assert got.column("rule_counts")[0].as_py()[0] == {"rule": "required", "severity": "error", "count": 2}
+    assert conformance.summary_table([]).equals(conformance.REPORT_SCHEMA.empty_table())
+    code = ("import datetime as dt, sys\nfrom price_pipeline.lib.quality import conformance\n"
+            "now = dt.datetime.now(dt.UTC)\n"
+            "t = conformance.summary_table([conformance._summary_row('h', {'url': 'u', 'valid': True}, now)])\n"
+            "print(t.num_rows, 'pandas' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["1", "False"]
