@@ -82,6 +82,9 @@ TEMPLATES = {
 INGEST_JOB, GX_JOB, ANALYTICS_JOB = "ingest_hospital", "check_price_expectations", "build_analytics"
 ACTIVE = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
 HOST_RUN_LIMIT = 2  # dagster.yaml / deploy/production/dagster.yaml: tag limit on price_pipeline/host
+# How often the rehearsal reads the instance while it waits (a few cheap queries): its waits end
+# at most this long after what they wait for.
+POLL_SECONDS = 1.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -422,6 +425,12 @@ class Platform:
                 "PRICE_PIPELINE_DBT_TARGET": "production",
             })
         self.log = open(self.work / "platform.log", "wb")  # noqa: SIM115 - closed in stop()
+        # Started in the background by a non-interactive shell (`cmd &` in a script, nohup), this
+        # process inherits SIGINT ignored, and so would the platform: stop()'s SIGINT would be lost
+        # and every stop would wait out its whole timeout (60 s). A handler here is the default
+        # in the child.
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         python = self.root / ".venv" / "bin" / "python"
         self.process = subprocess.Popen(
             [str(python if python.exists() else sys.executable), "-m", "price_pipeline.launch"],
@@ -629,6 +638,7 @@ def settle(watcher: Watcher, expected: set[str], since: float, *, timeout: float
     deadline = since + timeout
     last_log = 0.0
     failed_keys: set[str] = set()
+    failed_read_at = 0.0
     while time.time() < deadline:
         watcher.poll()
         covered = watcher.covered_since(expected, since, also=watcher.gx_at if with_gx else None)
@@ -638,7 +648,9 @@ def settle(watcher: Watcher, expected: set[str], since: float, *, timeout: float
         active = watcher.active_runs(INGEST_JOB) + (watcher.active_runs(GX_JOB) if with_gx else 0)
         missing = expected - covered
         if missing and not active and len(missing) <= max(50, len(expected) // 10):
-            failed_keys = set(watcher.failed())
+            # the view reads every failed run's events: not on every poll
+            if time.time() - failed_read_at >= 5 * POLL_SECONDS:
+                failed_keys, failed_read_at = set(watcher.failed()), time.time()
             missing -= failed_keys
         gone = not (removed & watcher.partitions())
         if time.time() - last_log > 30:
@@ -647,7 +659,7 @@ def settle(watcher: Watcher, expected: set[str], since: float, *, timeout: float
         if not missing and not active and gone:
             covered_at = time.time() - since
             break
-        time.sleep(3)
+        time.sleep(POLL_SECONDS)
     prices_times = [min(t for t in watcher.prices_at[k] if t >= since) for k in watcher.covered_since(expected, since)]
     return {
         "settled": covered_at is not None,
@@ -668,7 +680,7 @@ def analytics_lag(watcher: Watcher, after: float, *, timeout: float) -> float | 
             run = record.dagster_run
             if run.status.value == "SUCCESS" and record.start_time and record.start_time >= after and record.end_time:
                 return round(record.end_time - after, 1)
-        time.sleep(5)
+        time.sleep(POLL_SECONDS)
     return None
 
 
