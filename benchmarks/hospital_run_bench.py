@@ -18,6 +18,12 @@ command a separate process:
 It also runs every demo hospital once (fresh instance) and prints the run-time distribution
 over the demo hospitals and the three 1 GB files (mean, p50, p95, max).
 
+``--tiny`` measures the fixed cost of a run instead: one small demo hospital's ``ingest_hospital``
+run (the same command), ``--repeat`` times, each on a fresh instance; per run the process's wall
+and CPU seconds (user + system, children included), the run's own seconds (start to end in the
+run record), and the steps and events it stored. ``--code-root DIR`` runs another checkout's
+``price_pipeline`` (a worktree of main, say) with this environment: a before/after in one session.
+
 Targets (exit status 1 when one is missed):
   * each 1 GB file's run <= 3x its parse; the tall run <= 4x DuckDB;
   * peak RSS of every run <= 1.5 GB; the 3 GB file's peak within 10 % of the 1 GB tall file's;
@@ -25,6 +31,7 @@ Targets (exit status 1 when one is missed):
 
     flock /tmp/pp-heavy.lock .venv/bin/python benchmarks/hospital_run_bench.py            # full size
     .venv/bin/python benchmarks/hospital_run_bench.py --scale 0.02 --no-demo                # quick look
+    .venv/bin/python benchmarks/hospital_run_bench.py --tiny --repeat 3                     # fixed cost per run
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ import argparse
 import json
 import math
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -74,6 +82,24 @@ with dg.DagsterInstance.get() as instance:
                       "steps": {s.step_key: (s.end_time or 0) - (s.start_time or 0) for s in stats}}))
 """
 
+# The newest run's step count, event count (everything it stored) and its own duration.
+RUN_COUNTS = """
+import json
+import dagster as dg
+with dg.DagsterInstance.get() as instance:
+    record = instance.get_run_records(limit=1)[0]
+    run_id = record.dagster_run.run_id
+    events = instance.get_records_for_run(run_id, limit=100_000).records
+    stats = instance.get_run_step_stats(run_id)
+    kinds = {}
+    for e in events:
+        kind = e.event_log_entry.dagster_event_type
+        kinds[kind.value if kind else "LOG"] = kinds.get(kind.value if kind else "LOG", 0) + 1
+    print(json.dumps({"status": record.dagster_run.status.value, "steps": len(stats),
+                      "step_keys": sorted(s.step_key for s in stats), "events": len(events), "kinds": kinds,
+                      "run_s": (record.end_time or 0) - (record.start_time or 0)}))
+"""
+
 DUCKDB_COPY = """
 import sys, duckdb
 con = duckdb.connect(config={"preserve_insertion_order": False, "memory_limit": "1GB"})
@@ -82,6 +108,8 @@ con.execute(f"COPY (SELECT * FROM read_csv('{sys.argv[1]}', skip=2, header=true)
 
 
 # --- measuring ---------------------------------------------------------------------------------
+
+LAST_CPU = [0.0]  # CPU seconds of the last run_measured process
 
 
 def _tree_rss(pid: int) -> int:
@@ -100,10 +128,18 @@ def _tree_rss(pid: int) -> int:
     return total
 
 
-def run_measured(command: list[str], env: dict[str, str], *, check: bool = True) -> tuple[float, int, str]:
-    """(seconds, peak tree RSS bytes, stdout) of one process."""
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_measured(command: list[str], env: dict[str, str], *, check: bool = True,
+                 cwd: Path = ROOT) -> tuple[float, int, str]:
+    """(seconds, peak tree RSS bytes, stdout) of one process; its CPU seconds (user + system,
+    waited-for children included) in ``LAST_CPU[0]``."""
+    cpu_before = _children_cpu()
     started = time.perf_counter()
-    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = 0
     stop = threading.Event()
 
@@ -117,6 +153,7 @@ def run_measured(command: list[str], env: dict[str, str], *, check: bool = True)
     sampler.start()
     out, err = proc.communicate()
     elapsed = time.perf_counter() - started
+    LAST_CPU[0] = _children_cpu() - cpu_before
     stop.set()
     sampler.join()
     if check and proc.returncode != 0:
@@ -145,19 +182,21 @@ def ensure_file(work: Path, fmt: str, size_mb: float, payers: int) -> Path:
 class Instance:
     """A fresh Dagster home + lake pointed at one demo server, with the catalog assets run."""
 
-    def __init__(self, tmp: Path, server: DemoCatalogServer):
+    def __init__(self, tmp: Path, server: DemoCatalogServer, code_root: Path = ROOT):
         host = server.catalog_url.split("/")[2]
         home = tmp / "dagster_home"
         prepare_dagster_home(home, production=False)
+        self.code_root = code_root
         self.env = {
             **os.environ,
+            **({"PYTHONPATH": str(code_root)} if code_root != ROOT else {}),
             "PRICE_PIPELINE_CATALOG_URL": server.catalog_url,
             "PRICE_PIPELINE_ALLOWED_PRIVATE_HOSTS": host,
             "DAGSTER_HOME": str(home),
             "PRICE_PIPELINE_DATA_DIR": str(tmp / "data"),
         }
         run_measured([str(BIN / "dagster"), "asset", "materialize", "-m", "price_pipeline.definitions", "-a",
-                      "ingestion", "--select", "hospital_catalog,hospitals"], self.env)
+                      "ingestion", "--select", "hospital_catalog,hospitals"], self.env, cwd=code_root)
 
     def hospital_keys(self) -> list[str]:
         """The catalog's hospital keys, added as partitions (the catalog sensor's job in production)."""
@@ -178,10 +217,22 @@ class Instance:
         seconds, peak, _ = run_measured(
             [str(BIN / "dagster"), "job", "execute", "-m", "price_pipeline.definitions", "-a", "ingestion",
              "-j", "ingest_hospital", "--tags", json.dumps({"dagster/partition": key})],
-            self.env, check=False)
+            self.env, check=False, cwd=self.code_root)
         stats = json.loads(subprocess.run([sys.executable, "-c", STEP_STATS], env=self.env, capture_output=True,
                                           text=True, check=True).stdout)
         return {"seconds": seconds, "peak": peak, "status": stats["status"], "steps": stats["steps"]}
+
+    def run_counted(self, key: str) -> dict:
+        """The ingest_hospital job for ``key`` as its own process: wall and CPU seconds of the
+        process, the run's own seconds, its steps and stored events."""
+        seconds, _, _ = run_measured(
+            [str(BIN / "dagster"), "job", "execute", "-m", "price_pipeline.definitions", "-a", "ingestion",
+             "-j", "ingest_hospital", "--tags", json.dumps({"dagster/partition": key})],
+            self.env, check=False, cwd=self.code_root)
+        cpu = LAST_CPU[0]
+        counts = json.loads(subprocess.run([sys.executable, "-c", RUN_COUNTS], env=self.env, capture_output=True,
+                                           text=True, check=True, cwd=self.code_root).stdout)
+        return {"seconds": seconds, "cpu": cpu, **counts}
 
 
 def bench_file(name: str, path: Path, tmp: Path) -> dict:
@@ -228,6 +279,41 @@ def demo_runs(tmp: Path) -> list[dict]:
     return out
 
 
+def tiny_runs(tmp: Path, key: str, repeat: int, code_root: Path) -> list[dict]:
+    """``repeat`` first runs of one demo hospital, each on a fresh instance and lake."""
+    out = []
+    with DemoCatalogServer() as server:
+        for i in range(repeat):
+            instance = Instance(tmp / f"tiny-{i}", server, code_root)
+            if key not in instance.hospital_keys():
+                sys.exit(f"{key} is not a demo hospital")
+            out.append(instance.run_counted(key))
+    return out
+
+
+def tiny_main(args: argparse.Namespace) -> int:
+    """The fixed cost of one small hospital's run (see the module doc)."""
+    code_root = args.code_root.resolve()
+    with tempfile.TemporaryDirectory(prefix="pp-hrb-tiny-", dir=args.work_dir) as tmp:
+        runs = tiny_runs(Path(tmp), args.hospital, args.repeat, code_root)
+    print(f"{'run':>4}{'wall s':>8}{'CPU s':>8}{'run s':>8}{'steps':>7}{'events':>8}  status")
+    for i, r in enumerate(runs):
+        print(f"{i:>4}{r['seconds']:>8.2f}{r['cpu']:>8.2f}{r['run_s']:>8.2f}{r['steps']:>7}{r['events']:>8}  {r['status']}")
+    print("steps: " + ", ".join(runs[-1]["step_keys"]))
+    print("events by type: " + ", ".join(f"{k}={v}" for k, v in sorted(runs[-1]["kinds"].items())))
+    fields = {
+        "mode": "tiny", "hospital": args.hospital, "code_root": code_root.name, "runs": len(runs),
+        "wall_s": round(statistics.median(r["seconds"] for r in runs), 2),
+        "cpu_s": round(statistics.median(r["cpu"] for r in runs), 2),
+        "run_s": round(statistics.median(r["run_s"] for r in runs), 2),
+        "steps": runs[-1]["steps"], "events": runs[-1]["events"],
+        "load1": round(os.getloadavg()[0], 2),
+        "ok": "yes" if all(r["status"] == "SUCCESS" for r in runs) else "no",
+    }
+    print("RESULT " + " ".join(f"{k}={v}" for k, v in fields.items()))
+    return 0 if fields["ok"] == "yes" else 1
+
+
 # --- report ------------------------------------------------------------------------------------
 
 
@@ -242,8 +328,15 @@ def main() -> int:
     ap.add_argument("--work-dir", type=Path, default=ROOT / "benchmarks" / ".work" / "hospital_run")
     ap.add_argument("--only", nargs="*", choices=[f[0] for f in FILES], help="just these files")
     ap.add_argument("--no-demo", action="store_true", help="skip the demo hospitals' runs")
+    ap.add_argument("--tiny", action="store_true", help="only the fixed cost of one small demo hospital's run")
+    ap.add_argument("--hospital", default="ccn-450987", help="--tiny: the demo hospital (default: a 6 KB tall CSV)")
+    ap.add_argument("--repeat", type=int, default=3, help="--tiny: runs, each on a fresh instance (medians)")
+    ap.add_argument("--code-root", type=Path, default=ROOT,
+                    help="--tiny: whose price_pipeline runs (another checkout; default this one)")
     args = ap.parse_args()
     args.work_dir.mkdir(parents=True, exist_ok=True)
+    if args.tiny:
+        return tiny_main(args)
     chosen = [f for f in FILES if not args.only or f[0] in args.only]
 
     results, misses = [], []

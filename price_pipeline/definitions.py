@@ -25,7 +25,6 @@ from price_pipeline.defs.catalog.jobs import refresh_catalog_job
 from price_pipeline.defs.catalog.schedules import refresh_catalog_schedule, weekly_full_rescan
 from price_pipeline.defs.catalog.sensors import catalog_sensor, mrf_change_sensor
 from price_pipeline.defs.ingestion import assets as ingestion_assets
-from price_pipeline.defs.ingestion import checks as ingestion_checks
 from price_pipeline.defs.ingestion import conformance as ingestion_conformance
 from price_pipeline.defs.ingestion import expectations as ingestion_expectations
 from price_pipeline.defs.ingestion import history as ingestion_history
@@ -51,7 +50,8 @@ def ingestion() -> dg.Definitions:
                 ingestion_expectations, ops_assets,
             ]
         ),
-        asset_checks=dg.load_asset_checks_from_modules([catalog_checks, ingestion_checks, ingestion_conformance]),
+        # the per-hospital checks are check_specs of their assets (defs/ingestion/checks.py)
+        asset_checks=dg.load_asset_checks_from_modules([catalog_checks]),
         jobs=[
             ingest_hospital_job, refresh_catalog_job, ops_assets.ops_report_job,
             ingestion_expectations.check_price_expectations_job,

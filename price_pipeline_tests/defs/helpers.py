@@ -7,12 +7,13 @@ import dagster as dg
 from price_pipeline.defs.catalog import assets as catalog_assets
 from price_pipeline.defs.catalog import checks as catalog_checks
 from price_pipeline.defs.ingestion import assets as ingestion_assets
-from price_pipeline.defs.ingestion import checks as ingestion_checks
 from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.defs.resources import PricePipelineResource
 from price_pipeline.lib.discovery import catalog as catalog_lib
 
-INGESTION_CHECKS = dg.load_asset_checks_from_modules([ingestion_checks])
+# The ingestion assets evaluate their checks in their own steps (check_specs): materializing
+# an asset runs its checks.
+INGESTION_ASSETS = [ingestion_assets.mrf_files, ingestion_assets.mrf_parsed, ingestion_assets.prices]
 
 
 def resources_for(settings) -> dict:
@@ -31,7 +32,7 @@ def materialize_hospital(instance, settings, key: str, *, raise_on_error: bool =
     if key not in instance.get_dynamic_partitions(hospital_partitions.name):
         instance.add_dynamic_partitions(hospital_partitions.name, [key])
     return dg.materialize(
-        [ingestion_assets.mrf_files, ingestion_assets.mrf_parsed, ingestion_assets.prices, *INGESTION_CHECKS],
+        INGESTION_ASSETS,
         partition_key=key,
         instance=instance,
         resources=resources_for(settings),

@@ -7,18 +7,14 @@ import json
 import dagster as dg
 
 from price_pipeline.defs.ingestion import assets as ingestion_assets
-from price_pipeline.defs.ingestion import checks as ingestion_checks
 from price_pipeline.defs.ingestion import conformance, expectations
 from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline_tests.defs.helpers import resources_for
 
-CONFORMANCE_CHECKS = dg.load_asset_checks_from_modules([conformance])
-INGESTION_CHECKS = dg.load_asset_checks_from_modules([ingestion_checks])
-
 
 def run_hospital(instance, settings, key: str, *, gx: bool = False, tags: dict | None = None):
     """mrf_files, conformance_reports, mrf_parsed and prices of one hospital, with every check
-    (and ``prices_expectations`` with its Great Expectations check only when ``gx``); never
+    (each evaluated in its asset's step; and ``prices_expectations`` with its Great Expectations check only when ``gx``); never
     raises on a failed step."""
     if key not in instance.get_dynamic_partitions(hospital_partitions.name):
         instance.add_dynamic_partitions(hospital_partitions.name, [key])
@@ -28,8 +24,6 @@ def run_hospital(instance, settings, key: str, *, gx: bool = False, tags: dict |
             conformance.conformance_reports,
             ingestion_assets.mrf_parsed,
             ingestion_assets.prices,
-            *INGESTION_CHECKS,
-            *CONFORMANCE_CHECKS,
             *([expectations.prices_expectations] if gx else []),
         ],
         partition_key=key,
@@ -48,6 +42,20 @@ def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
 def check(result: dg.ExecuteInProcessResult, name: str) -> dg.AssetCheckEvaluation:
     (evaluation,) = [c for c in result.get_asset_check_evaluations() if c.check_name == name]
     return evaluation
+
+
+def check_step(result: dg.ExecuteInProcessResult, name: str) -> str:
+    """The step that evaluated the check ``name`` (its asset's own step, since the checks are
+    check_specs of their assets)."""
+    (step,) = {e.step_key for e in result.all_events
+               if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION and e.asset_check_evaluation_data.check_name == name}
+    return step
+
+
+def failed_steps(result: dg.ExecuteInProcessResult) -> dict[str, str]:
+    """{step key: error class} of every failed step."""
+    return {e.step_key: e.step_failure_data.error.cls_name for e in result.all_events
+            if e.event_type == dg.DagsterEventType.STEP_FAILURE}
 
 
 def check_metadata(evaluation: dg.AssetCheckEvaluation) -> dict:

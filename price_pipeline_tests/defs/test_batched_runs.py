@@ -8,14 +8,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from price_pipeline.defs.catalog.batches import failed_in_run, split_failed_batches
-from price_pipeline.defs.ingestion import assets as ingestion_assets
 from price_pipeline.defs.ops.failed import failed_hospitals, failed_items
 from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.lib.lake import layout
 from price_pipeline.lib.lake.storage import LocalLake
 from price_pipeline.lib.ops.tags import RANGE_END_TAG, RANGE_START_TAG
 from price_pipeline_tests.defs.helpers import (
-    INGESTION_CHECKS,
+    INGESTION_ASSETS,
     materialize_catalog,
     materialize_hospital,
     resources_for,
@@ -33,7 +32,7 @@ def instance():
 
 def materialize_range(instance, settings, start: str, end: str) -> dg.ExecuteInProcessResult:
     return dg.materialize(
-        [ingestion_assets.mrf_files, ingestion_assets.mrf_parsed, ingestion_assets.prices, *INGESTION_CHECKS],
+        INGESTION_ASSETS,
         instance=instance,
         resources=resources_for(settings),
         tags={RANGE_START_TAG: start, RANGE_END_TAG: end},
@@ -74,6 +73,15 @@ def test_a_failing_hospital_fails_its_batch_and_the_split_leaves_only_it_failed(
     instance.add_dynamic_partitions(hospital_partitions.name, keys)
     batch = materialize_range(instance, settings, keys[0], keys[-1])
     assert not batch.success
+    # the blocking check, evaluated per hospital in mrf_files' step, reports once for the batch,
+    # naming the failing hospital; the step fails on it and nothing downstream runs
+    (evaluation,) = [e for e in batch.all_events if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
+                     and e.asset_check_evaluation_data.check_name == "mrf_files_has_a_price_file"]
+    data = evaluation.asset_check_evaluation_data
+    assert evaluation.step_key == "mrf_files" and not data.passed and data.severity == dg.AssetCheckSeverity.ERROR
+    assert data.metadata["hospitals_checked"].value == len(keys)
+    assert set(data.metadata["failing_hospitals"].value) == {SUNNY_PRAIRIE}
+    assert not batch.asset_materializations_for_node("mrf_parsed")
     # Dagster records a range all-or-nothing: no hospital of the failed batch has prices yet.
     assert all(latest_prices(instance, k) is None for k in keys)
     assert failed_in_run(instance, batch.run_id) == {SUNNY_PRAIRIE}

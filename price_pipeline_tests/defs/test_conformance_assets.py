@@ -15,7 +15,9 @@ from price_pipeline_tests.defs.helpers import materialize_catalog
 from price_pipeline_tests.defs.quality_helpers import (
     check,
     check_metadata,
+    check_step,
     demo_hospital,
+    failed_steps,
     metadata,
     run_hospital,
 )
@@ -43,6 +45,13 @@ def test_valid_hospital_gets_a_clean_report_and_expectations_pass(instance, sett
     (file_md,) = md["files"]
     assert file_md["format"] == "csv_tall" and file_md["rules_version"] == "3.0.0" and file_md["valid"]
     assert check(result, "conformance_reports_files_conform").passed
+    # every check passed, each evaluated in its asset's own step (no step of its own)
+    evaluations = result.get_asset_check_evaluations()
+    assert len(evaluations) == 8 and all(e.passed for e in evaluations)
+    for name, asset in [("mrf_files_has_a_price_file", "mrf_files"), ("mrf_parsed_has_rows", "mrf_parsed"),
+                        ("prices_schema_and_lineage_complete", "prices"),
+                        ("conformance_reports_no_cms_alerts", "conformance_reports")]:
+        assert check_step(result, name) == asset
     # the Great Expectations suite ran on the partition and passed
     gx = check(result, "prices_meet_expectations")
     gx_md = check_metadata(gx)
@@ -82,8 +91,15 @@ def test_non_conformant_and_broken_hospitals_are_reported_but_prices_flow(instan
     assert not result.success  # mrf_files_has_a_price_file blocks, as before
     blocked = check(result, "mrf_files_has_a_price_file")
     assert not blocked.passed and check_metadata(blocked)["conformance_recorded"] is True
+    assert blocked.severity == dg.AssetCheckSeverity.ERROR and blocked.partition == broken
+    # evaluated in mrf_files' step, which stores the materialization and then fails on the check
+    assert check_step(result, "mrf_files_has_a_price_file") == "mrf_files"
+    assert failed_steps(result) == {"mrf_files": "DagsterAssetCheckFailedError"}
+    assert result.asset_materializations_for_node("mrf_files")
     # conformance_reports is skipped downstream of the blocking check, which recorded the summary
     assert not result.asset_materializations_for_node("conformance_reports")
+    assert not result.asset_materializations_for_node("mrf_parsed")
+    assert not result.asset_materializations_for_node("prices")
     lake = LocalLake(settings.lake_url)
     (row,) = pq.read_table(lake.uri(layout.conformance_table_key(broken))).to_pylist()
     assert row["download_status"] == "rejected" and row["valid"] is False
@@ -131,6 +147,11 @@ def test_a_version_with_less_than_half_the_rows_is_held_back(instance, settings,
         held_md = check_metadata(held)
         assert not held.passed and held_md["held_back"] is True
         assert held_md["published_rows"] == rows_before and held_md["rows"] < rows_before / 2
+        # the new parse is recorded, its own step fails on the check, prices is not rebuilt
+        assert check_step(second, "mrf_parsed_row_count_not_collapsed") == "mrf_parsed"
+        assert failed_steps(second) == {"mrf_parsed": "DagsterAssetCheckFailedError"}
+        assert second.asset_materializations_for_node("mrf_parsed")
+        assert check(second, "mrf_parsed_has_rows").passed  # the step's other checks still report
         assert not second.asset_materializations_for_node("prices")
         assert lake.get_bytes(layout.prices_key(key)) == published  # the previous prices stay published
 

@@ -150,7 +150,7 @@ def test_mrf_header_identity_is_recorded_as_a_claim(instance, settings, catalog_
 
 def test_no_rows_reason_names_a_header_only_file():
     """Issue 18 item 7: a header-only file failed with just "rows=0, unreadable_files=[]"."""
-    from price_pipeline.defs.ingestion.checks import no_rows_reason
+    from price_pipeline.lib.quality import no_rows_reason
 
     assert no_rows_reason(0, []) == "header present, no data rows"
     assert no_rows_reason(0, [{"file_sha256": "a"}]) == "no current file could be parsed (1 unreadable)"

@@ -51,6 +51,26 @@ def test_quality_assets_checks_and_jobs_are_registered():
     assert {s.name for s in analytics.sensors} >= {"quality_after_ingestion"}
 
 
+def test_ingestion_checks_run_in_their_assets_steps():
+    """A hospital's run is one step per asset: every ingestion check is a check_spec of its asset,
+    with the key, blocking flag and partitioning it had as a step of its own."""
+    from price_pipeline.defs.ingestion.checks import INGESTION_CHECK_SPECS
+
+    job = definitions.ingestion().resolve_job_def("ingest_hospital")
+    graph = job.asset_layer.asset_graph
+    assert set(graph.asset_check_keys) == {spec.key for spec in INGESTION_CHECK_SPECS}
+    blocking = {spec.name for spec in INGESTION_CHECK_SPECS if spec.blocking}
+    assert blocking == {"mrf_files_has_a_price_file", "mrf_parsed_has_rows", "mrf_parsed_row_count_not_collapsed",
+                        "prices_schema_and_lineage_complete"}
+    for spec in INGESTION_CHECK_SPECS:
+        assert graph.get_check_spec(spec.key).partitions_def == hospital_partitions
+        # the check is an output of its asset's node, not a node of its own
+        assert job.asset_layer.get_op_output_name(spec.key) is not None
+    # one op (one step of the run) per asset
+    assert sorted(node.name for node in job.nodes) == sorted(
+        ["mrf_files", "mrf_parsed", "prices", "price_changes", "conformance_reports"])
+
+
 def test_expectations_run_off_the_ingestion_run_and_a_sensor_requests_them():
     from price_pipeline.defs.ingestion.expectations import expectations_after_prices
 

@@ -7,6 +7,15 @@ import dagster as dg
 
 from price_pipeline.defs.catalog.assets import CATALOG_SOURCE
 from price_pipeline.defs.ingestion.batching import per_hospital
+from price_pipeline.defs.ingestion.checks import (
+    MRF_FILES_HAS_A_PRICE_FILE,
+    MRF_PARSED_HAS_NO_ERROR_FINDINGS,
+    MRF_PARSED_HAS_ROWS,
+    MRF_PARSED_ROW_COUNT_NOT_COLLAPSED,
+    PRICES_SCHEMA_AND_LINEAGE_COMPLETE,
+    check_result,
+    published_parsed_row_count,
+)
 from price_pipeline.defs.ops.retries import (
     DOWNLOAD_RETRY,
     FAILURE_KIND,
@@ -20,9 +29,16 @@ from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.defs.resources import PricePipelineResource
 from price_pipeline.lib.fetch import fetch_hospital_files
 from price_pipeline.lib.lake import layout
-from price_pipeline.lib.ops import EXTERNAL, FORCE_DOWNLOAD_TAG, INTERNAL, TRANSIENT
+from price_pipeline.lib.ops import ACCEPT_ROW_DROP_TAG, EXTERNAL, FORCE_DOWNLOAD_TAG, INTERNAL, TRANSIENT
 from price_pipeline.lib.parse import parse_hospital_files, record_header_claims
 from price_pipeline.lib.prices import build_hospital_prices_with_history
+from price_pipeline.lib.quality import (
+    mrf_files_has_a_price_file,
+    mrf_parsed_has_no_error_findings,
+    mrf_parsed_has_rows,
+    mrf_parsed_row_count_not_collapsed,
+    prices_schema_and_lineage_complete,
+)
 
 # Retry policies (exponential backoff with jitter) and failure classification live in the ops
 # domain: @classified turns permanent errors (bad file, missing catalog entry) into
@@ -67,6 +83,7 @@ def _record_conformance_without_price_file(key: str, price_pipeline: PricePipeli
     retry_policy=DOWNLOAD_RETRY,
     backfill_policy=ONE_HOSPITAL_PER_RUN,
     owners=["team:ingestion"],
+    check_specs=[MRF_FILES_HAS_A_PRICE_FILE],
 )
 @per_hospital
 @classified
@@ -79,6 +96,7 @@ def mrf_files(context: dg.AssetExecutionContext, price_pipeline: PricePipelineRe
     ``price_pipeline/force_download=true`` (the weekly re-scan) downloads everything. Every downloaded version is kept (``raw/<aa>/<sha256>.<ext>``) and recorded in the file-version
     registry; identical bytes are stored once. Failed and rejected downloads are recorded with
     their reason. Raises (and retries) only when every file failed for a transient reason.
+    Checked in the same step by ``mrf_files_has_a_price_file`` (blocking).
     """
     key = context.partition_key
     urls = _listed_urls(price_pipeline, key)
@@ -107,6 +125,7 @@ def mrf_files(context: dg.AssetExecutionContext, price_pipeline: PricePipelineRe
         _record_conformance_without_price_file(key, price_pipeline)
     total_bytes = sum(f.size or 0 for f in manifest.ok_files)
     return dg.MaterializeResult(
+        check_results=[check_result(MRF_FILES_HAS_A_PRICE_FILE, mrf_files_has_a_price_file(manifest))],
         metadata={
             "files_listed": len(urls),
             "files_ok": len(manifest.ok_files),
@@ -135,6 +154,7 @@ def mrf_files(context: dg.AssetExecutionContext, price_pipeline: PricePipelineRe
     retry_policy=LAKE_RETRY,
     backfill_policy=ONE_HOSPITAL_PER_RUN,
     owners=["team:ingestion"],
+    check_specs=[MRF_PARSED_HAS_ROWS, MRF_PARSED_ROW_COUNT_NOT_COLLAPSED, MRF_PARSED_HAS_NO_ERROR_FINDINGS],
 )
 @per_hospital
 @classified
@@ -143,7 +163,9 @@ def mrf_parsed(context: dg.AssetExecutionContext, price_pipeline: PricePipelineR
 
     Format, version and encoding are detected from content. Every problem becomes a recorded
     finding (rule, row, column or JSON path) in the file's ``summary.json``; unreadable rows go
-    to a quarantine Parquet beside the rows, never silently dropped.
+    to a quarantine Parquet beside the rows, never silently dropped. Checked in the same step by
+    ``mrf_parsed_has_rows`` and ``mrf_parsed_row_count_not_collapsed`` (blocking) and
+    ``mrf_parsed_has_no_error_findings`` (warning).
     """
     key = context.partition_key
     with price_pipeline.scratch_dir("mrf_parsed") as scratch:
@@ -155,7 +177,15 @@ def mrf_parsed(context: dg.AssetExecutionContext, price_pipeline: PricePipelineR
     for v in versions:
         for finding in v.summary.findings:
             findings_by_rule[finding.rule] += 1
+    drop_accepted = context.run.tags.get(ACCEPT_ROW_DROP_TAG, "").lower() == "true"
+    checks = [
+        (MRF_PARSED_HAS_ROWS, mrf_parsed_has_rows(versions)),
+        (MRF_PARSED_ROW_COUNT_NOT_COLLAPSED, mrf_parsed_row_count_not_collapsed(
+            versions, published_parsed_row_count(context.instance, key), drop_accepted=drop_accepted)),
+        (MRF_PARSED_HAS_NO_ERROR_FINDINGS, mrf_parsed_has_no_error_findings(versions)),
+    ]
     return dg.MaterializeResult(
+        check_results=[check_result(spec, outcome) for spec, outcome in checks],
         metadata={
             "dagster/row_count": rows,
             "files_parsed": len(versions),
@@ -188,6 +218,7 @@ def mrf_parsed(context: dg.AssetExecutionContext, price_pipeline: PricePipelineR
     retry_policy=LAKE_RETRY,
     backfill_policy=ONE_HOSPITAL_PER_RUN,
     owners=["team:ingestion"],
+    check_specs=[PRICES_SCHEMA_AND_LINEAGE_COMPLETE],
 )
 @per_hospital
 @classified
@@ -199,12 +230,17 @@ def prices(context: dg.AssetExecutionContext, price_pipeline: PricePipelineResou
     ``prices/hospital_key=<key>/prices.parquet``. Every file version's prices are also kept in
     ``prices_history/hospital_key=<key>/file_sha256=<sha>.parquet`` with the version list in
     ``prices_history/hospital_key=<key>/versions.parquet`` (never deleted when superseded).
+    Checked in the same step by ``prices_schema_and_lineage_complete`` (blocking), on the file as
+    published.
     """
     key = context.partition_key
     with price_pipeline.scratch_dir("prices") as scratch:
         result = build_hospital_prices_with_history(key, lake=price_pipeline.lake, scratch_dir=scratch)
     rows, size = result.rows, result.bytes
+    with price_pipeline.lake.local_copy(layout.prices_key(key)) as path:
+        lineage = prices_schema_and_lineage_complete(path)
     return dg.MaterializeResult(
+        check_results=[check_result(PRICES_SCHEMA_AND_LINEAGE_COMPLETE, lineage)],
         metadata={
             "dagster/row_count": rows,
             "bytes": size,

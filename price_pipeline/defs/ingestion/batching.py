@@ -7,6 +7,11 @@ the ``dagster/asset_partition_range_start``/``_end`` tags), and every hospital-p
 ingestion asset runs its body once per hospital of the range (:func:`per_hospital`):
 
 * each hospital's materialization gets that hospital's own metadata (rows, bytes, files...);
+* each check the body returns (the checks are evaluated in their asset's step,
+  ``defs/ingestion/checks.py``) is reported once for the run: passed when every hospital's
+  passed, naming the failing hospitals (:func:`combine_check_results`). A failed blocking check
+  fails the step, and :func:`split_failed_batches` re-runs the hospitals it names alone, where
+  each gets its own result;
 * a hospital whose body fails does not stop the others in the step, but the step then fails
   (without retries: retrying would redo every hospital), no partition of the range is recorded
   as materialized, and :func:`split_failed_batches` re-runs every hospital of the range as a
@@ -93,6 +98,7 @@ def per_hospital(fn):
             return fn(context, *args, **kwargs)
         keys = list(context.partition_keys)
         failed: dict[str, dg.Failure] = {}
+        checks: dict[str, dict[str, dg.AssetCheckResult]] = {}  # check name -> hospital -> result
         for key in keys:
             try:
                 result = fn(_OneHospital(context, key), *args, **kwargs)
@@ -103,13 +109,19 @@ def per_hospital(fn):
             except Exception as exc:  # a body without @classified: still only this hospital's failure
                 failed[key] = dg.Failure(description=f"{type(exc).__name__}: {exc}"[:1000])
             else:
-                if isinstance(result, dg.MaterializeResult) and result.metadata:
-                    context.add_asset_metadata(dict(result.metadata), partition_key=key)
+                if isinstance(result, dg.MaterializeResult):
+                    if result.metadata:
+                        context.add_asset_metadata(dict(result.metadata), partition_key=key)
+                    for check in result.check_results or []:
+                        checks.setdefault(check.check_name, {})[key] = check
                 continue
             context.log.error(f"{key}: {failed[key].description}")
         if failed:
             raise batch_failure(keys, failed)
-        return dg.MaterializeResult(metadata={"hospitals_in_run": len(keys)})
+        return dg.MaterializeResult(
+            metadata={"hospitals_in_run": len(keys)},
+            check_results=[combine_check_results(results, check_name=name) for name, results in checks.items()],
+        )
 
     return wrapper
 
@@ -148,19 +160,3 @@ def combine_check_results(
             }),
         },
     )
-
-
-def per_hospital_check(fn):
-    """Decorate a hospital-partitioned asset check (under ``@dg.asset_check``): in a
-    partition-range run, evaluate it per hospital and report one combined result
-    (:func:`combine_check_results`). A failed blocking check fails the batch, which is then
-    re-run hospital by hospital, where each hospital gets its own check result."""
-
-    @functools.wraps(fn)
-    def wrapper(context, *args, **kwargs):
-        if context.has_partition_key:
-            return fn(context, *args, **kwargs)
-        results = {key: fn(_OneHospital(context, key), *args, **kwargs) for key in context.partition_keys}
-        return combine_check_results(results)
-
-    return wrapper

@@ -5,21 +5,29 @@ The asset runs the same validator as ``price-pipeline validate``
 one capped JSON report per file version and a per-hospital summary Parquet (the dbt source of the
 ``compliance`` marts), and shows the result as materialization metadata. It depends on
 ``mrf_files`` only, so it neither waits for nor holds back parsing: CMS non-conformance is a
-compliance finding, not a reason to stop publishing prices (the checks warn).
+compliance finding, not a reason to stop publishing prices (the checks warn; they are
+evaluated in the asset's own step, on the reports it has just made).
 """
 
-import json
-
 import dagster as dg
-import pyarrow.parquet as pq
 
 from price_pipeline.defs.ingestion.assets import ONE_HOSPITAL_PER_RUN, TRANSIENT_RETRY, mrf_files
-from price_pipeline.defs.ingestion.batching import per_hospital, per_hospital_check
+from price_pipeline.defs.ingestion.batching import per_hospital
+from price_pipeline.defs.ingestion.checks import (
+    CONFORMANCE_REPORTS_FILES_CONFORM,
+    CONFORMANCE_REPORTS_NO_CMS_ALERTS,
+    check_result,
+)
 from price_pipeline.defs.ops.retries import timed
 from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.defs.resources import PricePipelineResource
 from price_pipeline.lib.lake import layout
-from price_pipeline.lib.quality import rules_from_settings, validate_hospital
+from price_pipeline.lib.quality import (
+    conformance_reports_files_conform,
+    conformance_reports_no_cms_alerts,
+    rules_from_settings,
+    validate_hospital,
+)
 
 # Findings shown per file in the metadata (the stored report keeps CONFORMANCE_MAX_FINDINGS).
 FINDINGS_IN_METADATA = 10
@@ -41,6 +49,7 @@ def _rules_table(errors: dict[str, int], alerts: dict[str, int]) -> str:
     retry_policy=TRANSIENT_RETRY,
     backfill_policy=ONE_HOSPITAL_PER_RUN,
     owners=["team:ingestion"],
+    check_specs=[CONFORMANCE_REPORTS_FILES_CONFORM, CONFORMANCE_REPORTS_NO_CMS_ALERTS],
 )
 @per_hospital
 @timed
@@ -77,6 +86,10 @@ def conformance_reports(
         for r in result.reports
     ]
     return dg.MaterializeResult(
+        check_results=[
+            check_result(CONFORMANCE_REPORTS_FILES_CONFORM, conformance_reports_files_conform(result.reports)),
+            check_result(CONFORMANCE_REPORTS_NO_CMS_ALERTS, conformance_reports_no_cms_alerts(result.reports)),
+        ],
         metadata={
             "valid": result.valid,
             "files_checked": len(result.validated),
@@ -91,69 +104,4 @@ def conformance_reports(
             "files": dg.MetadataValue.json(files),
             "lake_key": dg.MetadataValue.path(price_pipeline.lake.uri(layout.conformance_table_key(key))),
         }
-    )
-
-
-def _reports(context: dg.AssetCheckExecutionContext, price_pipeline: PricePipelineResource) -> list[dict]:
-    lake = price_pipeline.lake
-    with lake.local_copy(layout.conformance_table_key(context.partition_key)) as path:
-        rows = pq.read_table(path).to_pylist()
-    reports = []
-    for row in rows:
-        if row["report_key"] and lake.exists(row["report_key"]):
-            reports.append(json.loads(lake.get_bytes(row["report_key"])))
-        else:
-            reports.append({**row, "errors_by_rule": {}, "alerts_by_rule": {}, "findings": []})
-    return reports
-
-
-@dg.asset_check(asset=conformance_reports, partitions_def=hospital_partitions)
-@per_hospital_check
-def conformance_reports_files_conform(
-    context: dg.AssetCheckExecutionContext, price_pipeline: PricePipelineResource
-) -> dg.AssetCheckResult:
-    """Warns when a current file breaks CMS rules (errors) or could not be validated; the prices
-    still flow (non-conformance is reported in the compliance marts, not held back)."""
-    reports = _reports(context, price_pipeline)
-    failing = [r for r in reports if not r.get("valid")]
-    return dg.AssetCheckResult(
-        passed=bool(reports) and not failing,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={
-            "files": len(reports),
-            "non_conformant_files": len(failing),
-            "examples": dg.MetadataValue.json(
-                [
-                    {
-                        "url": r.get("url"),
-                        "download_status": r.get("download_status"),
-                        "errors_by_rule": r.get("errors_by_rule"),
-                        "first_errors": [f for f in r.get("findings", []) if f.get("severity") == "error"][:5],
-                    }
-                    for r in failing[:10]
-                ]
-            ),
-        },
-    )
-
-
-@dg.asset_check(asset=conformance_reports, partitions_def=hospital_partitions)
-@per_hospital_check
-def conformance_reports_no_cms_alerts(
-    context: dg.AssetCheckExecutionContext, price_pipeline: PricePipelineResource
-) -> dg.AssetCheckResult:
-    """Warns on CMS alerts (nine-9s placeholders, estimated amounts in v3, false attestation,
-    version mismatch) and the validator's own (bytes after a JSON document, lone-CR line endings,
-    blank data rows only): allowed by the rules, but worth a look."""
-    reports = _reports(context, price_pipeline)
-    alerts: dict[str, int] = {}
-    for r in reports:
-        for rule, n in (r.get("alerts_by_rule") or {}).items():
-            alerts[rule] = alerts.get(rule, 0) + n
-    examples = [f for r in reports for f in r.get("findings", []) if f.get("severity") == "alert"][:10]
-    return dg.AssetCheckResult(
-        passed=not alerts,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={"alerts": sum(alerts.values()), "alerts_by_rule": dg.MetadataValue.json(alerts),
-                  "examples": dg.MetadataValue.json(examples)},
     )

@@ -8,6 +8,8 @@
 * :mod:`.table_checks` — SQL checks over every hospital's prices at once (duplicates,
   placeholders, negotiated above gross, outliers across hospitals).
 * :mod:`.quarantine` — one queryable table of every row and file that failed, with its reason.
+* :mod:`.ingestion_checks` — the per-hospital checks of the ingestion assets (files, parsed rows,
+  prices, conformance), one function per check, named as the check.
 * :func:`row_count_collapsed` — the rule behind the "less than half the rows" hold-back.
 
 See docs/quality.md for the user documentation.
@@ -37,6 +39,17 @@ from price_pipeline.lib.quality.conformance import (  # noqa: E402
     validate_hospital,
 )
 from price_pipeline.lib.quality.expectations import run_price_expectations  # noqa: E402
+from price_pipeline.lib.quality.ingestion_checks import (  # noqa: E402
+    CheckOutcome,
+    conformance_reports_files_conform,
+    conformance_reports_no_cms_alerts,
+    mrf_files_has_a_price_file,
+    mrf_parsed_has_no_error_findings,
+    mrf_parsed_has_rows,
+    mrf_parsed_row_count_not_collapsed,
+    no_rows_reason,
+    prices_schema_and_lineage_complete,
+)
 from price_pipeline.lib.quality.quarantine import build_quarantine, hospital_quarantine  # noqa: E402
 from price_pipeline.lib.quality.quarantine import summarize as summarize_quarantine  # noqa: E402
 from price_pipeline.lib.quality.table_checks import CHECKS as TABLE_CHECKS  # noqa: E402
@@ -46,10 +59,19 @@ __all__ = [
     "CONFORMANCE_MAX_FINDINGS",
     "MIN_ROW_RATIO",
     "TABLE_CHECKS",
+    "CheckOutcome",
     "HospitalConformance",
     "TableCheck",
     "build_quarantine",
+    "conformance_reports_files_conform",
+    "conformance_reports_no_cms_alerts",
     "hospital_quarantine",
+    "mrf_files_has_a_price_file",
+    "mrf_parsed_has_no_error_findings",
+    "mrf_parsed_has_rows",
+    "mrf_parsed_row_count_not_collapsed",
+    "no_rows_reason",
+    "prices_schema_and_lineage_complete",
     "row_count_collapsed",
     "rules_from_settings",
     "run_price_expectations",

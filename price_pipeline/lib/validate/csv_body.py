@@ -21,6 +21,7 @@ from price_pipeline.lib.parse.mrf.csv_reader import (
     PrefixedReader,
     RecordTooLarge,
     RecordTooLong,
+    SkippedRecords,
     arrow_input,
     blank_mark_count,
     check_record_sizes,
@@ -72,7 +73,7 @@ def check_body(body_source, layout: CsvLayout, rc: ReportCollector, *, threads: 
     """
     ncols = len(layout.columns)
     names = [f"c{i}" for i in range(ncols)]
-    skipped: list[int] = []
+    skipped = SkippedRecords()  # Arrow record numbers not returned as rows (ascending)
     recovered: list[tuple[int, list[str]]] = []
     marks: list[tuple[int, int, int]] = []  # (Arrow record number, blank records, empty ones)
     unnumbered = []
@@ -90,7 +91,7 @@ def check_body(body_source, layout: CsvLayout, rc: ReportCollector, *, threads: 
         if num is None:
             unnumbered.append(1)
             return "skip"
-        skipped.append(num)
+        skipped.add(num)
         mark = blank_mark_count(row.text)
         if mark is not None:
             marks.append((num, *mark))  # blank records: counted, never checked
@@ -173,10 +174,9 @@ def check_body(body_source, layout: CsvLayout, rc: ReportCollector, *, threads: 
             check_record_sizes(batch)
             if n:
                 r = np.arange(returned + 1, returned + n + 1, dtype=np.int64)
-                if skipped:
-                    s = np.array(sorted(skipped), dtype=np.int64)
-                    s = s - np.arange(len(s))
-                    r = r + np.searchsorted(s, r, side="right")
+                # one array per run of skipped records, not a re-sort of every skipped number
+                # per batch (a flood of short rows made that quadratic)
+                r = skipped.map(r)
                 returned += n
                 pending.append(batch)
                 pending_rows.append(expand_rows(r, marks) + 3)
@@ -190,7 +190,7 @@ def check_body(body_source, layout: CsvLayout, rc: ReportCollector, *, threads: 
         checked += check_pending()
         if recovered:
             checked += _flush_recovered(recovered, checker, ncols, marks)
-        records = returned + len(skipped) + sum(k - 1 for _n, k, _e in marks)
+        records = returned + skipped.count + sum(k - 1 for _n, k, _e in marks)
         if blanks is not None and blanks.inserted != len(marks):
             raise BlankRunsQuoted()
         if too_large:

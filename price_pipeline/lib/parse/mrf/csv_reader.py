@@ -665,17 +665,24 @@ class _InvalidRows:
         return out
 
 
-class _SkippedRecords:
+class SkippedRecords:
     """Arrow record numbers not returned as rows, kept as runs of consecutive numbers (a flood of
-    short rows is one run, not one Python int per line)."""
+    short rows is one run, not one Python int per line). Numbers must be added in ascending order,
+    as Arrow's single-threaded reader reports them. The validator's body pass shares it."""
+
+    COMPACT_AFTER = 4096  # folded runs kept before the lists are trimmed
 
     def __init__(self) -> None:
         self.starts: list[int] = []
         self.lengths: list[int] = []
         self.count = 0
+        # Runs before every row mapped so far are folded into one offset, so that mapping batch
+        # after batch costs the runs still open, not every run since the start of the file.
+        self._first_open = 0
+        self._folded = 0
 
     def add(self, num: int) -> None:
-        if self.starts and self.starts[-1] + self.lengths[-1] == num:
+        if len(self.starts) > self._first_open and self.starts[-1] + self.lengths[-1] == num:
             self.lengths[-1] += 1
         else:
             self.starts.append(num)
@@ -683,14 +690,25 @@ class _SkippedRecords:
         self.count += 1
 
     def map(self, r: np.ndarray) -> np.ndarray:
-        """Arrow record numbers of returned rows ``r`` (1-based, in return order)."""
-        if not self.starts:
-            return r
-        starts = np.array(self.starts, dtype=np.int64)
-        lengths = np.array(self.lengths, dtype=np.int64)
-        before = np.concatenate(([0], np.cumsum(lengths)))
+        """Arrow record numbers of returned rows ``r`` (1-based, in return order). Successive calls
+        must map ascending rows (each batch after the one before), as both readers do."""
+        k = self._first_open
+        if k == len(self.starts):
+            return r + self._folded if self._folded else r
+        starts = np.array(self.starts[k:], dtype=np.int64)
+        lengths = np.array(self.lengths[k:], dtype=np.int64)
+        before = np.concatenate(([self._folded], self._folded + np.cumsum(lengths)))
         valid_before = starts - 1 - before[:-1]  # returned rows before each run
-        return r + before[np.searchsorted(valid_before, r, side="left")]
+        mapped = r + before[np.searchsorted(valid_before, r, side="left")]
+        if len(r):
+            # every later row comes after r[-1]: runs with at most r[-1] rows before them are done
+            done = int(np.searchsorted(valid_before, r[-1], side="right"))
+            self._folded = int(before[done])
+            self._first_open = k + done
+            if self._first_open > self.COMPACT_AFTER and self._first_open * 2 > len(self.starts):
+                del self.starts[:self._first_open], self.lengths[:self._first_open]
+                self._first_open = 0
+        return mapped
 
 
 def _prefetch(reader, invalid: _InvalidRows, batch_bytes: int):
@@ -789,7 +807,7 @@ def _read_body(body, layout: Layout, first_row: int, sink, fc, sha, block_size: 
     used = sorted(set(layout.base.values()) | {i for p in layout.codes for i in p if i is not None}
                   | {i for g in layout.groups for i in g.cols.values()})
     builder = BatchBuilder(layout, fc, sha)
-    skipped = _SkippedRecords()  # Arrow record numbers (1-based within the body) not returned
+    skipped = SkippedRecords()  # Arrow record numbers (1-based within the body) not returned
     recovered: list[tuple[int, list[str]]] = []
     # (Arrow record number, blank records, empty ones) of each BLANK_MARK record, filled by Arrow's
     # thread: its invalid rows reach classify() only with a later batch, and a body of nothing
