@@ -8,7 +8,7 @@ per-host run limit exceeded, zero data loss, prices equal to the direct parse, a
 caught up after each day. The day-1 time ratio to the library baseline is measured and
 reported but only loosely bounded here: at N = 100 the platform's fixed costs (start-up,
 the analytics build, the quiet period before the Great Expectations runs) dominate; the
-2x target is for N = 1,000 (benchmarks/README.md). About 5-6 minutes on the 2-core machine, so
+2x target is for N = 1,000 (benchmarks/README.md). About 5.5-7.5 minutes on the 2-core machine, so
 it runs in `make test`; `make rehearsal` runs the full-size rehearsal.
 """
 
