@@ -87,9 +87,12 @@ demo-fingerprint: manifest
 	flock /tmp/pp-heavy.lock $(BIN)/python benchmarks/demo_fingerprint.py run --out $(FINGERPRINT_OUT) \
 		$(if $(BASELINE),--compare $(BASELINE)) $(FINGERPRINT_ARGS)
 
-## The small national rehearsal (100 hospitals, three days, ~9 min; benchmarks/national_rehearsal.py).
+## The national rehearsal at full size (benchmarks/national_rehearsal.py; default 1,000 hospitals, up to
+## 40 min; e.g. REHEARSAL_ARGS="--hospitals 6100" or "--production"). Holds /tmp/pp-heavy.lock. Its small
+## variant (100 hospitals, tiny files) is a test in `make test` (integration/test_national_rehearsal.py).
+REHEARSAL_ARGS ?=
 rehearsal: manifest
-	PRICE_PIPELINE_REHEARSAL_TEST=1 $(BIN)/python -m pytest price_pipeline_tests/integration/test_national_rehearsal.py -rP
+	flock /tmp/pp-heavy.lock $(BIN)/python benchmarks/national_rehearsal.py $(REHEARSAL_ARGS)
 
 clean:
 	rm -rf .data .dagster_home/storage .dagster_home/history .dagster_home/logs .dagster_home/schedules \

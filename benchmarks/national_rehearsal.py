@@ -82,6 +82,9 @@ TEMPLATES = {
 INGEST_JOB, GX_JOB, ANALYTICS_JOB = "ingest_hospital", "check_price_expectations", "build_analytics"
 ACTIVE = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
 HOST_RUN_LIMIT = 2  # dagster.yaml / deploy/production/dagster.yaml: tag limit on price_pipeline/host
+# How often the rehearsal reads the instance while it waits (a few cheap queries): its waits end
+# at most this long after what they wait for.
+POLL_SECONDS = 1.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -422,6 +425,12 @@ class Platform:
                 "PRICE_PIPELINE_DBT_TARGET": "production",
             })
         self.log = open(self.work / "platform.log", "wb")  # noqa: SIM115 - closed in stop()
+        # Started in the background by a non-interactive shell (`cmd &` in a script, nohup), this
+        # process inherits SIGINT ignored, and so would the platform: stop()'s SIGINT would be lost
+        # and every stop would wait out its whole timeout (60 s). A handler here is the default
+        # in the child.
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         python = self.root / ".venv" / "bin" / "python"
         self.process = subprocess.Popen(
             [str(python if python.exists() else sys.executable), "-m", "price_pipeline.launch"],
@@ -599,10 +608,14 @@ class Watcher:
                 return out
             cursor = records[-1].dagster_run.run_id
 
-    def failed(self) -> list:
-        from price_pipeline.defs.ops.failed import failed_hospitals
+    def failed(self) -> dict[str, str]:
+        """The failed-hospitals view: each listed hospital and the reason of its newest open item."""
+        from price_pipeline.defs.ops.failed import failed_items
 
-        return failed_hospitals(self.instance)
+        reasons: dict[str, str] = {}
+        for item in failed_items(self.instance):  # newest failure first
+            reasons.setdefault(item.hospital_key, item.reason)
+        return reasons
 
     def covered_since(self, keys: set[str], since: float, *, also: dict | None = None) -> set[str]:
         """Keys with a prices materialization after ``since`` (optionally: also a GX one)."""
@@ -625,6 +638,7 @@ def settle(watcher: Watcher, expected: set[str], since: float, *, timeout: float
     deadline = since + timeout
     last_log = 0.0
     failed_keys: set[str] = set()
+    failed_read_at = 0.0
     while time.time() < deadline:
         watcher.poll()
         covered = watcher.covered_since(expected, since, also=watcher.gx_at if with_gx else None)
@@ -634,7 +648,9 @@ def settle(watcher: Watcher, expected: set[str], since: float, *, timeout: float
         active = watcher.active_runs(INGEST_JOB) + (watcher.active_runs(GX_JOB) if with_gx else 0)
         missing = expected - covered
         if missing and not active and len(missing) <= max(50, len(expected) // 10):
-            failed_keys = {f.hospital_key for f in watcher.failed()}
+            # the view reads every failed run's events: not on every poll
+            if time.time() - failed_read_at >= 5 * POLL_SECONDS:
+                failed_keys, failed_read_at = set(watcher.failed()), time.time()
             missing -= failed_keys
         gone = not (removed & watcher.partitions())
         if time.time() - last_log > 30:
@@ -643,7 +659,7 @@ def settle(watcher: Watcher, expected: set[str], since: float, *, timeout: float
         if not missing and not active and gone:
             covered_at = time.time() - since
             break
-        time.sleep(3)
+        time.sleep(POLL_SECONDS)
     prices_times = [min(t for t in watcher.prices_at[k] if t >= since) for k in watcher.covered_since(expected, since)]
     return {
         "settled": covered_at is not None,
@@ -664,7 +680,7 @@ def analytics_lag(watcher: Watcher, after: float, *, timeout: float) -> float | 
             run = record.dagster_run
             if run.status.value == "SUCCESS" and record.start_time and record.start_time >= after and record.end_time:
                 return round(record.end_time - after, 1)
-        time.sleep(5)
+        time.sleep(POLL_SECONDS)
     return None
 
 
@@ -825,6 +841,27 @@ def partial_objects(lake) -> dict:
 # ---------------------------------------------------------------------------------------------
 # The rehearsal
 # ---------------------------------------------------------------------------------------------
+class Phases:
+    """Wall seconds per phase of the rehearsal, with the 1-minute load at its end (where the
+    time goes: start-up, each day's settling, the waits for analytics, the checks)."""
+
+    def __init__(self, log):
+        self.log, self.seconds, self.load1 = log, {}, {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str):
+        t0 = time.time()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(time.time() - t0, 1)
+            self.load1[name] = round(os.getloadavg()[0], 1)
+            self.log(f"phase {name}: {self.seconds[name]} s (load {self.load1[name]})")
+
+    def report(self) -> dict:
+        return {"seconds": self.seconds, "load1": self.load1}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--hospitals", type=int, default=1000)
@@ -864,6 +901,7 @@ def main(argv: list[str] | None = None) -> int:
     def log(msg: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
+    phases = Phases(log)
     report: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "machine": {"cpus": os.cpu_count()}}
     hospitals = plan_catalog(args.hospitals, hosts=args.hosts, scale=args.scale, seed=args.seed)
     t0 = time.time()
@@ -903,7 +941,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not args.skip_baseline:
             log("library baseline: day-1 work in one process ...")
-            report["baseline"] = library_baseline(hospitals, hosts, work)
+            with phases("baseline"):
+                report["baseline"] = library_baseline(hospitals, hosts, work)
             log(f"baseline: {report['baseline']['wall_s']} s ({len(report['baseline']['errors'])} errors)")
 
         sensor_env = {} if args.sensor_interval is None else {
@@ -914,7 +953,8 @@ def main(argv: list[str] | None = None) -> int:
                             extra_env=sensor_env)
         platform.start(args.postgres_admin_url)
         t_day1 = time.time()
-        instance = platform.instance()
+        with phases("platform_start"):
+            instance = platform.instance()
         sampler = RssSampler(platform.home)
         sampler.start()
         watcher = Watcher(instance)
@@ -922,7 +962,8 @@ def main(argv: list[str] | None = None) -> int:
 
         # -- day 1 --------------------------------------------------------------------------------
         expected = {h.key for h in active}
-        day1 = settle(watcher, expected, t_day1, timeout=args.day_timeout, with_gx=True, log=log)
+        with phases("day1_settle"):
+            day1 = settle(watcher, expected, t_day1, timeout=args.day_timeout, with_gx=True, log=log)
         day1_records = watcher.runs(t_day1 - 60, INGEST_JOB)
         day1["ingestion_jobs"] = job_stats(day1_records)
         day1["gx_jobs"] = job_stats(watcher.runs(t_day1 - 60, GX_JOB))
@@ -930,15 +971,17 @@ def main(argv: list[str] | None = None) -> int:
         if "baseline" in report and day1["settled_s"]:
             day1["platform_vs_library"] = round(day1["settled_s"] / report["baseline"]["wall_s"], 2)
         last_prices = t_day1 + (day1["last_prices_s"] or 0)
-        day1["analytics_lag_s"] = analytics_lag(watcher, last_prices, timeout=args.max_analytics_lag + 300)
+        with phases("day1_analytics_wait"):
+            day1["analytics_lag_s"] = analytics_lag(watcher, last_prices, timeout=args.max_analytics_lag + 300)
         day1["growth"] = platform.growth()
         log(f"day 1: {day1}")
         if "baseline" in report:
             from price_pipeline.lib.lake.storage import open_lake
 
-            report["prices_vs_direct_parse"] = compare_prices(
-                platform.lake(), open_lake(report["baseline"]["lake"]), sorted(expected),
-                {f.hospital_key for f in watcher.failed()})
+            with phases("compare_prices"):
+                report["prices_vs_direct_parse"] = compare_prices(
+                    platform.lake(), open_lake(report["baseline"]["lake"]), sorted(expected),
+                    set(watcher.failed()))
             log(f"prices vs direct parse: {report['prices_vs_direct_parse']}")
         report["day1"] = day1
 
@@ -965,10 +1008,13 @@ def main(argv: list[str] | None = None) -> int:
             hosts.set_catalog(active)
             hospitals += new
             expected2 = {h.key for h in changed} | {h.key for h in new}
-            day2 = settle(watcher, expected2, t_day2, timeout=args.day_timeout, with_gx=True, removed=delisted, log=log)
+            with phases("day2_settle"):
+                day2 = settle(watcher, expected2, t_day2, timeout=args.day_timeout, with_gx=True, removed=delisted,
+                              log=log)
             day2["ingestion_jobs"] = job_stats(watcher.runs(t_day2, INGEST_JOB))
-            day2["analytics_lag_s"] = analytics_lag(watcher, t_day2 + (day2["last_prices_s"] or 0),
-                                                    timeout=args.max_analytics_lag + 300)
+            with phases("day2_analytics_wait"):
+                day2["analytics_lag_s"] = analytics_lag(watcher, t_day2 + (day2["last_prices_s"] or 0),
+                                                        timeout=args.max_analytics_lag + 300)
             day2["growth"] = platform.growth()
             day2.update(changed=len(changed), delisted=len(delisted), new=len(new))
             log(f"day 2: {day2}")
@@ -987,8 +1033,10 @@ def main(argv: list[str] | None = None) -> int:
                 hosts.set_catalog(active)
                 changes.append((h.key, time.time()))
                 time.sleep(args.trickle_interval)
+            phases.seconds["day3_trickle"] = round(time.time() - t_day3, 1)
             expected3 = {k for k, _ in changes}
-            day3 = settle(watcher, expected3, t_day3, timeout=args.day_timeout, with_gx=False, log=log)
+            with phases("day3_settle"):
+                day3 = settle(watcher, expected3, t_day3, timeout=args.day_timeout, with_gx=False, log=log)
             watcher.poll()
             staleness = []
             for key, at in changes:
@@ -1009,37 +1057,41 @@ def main(argv: list[str] | None = None) -> int:
                 worst_analytics_staleness_s=round(max(analytics_stale), 1) if analytics_stale else None,
                 ingestion_jobs=job_stats(watcher.runs(t_day3, INGEST_JOB)),
             )
-            day3["analytics_lag_s"] = analytics_lag(watcher, t_day3 + (day3["last_prices_s"] or 0),
-                                                    timeout=args.max_analytics_lag + 300)
+            with phases("day3_analytics_wait"):
+                day3["analytics_lag_s"] = analytics_lag(watcher, t_day3 + (day3["last_prices_s"] or 0),
+                                                        timeout=args.max_analytics_lag + 300)
             day3["growth"] = platform.growth()
             log(f"day 3: {day3}")
             report["day3"] = day3
 
         # -- whole-rehearsal checks ----------------------------------------------------------------
-        all_ingest = watcher.runs(t_day1 - 60, INGEST_JOB)
-        report["failures"] = classify_failures(watcher, all_ingest, broken_keys, fault_hosts)
-        report["host_concurrency"] = host_concurrency(all_ingest)
-        final_failed = {f.hospital_key: f.reason for f in watcher.failed()}
-        watcher.poll()
-        unaccounted = sorted(h.key for h in active if h.key not in watcher.prices_at and h.key not in final_failed)
-        report["coverage"] = {"hospitals": len(active), "with_prices": sum(1 for h in active if h.key in watcher.prices_at),
-                              "failed_view": len(final_failed), "unaccounted": unaccounted[:20],
-                              "accounted_pct": round(100 * (len(active) - len(unaccounted)) / len(active), 2)}
-        lake = platform.lake()
-        report["data_loss"] = {
-            "served": served_in_lake(lake, platform.registry_url(), served),
-            "partial": partial_objects(lake),
-        }
+        with phases("checks"):
+            all_ingest = watcher.runs(t_day1 - 60, INGEST_JOB)
+            report["failures"] = classify_failures(watcher, all_ingest, broken_keys, fault_hosts)
+            report["host_concurrency"] = host_concurrency(all_ingest)
+            final_failed = watcher.failed()
+            watcher.poll()
+            unaccounted = sorted(h.key for h in active if h.key not in watcher.prices_at and h.key not in final_failed)
+            report["coverage"] = {"hospitals": len(active), "with_prices": sum(1 for h in active if h.key in watcher.prices_at),
+                                  "failed_view": len(final_failed), "unaccounted": unaccounted[:20],
+                                  "accounted_pct": round(100 * (len(active) - len(unaccounted)) / len(active), 2)}
+            lake = platform.lake()
+            report["data_loss"] = {
+                "served": served_in_lake(lake, platform.registry_url(), served),
+                "partial": partial_objects(lake),
+            }
         report["peak_rss_mb"] = dict(sampler.peaks)
     finally:
         if sampler is not None:
             sampler.stop_event.set()
         if platform is not None:
-            platform.stop(args.postgres_admin_url)
+            with phases("platform_stop"):
+                platform.stop(args.postgres_admin_url)
         hosts.stop()
         if args.work_dir is None:
             shutil.rmtree(work, ignore_errors=True)
     report["rehearsal_minutes"] = round((time.time() - t_start) / 60, 1)
+    report["phases"] = phases.report()
 
     # -- targets -------------------------------------------------------------------------------------
     missed = []

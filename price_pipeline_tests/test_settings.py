@@ -94,6 +94,42 @@ def test_dbt_runs_with_the_run_environment_without_changing_this_process(tmp_pat
     assert child_environment(env)["PRICE_PIPELINE_WAREHOUSE_PATH"] == str(settings.warehouse_path)
 
 
+def test_a_runs_dbt_skips_the_version_process_and_the_adapter(tmp_path, monkeypatch):
+    """A run's dbt resource knows the dbt version without starting `dbt --version` (a process
+    that imports dbt and asks PyPI for the latest release) and builds no dbt adapter in the run's
+    process (column metadata comes from the warehouse); the version is the one dbt reports as
+    installed. dagster-dbt still calls the two internals it replaces."""
+    import inspect
+
+    import dagster_dbt.core.resource as dagster_dbt_resource
+    from dagster_dbt import DbtCliResource
+
+    from price_pipeline.defs.analytics.assets import (
+        DBT_EXECUTABLE,
+        RunDbtCliResource,
+        dbt_for_run,
+        dbt_project,
+    )
+    from price_pipeline.defs.resources import PricePipelineResource
+
+    cli_source = inspect.getsource(DbtCliResource.cli)
+    assert "self._cli_version" in cli_source and "self._initialize_dbt_core_adapter(" in cli_source
+    settings = Settings(data_dir=tmp_path, lake_url=str(tmp_path / "lake"), registry_url="sqlite://",
+                        warehouse_path=tmp_path / "w.duckdb", catalog_url="http://127.0.0.1:1/")
+    dbt = dbt_for_run(DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
+                      PricePipelineResource.from_settings(settings))
+    assert isinstance(dbt, RunDbtCliResource)
+
+    def no_process(*args, **kwargs):
+        raise AssertionError(f"started {args}")
+
+    monkeypatch.setattr(dagster_dbt_resource, "check_output", no_process)
+    from dbt.version import get_installed_version
+
+    assert str(dbt._cli_version) == get_installed_version().to_version_string(skip_matcher=True)
+    assert dbt._initialize_dbt_core_adapter(["build"]) is None
+
+
 def test_launcher_arguments():
     from price_pipeline.dbt_env import split_args
 

@@ -103,6 +103,27 @@ def test_change_sensor_sweeps_with_a_watermark_and_requests_runs_for_changed_fil
         (run,) = requested
         assert run.partition_key == "ccn-010000" and run.run_key.startswith("change:ccn-010000:")
 
+        # A hospital whose ingestion run is still queued (here: inside a queued batch's range) gets
+        # no second run: the queued one downloads the changed file.
+        from dagster._core.test_utils import create_run_for_test
+
+        order = instance.get_dynamic_partitions(hospital_partitions.name)
+        i = order.index("ccn-020001")
+        create_run_for_test(instance, job_name="ingest_hospital", status=dg.DagsterRunStatus.NOT_STARTED,
+                            tags={"dagster/asset_partition_range_start": order[max(0, i - 1)],
+                                  "dagster/asset_partition_range_end": order[i + 1]})
+        name = next(n for n in server.file_names() if "generated-hospital-00001" in n)
+        server.set_file(name, server.file_bytes(name) + b"Changed,1,CPT,1\n")
+        skipped = []
+        for _ in range(3):
+            result = tick(mrf_change_sensor, instance, settings, cursor)
+            cursor = result.cursor
+            assert not result.run_requests
+            skipped += [result.skip_reason.skip_message] if result.skip_reason else []
+        assert any("already queued: ccn-020001" in m for m in skipped), skipped
+        assert dict(((k, u), s) for k, u, s in registry.engine.connect().exec_driver_sql(
+            "SELECT hospital_key, url, status FROM file_states").fetchall())[("ccn-020001", server.file_url(name))] == "changed"
+
 
 def test_catalog_api_key_reaches_the_library_but_not_the_resource_config(settings, monkeypatch):
     monkeypatch.setenv("PRICE_PIPELINE_CATALOG_API_KEY", "s3cret-key")

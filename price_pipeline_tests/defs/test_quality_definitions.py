@@ -102,10 +102,11 @@ def test_expectations_run_off_the_ingestion_run_and_a_sensor_requests_them():
         assert isinstance(again, dg.SkipReason)
 
 
-def test_expectations_wait_until_ingestion_and_analytics_have_settled():
-    """GX runs are requested only once no ingestion, catalog or analytics run is queued or running
-    and none changed state in the last QUIET_SECONDS, so they never take the slot the wave's
-    analytics build needs; the cursor does not move while waiting."""
+def test_expectations_wait_until_ingestion_has_settled_and_the_analytics_build_has_a_slot():
+    """GX runs are requested only once no ingestion or catalog run is queued or running, none
+    changed state in the last QUIET_SECONDS (so the wave's analytics build is requested first),
+    and no analytics build is still waiting in the queue: they never take the slot that build
+    needs, but run beside it once it runs. The cursor does not move while waiting."""
     import time
     from unittest import mock
 
@@ -114,21 +115,65 @@ def test_expectations_wait_until_ingestion_and_analytics_have_settled():
     from price_pipeline.defs.ingestion import expectations
     from price_pipeline.defs.ops import settle
 
-    with dg.DagsterInstance.ephemeral() as instance:
-        instance.report_runless_asset_event(dg.AssetMaterialization("prices", partition="h1"))
-        build = create_run_for_test(instance, job_name="build_analytics", status=dg.DagsterRunStatus.STARTED,
-                                    tags={"price_pipeline/layer": "analytics"})
-        waiting = expectations.expectations_after_prices(dg.build_sensor_context(instance=instance))
-        assert isinstance(waiting, dg.SkipReason) and "1 analytics run queued or running" in waiting.skip_message
+    def tick():
+        return expectations.expectations_after_prices(dg.build_sensor_context(instance=instance))
 
-        instance.report_run_failed(instance.get_run_by_id(build.run_id))  # the build ended just now
-        waiting = expectations.expectations_after_prices(dg.build_sensor_context(instance=instance))
+    with dg.DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions(hospital_partitions.name, ["h1"])
+        instance.report_runless_asset_event(dg.AssetMaterialization("prices", partition="h1"))
+        ingest = create_run_for_test(instance, job_name="ingest_hospital", status=dg.DagsterRunStatus.STARTED,
+                                     tags={"price_pipeline/layer": "ingestion"})
+        waiting = tick()
+        assert isinstance(waiting, dg.SkipReason) and "1 ingestion run queued or running" in waiting.skip_message
+
+        instance.report_run_failed(instance.get_run_by_id(ingest.run_id))  # the wave ended just now
+        waiting = tick()
         assert isinstance(waiting, dg.SkipReason) and "ended less than" in waiting.skip_message
 
         later = time.time() + expectations.QUIET_SECONDS + 1
+        # requested, not yet holding a slot (NOT_STARTED counts as queued, as QUEUED does)
+        build = create_run_for_test(instance, job_name="build_analytics", status=dg.DagsterRunStatus.NOT_STARTED,
+                                    tags={"price_pipeline/layer": "analytics"})
         with mock.patch.object(settle.time, "time", return_value=later):
-            result = expectations.expectations_after_prices(dg.build_sensor_context(instance=instance))
+            waiting = tick()
+        assert isinstance(waiting, dg.SkipReason) and "1 analytics run waiting for a run slot" in waiting.skip_message
+
+        instance.handle_run_event(build.run_id, dg.DagsterEvent(  # the build has its slot and runs
+            event_type_value=dg.DagsterEventType.RUN_START.value, job_name="build_analytics"))
+        assert instance.get_run_by_id(build.run_id).status == dg.DagsterRunStatus.STARTED
+        with mock.patch.object(settle.time, "time", return_value=later):
+            result = tick()
         assert [r.partition_key for r in result.run_requests] == ["h1"]
+
+
+def test_expectations_share_runs_across_short_gaps_of_hospitals_with_prices():
+    """Scattered changed hospitals (a day's changes) share a run across a gap of at most
+    EXPECTATIONS_MAX_GAP hospitals that have prices (checked again); a hospital without prices
+    (a broken file) or a longer gap cuts the range."""
+    from price_pipeline.defs.ingestion import expectations
+
+    gap = expectations.EXPECTATIONS_MAX_GAP
+    keys = [f"h{i:03d}" for i in range(3 * gap)]
+    with dg.DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions(hospital_partitions.name, keys)
+        broken = keys[gap + 2]
+        for key in keys:
+            if key != broken:
+                instance.report_runless_asset_event(dg.AssetMaterialization("prices", partition=key))
+        first = expectations.expectations_after_prices(dg.build_sensor_context(instance=instance))
+        # a new wave: the first and last hospital of a short gap, then one past the broken one and
+        # one past a long gap
+        changed = [keys[0], keys[gap + 1], keys[gap + 3], keys[-1]]
+        for key in changed:
+            instance.report_runless_asset_event(dg.AssetMaterialization("prices", partition=key))
+        result = expectations.expectations_after_prices(
+            dg.build_sensor_context(instance=instance, cursor=first.cursor))
+        ranges = sorted(
+            (r.partition_key, r.partition_key) if r.partition_key else
+            (r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
+            for r in result.run_requests
+        )
+        assert ranges == [(keys[0], keys[gap + 1]), (keys[gap + 3], keys[gap + 3]), (keys[-1], keys[-1])]
 
 
 def test_the_sensor_daemon_accepts_and_queues_the_expectations_run_requests(tmp_path, monkeypatch):

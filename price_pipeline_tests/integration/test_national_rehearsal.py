@@ -8,13 +8,13 @@ per-host run limit exceeded, zero data loss, prices equal to the direct parse, a
 caught up after each day. The day-1 time ratio to the library baseline is measured and
 reported but only loosely bounded here: at N = 100 the platform's fixed costs (start-up,
 the analytics build, the quiet period before the Great Expectations runs) dominate; the
-2x target is for N = 1,000 (benchmarks/README.md).
+2x target is for N = 1,000 (benchmarks/README.md). About 5.5-7.5 minutes on the 2-core machine, so
+it runs in `make test`; `make rehearsal` runs the full-size rehearsal.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
@@ -22,18 +22,10 @@ import pytest
 
 from price_pipeline.settings import PROJECT_ROOT
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.slow,
-    # ~9 minutes on the 2-core machine: more than the rest of the suite can spare under its 30-minute
-    # budget until the rehearsal's fixed per-day costs shrink, so it runs on request (`make rehearsal`)
-    pytest.mark.skipif(not os.environ.get("PRICE_PIPELINE_REHEARSAL_TEST"),
-                       reason="the small national rehearsal takes ~9 min: `make rehearsal` "
-                              "(PRICE_PIPELINE_REHEARSAL_TEST=1) runs it"),
-]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
-@pytest.mark.timeout(1200)
+@pytest.mark.timeout(900)
 def test_small_national_rehearsal_meets_its_targets(tmp_path):
     out = tmp_path / "rehearsal.json"
     command = [
@@ -43,10 +35,10 @@ def test_small_national_rehearsal_meets_its_targets(tmp_path):
         # the sensors' fixed waits (catalog tick, follow-up ticks, the expectations' quiet period)
         # come every day and dominate 100 tiny hospitals; production keeps its defaults
         "--sensor-interval", "3",
-        "--max-platform-ratio", "10", "--max-rehearsal-minutes", "18",
+        "--max-platform-ratio", "10", "--max-rehearsal-minutes", "12",
         "--work-dir", str(tmp_path / "work"), "--out", str(out),
     ]
-    result = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=1150)
+    result = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=850)
     output = result.stdout + result.stderr
     result_lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
     assert len(result_lines) == 1, output[-4000:]

@@ -219,3 +219,17 @@ def test_instance_configs_are_valid_dagster_instance_config(path):
         assert config["compute_logs"]["class"] == "S3ComputeLogManager"
         assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
         assert config["freshness"] == {"enabled": True}
+
+
+def test_the_embedded_queue_dequeues_every_two_seconds_within_its_limits(tmp_path):
+    """dagster.yaml's run_queue block only shortens the dequeue interval (5 s by default): the
+    daemon still reads max_concurrent_runs and the tag limits from ``concurrency``."""
+    (tmp_path / "dagster.yaml").write_text((PROJECT_ROOT / "dagster.yaml").read_text())
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert instance.run_coordinator.dequeue_interval_seconds == 2
+        queue = instance.get_concurrency_config().run_queue_config
+        config = yaml.safe_load((PROJECT_ROOT / "dagster.yaml").read_text())["concurrency"]["runs"]
+        assert queue.max_concurrent_runs == config["max_concurrent_runs"] == 2
+        assert [t["key"] for t in queue.tag_concurrency_limits] == [t["key"] for t in config["tag_concurrency_limits"]]
+    production = yaml.safe_load((PROJECT_ROOT / "deploy/production/dagster.yaml").read_text())
+    assert production["run_coordinator"]["config"]["dequeue_interval_seconds"] == 2

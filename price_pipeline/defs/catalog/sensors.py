@@ -12,7 +12,7 @@ import time
 
 import dagster as dg
 
-from price_pipeline.defs.catalog.batches import batched_ingestion_requests
+from price_pipeline.defs.catalog.batches import batched_ingestion_requests, keys_in_range
 from price_pipeline.defs.catalog.jobs import refresh_catalog_job
 from price_pipeline.defs.ingestion.jobs import ingest_hospital_job
 from price_pipeline.defs.partitions import hospital_partitions
@@ -25,7 +25,16 @@ from price_pipeline.lib.discovery import (
     guard_against_shrink,
 )
 from price_pipeline.lib.fetch import record_sweep, sweep
-from price_pipeline.lib.ops import file_urls, hospital_host, hospital_run_tags, order_for_adding
+from price_pipeline.lib.ops import (
+    HOSPITAL_TAG,
+    PARTITION_TAG,
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    file_urls,
+    hospital_host,
+    hospital_run_tags,
+    order_for_adding,
+)
 from price_pipeline.settings import Settings
 
 # Read when the code location loads (a sensor's interval is part of its definition).
@@ -116,6 +125,24 @@ def catalog_sensor(context: dg.SensorEvaluationContext, price_pipeline: PricePip
     return evaluate_catalog_tick(context, price_pipeline)
 
 
+def hospitals_with_a_queued_ingestion_run(instance: dg.DagsterInstance) -> set[str]:
+    """Hospitals an ingestion run waiting in the queue will ingest (its own, or a batch's range):
+    that run has not downloaded anything yet, so it gets every change made before it starts."""
+    queued = instance.get_runs(dg.RunsFilter(
+        job_name=ingest_hospital_job.name,
+        statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED],
+    ))
+    keys: set[str] = set()
+    for run in queued:
+        key = run.tags.get(PARTITION_TAG) or run.tags.get(HOSPITAL_TAG)
+        if key:
+            keys.add(key)
+        start, end = run.tags.get(RANGE_START_TAG), run.tags.get(RANGE_END_TAG)
+        if start and end:
+            keys.update(keys_in_range(instance, start, end))
+    return keys
+
+
 def evaluate_change_tick(
     context: dg.SensorEvaluationContext, price_pipeline: PricePipelineResource
 ) -> dg.SensorResult | dg.SkipReason:
@@ -143,11 +170,19 @@ def evaluate_change_tick(
     for r in result.results:
         if r.verdict == "changed":
             changed.setdefault(r.hospital_key, []).append(f"{r.url}|{r.etag}|{r.last_modified}|{r.size}")
+    # A changed file of a hospital whose ingestion run is still queued (the catalog sensor saw the
+    # change too, or a backfill) needs no second run: the queued one downloads it (record_sweep
+    # marked it `changed`, so without probing).
+    already = set(changed) & hospitals_with_a_queued_ingestion_run(context.instance) if changed else set()
+    changed = {key: sigs for key, sigs in changed.items() if key not in already}
     if not changed:
         return dg.SensorResult(
             run_requests=[],
             cursor=new_cursor,
-            skip_reason=dg.SkipReason(f"{len(candidates)} files probed, none changed ({result.counts})"),
+            skip_reason=dg.SkipReason(
+                f"{len(candidates)} files probed, none changed ({result.counts})" if not already else
+                f"{len(candidates)} files probed ({result.counts}); the changed hospitals' ingestion runs "
+                f"are already queued: {', '.join(sorted(already)[:10])}"),
         )
     run_requests = [
         dg.RunRequest(
@@ -160,7 +195,8 @@ def evaluate_change_tick(
         )
         for key, sigs in sorted(changed.items())
     ]
-    context.log.info(f"{len(candidates)} files probed in {result.seconds:.1f}s: {result.counts}")
+    context.log.info(f"{len(candidates)} files probed in {result.seconds:.1f}s: {result.counts}"
+                     + (f"; already queued: {', '.join(sorted(already)[:10])}" if already else ""))
     return dg.SensorResult(run_requests=run_requests, cursor=new_cursor)
 
 

@@ -138,13 +138,21 @@ check_price_expectations_job = dg.define_asset_job(
 
 EXPECTATIONS_BATCH = 200  # prices materializations handled per sensor tick
 EXPECTATIONS_RUN_SIZE = 100  # hospitals per check_price_expectations run (consecutive partitions)
+# A run's fixed cost (a process, the code location, the GX import: ~10 s) buys the suite on many
+# more small hospitals: a gap of at most this many consecutive hospitals that already have prices
+# does not split a run (they are checked again with their neighbours), so a day's scattered
+# changes take a few runs instead of one each.
+EXPECTATIONS_MAX_GAP = 10
 
 # Runs the suite must not compete with for the queue's few run slots: a GX run started while the
 # wave's analytics build is still to be requested would hold a slot that build then waits for.
-BUSY_LAYERS = (*settle.INGESTION_LAYERS, ANALYTICS)
-# After the last ingestion/catalog/analytics run changed state, wait this long: three ticks of
+BUSY_LAYERS = settle.INGESTION_LAYERS
+# After the last ingestion/catalog run changed state, wait this long: three ticks of
 # analytics_after_ingestion (45 s by default), so the build it requests for the wave is queued first.
 QUIET_SECONDS = 3 * settle.FOLLOWUP_INTERVAL_SECONDS
+# ... and until that build has a run slot (it is dequeued first: the suite's runs have priority -1);
+# once it runs, the suite runs beside it in the other slots instead of waiting for the whole build.
+UNTIL_STARTED_LAYERS = (ANALYTICS,)
 
 
 @dg.sensor(
@@ -158,8 +166,10 @@ QUIET_SECONDS = 3 * settle.FOLLOWUP_INTERVAL_SECONDS
 def expectations_after_prices(context: dg.SensorEvaluationContext):
     """The cursor is the storage id of the newest prices materialization already requested.
     Nothing is requested (and the cursor stays) while the pipeline is busy: the suite is
-    low-priority work for when a wave of ingestion and its analytics build have settled — unless
-    the oldest unchecked materialization is past the staleness bound (lib/ops/staleness.py)."""
+    low-priority work for when a wave of ingestion has settled and its analytics build has a run
+    slot — unless the oldest unchecked materialization is past the staleness bound
+    (lib/ops/staleness.py). Scattered hospitals share runs: short gaps of hospitals with prices
+    between them are checked again rather than cutting the range (``EXPECTATIONS_MAX_GAP``)."""
     after = int(context.cursor or 0)
     records = context.instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=prices.key, after_storage_id=after or None),
@@ -169,7 +179,9 @@ def expectations_after_prices(context: dg.SensorEvaluationContext):
     if not records:
         return dg.SkipReason("no new prices materializations")
     decision = settle.decide(
-        records[0].timestamp, settle.pipeline_busy(context.instance, BUSY_LAYERS, quiet_seconds=QUIET_SECONDS)
+        records[0].timestamp,
+        settle.pipeline_busy(context.instance, BUSY_LAYERS, quiet_seconds=QUIET_SECONDS,
+                             until_started=UNTIL_STARTED_LAYERS),
     )
     if not decision.run:
         return dg.SkipReason(decision.why)
@@ -177,10 +189,13 @@ def expectations_after_prices(context: dg.SensorEvaluationContext):
     for record in records:
         if record.partition_key:
             newest[record.partition_key] = record.storage_id
-    # One run per range of consecutive hospitals (the GX import is paid once per run).
+    # One run per range of consecutive hospitals (the GX import is paid once per run); short gaps
+    # of hospitals with prices are bridged (a hospital without prices never is: its suite cannot run).
     order = context.instance.get_dynamic_partitions(hospital_partitions.name)
+    with_prices = context.instance.get_materialized_partitions(prices.key)
     run_requests = []
-    for batch in plan_batches(order, list(newest), {}, max_size=EXPECTATIONS_RUN_SIZE):
+    for batch in plan_batches(order, list(newest), {}, max_size=EXPECTATIONS_RUN_SIZE,
+                              fill=with_prices, max_gap=EXPECTATIONS_MAX_GAP):
         if len(batch.keys) == 1:
             key = batch.first
             run_requests.append(dg.RunRequest(run_key=f"expectations:{key}:{newest[key]}", partition_key=key,
@@ -188,7 +203,7 @@ def expectations_after_prices(context: dg.SensorEvaluationContext):
         else:
             run_requests.append(dg.RunRequest(
                 run_key=range_run_key(f"expectations:{batch.first}:{batch.last}",
-                                      [f"{k}:{newest[k]}" for k in batch.keys]),
+                                      [f"{k}:{newest.get(k, 'again')}" for k in batch.keys]),
                 tags={**range_tags(batch.first, batch.last, len(batch.keys)), TRIGGER_TAG: decision.why},
             ))
     return dg.SensorResult(run_requests=run_requests, cursor=str(records[-1].storage_id))

@@ -33,6 +33,8 @@ ACTIVE_STATUSES = [
     dg.DagsterRunStatus.STARTING,
     dg.DagsterRunStatus.STARTED,
 ]
+# Not yet holding a run slot.
+QUEUED_STATUSES = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED]
 # What the rebuilds of everything downstream of prices wait for.
 INGESTION_LAYERS = (INGESTION, CATALOG)
 
@@ -50,14 +52,18 @@ def _last_changed(instance: dg.DagsterInstance, layer: str) -> float | None:
 
 
 def pipeline_busy(instance: dg.DagsterInstance, layers: Sequence[str] = INGESTION_LAYERS, *,
-                  quiet_seconds: float = 0.0) -> str | None:
+                  quiet_seconds: float = 0.0, until_started: Sequence[str] = ()) -> str | None:
     """Why a sensor waiting for ``layers`` should wait (None: settled): a run of one of them is
-    queued or running, or — with ``quiet_seconds`` — one changed state less than that ago."""
+    queued or running, or — with ``quiet_seconds`` — one changed state less than that ago; or a
+    run of one of the ``until_started`` layers is still queued (once it has a run slot, it no
+    longer holds the sensor back)."""
     active = {layer: instance.get_runs_count(dg.RunsFilter(statuses=ACTIVE_STATUSES, tags=layer_tags(layer)))
               for layer in layers}
+    queued = {layer: instance.get_runs_count(dg.RunsFilter(statuses=QUEUED_STATUSES, tags=layer_tags(layer)))
+              for layer in until_started}
     last_changed = {layer: _last_changed(instance, layer) for layer in layers} if quiet_seconds and not any(
         active.values()) else {}
-    return staleness.busy_reason(active, last_changed, now=time.time(), quiet_seconds=quiet_seconds)
+    return staleness.busy_reason(active, last_changed, now=time.time(), quiet_seconds=quiet_seconds, queued=queued)
 
 
 def max_wait_seconds() -> float:

@@ -48,15 +48,25 @@ def decide(*, first_unseen_at: float | None, busy: str | None, now: float, max_w
 
 
 def busy_reason(active: dict[str, int], last_changed: dict[str, float | None], *, now: float,
-                quiet_seconds: float = 0.0) -> str | None:
+                quiet_seconds: float = 0.0, queued: dict[str, int] | None = None) -> str | None:
     """Why the pipeline is busy for a sensor watching the layers of ``active`` (None: settled).
 
     ``active`` holds the queued-or-running run count of each watched layer (in the order they are
     named), ``last_changed`` when a run of each layer last changed state. Busy while any watched
-    run is queued or running, and — with ``quiet_seconds`` — for that long after one ended."""
+    run is queued or running, and — with ``quiet_seconds`` — for that long after one ended.
+    ``queued`` holds, for layers watched only until their runs have a run slot, the count of
+    their runs still waiting in the queue."""
     running = [(layer, n) for layer, n in active.items() if n]
-    if running:
-        return " and ".join(f"{n} {layer} run{'s' if n != 1 else ''}" for layer, n in running) + " queued or running"
+    waiting = [(layer, n) for layer, n in (queued or {}).items() if n]
+    if running or waiting:
+        parts = []
+        if running:
+            parts.append(" and ".join(f"{n} {layer} run{'s' if n != 1 else ''}" for layer, n in running)
+                         + " queued or running")
+        if waiting:
+            parts.append(" and ".join(f"{n} {layer} run{'s' if n != 1 else ''}" for layer, n in waiting)
+                         + " waiting for a run slot")
+        return "; ".join(parts)
     for layer, changed in last_changed.items():
         if quiet_seconds and changed is not None and now - changed < quiet_seconds:
             return f"a {layer} run ended less than {quiet_seconds:.0f} s ago"

@@ -31,3 +31,30 @@ def test_a_gap_in_the_wanted_keys_cuts_a_batch_and_every_wanted_key_is_placed_on
 def test_batch_size_one_means_one_hospital_per_run():
     order = ["k1", "k2", "k3"]
     assert [b.keys for b in plan_batches(order, order, {}, max_size=1)] == [("k1",), ("k2",), ("k3",)]
+
+
+def test_short_gaps_of_fill_keys_are_taken_along_and_long_ones_cut():
+    order = [f"k{i}" for i in range(1, 13)]
+    hosts = dict.fromkeys(order, "a")
+    wanted = ["k1", "k3", "k4", "k8", "k12"]
+    fill = set(order) - set(wanted) - {"k10"}  # k10 cannot be taken along (e.g. it has no prices)
+    batches = plan_batches(order, wanted, hosts, max_size=25, fill=fill, max_gap=3)
+    # k2 (a gap of 1) and k5-k7 (3) are taken along; k9-k11 hold k10, so k12 starts its own batch
+    assert batches == [Batch(("k1", "k2", "k3", "k4", "k5", "k6", "k7", "k8"), "a"), Batch(("k12",), "a")]
+    assert [b.keys for b in plan_batches(order, wanted, hosts, max_size=25, fill=fill, max_gap=2)] == [
+        ("k1", "k2", "k3", "k4"), ("k8",), ("k12",)]
+    # without fill keys nothing changes
+    assert plan_batches(order, wanted, hosts, max_size=25, max_gap=3) == plan_batches(order, wanted, hosts, max_size=25)
+
+
+def test_fill_keys_count_towards_the_size_and_never_cross_a_host():
+    order = ["k1", "k2", "k3", "k4", "k5"]
+    hosts = {"k1": "a", "k2": "a", "k3": "a", "k4": "b", "k5": "b"}
+    fill = {"k2", "k4"}
+    assert [b.keys for b in plan_batches(order, ["k1", "k3"], hosts, max_size=2, fill=fill, max_gap=5)] == [
+        ("k1",), ("k3",)]
+    assert [b.keys for b in plan_batches(order, ["k1", "k3"], hosts, max_size=3, fill=fill, max_gap=5)] == [
+        ("k1", "k2", "k3")]
+    # k4 is a fill key of another host: k3 and k5 stay apart
+    assert [b.keys for b in plan_batches(order, ["k3", "k5"], hosts, max_size=9, fill=fill, max_gap=5)] == [
+        ("k3",), ("k5",)]

@@ -23,3 +23,8 @@ def test_the_one_busy_rule():
         "a ingestion run ended less than 45 s ago")
     assert busy({"ingestion": 0}, {"ingestion": 50.0}, now=100, quiet_seconds=45) is None
     assert busy({"ingestion": 0}, {"ingestion": None}, now=100, quiet_seconds=45) is None
+    # a layer watched only until its runs have a run slot: busy while one waits in the queue
+    assert busy({"ingestion": 0}, {}, now=100, queued={"analytics": 1}) == "1 analytics run waiting for a run slot"
+    assert busy({"ingestion": 2}, {}, now=100, queued={"analytics": 1}) == (
+        "2 ingestion runs queued or running; 1 analytics run waiting for a run slot")
+    assert busy({"ingestion": 0}, {"ingestion": 50.0}, now=100, quiet_seconds=45, queued={"analytics": 0}) is None
