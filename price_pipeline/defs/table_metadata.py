@@ -34,11 +34,22 @@ def declared_schema(schema: pa.Schema, descriptions: Mapping[str, str] | None = 
 
 def table_metadata(con: duckdb.DuckDBPyConnection, relation_sql: str,
                    descriptions: Mapping[str, str] | None = None) -> dict:
-    """``dagster/column_schema`` (descriptions included when given) and a ``preview`` table."""
-    return {
-        COLUMN_SCHEMA: table_schema(describe(con, relation_sql, descriptions)),
-        PREVIEW: dg.MetadataValue.md(preview_markdown(con, relation_sql)),
-    }
+    """``dagster/column_schema`` (descriptions included when given) and a ``preview`` table.
+
+    Best effort: the data is already written when this runs, so a table that cannot be read back
+    for display (an object store whose range reads DuckDB's httpfs refuses, a file replaced
+    meanwhile) costs the preview, never the materialization. The schema declared on the asset
+    definition still shows the columns; ``preview`` then says why it is missing.
+    """
+    try:
+        return {
+            COLUMN_SCHEMA: table_schema(describe(con, relation_sql, descriptions)),
+            PREVIEW: dg.MetadataValue.md(preview_markdown(con, relation_sql)),
+        }
+    except (duckdb.Error, OSError) as e:
+        reason = str(e).splitlines()[0][:300]
+        dg.get_dagster_logger().warning(f"no schema or preview for {relation_sql}: {reason}")
+        return {PREVIEW: dg.MetadataValue.text(f"preview not available: {reason}")}
 
 
 def _parquet_source(path: str) -> str:

@@ -167,3 +167,17 @@ def test_a_file_in_the_s3_lake_is_shown_from_s3(tmp_path, moto_s3):
     assert schema.columns[2].description == PRICES_DESCRIPTIONS["amount"]
     assert metadata["preview"].value == markdown_table(
         ["hospital_key", "description", "amount"], [["h1", f"item {i}", float(i)] for i in range(PREVIEW_ROWS)])
+
+
+def test_a_table_that_cannot_be_read_back_costs_the_preview_not_the_materialization(tmp_path):
+    """The data is written before its preview is read: a file that cannot be read for display (here
+    a truncated Parquet; in the S3 fault test, an endpoint refusing DuckDB's reads) gives a preview
+    saying why, and no exception that would fail the step."""
+    from price_pipeline.defs.table_metadata import parquet_table_metadata
+
+    broken = tmp_path / "rows.parquet"
+    broken.write_bytes(b"PAR1 not a whole file")
+    metadata = parquet_table_metadata(str(broken), PARSED_DESCRIPTIONS)
+    assert "dagster/column_schema" not in metadata
+    assert metadata["preview"].value.startswith("preview not available: ")
+    assert "parquet" in metadata["preview"].value.lower()
