@@ -181,3 +181,21 @@ def test_a_table_that_cannot_be_read_back_costs_the_preview_not_the_materializat
     assert "dagster/column_schema" not in metadata
     assert metadata["preview"].value.startswith("preview not available: ")
     assert "parquet" in metadata["preview"].value.lower()
+
+
+def test_an_extract_that_cannot_be_read_back_keeps_its_other_tables_shown(tmp_path):
+    """The multi-table assets (exports, published_marts) show each written table under its own
+    keys: one unreadable file costs that table's schema and preview, not the others'."""
+    import pyarrow as pa
+
+    from price_pipeline.defs.analytics.assets import written_tables
+
+    good = tmp_path / "good.parquet"
+    pq.write_table(pa.table({"hospital_key": ["h1"]}), good)
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(b"PAR1 not a whole file")
+    metadata = written_tables({"good": good, "broken": broken}, {"good": "good", "broken": "broken"})
+    assert "good/column_schema" in metadata and "good/preview" in metadata
+    assert "broken/column_schema" not in metadata
+    assert metadata["broken/preview"].value.startswith("preview not available: ")
+

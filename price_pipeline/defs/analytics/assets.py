@@ -263,7 +263,8 @@ def written_tables(files: dict[str, Path], tables: dict[str, str]) -> dict:
             shown = parquet_table_metadata(str(path), column_descriptions(tables[name]))
         else:  # a CSV-only export: the cells as the file holds them (all text)
             shown = csv_table_metadata(str(path), column_descriptions(tables[name]))
-        metadata[f"{name}/column_schema"] = shown[COLUMN_SCHEMA]
+        if COLUMN_SCHEMA in shown:  # absent when the file could not be read back (best effort)
+            metadata[f"{name}/column_schema"] = shown[COLUMN_SCHEMA]
         metadata[f"{name}/preview"] = shown[PREVIEW]
     return metadata
 
