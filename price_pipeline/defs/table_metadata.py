@@ -89,5 +89,9 @@ def csv_table_metadata(path: str, descriptions: Mapping[str, str] | None = None)
 
 
 def lake_table_metadata(lake: Lake, key: str, descriptions: Mapping[str, str] | None = None) -> dict:
-    """:func:`table_metadata` of the Parquet file at ``key`` in the lake (local folder or S3)."""
+    """:func:`table_metadata` of the Parquet file at ``key`` in the lake (local folder or S3);
+    nothing when the step wrote no such file (e.g. a hospital whose file has no earlier version
+    has no price changes)."""
+    if not lake.exists(key):
+        return {}
     return parquet_table_metadata(lake.uri(key), descriptions, lake=lake)

@@ -194,12 +194,12 @@ def mrf_parsed(context: dg.AssetExecutionContext, price_pipeline: PricePipelineR
         (MRF_PARSED_HAS_NO_ERROR_FINDINGS, mrf_parsed_has_no_error_findings(versions)),
     ]
     lake = price_pipeline.lake
-    # The first version's file stands for the table: every version has the same schema.
-    shown = next((v for v in versions if lake.exists(v.rows_key)), None)
+    # The first version with a rows file stands for the table: every version has the same schema.
+    shown = next((m for v in versions if (m := lake_table_metadata(lake, v.rows_key, PARSED_DESCRIPTIONS))), {})
     return dg.MaterializeResult(
         check_results=[check_result(spec, outcome) for spec, outcome in checks],
         metadata={
-            **(lake_table_metadata(lake, shown.rows_key, PARSED_DESCRIPTIONS) if shown else {}),
+            **shown,
             "dagster/row_count": rows,
             "files_parsed": len(versions),
             "header_npis_recorded": npis_recorded,
@@ -258,7 +258,7 @@ def prices(context: dg.AssetExecutionContext, price_pipeline: PricePipelineResou
     return dg.MaterializeResult(
         check_results=[check_result(PRICES_SCHEMA_AND_LINEAGE_COMPLETE, lineage)],
         metadata={
-            **(lake_table_metadata(lake, prices_key, PRICES_DESCRIPTIONS) if lake.exists(prices_key) else {}),
+            **lake_table_metadata(lake, prices_key, PRICES_DESCRIPTIONS),
             "dagster/row_count": rows,
             "bytes": size,
             "lake_key": dg.MetadataValue.path(lake.uri(prices_key)),

@@ -108,6 +108,6 @@ def conformance_reports(
             "rules": dg.MetadataValue.md(_rules_table(errors, alerts)),
             "files": dg.MetadataValue.json(files),
             "lake_key": dg.MetadataValue.path(lake.uri(report_key)),
-            **(lake_table_metadata(lake, report_key) if lake.exists(report_key) else {}),
+            **lake_table_metadata(lake, report_key),
         }
     )

@@ -42,7 +42,7 @@ def price_changes(context: dg.AssetExecutionContext, price_pipeline: PricePipeli
     changes_key = layout.price_changes_key(key)
     return dg.MaterializeResult(
         metadata={
-            **(lake_table_metadata(lake, changes_key, PRICE_CHANGES_DESCRIPTIONS) if lake.exists(changes_key) else {}),
+            **lake_table_metadata(lake, changes_key, PRICE_CHANGES_DESCRIPTIONS),
             "dagster/row_count": counts["added"] + counts["removed"] + counts["changed"],
             "rows_added": counts["added"],
             "rows_removed": counts["removed"],
