@@ -134,7 +134,8 @@ HELM_VALUES_SCHEMA = _obj({
         "runCoordinator": _obj({
             "enabled": _BOOL, "type": {"const": "QueuedRunCoordinator"},
             "config": _obj({"queuedRunCoordinator": _obj(
-                {"maxConcurrentRuns": _INT, "tagConcurrencyLimits": {"type": "array", "items": _TAG_LIMIT}}
+                {"maxConcurrentRuns": _INT, "tagConcurrencyLimits": {"type": "array", "items": _TAG_LIMIT}},
+                {"dequeueIntervalSeconds": _INT, "dequeueUseThreads": _BOOL, "dequeueNumWorkers": _INT},
             )}),
         }),
         # free-form objects in the chart; these are the instance's run_monitoring / run_retries keys
@@ -192,6 +193,11 @@ def test_helm_values_use_the_charts_keys_and_match_the_instance_policy():
     production_limits = production["concurrency"]["runs"]["tag_concurrency_limits"]
     assert {(t["key"], str(t.get("value"))) for t in helm_limits} == {
         (t["key"], str(t.get("value"))) for t in production_limits}
+    # the same dequeue loop: short batch runs should not wait out Dagster's 5 s default for a slot
+    production_queue = production["run_coordinator"]["config"]
+    assert (queued["dequeueIntervalSeconds"], queued["dequeueUseThreads"], queued["dequeueNumWorkers"]) == (
+        production_queue["dequeue_interval_seconds"], production_queue["dequeue_use_threads"],
+        production_queue["dequeue_num_workers"])
     # bulk work leaves one slot free there too, and the warehouse pool is single-writer
     bulk = next(t for t in helm_limits if t["key"] == "price_pipeline/bulk")
     assert bulk["value"] == "true" and bulk["limit"] == queued["maxConcurrentRuns"] - 1
