@@ -225,10 +225,9 @@ class CodeCleaner:
         self._keys_arr = str_array([])  # the pair's part of a code-list key (see clean)
         self._prio_arr = np.zeros(0, np.int64)
 
-    def _clean_new(self, pairs: list[tuple[str | None, str | None]]) -> None:
-        """Clean ``pairs`` (not yet known) and append them to the tables, vectorised."""
-        codes = str_array([p[0] for p in pairs])
-        types = str_array([p[1] for p in pairs])
+    def _clean_new(self, pairs: list[tuple[str | None, str | None]], codes: pa.Array, types: pa.Array) -> None:
+        """Clean ``pairs`` (not yet known; also given as their ``codes`` and ``types`` arrays)
+        and append them to the tables, vectorised."""
         rank = _already_clean(codes, types)
         clean_codes, clean_types = codes, types
         todo = np.flatnonzero(rank < 0)
@@ -266,21 +265,25 @@ class CodeCleaner:
         self._keys_arr = pa.concat_arrays([self._keys_arr, keys])
         self._prio_arr = np.concatenate([self._prio_arr, prio.astype(np.int64)])
 
-    def _lookup(self, raw_pairs: list[tuple[str | None, str | None]]) -> tuple[np.ndarray, pa.Array, pa.Array, np.ndarray, pa.Array]:
-        """Cleaned pair ids of ``raw_pairs`` (cleaning the new ones) and the id -> code/type/priority/key tables."""
+    def _lookup(self, raw_pairs: list[tuple[str | None, str | None]], codes: pa.Array, types: pa.Array
+                ) -> tuple[np.ndarray, pa.Array, pa.Array, np.ndarray, pa.Array]:
+        """Cleaned pair ids of the distinct ``raw_pairs`` (also given as ``codes`` and ``types``
+        arrays; the new ones are cleaned) and the id -> code/type/priority/key tables."""
         with self._lock:
             if len(self._raw) > CACHE_PAIRS:  # bounded: files with millions of distinct codes exist
                 self._reset()
-            new = [p for p in dict.fromkeys(raw_pairs) if p not in self._raw]
-            if new:
-                self._clean_new(new)
             raw = self._raw
+            new = [i for i, p in enumerate(raw_pairs) if p not in raw]
+            if new:
+                take = from_numpy(np.array(new, np.int64))
+                self._clean_new([raw_pairs[i] for i in new], codes.take(take), types.take(take))
             pair_ids = np.fromiter((raw[p] for p in raw_pairs), dtype=np.int64, count=len(raw_pairs))
             return pair_ids, self._codes_arr, self._types_arr, self._prio_arr, self._keys_arr
 
     @staticmethod
-    def _distinct_pairs(codes: pa.Array) -> tuple[list[tuple[str | None, str | None]], np.ndarray]:
-        """The distinct raw ``(code, type)`` pairs of a list array and each element's index into them."""
+    def _distinct_pairs(codes: pa.Array) -> tuple[list[tuple[str | None, str | None]], np.ndarray, pa.Array, pa.Array]:
+        """The distinct raw ``(code, type)`` pairs of a list array, each element's index into
+        them, and the pairs' codes and types as arrays."""
         elements = pc.list_flatten(codes)
         if isinstance(elements, pa.ChunkedArray):
             elements = elements.combine_chunks()
@@ -290,10 +293,15 @@ class CodeCleaner:
         ci = int_to_numpy(cd.indices).astype(np.int64)
         ti = int_to_numpy(td.indices).astype(np.int64)
         width = len(cd.dictionary) + 1
-        uniq, inverse = np.unique(ti * width + ci, return_inverse=True)
+        # Distinct (type, code) index pairs by hashing (in first-seen order; a sort cost more).
+        pair_index = pc.dictionary_encode(from_numpy(ti * width + ci))
+        uniq = int_to_numpy(pair_index.dictionary)
+        inverse = int_to_numpy(pair_index.indices)
+        code_idx, type_idx = uniq % width, uniq // width
         cvals = cd.dictionary.to_pylist()
         tvals = td.dictionary.to_pylist()
-        return [(cvals[u % width], tvals[u // width]) for u in uniq.tolist()], inverse
+        pairs = [(cvals[c], tvals[t]) for c, t in zip(code_idx.tolist(), type_idx.tolist(), strict=True)]
+        return pairs, inverse, cd.dictionary.take(from_numpy(code_idx)), td.dictionary.take(from_numpy(type_idx))
 
     def prepare(self, paths: list[str]) -> None:
         """Clean the distinct pairs of whole parsed files up front, in one DuckDB query.
@@ -302,10 +310,15 @@ class CodeCleaner:
         pairs of each batch on its own paid that once per batch. Reads only the ``codes``
         column; stops collecting at :data:`CACHE_PAIRS` (later pairs are cleaned per batch)."""
         new: dict[tuple[str | None, str | None], None] = {}
+        new_codes, new_types = [], []
         for path in paths:
             for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS * 4, columns=["codes"]):
-                pairs, _ = self._distinct_pairs(batch.column(0))
-                new.update(dict.fromkeys(p for p in pairs if p not in self._raw))
+                pairs, _, codes, types = self._distinct_pairs(batch.column(0))
+                fresh = [i for i, p in enumerate(pairs) if p not in self._raw and p not in new]
+                new.update(dict.fromkeys(pairs[i] for i in fresh))
+                take = from_numpy(np.array(fresh, np.int64))
+                new_codes.append(codes.take(take))
+                new_types.append(types.take(take))
                 if len(self._raw) + len(new) > CACHE_PAIRS:
                     break
             else:
@@ -313,13 +326,14 @@ class CodeCleaner:
             break
         with self._lock:
             if new:
-                self._clean_new(list(new)[: max(0, CACHE_PAIRS - len(self._raw))])
+                keep = max(0, CACHE_PAIRS - len(self._raw))
+                self._clean_new(list(new)[:keep], pa.concat_arrays(new_codes)[:keep], pa.concat_arrays(new_types)[:keep])
 
     def clean(self, codes: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array, pa.Array]:
         n = len(codes)
         parents = int_to_numpy(pc.list_parent_indices(codes))
-        raw_pairs, inverse = self._distinct_pairs(codes)
-        pair_ids, codes_tab, types_tab, prio_tab, keys_tab = self._lookup(raw_pairs)
+        raw_pairs, inverse, raw_codes, raw_types = self._distinct_pairs(codes)
+        pair_ids, codes_tab, types_tab, prio_tab, keys_tab = self._lookup(raw_pairs, raw_codes, raw_types)
         elem_ids = pair_ids[inverse] if len(inverse) else np.zeros(0, np.int64)
 
         ids_arr = from_numpy(elem_ids)
