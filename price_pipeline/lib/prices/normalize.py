@@ -612,8 +612,9 @@ def _item_partials(batch: pa.RecordBatch, extra: dict, codes_key: pa.Array, file
     cont = np.ones(max(m - 1, 0), bool)
     cont &= np.diff(rows) == 1  # only physically adjacent rows form a run
     for name in _RUN_STRINGS + _RUN_FLOATS:
-        if m > 1 and cont.any():
-            cont &= _same_as_previous(picked[name])
+        column = picked[name]
+        if m > 1 and cont.any() and column.null_count < m:  # an all-NULL column splits no run
+            cont &= _same_as_previous(column)
     starts = np.flatnonzero(np.concatenate([[True], ~cont]))
 
     source_row = batch.column("source_row").take(take)
