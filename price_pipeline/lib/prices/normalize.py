@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import datetime as dt
 import itertools
 import math
 import os
@@ -74,7 +75,16 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from price_pipeline.lib.lake.schemas import CODE_STRUCT, CODES_TYPE, ITEM_LEVEL_CHARGE_KINDS, PRICES_SCHEMA
-from price_pipeline.lib.parse.mrf.values import parse_date
+from price_pipeline.lib.parse.mrf.values import (
+    EMPTY_STR,
+    NULL_STR,
+    bool_to_numpy,
+    from_numpy,
+    int_to_numpy,
+    parse_date,
+    repeat_str,
+    str_array,
+)
 
 from . import codes as code_cleaning
 
@@ -111,12 +121,46 @@ ITEM_KINDS = tuple(zip(ITEM_LEVEL_CHARGE_KINDS, ("gross_charge", "discounted_cas
 
 _NO_CODE = 1 << 30  # priority of an element without a code: never the primary code
 
+# No pandas: pyarrow imports it (~0.4 CPU-s per process) on the first ``pa.array``, ``pa.scalar``,
+# Python literal given to a compute function or ``to_numpy(zero_copy_only=False)``. Arrays and
+# scalars here are built from buffers (:mod:`price_pipeline.lib.parse.mrf.values`);
+# ``test_prices_without_pandas`` keeps it so.
+_COLON, _NEWLINE, _DASH = str_array([":", "\n", "-"])
+_FLOAT_ZERO = from_numpy(np.zeros(1))[0]
+
+
+def _str_scalar(value: str | None) -> pa.Scalar:
+    return NULL_STR if value is None else str_array([value])[0]
+
+
+def _float_to_numpy(arr: pa.Array, fill: float = 0.0) -> np.ndarray:
+    """float64 numpy array of a floating Arrow array, NULL as ``fill`` (no pandas import)."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    arr = arr.cast(pa.float64())
+    if not len(arr):
+        return np.zeros(0, np.float64)
+    values = np.frombuffer(arr.buffers()[1], np.float64, len(arr), arr.offset * 8)
+    return np.where(bool_to_numpy(arr.is_valid()), values, fill) if arr.null_count else values.copy()
+
+
+_EPOCH = dt.date(1970, 1, 1)
+
+
+def _dates(values: list, n: int | None = None) -> pa.Array:
+    """date32 array of ``datetime.date`` values (None = NULL), or ``n`` times ``values[0]``."""
+    days = np.array([(v - _EPOCH).days if v is not None else 0 for v in values], np.int32)
+    nulls = np.array([v is None for v in values], bool)
+    if n is not None:
+        days, nulls = np.repeat(days, n), np.repeat(nulls, n)
+    return from_numpy(days, nulls).view(pa.date32())
+
 
 def _key_parts(values: pa.Array) -> pa.Array:
     """One field of a code-list key per value: ``-`` for NULL, else ``<length>:<value>``
     (length in characters), so a concatenation of parts is unambiguous without escaping."""
     lengths = pc.cast(pc.utf8_length(values), pa.string())
-    return pc.fill_null(pc.binary_join_element_wise(lengths, values, ":"), "-")
+    return pc.fill_null(pc.binary_join_element_wise(lengths, values, _COLON), _DASH)
 
 
 # A pair that the cleaning macros map to itself can skip DuckDB (most published pairs are already
@@ -142,21 +186,21 @@ def _already_clean(codes: pa.Array, types: pa.Array) -> np.ndarray:
         return rank
 
     def where(mask: pa.Array) -> np.ndarray:
-        return pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
+        return bool_to_numpy(mask)  # NULL -> False
 
     has_code = where(pc.is_valid(codes))
     special = list(code_cleaning.WELL_FORMED_PATTERNS) + ["LOCAL"]
     for code_type, pattern in code_cleaning.WELL_FORMED_PATTERNS.items():
         # CPT, HCPCS, DRGs, RC, NDC: already in the expected shape
-        ok = where(pc.equal(types, code_type)) & where(pc.match_substring_regex(codes, f"^(?:{pattern})$"))
+        ok = where(pc.equal(types, _str_scalar(code_type))) & where(pc.match_substring_regex(codes, f"^(?:{pattern})$"))
         rank[ok] = _type_priority(code_type)
-    rank[where(pc.equal(types, "LOCAL")) & has_code] = _type_priority("LOCAL")  # kept exactly as published
+    rank[where(pc.equal(types, _str_scalar("LOCAL"))) & has_code] = _type_priority("LOCAL")  # kept exactly as published
     # other types: trimmed and upper-cased, which they are
     other = (where(pc.match_substring_regex(types, _PLAIN_TYPE))
-             & ~where(pc.is_in(types, pa.array(special + _MACRO_TYPES, pa.string())))
+             & ~where(pc.is_in(types, str_array(special + _MACRO_TYPES)))
              & where(pc.match_substring_regex(codes, _PLAIN_CODE)))
-    for code_type in pc.unique(types.filter(pa.array(other))).to_pylist():
-        rank[other & where(pc.equal(types, code_type))] = _type_priority(code_type)
+    for code_type in pc.unique(types.filter(from_numpy(other))).to_pylist():
+        rank[other & where(pc.equal(types, _str_scalar(code_type)))] = _type_priority(code_type)
     return rank
 
 
@@ -176,20 +220,20 @@ class CodeCleaner:
     def _reset(self) -> None:
         self._raw: dict[tuple[str | None, str | None], int] = {}  # raw pair -> pair id
         # By pair id, as Arrow arrays (appended to, never rebuilt) and a numpy priority.
-        self._codes_arr = pa.array([], pa.string())  # cleaned code
-        self._types_arr = pa.array([], pa.string())  # cleaned type
-        self._keys_arr = pa.array([], pa.string())  # the pair's part of a code-list key (see clean)
+        self._codes_arr = str_array([])  # cleaned code
+        self._types_arr = str_array([])  # cleaned type
+        self._keys_arr = str_array([])  # the pair's part of a code-list key (see clean)
         self._prio_arr = np.zeros(0, np.int64)
 
-    def _clean_new(self, pairs: list[tuple[str | None, str | None]]) -> None:
-        """Clean ``pairs`` (not yet known) and append them to the tables, vectorised."""
-        codes = pa.array([p[0] for p in pairs], pa.string())
-        types = pa.array([p[1] for p in pairs], pa.string())
+    def _clean_new(self, pairs: list[tuple[str | None, str | None]], codes: pa.Array, types: pa.Array) -> None:
+        """Clean ``pairs`` (not yet known; also given as their ``codes`` and ``types`` arrays)
+        and append them to the tables, vectorised."""
         rank = _already_clean(codes, types)
         clean_codes, clean_types = codes, types
         todo = np.flatnonzero(rank < 0)
         if len(todo):
-            table = pa.table({"i": todo, "code": codes.take(pa.array(todo)), "type": types.take(pa.array(todo))})
+            todo_arr = from_numpy(todo)
+            table = pa.table({"i": todo_arr, "code": codes.take(todo_arr), "type": types.take(todo_arr)})
             self._con.register("pp_pairs", table)
             try:
                 # Rows come back in any order (no insertion order): each carries its index.
@@ -204,15 +248,16 @@ class CodeCleaner:
             # Every pair at its position: the shortcut pairs as they are, then DuckDB's rows.
             fast = np.flatnonzero(rank >= 0)
             order = np.empty(len(pairs), np.int64)
-            order[np.concatenate([fast, done.column("i").to_numpy().astype(np.int64)])] = np.arange(len(pairs))
-            take = pa.array(order)
-            clean_codes = pa.concat_arrays([codes.take(pa.array(fast)),
+            done_i = int_to_numpy(done.column("i")).astype(np.int64)
+            order[np.concatenate([fast, done_i])] = np.arange(len(pairs))
+            take = from_numpy(order)
+            clean_codes = pa.concat_arrays([codes.take(from_numpy(fast)),
                                             done.column("clean_code").combine_chunks().cast(pa.string())]).take(take)
-            clean_types = pa.concat_arrays([types.take(pa.array(fast)),
+            clean_types = pa.concat_arrays([types.take(from_numpy(fast)),
                                             done.column("clean_type").combine_chunks().cast(pa.string())]).take(take)
-            rank[done.column("i").to_numpy().astype(np.int64)] = done.column("r").to_numpy()
-        prio = np.where(clean_codes.is_valid().to_numpy(zero_copy_only=False), rank, _NO_CODE)
-        keys = pc.binary_join_element_wise(_key_parts(clean_types), _key_parts(clean_codes), "")
+            rank[done_i] = int_to_numpy(done.column("r"))
+        prio = np.where(bool_to_numpy(clean_codes.is_valid()), rank, _NO_CODE)
+        keys = pc.binary_join_element_wise(_key_parts(clean_types), _key_parts(clean_codes), EMPTY_STR)
         base = len(self._codes_arr)
         self._raw.update(zip(pairs, range(base, base + len(pairs)), strict=True))
         self._codes_arr = pa.concat_arrays([self._codes_arr, clean_codes.cast(pa.string())])
@@ -220,34 +265,43 @@ class CodeCleaner:
         self._keys_arr = pa.concat_arrays([self._keys_arr, keys])
         self._prio_arr = np.concatenate([self._prio_arr, prio.astype(np.int64)])
 
-    def _lookup(self, raw_pairs: list[tuple[str | None, str | None]]) -> tuple[np.ndarray, pa.Array, pa.Array, np.ndarray, pa.Array]:
-        """Cleaned pair ids of ``raw_pairs`` (cleaning the new ones) and the id -> code/type/priority/key tables."""
+    def _lookup(self, raw_pairs: list[tuple[str | None, str | None]], codes: pa.Array, types: pa.Array
+                ) -> tuple[np.ndarray, pa.Array, pa.Array, np.ndarray, pa.Array]:
+        """Cleaned pair ids of the distinct ``raw_pairs`` (also given as ``codes`` and ``types``
+        arrays; the new ones are cleaned) and the id -> code/type/priority/key tables."""
         with self._lock:
             if len(self._raw) > CACHE_PAIRS:  # bounded: files with millions of distinct codes exist
                 self._reset()
-            new = [p for p in dict.fromkeys(raw_pairs) if p not in self._raw]
-            if new:
-                self._clean_new(new)
             raw = self._raw
+            new = [i for i, p in enumerate(raw_pairs) if p not in raw]
+            if new:
+                take = from_numpy(np.array(new, np.int64))
+                self._clean_new([raw_pairs[i] for i in new], codes.take(take), types.take(take))
             pair_ids = np.fromiter((raw[p] for p in raw_pairs), dtype=np.int64, count=len(raw_pairs))
             return pair_ids, self._codes_arr, self._types_arr, self._prio_arr, self._keys_arr
 
     @staticmethod
-    def _distinct_pairs(codes: pa.Array) -> tuple[list[tuple[str | None, str | None]], np.ndarray]:
-        """The distinct raw ``(code, type)`` pairs of a list array and each element's index into them."""
+    def _distinct_pairs(codes: pa.Array) -> tuple[list[tuple[str | None, str | None]], np.ndarray, pa.Array, pa.Array]:
+        """The distinct raw ``(code, type)`` pairs of a list array, each element's index into
+        them, and the pairs' codes and types as arrays."""
         elements = pc.list_flatten(codes)
         if isinstance(elements, pa.ChunkedArray):
             elements = elements.combine_chunks()
         # distinct raw pairs, via dictionary indices (nulls get their own index)
         cd = pc.dictionary_encode(pc.struct_field(elements, [0]), null_encoding="encode")
         td = pc.dictionary_encode(pc.struct_field(elements, [1]), null_encoding="encode")
-        ci = cd.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-        ti = td.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        ci = int_to_numpy(cd.indices).astype(np.int64)
+        ti = int_to_numpy(td.indices).astype(np.int64)
         width = len(cd.dictionary) + 1
-        uniq, inverse = np.unique(ti * width + ci, return_inverse=True)
+        # Distinct (type, code) index pairs by hashing (in first-seen order; a sort cost more).
+        pair_index = pc.dictionary_encode(from_numpy(ti * width + ci))
+        uniq = int_to_numpy(pair_index.dictionary)
+        inverse = int_to_numpy(pair_index.indices)
+        code_idx, type_idx = uniq % width, uniq // width
         cvals = cd.dictionary.to_pylist()
         tvals = td.dictionary.to_pylist()
-        return [(cvals[u % width], tvals[u // width]) for u in uniq.tolist()], inverse
+        pairs = [(cvals[c], tvals[t]) for c, t in zip(code_idx.tolist(), type_idx.tolist(), strict=True)]
+        return pairs, inverse, cd.dictionary.take(from_numpy(code_idx)), td.dictionary.take(from_numpy(type_idx))
 
     def prepare(self, paths: list[str]) -> None:
         """Clean the distinct pairs of whole parsed files up front, in one DuckDB query.
@@ -256,10 +310,15 @@ class CodeCleaner:
         pairs of each batch on its own paid that once per batch. Reads only the ``codes``
         column; stops collecting at :data:`CACHE_PAIRS` (later pairs are cleaned per batch)."""
         new: dict[tuple[str | None, str | None], None] = {}
+        new_codes, new_types = [], []
         for path in paths:
             for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS * 4, columns=["codes"]):
-                pairs, _ = self._distinct_pairs(batch.column(0))
-                new.update(dict.fromkeys(p for p in pairs if p not in self._raw))
+                pairs, _, codes, types = self._distinct_pairs(batch.column(0))
+                fresh = [i for i, p in enumerate(pairs) if p not in self._raw and p not in new]
+                new.update(dict.fromkeys(pairs[i] for i in fresh))
+                take = from_numpy(np.array(fresh, np.int64))
+                new_codes.append(codes.take(take))
+                new_types.append(types.take(take))
                 if len(self._raw) + len(new) > CACHE_PAIRS:
                     break
             else:
@@ -267,16 +326,17 @@ class CodeCleaner:
             break
         with self._lock:
             if new:
-                self._clean_new(list(new)[: max(0, CACHE_PAIRS - len(self._raw))])
+                keep = max(0, CACHE_PAIRS - len(self._raw))
+                self._clean_new(list(new)[:keep], pa.concat_arrays(new_codes)[:keep], pa.concat_arrays(new_types)[:keep])
 
     def clean(self, codes: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array, pa.Array]:
         n = len(codes)
-        parents = pc.list_parent_indices(codes).to_numpy(zero_copy_only=False)
-        raw_pairs, inverse = self._distinct_pairs(codes)
-        pair_ids, codes_tab, types_tab, prio_tab, keys_tab = self._lookup(raw_pairs)
+        parents = int_to_numpy(pc.list_parent_indices(codes))
+        raw_pairs, inverse, raw_codes, raw_types = self._distinct_pairs(codes)
+        pair_ids, codes_tab, types_tab, prio_tab, keys_tab = self._lookup(raw_pairs, raw_codes, raw_types)
         elem_ids = pair_ids[inverse] if len(inverse) else np.zeros(0, np.int64)
 
-        ids_arr = pa.array(elem_ids)
+        ids_arr = from_numpy(elem_ids)
         clean_values = pa.StructArray.from_arrays(
             [codes_tab.take(ids_arr), types_tab.take(ids_arr)], fields=list(CODE_STRUCT)
         )
@@ -284,12 +344,13 @@ class CodeCleaner:
         offsets = np.zeros(n + 1, np.int32)
         np.cumsum(counts, out=offsets[1:])
         mask = codes.is_null()
-        cleaned = pa.ListArray.from_arrays(pa.array(offsets), clean_values, type=CODES_TYPE, mask=mask)
+        offsets_arr = from_numpy(offsets)
+        cleaned = pa.ListArray.from_arrays(offsets_arr, clean_values, type=CODES_TYPE, mask=mask)
 
         # Row key: the cleaned pairs, each field length-prefixed (so the concatenation is
         # unambiguous without escaping); NULL for a NULL list, "" for an empty one.
-        parts = pa.ListArray.from_arrays(pa.array(offsets), keys_tab.take(ids_arr), mask=mask)
-        key = pc.binary_join(parts, "")
+        parts = pa.ListArray.from_arrays(offsets_arr, keys_tab.take(ids_arr), mask=mask)
+        key = pc.binary_join(parts, EMPTY_STR)
 
         # Primary code: smallest (priority, position) per row; rows with no usable code -> NULL.
         prio = prio_tab[elem_ids] if len(elem_ids) else np.zeros(0, np.int64)
@@ -304,7 +365,7 @@ class CodeCleaner:
             best_ids = elem_ids[(best[has] & 0xFFFFFFFF)]
             take = np.full(n, -1, np.int64)
             take[rows] = best_ids
-            take_arr = pa.array(take, mask=take < 0)
+            take_arr = from_numpy(take, take < 0)
             primary_code = codes_tab.take(take_arr)
             primary_type = types_tab.take(take_arr)
         return cleaned, key, primary_code, primary_type
@@ -349,28 +410,28 @@ def _payer_rows(batch: pa.RecordBatch, extra: dict[str, pa.Array], consts: dict)
         col = batch.column(column)
         if col.null_count == len(col):
             continue
-        idx = np.flatnonzero(col.is_valid().to_numpy(zero_copy_only=False))
+        idx = np.flatnonzero(bool_to_numpy(col.is_valid()))
         if not len(idx):
             continue
         idx_parts.append(idx)
-        kind_parts.append(pa.array([kind]).take(pa.array(np.zeros(len(idx), np.int64))))
-        picked = col.take(pa.array(idx))
+        kind_parts.append(repeat_str(kind, len(idx)))
+        picked = col.take(from_numpy(idx))
         if pa.types.is_floating(picked.type):
             # The SQL normaliser's VALUES list turned -0.0 into 0.0 (x + 0.0 does the same).
-            picked = pc.add(picked, 0.0)
+            picked = pc.add(picked, _FLOAT_ZERO)
         for name in values:
             typ = PRICES_SCHEMA.field(name).type
             values[name].append(picked.cast(typ) if name == target else pa.nulls(len(idx), typ))
     if not idx_parts:
         return None
-    take = pa.array(np.concatenate(idx_parts))
+    take = from_numpy(np.concatenate(idx_parts))
     n = len(take)
     cols = {
-        "hospital_key": pa.repeat(consts["hospital_key"], n).cast(pa.string()),
+        "hospital_key": repeat_str(consts["hospital_key"], n),
         "file_sha256": extra["sha"].take(take),
-        "hospital_name": pa.repeat(pa.scalar(consts["hospital_name"], pa.string()), n),
-        "last_updated_on": pa.repeat(pa.scalar(consts["last_updated_on"], pa.date32()), n),
-        "template_version": pa.repeat(pa.scalar(consts["template_version"], pa.string()), n),
+        "hospital_name": repeat_str(consts["hospital_name"], n),
+        "last_updated_on": _dates([consts["last_updated_on"]], n),
+        "template_version": repeat_str(consts["template_version"], n),
         "primary_code": extra["primary_code"].take(take),
         "primary_code_type": extra["primary_code_type"].take(take),
         "codes": extra["codes"].take(take),
@@ -475,7 +536,7 @@ def _normalize(parsed: list[ParsedInput], writer: _BackgroundWriter, *, hospital
                 headers.append({"file_idx": file_idx, **consts})
                 def process(batch, consts=consts, sha=sha, file_idx=file_idx):
                     codes, codes_key, primary_code, primary_type = cleaner.clean(batch.column("codes"))
-                    sha_col = pc.coalesce(batch.column("file_sha256"), pa.scalar(sha, pa.string()))
+                    sha_col = pc.coalesce(batch.column("file_sha256"), _str_scalar(sha))
                     extra = {"codes": codes, "primary_code": primary_code, "primary_code_type": primary_type,
                              "sha": sha_col}
                     return _payer_rows(batch, extra, consts), _item_partials(batch, extra, codes_key, file_idx)
@@ -512,12 +573,12 @@ _RUN_FLOATS = ("drug_unit_of_measurement", "gross_charge", "discounted_cash", "m
 
 def _same_as_previous(arr: pa.Array) -> np.ndarray:
     """eq[i] for i >= 1: row i equals row i-1 (NULL equals NULL; floats compared bit for bit)."""
-    valid = arr.is_valid().to_numpy(zero_copy_only=False)
+    valid = bool_to_numpy(arr.is_valid())
     if pa.types.is_floating(arr.type):
-        bits = np.ascontiguousarray(arr.fill_null(0.0).to_numpy(zero_copy_only=False)).view(np.int64)
+        bits = np.ascontiguousarray(_float_to_numpy(arr)).view(np.int64)
         eq = bits[1:] == bits[:-1]
     else:
-        eq = pc.fill_null(pc.equal(arr.slice(1), arr.slice(0, len(arr) - 1)), False).to_numpy(zero_copy_only=False)
+        eq = bool_to_numpy(pc.equal(arr.slice(1), arr.slice(0, len(arr) - 1)))  # NULL -> False
     return (eq & valid[1:] & valid[:-1]) | (~valid[1:] & ~valid[:-1])
 
 
@@ -532,7 +593,7 @@ def _item_partials(batch: pa.RecordBatch, extra: dict, codes_key: pa.Array, file
     n = batch.num_rows
     present = np.zeros(n, bool)
     for _, column in ITEM_KINDS:
-        present |= batch.column(column).is_valid().to_numpy(zero_copy_only=False)
+        present |= bool_to_numpy(batch.column(column).is_valid())
     if not present.any():
         return None
     cols = {
@@ -545,42 +606,53 @@ def _item_partials(batch: pa.RecordBatch, extra: dict, codes_key: pa.Array, file
         **{column: batch.column(column) for _, column in ITEM_KINDS},
     }
     rows = np.flatnonzero(present)
-    take = pa.array(rows)
+    take = from_numpy(rows)
     picked = {name: arr.take(take) if len(rows) < n else arr for name, arr in cols.items()}
     m = len(rows)
     cont = np.ones(max(m - 1, 0), bool)
     cont &= np.diff(rows) == 1  # only physically adjacent rows form a run
     for name in _RUN_STRINGS + _RUN_FLOATS:
-        if m > 1 and cont.any():
-            cont &= _same_as_previous(picked[name])
-    starts = np.flatnonzero(np.concatenate([[True], ~cont])) if m else np.zeros(0, np.int64)
-    run_id = np.cumsum(np.concatenate([[True], ~cont])) - 1 if m else np.zeros(0, np.int64)
+        column = picked[name]
+        if m > 1 and cont.any() and column.null_count < m:  # an all-NULL column splits no run
+            cont &= _same_as_previous(column)
+    starts = np.flatnonzero(np.concatenate([[True], ~cont]))
 
     source_row = batch.column("source_row").take(take)
     source_path = batch.column("source_path").take(take)
     lineage = pc.coalesce(pc.cast(source_row, pa.string()), source_path)
-    notes_key = pc.if_else(picked["additional_generic_notes"].is_valid(), lineage, pa.scalar(None, pa.string()))
-    agg = pa.table({"run": run_id, "source_row": source_row, "source_path": source_path, "notes_key": notes_key})
-    agg = agg.group_by("run", use_threads=False).aggregate(
-        [("source_row", "min"), ("source_path", "min"), ("notes_key", "min")]
-    ).sort_by("run")
+    notes_key = pc.if_else(picked["additional_generic_notes"].is_valid(), lineage, NULL_STR)
 
-    first = pa.array(rows[starts])
-    out = {name: arr.take(pa.array(starts)) for name, arr in picked.items()}
+    first = from_numpy(rows[starts])
+    starts_arr = from_numpy(starts)
+    out = {name: arr.take(starts_arr) for name, arr in picked.items()}
     out.update({
-        "file_idx": pa.repeat(pa.scalar(file_idx, pa.int32()), len(starts)),
+        "file_idx": from_numpy(np.full(len(starts), file_idx, np.int32)),
         # A hash of the item identity: stage 2 sends only the rows whose hash occurs more than
         # once to the GROUP BY, and runs in passes over parts of them (equal identities share a part).
-        "ident": (ident := _identity_hash(out)),
-        "part": pa.array(ident % _PART_MODULUS),
-        "source_row": agg.column("source_row_min"),
-        "source_path": agg.column("source_path_min"),
-        "notes_key": agg.column("notes_key_min"),
+        "ident": from_numpy(ident := _identity_hash(out)),
+        "part": from_numpy(ident % _PART_MODULUS),
+        "source_row": _run_min(source_row, starts),
+        "source_path": _run_min(source_path, starts),
+        "notes_key": _run_min(notes_key, starts),
         "codes": extra["codes"].take(first),
         "primary_code": extra["primary_code"].take(first),
         "primary_code_type": extra["primary_code_type"].take(first),
     })
     return pa.table(out)
+
+
+def _run_min(values: pa.Array, starts: np.ndarray) -> pa.Array:
+    """Per run (the rows from each start to the next), the smallest non-NULL value, NULL if it
+    has none: a hash aggregate's ``min`` over contiguous groups (Arrow's ``group_by`` imports
+    pyarrow.dataset and with it pandas). Strings compare byte by byte, as in DuckDB's ``min``."""
+    n = len(values)
+    if len(starts) == n or values.null_count == n:  # runs of one row, or nothing to compare
+        return values.take(from_numpy(starts))
+    # Dense ranks (NULLs rank last by default, so a run's minimum is NULL only when all of it is), then the
+    # first row of the smallest rank in each run.
+    rank = int_to_numpy(pc.rank(values, sort_keys="ascending", tiebreaker="dense")).astype(np.int64)
+    best = np.minimum.reduceat((rank << 32) | np.arange(n, dtype=np.int64), starts)
+    return values.take(from_numpy(best & 0xFFFFFFFF))
 
 
 _PART_MODULUS = 1 << 20
@@ -591,10 +663,11 @@ _IDENTITY_STRINGS = ("sha", "description", "codes_key", "setting", "billing_clas
 def _identity_hash(cols: dict[str, pa.Array]) -> np.ndarray:
     """A 63-bit hash of each row's item identity (equal identities, equal hashes; a collision
     only sends a row through the GROUP BY it could have skipped)."""
-    joined = pc.binary_join_element_wise(*(pc.fill_null(cols[name], "") for name in _IDENTITY_STRINGS), "\n")
+    joined = pc.binary_join_element_wise(*(pc.fill_null(cols[name], EMPTY_STR) for name in _IDENTITY_STRINGS),
+                                         _NEWLINE)
     hashes = _string_hash(joined).astype(np.uint64)
     # Drug units: -0.0 and 0.0 (and every NaN) hash alike, whatever the GROUP BY makes of them.
-    unit = cols["drug_unit_of_measurement"].fill_null(0.0).to_numpy(zero_copy_only=False).astype(np.float64)
+    unit = _float_to_numpy(cols["drug_unit_of_measurement"])
     unit = np.ascontiguousarray(np.where(np.isnan(unit), np.nan, unit + 0.0))
     with np.errstate(over="ignore"):
         hashes = hashes * np.uint64(1099511628211) + unit.view(np.uint64)
@@ -622,7 +695,7 @@ def _string_hash(arr: pa.Array) -> np.ndarray:
         terms = (data + np.uint64(1)) * powers[position]
         hashes = np.zeros(n, np.uint64)
         np.add.at(hashes, parent, terms)
-    hashes[~arr.is_valid().to_numpy(zero_copy_only=False)] = 0
+    hashes[~bool_to_numpy(arr.is_valid())] = 0
     return (hashes >> np.uint64(1)).astype(np.int64)
 
 
@@ -634,22 +707,22 @@ def _write_items(con: duckdb.DuckDBPyConnection, spill_path: str, headers: list[
     repeated hash (an item cut by a batch end, repeated far apart, or a hash collision) go
     through DuckDB's GROUP BY (:func:`_aggregate_items`): a file's items are mostly unique, so
     that is a small share of the spill."""
-    ident = pq.read_table(spill_path, columns=["ident"]).column(0).to_numpy()
+    ident = int_to_numpy(pq.ParquetFile(spill_path).read(columns=["ident"]).column(0))  # not read_table: pyarrow.dataset imports pandas
     values, counts = np.unique(ident, return_counts=True)
     repeated = values[counts > 1]
     del ident, values, counts
-    header = pa.Table.from_pylist(headers, schema=_HEADERS_SCHEMA)
+    header = _headers_table(headers)
     dups_path = spill_path + ".repeated.parquet"
     dups: pq.ParquetWriter | None = None
     total = 0
     try:
         for batch in pq.ParquetFile(spill_path).iter_batches(batch_size=BATCH_ROWS):
-            is_dup = np.isin(batch.column("ident").to_numpy(zero_copy_only=False), repeated)
+            is_dup = np.isin(int_to_numpy(batch.column("ident")), repeated)
             if is_dup.any():
                 if dups is None:
                     dups = pq.ParquetWriter(dups_path, batch.schema, **_SPILL_OPTIONS)
-                dups.write_batch(batch.filter(pa.array(is_dup)))
-                batch = batch.filter(pa.array(~is_dup))
+                dups.write_batch(batch.filter(from_numpy(is_dup)))
+                batch = batch.filter(from_numpy(~is_dup))
             if batch.num_rows:
                 table = _single_item_rows(batch, header)
                 if table.num_rows:
@@ -667,6 +740,17 @@ _HEADERS_SCHEMA = pa.schema([("file_idx", pa.int32()), ("hospital_key", pa.strin
                              ("last_updated_on", pa.date32()), ("template_version", pa.string())])
 
 
+def _headers_table(headers: list[dict]) -> pa.Table:
+    """The per-file constants, by ``file_idx`` (``pa.Table.from_pylist`` without pandas)."""
+    return pa.table([
+        from_numpy(np.array([h["file_idx"] for h in headers], np.int32)),
+        str_array([h["hospital_key"] for h in headers]),
+        str_array([h["hospital_name"] for h in headers]),
+        _dates([h["last_updated_on"] for h in headers]),
+        str_array([h["template_version"] for h in headers]),
+    ], schema=_HEADERS_SCHEMA)
+
+
 def _single_item_rows(batch: pa.RecordBatch, header: pa.Table) -> pa.Table:
     """The item-level rows of spilled rows that are items of their own, as :data:`_ITEMS_FINAL`
     would write them: one row per present kind, the row's lineage and notes (a stage-1 run has
@@ -677,14 +761,14 @@ def _single_item_rows(batch: pa.RecordBatch, header: pa.Table) -> pa.Table:
         val = batch.column(column)
         if val.null_count == len(val):
             continue
-        idx = pa.array(np.flatnonzero(val.is_valid().to_numpy(zero_copy_only=False)))
+        idx = from_numpy(np.flatnonzero(bool_to_numpy(val.is_valid())))
         n = len(idx)
         files = file_idx.take(idx)
         cols = {
             "file_sha256": batch.column("sha").take(idx),
             # As published, -0.0 included (the GROUP BY key keeps it; only payer amounts lose it).
             "amount": val.take(idx),
-            "charge_kind": pa.repeat(pa.scalar(kind, pa.string()), n),
+            "charge_kind": repeat_str(kind, n),
         }
         for name in ("hospital_key", "hospital_name", "last_updated_on", "template_version"):
             cols[name] = header.column(name).take(files)
@@ -694,7 +778,7 @@ def _single_item_rows(batch: pa.RecordBatch, header: pa.Table) -> pa.Table:
             cols[name] = batch.column(name).take(idx)
         parts.append(pa.table([cols[f.name].cast(f.type) if f.name in cols else pa.nulls(n, f.type)
                                for f in PRICES_SCHEMA], schema=PRICES_SCHEMA))
-    return pa.concat_tables(parts) if parts else PRICES_SCHEMA.empty_table()
+    return pa.concat_tables(parts) if parts else pa.table([pa.nulls(0, f.type) for f in PRICES_SCHEMA], schema=PRICES_SCHEMA)
 
 
 def _aggregate_items(con: duckdb.DuckDBPyConnection, spill_path: str, headers: list[dict], writer) -> int:
@@ -702,7 +786,7 @@ def _aggregate_items(con: duckdb.DuckDBPyConnection, spill_path: str, headers: l
 
     DuckDB does not spill this aggregate (list payload) to disk, so it runs in passes of about
     :data:`SPILL_ROWS_PER_PASS` spilled rows each, over disjoint parts of the items."""
-    con.register("pp_headers", pa.Table.from_pylist(headers, schema=_HEADERS_SCHEMA))
+    con.register("pp_headers", _headers_table(headers))
     total = 0
     try:
         passes = max(1, math.ceil(pq.ParquetFile(spill_path).metadata.num_rows / SPILL_ROWS_PER_PASS))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import csv
 import datetime as dt
+import itertools
 import json
 import random
 
@@ -325,3 +326,30 @@ def test_items_of_their_own_skip_the_group_by_and_equal_the_oracle(tmp_path, mon
 
     assert rows(tmp_path / "new.parquet") == rows(tmp_path / "old.parquet")
     assert routed == [2]  # only the two "Far apart" runs went through the GROUP BY
+
+
+@pytest.mark.parametrize("kind", ["int", "str"])
+def test_run_min_matches_a_per_run_reference(kind):
+    """_run_min (stage 1's per-run smallest row / path / notes key, without Arrow's group_by,
+    which imports pandas) against Python's min over each run: NULLs skipped, NULL when a run has
+    only NULLs, strings compared by their UTF-8 bytes as DuckDB does."""
+    import numpy as np
+    import pyarrow as pa
+
+    from price_pipeline.lib.prices.normalize import _run_min
+
+    rnd = random.Random(7)
+    pool = ["a", "b", "ab", "B", "é", "$/x[0]", "10", "9", ""] if kind == "str" else [0, -1, 5, 10, 9, 2**40]
+    for _ in range(200):
+        n = rnd.randint(1, 40)
+        values = [rnd.choice(pool) if rnd.random() > rnd.choice([0.0, 0.3, 1.0]) else None for _ in range(n)]
+        starts = np.array([0] + sorted(rnd.sample(range(1, n), rnd.randint(0, n - 1))), np.int64) if n > 1 \
+            else np.zeros(1, np.int64)
+        bounds = [*starts.tolist(), n]
+        expected = []
+        for a, b in itertools.pairwise(bounds):
+            present = [v for v in values[a:b] if v is not None]
+            key = (lambda v: v.encode()) if kind == "str" else (lambda v: v)
+            expected.append(min(present, key=key) if present else None)
+        arr = pa.array(values, pa.string() if kind == "str" else pa.int64())
+        assert _run_min(arr, starts).to_pylist() == expected, (values, starts)

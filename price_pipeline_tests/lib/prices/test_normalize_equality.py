@@ -306,3 +306,27 @@ def test_parse_reuse_is_keyed_on_the_archive_caps_and_never_keeps_a_parser_failu
     assert len(parsed) == 3 and parsed[-1]["max_ratio"] == 50.0
     parse_versions.parse_hospital_files("h1", lake=lake, scratch_dir=scratch, settings=settings)
     assert len(parsed) == 3
+
+
+def test_version_list_is_written_as_from_pylist_wrote_it(tmp_path):
+    """versions.parquet is built from buffers (pyarrow's from_pylist imports pandas): the same
+    table as ``pa.Table.from_pylist``, NULLs, dates and UTC timestamps included, and it reads
+    back into the same rows."""
+    import pyarrow as pa
+
+    from price_pipeline.lib.lake.schemas import PRICE_VERSIONS_SCHEMA
+
+    lake, scratch = LocalLake(tmp_path / "lake"), tmp_path / "scratch"
+    scratch.mkdir()
+    v1, v2 = two_versions(tmp_path)
+    publish(lake, "h1", {"http://x/a.csv": v1})
+    run_hospital(lake, "h1", scratch)
+    publish(lake, "h1", {"http://x/a.csv": v2})
+    history, _ = run_hospital(lake, "h1", scratch)
+    rows = history.versions
+    assert len(rows) == 2 and rows[0]["superseded_at"] is not None and rows[1]["superseded_at"] is None
+    expected = pa.Table.from_pylist(rows, schema=PRICE_VERSIONS_SCHEMA)
+    assert price_history._table_from_rows(rows, PRICE_VERSIONS_SCHEMA).equals(expected)
+    pq.write_table(expected, tmp_path / "expected.parquet")  # as the step wrote it before
+    assert pq.read_table(lake.uri(layout.price_versions_key("h1"))).equals(pq.read_table(tmp_path / "expected.parquet"))
+    assert price_history.read_versions(lake, "h1") == rows
