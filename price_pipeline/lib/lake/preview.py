@@ -53,10 +53,14 @@ def describe_arrow(schema: pa.Schema, descriptions: Mapping[str, str] | None = N
     """Columns of an Arrow schema with the DuckDB type names :func:`describe` gives for a Parquet
     file of that schema, so a table's declared and materialised columns read the same."""
     import duckdb
+    import pyarrow as pa
 
     con = duckdb.connect()
     try:
-        con.register("declared", schema.empty_table())
+        # Built from nulls, not schema.empty_table(): that goes through pandas-backed conversion
+        # and would import pandas (~0.4 CPU-s) into every run process that declares a schema.
+        empty = pa.Table.from_arrays([pa.nulls(0, field.type) for field in schema], schema=schema)
+        con.register("declared", empty)
         return describe(con, "declared", descriptions)
     finally:
         con.close()
