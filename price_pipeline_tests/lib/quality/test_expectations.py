@@ -68,3 +68,31 @@ def test_great_expectations_imports_where_main_has_no_file():
             "print('imported', gx.__name__)\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and "imported great_expectations" in proc.stdout, proc.stderr[-2000:]
+
+
+def test_one_process_validates_hospital_after_hospital_as_fresh_processes_would(tmp_path):
+    """A batched run reuses one GX context for every hospital: a failing hospital between two
+    passing ones changes neither their outcome nor its own, and each equals a fresh process's."""
+    import json
+    import subprocess
+    import sys
+
+    from price_pipeline.lib.quality.expectations import run_price_expectations
+
+    good = [_row("gross", 100.0), _row("minimum", 50.0), _row("maximum", 60.0)]
+    bad = [_row("gross", -5.0), _row("minimum", 50.0), _row("maximum", 40.0), _row("gross", 1.0, setting="x")]
+    paths = []
+    for name, rows in (("a", good), ("b", bad), ("c", good[:2])):
+        paths.append(tmp_path / f"{name}.parquet")
+        pq.write_table(pa.Table.from_pylist(rows, schema=PRICES_SCHEMA), paths[-1])
+    in_one = [run_price_expectations(p) for p in paths]
+    assert [o["success"] for o in in_one] == [True, False, True]
+    fresh = [
+        json.loads(subprocess.run(
+            [sys.executable, "-c", "import json, sys\n"
+             "from price_pipeline.lib.quality.expectations import run_price_expectations\n"
+             "print(json.dumps(run_price_expectations(sys.argv[1]), default=str))", str(p)],
+            capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])
+        for p in paths
+    ]
+    assert json.loads(json.dumps(in_one, default=str)) == fresh
