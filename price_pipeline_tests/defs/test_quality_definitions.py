@@ -225,3 +225,25 @@ def test_the_sensor_daemon_accepts_and_queues_the_expectations_run_requests(tmp_
                 assert run.status == dg.DagsterRunStatus.QUEUED
                 plan = instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id)
                 assert [step.key for step in plan.steps] == ["prices_expectations"]
+
+
+def test_a_settled_wave_is_planned_as_whole_ranges_whatever_order_its_batches_finished_in():
+    """Ingestion batches of different hosts finish interleaved; the suite's runs are planned over
+    the whole settled wave, so 250 hospitals take three runs of consecutive partitions (at most
+    EXPECTATIONS_RUN_SIZE each), not one per stretch of the first materializations read."""
+    from price_pipeline.defs.ingestion import expectations
+
+    keys = [f"h{i:03d}" for i in range(250)]
+    blocks = [keys[i:i + 25] for i in range(0, 250, 25)]
+    with dg.DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions(hospital_partitions.name, keys)
+        for block in blocks[0::2] + blocks[1::2]:  # every other block first, as batches finish
+            for key in block:
+                instance.report_runless_asset_event(dg.AssetMaterialization("prices", partition=key))
+        result = expectations.expectations_after_prices(dg.build_sensor_context(instance=instance))
+        ranges = sorted(
+            (r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
+            for r in result.run_requests
+        )
+        size = expectations.EXPECTATIONS_RUN_SIZE
+        assert ranges == [(keys[i], keys[min(i + size, 250) - 1]) for i in range(0, 250, size)]

@@ -136,7 +136,11 @@ check_price_expectations_job = dg.define_asset_job(
     tags={**layer_tags(QUALITY), PRIORITY_TAG: "-1"},
 )
 
-EXPECTATIONS_BATCH = 200  # prices materializations handled per sensor tick
+# Prices materializations planned per sensor tick: a whole settled wave, so that its hospitals are
+# cut into ranges of consecutive partitions, not into whatever 200 materializations came first
+# (batches of different hosts finish interleaved: at N = 1,000 that gave 46 runs of ~25 hospitals,
+# each paying the GX import and first validation, ~10 CPU-s).
+EXPECTATIONS_BATCH = 5000
 EXPECTATIONS_RUN_SIZE = 100  # hospitals per check_price_expectations run (consecutive partitions)
 # A run's fixed cost (a process, the code location, the GX import: ~10 s) buys the suite on many
 # more small hospitals: a gap of at most this many consecutive hospitals that already have prices
