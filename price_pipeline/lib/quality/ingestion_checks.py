@@ -111,32 +111,42 @@ def mrf_parsed_has_no_error_findings(versions: Iterable[ParsedVersion]) -> Check
     )
 
 
-def prices_schema_and_lineage_complete(path: str | Path) -> CheckOutcome:
+def prices_schema_and_lineage_complete(path: str | Path, con=None) -> CheckOutcome:
     """The prices file at ``path`` has the canonical columns, rows, and lineage (file sha256 plus
-    source row or JSON path) and a charge kind and hospital on every row."""
+    source row or JSON path) and a charge kind and hospital on every row.
+
+    ``path`` is a local path, or a lake URI with ``con`` a connection that reads the lake
+    (``connect_duckdb``): DuckDB then reads the footer and the four columns' pages only, not the
+    whole object. The file's own columns are read, never values DuckDB would take from a folder
+    named like a hive partition (``prices/hospital_key=<k>/``), which would hide a NULL hospital.
+    """
     import json
 
     import duckdb
 
     from price_pipeline.lib.lake import PRICES_SCHEMA
 
-    con = duckdb.connect()
+    own = con is None
+    con = duckdb.connect() if own else con
     try:
-        columns = con.read_parquet(str(path)).columns
+        columns = [name for (name, *_) in con.execute(
+            "DESCRIBE SELECT * FROM read_parquet(?, hive_partitioning = false)", [str(path)]).fetchall()]
         missing_columns = [name for name in PRICES_SCHEMA.names if name not in columns]
         if missing_columns:  # a failure to report, not to crash on: the counts below need them
-            (total,) = con.execute("SELECT count(*) FROM read_parquet(?)", [str(path)]).fetchone()
+            (total,) = con.execute("SELECT count(*) FROM read_parquet(?, hive_partitioning = false)",
+                                   [str(path)]).fetchone()
             missing_lineage = missing_kind = None
         else:
             total, missing_lineage, missing_kind = con.execute(
                 "SELECT count(*), "
                 "count(*) FILTER (WHERE file_sha256 IS NULL OR (source_row IS NULL AND source_path IS NULL)), "
                 "count(*) FILTER (WHERE charge_kind IS NULL OR hospital_key IS NULL) "
-                "FROM read_parquet(?)",
+                "FROM read_parquet(?, hive_partitioning = false)",
                 [str(path)],
             ).fetchone()
     finally:
-        con.close()
+        if own:
+            con.close()
     return CheckOutcome(
         passed=total > 0 and not missing_columns and missing_lineage == 0 and missing_kind == 0,
         metadata={

@@ -86,6 +86,41 @@ def test_prices_schema_and_lineage(tmp_path):
     assert {"file_sha256", "source_row", "charge_kind"} <= set(json.loads(narrow.metadata["missing_columns"]))
 
 
+def test_prices_lineage_reads_the_files_own_hospital_in_the_lakes_partition_folder(tmp_path):
+    """The published file lives in ``prices/hospital_key=<k>/``: a row without a hospital must fail
+    the check, not be filled in from the folder name as a hive partition value."""
+    from price_pipeline.lib.lake import LocalLake, connect_duckdb, layout
+
+    lake = LocalLake(tmp_path / "lake")
+    good = {"hospital_key": "h", "file_sha256": "a" * 64, "source_row": 4, "charge_kind": "gross"}
+    local = _prices_file(tmp_path / "prices.parquet", [good, {**good, "hospital_key": None}])
+    lake.put_file(local, layout.prices_key("h"))
+    for con in (None, connect_duckdb(lake)):  # a path of its own, and the lake's URI with the lake's connection
+        outcome = checks.prices_schema_and_lineage_complete(lake.uri(layout.prices_key("h")), con)
+        assert not outcome.passed and outcome.metadata["rows_without_kind"] == 1
+
+
+def test_prices_lineage_is_checked_on_s3_without_downloading_the_file(tmp_path, moto_s3, monkeypatch):
+    import boto3
+
+    from price_pipeline.lib.lake import connect_duckdb, layout
+    from price_pipeline.lib.lake.storage import S3Lake
+
+    boto3.client("s3", endpoint_url=moto_s3).create_bucket(Bucket="lineage")
+    lake = S3Lake("s3://lineage/lake", endpoint_url=moto_s3)
+    monkeypatch.setattr(S3Lake, "local_copy", lambda *a, **k: (_ for _ in ()).throw(AssertionError("downloaded")))
+    good = {"hospital_key": "h", "file_sha256": "a" * 64, "source_path": "$.items[0]", "charge_kind": "gross"}
+    for key, rows, passed in (("h", [good] * 3, True), ("bad", [good, {**good, "file_sha256": None}], False)):
+        lake.put_file(_prices_file(tmp_path / f"{key}.parquet", rows), layout.prices_key(key))
+        con = connect_duckdb(lake)
+        try:
+            outcome = checks.prices_schema_and_lineage_complete(lake.uri(layout.prices_key(key)), con)
+        finally:
+            con.close()
+        assert outcome.passed is passed and outcome.metadata["rows"] == len(rows)
+        assert outcome.metadata["rows_without_lineage"] == (0 if passed else 1)
+
+
 def test_files_conform_and_no_cms_alerts():
     clean = {"url": "http://h/a.csv", "valid": True, "errors_by_rule": {}, "alerts_by_rule": {}, "findings": []}
     assert checks.conformance_reports_files_conform([clean]).passed and checks.conformance_reports_no_cms_alerts([clean]).passed
