@@ -64,6 +64,26 @@ class PriceDbtTranslator(DagsterDbtTranslator):
             return spec
         return spec.replace_attributes(group_name="analytics")
 
+    def get_asset_check_spec(self, asset_spec, manifest, unique_id, project):
+        """dbt tests become asset checks named after the test. A model's required columns are one
+        ``not_null_columns`` test (macros/test_not_null_columns.sql) named
+        ``not_null_columns_<model>``: its check says in the UI which columns it covers."""
+        spec = super().get_asset_check_spec(asset_spec, manifest, unique_id, project)
+        if spec is None or spec.description:
+            return spec
+        description = check_description(manifest["nodes"][unique_id])
+        return spec._replace(description=description) if description else spec
+
+
+def check_description(test_node: dict) -> str | None:
+    """The asset check description of a dbt test node that has no ``meta.description`` of its own:
+    the columns of a multi-column not-null test (its name only says which model it is on)."""
+    metadata = test_node.get("test_metadata") or {}
+    if metadata.get("name") == "not_null_columns":
+        columns = metadata.get("kwargs", {}).get("column_names") or []
+        return "No NULL in any of these columns: " + ", ".join(columns) + "."
+    return None
+
 
 class RunDbtCliResource(DbtCliResource):
     """dagster-dbt's resource without two fixed costs it pays on every invocation, for things the
