@@ -221,3 +221,21 @@ def test_required_columns_are_one_check_per_model_that_names_its_columns():
         assert specs[name].description == "No NULL in any of these columns: " + ", ".join(columns) + "."
     assert specs["not_null_columns_mart_item_codes"].asset_key == dg.AssetKey("mart_item_codes")
     assert "item_key" in required["not_null_columns_mart_item_codes"]
+
+
+def test_every_mart_gets_its_row_count_schema_and_preview_after_a_build():
+    """After a build the models asset reads row counts, schema and preview of tables, incremental
+    tables and every mart, the view marts (mart_item_codes) included; never of the staging views,
+    which would read the lake row by row."""
+    import json
+
+    from price_pipeline.defs.analytics.assets import dbt_project, shows_table_metadata
+
+    models = {n["name"]: n for n in json.loads(dbt_project.manifest_path.read_text())["nodes"].values()
+              if n["resource_type"] == "model"}
+    assert models["mart_item_codes"]["config"]["materialized"] == "view"
+    marts = [n for n in models.values() if n["original_file_path"].startswith("models/marts/")]
+    assert marts and all(shows_table_metadata(n) for n in marts)
+    assert shows_table_metadata(models["int_hospital_item_codes"])
+    assert not shows_table_metadata(models["stg_prices_history"])
+    assert not shows_table_metadata(models["int_prices_current"])

@@ -184,8 +184,18 @@ def price_analytics_dbt_models(
         raise invocation.get_error()
 
 
+def shows_table_metadata(node: dict) -> bool:
+    """Whether the models asset reads a model's row count, schema and preview after the build:
+    tables and incremental tables, and the marts that are views of a table (mart_item_codes),
+    which users read like any mart. Not the other views: they read the lake row by row."""
+    materialized = node["config"].get("materialized")
+    return materialized in ("table", "incremental") or (
+        materialized == "view" and node["original_file_path"].startswith("models/marts/"))
+
+
 def with_table_row_counts(events: list, price_pipeline: PricePipelineResource) -> list:
-    """Attach row counts of table and incremental models and the warehouse size to dbt's Output events."""
+    """Attach row counts of table and incremental models (and of the marts that are views) and the
+    warehouse size to dbt's Output events."""
     warehouse = Path(price_pipeline.settings.warehouse_path)
     if not warehouse.exists():
         return events
@@ -196,7 +206,7 @@ def with_table_row_counts(events: list, price_pipeline: PricePipelineResource) -
         for event in events:
             unique_id = getattr(event, "metadata", {}).get("unique_id")
             node = nodes.get(unique_id.value if hasattr(unique_id, "value") else unique_id) if unique_id else None
-            if isinstance(event, dg.Output) and node and node["config"].get("materialized") in ("table", "incremental"):
+            if isinstance(event, dg.Output) and node and shows_table_metadata(node):
                 relation = node["relation_name"]
                 rows = con.execute(f"SELECT count(*) FROM {relation}").fetchone()[0]  # noqa: S608
                 descriptions = {name: column.get("description") for name, column in node.get("columns", {}).items()}
