@@ -502,7 +502,7 @@ def mart_differences(left: Path, right: Path) -> dict[str, int]:
     con.execute(f"ATTACH '{right}' AS r (READ_ONLY)")
     tables = [name for (name,) in con.execute(
         "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'r' AND table_schema = 'main' "
-        "AND table_type = 'BASE TABLE' AND (table_name LIKE 'mart_%' OR table_name = 'review_unmapped_payers')"
+        "AND (table_name LIKE 'mart\\_%' ESCAPE '\\' OR table_name = 'review_unmapped_payers')"  # tables and views
     ).fetchall()]
     differences = {}
     for table in tables:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -550,6 +551,26 @@ def test_dbt_parse_writes_manifest(tmp_path: Path) -> None:
             assert node["columns"], node["name"]
             for column in node["columns"].values():
                 assert column["description"], (node["name"], column["name"])
+
+
+def test_required_columns_test_fails_on_a_null_and_names_the_column(built: Path, tmp_path: Path) -> None:
+    """A model's required columns are one not_null_columns test (macros/test_not_null_columns.sql):
+    a NULL in any of them fails it, one failing row per column with NULLs."""
+    shutil.copy(built / "warehouse.duckdb", tmp_path / "warehouse.duckdb")
+    test = "not_null_columns_mart_price_distribution"
+    passing = run_dbt(["test", "--select", test], tmp=tmp_path)
+    assert passing.returncode == 0, passing.stdout
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as conn:
+        conn.execute("update mart_price_distribution set n_prices = null "
+                     "where distribution_key = (select min(distribution_key) from mart_price_distribution)")
+        conn.execute("update mart_price_distribution set suppressed = null")
+    failing = run_dbt(["test", "--select", test, "--store-failures"], tmp=tmp_path)
+    assert failing.returncode == 1, failing.stdout
+    assert "Got 2 results" in failing.stdout, failing.stdout
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as conn:
+        rows = conn.execute(f"select column_name, null_rows from main_dbt_test__audit.{test} order by 1").fetchall()  # noqa: S608 (a constant)
+        total = conn.execute("select count(*) from mart_price_distribution").fetchone()[0]
+    assert rows == [("n_prices", 1), ("suppressed", total)]
 
 
 # The layer of a model is its folder under models/ and the prefix of its name.

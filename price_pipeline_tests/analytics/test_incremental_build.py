@@ -103,8 +103,9 @@ def _tables(warehouse: Path) -> list[str]:
         return [
             name
             for (name,) in conn.execute(
-                "select table_name from information_schema.tables "
-                "where table_schema = 'main' and table_type = 'BASE TABLE' order by 1"
+                "select table_name from information_schema.tables where table_schema = 'main' "
+                # every table, and the marts that are views (mart_item_codes)
+                "and (table_type = 'BASE TABLE' or table_name like 'mart\\_%' escape '\\') order by 1"
             ).fetchall()
         ]
 

@@ -199,3 +199,43 @@ def test_an_extract_that_cannot_be_read_back_keeps_its_other_tables_shown(tmp_pa
     assert "broken/column_schema" not in metadata
     assert metadata["broken/preview"].value.startswith("preview not available: ")
 
+
+
+def test_required_columns_are_one_check_per_model_that_names_its_columns():
+    """Each model's required columns are one dbt test (not_null_columns), so one asset check per
+    model: named after the model, described in the UI by the columns it covers (every column the
+    test reads), and no single-column not_null test is left beside it."""
+    import json
+
+    from price_pipeline.defs.analytics.assets import dbt_project, price_analytics_dbt_models
+
+    tests = [n for n in json.loads(dbt_project.manifest_path.read_text())["nodes"].values()
+             if n["resource_type"] == "test"]
+    required = {n["name"]: n["test_metadata"]["kwargs"]["column_names"] for n in tests
+                if (n.get("test_metadata") or {}).get("name") == "not_null_columns"}
+    assert not [n["name"] for n in tests if (n.get("test_metadata") or {}).get("name") == "not_null"]
+    specs = {spec.name: spec for spec in price_analytics_dbt_models.check_specs}
+    assert required and set(required) <= set(specs)
+    for name, columns in required.items():
+        assert columns, name
+        assert specs[name].description == "No NULL in any of these columns: " + ", ".join(columns) + "."
+    assert specs["not_null_columns_mart_item_codes"].asset_key == dg.AssetKey("mart_item_codes")
+    assert "item_key" in required["not_null_columns_mart_item_codes"]
+
+
+def test_every_mart_gets_its_row_count_schema_and_preview_after_a_build():
+    """After a build the models asset reads row counts, schema and preview of tables, incremental
+    tables and every mart, the view marts (mart_item_codes) included; never of the staging views,
+    which would read the lake row by row."""
+    import json
+
+    from price_pipeline.defs.analytics.assets import dbt_project, shows_table_metadata
+
+    models = {n["name"]: n for n in json.loads(dbt_project.manifest_path.read_text())["nodes"].values()
+              if n["resource_type"] == "model"}
+    assert models["mart_item_codes"]["config"]["materialized"] == "view"
+    marts = [n for n in models.values() if n["original_file_path"].startswith("models/marts/")]
+    assert marts and all(shows_table_metadata(n) for n in marts)
+    assert shows_table_metadata(models["int_hospital_item_codes"])
+    assert not shows_table_metadata(models["stg_prices_history"])
+    assert not shows_table_metadata(models["int_prices_current"])

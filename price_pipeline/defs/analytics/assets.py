@@ -64,6 +64,26 @@ class PriceDbtTranslator(DagsterDbtTranslator):
             return spec
         return spec.replace_attributes(group_name="analytics")
 
+    def get_asset_check_spec(self, asset_spec, manifest, unique_id, project):
+        """dbt tests become asset checks named after the test. A model's required columns are one
+        ``not_null_columns`` test (macros/test_not_null_columns.sql) named
+        ``not_null_columns_<model>``: its check says in the UI which columns it covers."""
+        spec = super().get_asset_check_spec(asset_spec, manifest, unique_id, project)
+        if spec is None or spec.description:
+            return spec
+        description = check_description(manifest["nodes"][unique_id])
+        return spec._replace(description=description) if description else spec
+
+
+def check_description(test_node: dict) -> str | None:
+    """The asset check description of a dbt test node that has no ``meta.description`` of its own:
+    the columns of a multi-column not-null test (its name only says which model it is on)."""
+    metadata = test_node.get("test_metadata") or {}
+    if metadata.get("name") == "not_null_columns":
+        columns = metadata.get("kwargs", {}).get("column_names") or []
+        return "No NULL in any of these columns: " + ", ".join(columns) + "."
+    return None
+
 
 class RunDbtCliResource(DbtCliResource):
     """dagster-dbt's resource without two fixed costs it pays on every invocation, for things the
@@ -164,8 +184,18 @@ def price_analytics_dbt_models(
         raise invocation.get_error()
 
 
+def shows_table_metadata(node: dict) -> bool:
+    """Whether the models asset reads a model's row count, schema and preview after the build:
+    tables and incremental tables, and the marts that are views of a table (mart_item_codes),
+    which users read like any mart. Not the other views: they read the lake row by row."""
+    materialized = node["config"].get("materialized")
+    return materialized in ("table", "incremental") or (
+        materialized == "view" and node["original_file_path"].startswith("models/marts/"))
+
+
 def with_table_row_counts(events: list, price_pipeline: PricePipelineResource) -> list:
-    """Attach row counts of table and incremental models and the warehouse size to dbt's Output events."""
+    """Attach row counts of table and incremental models (and of the marts that are views) and the
+    warehouse size to dbt's Output events."""
     warehouse = Path(price_pipeline.settings.warehouse_path)
     if not warehouse.exists():
         return events
@@ -176,7 +206,7 @@ def with_table_row_counts(events: list, price_pipeline: PricePipelineResource) -
         for event in events:
             unique_id = getattr(event, "metadata", {}).get("unique_id")
             node = nodes.get(unique_id.value if hasattr(unique_id, "value") else unique_id) if unique_id else None
-            if isinstance(event, dg.Output) and node and node["config"].get("materialized") in ("table", "incremental"):
+            if isinstance(event, dg.Output) and node and shows_table_metadata(node):
                 relation = node["relation_name"]
                 rows = con.execute(f"SELECT count(*) FROM {relation}").fetchone()[0]  # noqa: S608
                 descriptions = {name: column.get("description") for name, column in node.get("columns", {}).items()}

@@ -171,13 +171,16 @@ CREATE OR REPLACE MACRO pp_code_system(code, code_type) AS
 """
 
 
-def register(con: duckdb.DuckDBPyConnection, *, temporary: bool = False) -> None:
+def register(con: duckdb.DuckDBPyConnection, *, schema: str | None = None) -> None:
     """Create the ``pp_*`` macros on a DuckDB connection.
 
-    ``temporary`` creates TEMP macros (the dbt plugin: nothing is written into the warehouse
-    file; a TEMP macro lives in one connection, so the plugin registers them on each cursor).
+    ``schema`` (``catalog.schema``) creates them there instead of the default schema: the dbt
+    plugin puts them in an in-memory database attached once per dbt process, which every cursor
+    of the process sees and the warehouse file does not keep (price_pipeline.lib.analytics.dbt_plugin).
+    The macros call each other unqualified, so a connection that creates or calls them in
+    ``schema`` must have it on its search_path.
     """
-    con.execute(MACROS_SQL.replace("CREATE OR REPLACE MACRO", "CREATE OR REPLACE TEMP MACRO") if temporary
+    con.execute(MACROS_SQL.replace("CREATE OR REPLACE MACRO ", f"CREATE OR REPLACE MACRO {schema}.") if schema
                 else MACROS_SQL)
 
 

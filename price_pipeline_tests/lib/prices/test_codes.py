@@ -53,10 +53,12 @@ def test_rank_puts_well_formed_codes_first():
     assert rank["0250/RC"] < rank["1234567/NDC"]
 
 
-def test_temporary_registration_writes_nothing(tmp_path):
+def test_registration_in_an_attached_memory_database_writes_nothing(tmp_path):
     path = str(tmp_path / "w.duckdb")
     with duckdb.connect(path) as con:
-        codes.register(con, temporary=True)
+        con.execute("ATTACH ':memory:' AS rules")
+        con.execute("SET search_path = 'main,rules.main'")
+        codes.register(con, schema="rules.main")
         assert con.execute("SELECT pp_code_system('J1100', 'CPT')").fetchall() == [("HCPCS",)]
     with duckdb.connect(path) as con:
         assert con.execute("SELECT count(*) FROM duckdb_functions() WHERE function_name LIKE 'pp_%'").fetchall() == [
