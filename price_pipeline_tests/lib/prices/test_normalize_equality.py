@@ -221,15 +221,21 @@ class Calls:
         monkeypatch.setattr(price_history, "normalize_to_prices", normalize)
 
 
-def test_rerun_of_unchanged_hospital_reuses_everything(tmp_path, monkeypatch):
-    calls = Calls(monkeypatch)
+def hospital_with_two_versions(tmp_path):
+    """Hospital h1 run once on each of two versions of its file: (lake, scratch, the second run's
+    (history, changes))."""
     lake, scratch = LocalLake(tmp_path / "lake"), tmp_path / "scratch"
     scratch.mkdir()
     v1, v2 = two_versions(tmp_path)
     publish(lake, "h1", {"http://x/a.csv": v1})
     run_hospital(lake, "h1", scratch)
     publish(lake, "h1", {"http://x/a.csv": v2})
-    first, first_changes = run_hospital(lake, "h1", scratch)
+    return lake, scratch, run_hospital(lake, "h1", scratch)
+
+
+def test_rerun_of_unchanged_hospital_reuses_everything(tmp_path, monkeypatch):
+    calls = Calls(monkeypatch)
+    lake, scratch, (first, first_changes) = hospital_with_two_versions(tmp_path)
     before = tables(lake, "h1")
     assert len(calls.parsed) == 2 and len(calls.normalised) == 2
 
@@ -316,13 +322,7 @@ def test_version_list_is_written_as_from_pylist_wrote_it(tmp_path):
 
     from price_pipeline.lib.lake.schemas import PRICE_VERSIONS_SCHEMA
 
-    lake, scratch = LocalLake(tmp_path / "lake"), tmp_path / "scratch"
-    scratch.mkdir()
-    v1, v2 = two_versions(tmp_path)
-    publish(lake, "h1", {"http://x/a.csv": v1})
-    run_hospital(lake, "h1", scratch)
-    publish(lake, "h1", {"http://x/a.csv": v2})
-    history, _ = run_hospital(lake, "h1", scratch)
+    lake, _, (history, _) = hospital_with_two_versions(tmp_path)
     rows = history.versions
     assert len(rows) == 2 and rows[0]["superseded_at"] is not None and rows[1]["superseded_at"] is None
     expected = pa.Table.from_pylist(rows, schema=PRICE_VERSIONS_SCHEMA)
