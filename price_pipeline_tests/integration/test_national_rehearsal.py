@@ -9,7 +9,9 @@ caught up after each day. The day-1 time ratio to the library baseline is measur
 reported but only loosely bounded here: at N = 100 the platform's fixed costs (start-up,
 the analytics build, the quiet period before the Great Expectations runs) dominate; the
 2x target is for N = 1,000 (benchmarks/README.md). About 5.5-7.5 minutes on the 2-core machine, so
-it runs in `make test`; `make rehearsal` runs the full-size rehearsal.
+it runs in `make test`; `make rehearsal` runs the full-size rehearsal. Its time bound leaves room
+for a slow day: in one clean-clone CI run (2026-12-07) every slow test of the suite took ~2x its
+usual time and this one 12.0 minutes, at the old 12-minute bound.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from price_pipeline.settings import PROJECT_ROOT
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1140)
 def test_small_national_rehearsal_meets_its_targets(tmp_path):
     out = tmp_path / "rehearsal.json"
     command = [
@@ -35,10 +37,10 @@ def test_small_national_rehearsal_meets_its_targets(tmp_path):
         # the sensors' fixed waits (catalog tick, follow-up ticks, the expectations' quiet period)
         # come every day and dominate 100 tiny hospitals; production keeps its defaults
         "--sensor-interval", "3",
-        "--max-platform-ratio", "10", "--max-rehearsal-minutes", "12",
+        "--max-platform-ratio", "10", "--max-rehearsal-minutes", "16",
         "--work-dir", str(tmp_path / "work"), "--out", str(out),
     ]
-    result = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=850)
+    result = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=1080)
     output = result.stdout + result.stderr
     result_lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
     assert len(result_lines) == 1, output[-4000:]
