@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 from price_pipeline.lib.lake import layout
 from price_pipeline.lib.lake.schemas import PRICE_CHANGES_SCHEMA, PRICE_VERSIONS_SCHEMA, PRICES_SCHEMA
 from price_pipeline.lib.lake.storage import Lake
-from price_pipeline.lib.parse.mrf.values import from_numpy, str_array
+from price_pipeline.lib.parse.mrf.values import date_array, empty_table, from_numpy, str_array
 from price_pipeline.lib.parse.versions import current_parsed_versions
 from price_pipeline.lib.prices.normalize import normalize_to_prices
 
@@ -245,9 +245,9 @@ def _table_from_rows(rows: list[dict], schema: pa.Schema) -> pa.Table:
             columns.append(str_array(values))
             continue
         if pa.types.is_date32(f.type):
-            numbers = [(v - _EPOCH.date()).days if v is not None else 0 for v in values]
-            storage = np.int32
-        elif pa.types.is_timestamp(f.type) and f.type.unit == "s":
+            columns.append(date_array(values))
+            continue
+        if pa.types.is_timestamp(f.type) and f.type.unit == "s":
             numbers = [int((v - _EPOCH).total_seconds()) if v is not None else 0 for v in values]
             storage = np.int64
         elif pa.types.is_boolean(f.type):
@@ -355,7 +355,7 @@ def compute_price_changes(hospital_key: str, *, lake: Lake, scratch_dir: str | o
         )
     counts = {"added": 0, "removed": 0, "changed": 0, "unchanged": 0}
     if newest is None or previous is None:
-        table = pa.table([pa.nulls(0, f.type) for f in PRICE_CHANGES_SCHEMA], schema=PRICE_CHANGES_SCHEMA)  # empty_table() imports pandas
+        table = empty_table(PRICE_CHANGES_SCHEMA)
     else:
         with contextlib.ExitStack() as stack:
             old_path = stack.enter_context(

@@ -60,7 +60,6 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
-import datetime as dt
 import itertools
 import math
 import os
@@ -79,6 +78,8 @@ from price_pipeline.lib.parse.mrf.values import (
     EMPTY_STR,
     NULL_STR,
     bool_to_numpy,
+    date_array,
+    empty_table,
     from_numpy,
     int_to_numpy,
     parse_date,
@@ -144,16 +145,6 @@ def _float_to_numpy(arr: pa.Array, fill: float = 0.0) -> np.ndarray:
     return np.where(bool_to_numpy(arr.is_valid()), values, fill) if arr.null_count else values.copy()
 
 
-_EPOCH = dt.date(1970, 1, 1)
-
-
-def _dates(values: list, n: int | None = None) -> pa.Array:
-    """date32 array of ``datetime.date`` values (None = NULL), or ``n`` times ``values[0]``."""
-    days = np.array([(v - _EPOCH).days if v is not None else 0 for v in values], np.int32)
-    nulls = np.array([v is None for v in values], bool)
-    if n is not None:
-        days, nulls = np.repeat(days, n), np.repeat(nulls, n)
-    return from_numpy(days, nulls).view(pa.date32())
 
 
 def _key_parts(values: pa.Array) -> pa.Array:
@@ -430,7 +421,7 @@ def _payer_rows(batch: pa.RecordBatch, extra: dict[str, pa.Array], consts: dict)
         "hospital_key": repeat_str(consts["hospital_key"], n),
         "file_sha256": extra["sha"].take(take),
         "hospital_name": repeat_str(consts["hospital_name"], n),
-        "last_updated_on": _dates([consts["last_updated_on"]], n),
+        "last_updated_on": date_array([consts["last_updated_on"]], n),
         "template_version": repeat_str(consts["template_version"], n),
         "primary_code": extra["primary_code"].take(take),
         "primary_code_type": extra["primary_code_type"].take(take),
@@ -746,7 +737,7 @@ def _headers_table(headers: list[dict]) -> pa.Table:
         from_numpy(np.array([h["file_idx"] for h in headers], np.int32)),
         str_array([h["hospital_key"] for h in headers]),
         str_array([h["hospital_name"] for h in headers]),
-        _dates([h["last_updated_on"] for h in headers]),
+        date_array([h["last_updated_on"] for h in headers]),
         str_array([h["template_version"] for h in headers]),
     ], schema=_HEADERS_SCHEMA)
 
@@ -778,7 +769,7 @@ def _single_item_rows(batch: pa.RecordBatch, header: pa.Table) -> pa.Table:
             cols[name] = batch.column(name).take(idx)
         parts.append(pa.table([cols[f.name].cast(f.type) if f.name in cols else pa.nulls(n, f.type)
                                for f in PRICES_SCHEMA], schema=PRICES_SCHEMA))
-    return pa.concat_tables(parts) if parts else pa.table([pa.nulls(0, f.type) for f in PRICES_SCHEMA], schema=PRICES_SCHEMA)
+    return pa.concat_tables(parts) if parts else empty_table(PRICES_SCHEMA)
 
 
 def _aggregate_items(con: duckdb.DuckDBPyConnection, spill_path: str, headers: list[dict], writer) -> int:

@@ -77,6 +77,24 @@ def str_array(values: list) -> pa.Array:
     return pa.Array.from_buffers(pa.string(), len(data), [validity, pa.py_buffer(offsets), pa.py_buffer(b"".join(data))])
 
 
+_EPOCH = _dt.date(1970, 1, 1)
+
+
+def date_array(values: list, n: int | None = None) -> pa.Array:
+    """date32 array of ``datetime.date`` values (None = NULL), or ``n`` times ``values[0]``,
+    built from buffers."""
+    days = np.array([(v - _EPOCH).days if v is not None else 0 for v in values], np.int32)
+    nulls = np.array([v is None for v in values], bool)
+    if n is not None:
+        days, nulls = np.repeat(days, n), np.repeat(nulls, n)
+    return from_numpy(days, nulls).view(pa.date32())
+
+
+def empty_table(schema: pa.Schema) -> pa.Table:
+    """A table of ``schema`` with no rows (``schema.empty_table()`` goes through pandas)."""
+    return pa.table([pa.nulls(0, f.type) for f in schema], schema=schema)
+
+
 def repeat_str(value: str | None, n: int) -> pa.Array:
     """``n`` times the same string (or ``n`` nulls), built from buffers."""
     if value is None:
