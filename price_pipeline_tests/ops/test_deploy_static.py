@@ -220,6 +220,8 @@ def test_instance_configs_are_valid_dagster_instance_config(path):
     assert bulk["value"] == "true" and bulk["limit"] == runs["max_concurrent_runs"] - 1  # one slot stays free
     assert config["concurrency"]["pools"]["default_limit"] == 1  # duckdb_warehouse: single writer
     assert config.get("freshness", {}).get("enabled", True) is True  # the freshness daemon evaluates policies
+    # sensors tick side by side: a slow tick (a change sweep, a catalog fetch) delays only its own sensor
+    assert config["sensors"]["use_threads"] is True and config["sensors"]["num_workers"] >= 2
     if "production" in path:
         assert config["storage"]["postgres"]["postgres_url"] == {"env": "DAGSTER_PG_URL"}
         assert config["compute_logs"]["class"] == "S3ComputeLogManager"
