@@ -75,7 +75,7 @@ def natural_keys(manifest: dict) -> dict[str, list[str]]:
     """Model name -> the columns that identify one of its rows, read from its dbt tests.
 
     The grain a model's ``unique_combination_of_columns`` test names, else its first documented
-    column with a ``unique`` test: dbt checks on every build that these columns are a key, so
+    column with a ``unique`` test (or named ``unique`` by its ``column_rules`` test): dbt checks on every build that these columns are a key, so
     ordering by them is a total order, decided in schema.yml next to the model's docs.
     """
     nodes = manifest.get("nodes", {})
@@ -91,6 +91,8 @@ def natural_keys(manifest: dict) -> dict[str, list[str]]:
             combinations.setdefault(model, list(kwargs["combination_of_columns"]))
         elif test.get("name") == "unique" and kwargs.get("column_name"):
             unique_columns.setdefault(model, set()).add(kwargs["column_name"])
+        elif test.get("name") == "column_rules" and kwargs.get("unique"):
+            unique_columns.setdefault(model, set()).update(kwargs["unique"])
     keys: dict[str, list[str]] = {}
     for model, columns in unique_columns.items():
         documented = [c for c in nodes[model].get("columns", {}) if c in columns]
