@@ -202,10 +202,10 @@ def test_an_extract_that_cannot_be_read_back_keeps_its_other_tables_shown(tmp_pa
 
 
 def test_column_rules_are_one_check_per_model_that_names_its_columns():
-    """Each model's column rules (required, unique, accepted-value columns) are one dbt test
+    """Each model's column rules (required, unique, accepted-value columns, grain) are one dbt test
     (column_rules), so one asset check per model: named after the model, described in the UI by
     the columns and rules it covers, and no single-column not_null, unique or accepted_values test
-    is left beside it."""
+    nor a unique_combination_of_columns test is left beside it."""
     import json
 
     from price_pipeline.defs.analytics.assets import dbt_project, price_analytics_dbt_models
@@ -215,7 +215,8 @@ def test_column_rules_are_one_check_per_model_that_names_its_columns():
     rules = {n["name"]: n["test_metadata"]["kwargs"] for n in tests
              if (n.get("test_metadata") or {}).get("name") == "column_rules"}
     assert not [n["name"] for n in tests
-                if (n.get("test_metadata") or {}).get("name") in ("not_null", "unique", "accepted_values")]
+                if (n.get("test_metadata") or {}).get("name")
+                in ("not_null", "unique", "accepted_values", "unique_combination_of_columns")]
     specs = {spec.name: spec for spec in price_analytics_dbt_models.check_specs}
     assert rules and set(rules) <= set(specs)
     for name, kwargs in rules.items():
@@ -227,6 +228,8 @@ def test_column_rules_are_one_check_per_model_that_names_its_columns():
     assert distribution.description.startswith("No NULL in any of these columns: distribution_key, primary_code,")
     assert "Unique: distribution_key." in distribution.description
     assert "value_unit is one of: usd, usd_per_unit, percent." in distribution.description
+    assert ("Unique together: primary_code, primary_code_type, setting, charge_kind, drug_unit_type, payer_class."
+            in distribution.description)
 
 
 def test_every_mart_gets_its_row_count_schema_and_preview_after_a_build():

@@ -66,7 +66,7 @@ class PriceDbtTranslator(DagsterDbtTranslator):
 
     def get_asset_check_spec(self, asset_spec, manifest, unique_id, project):
         """dbt tests become asset checks named after the test. A model's column rules (required,
-        unique and accepted-value columns) are one ``column_rules`` test
+        unique and accepted-value columns, its grain) are one ``column_rules`` test
         (macros/test_column_rules.sql) named ``column_rules_<model>``: its check says in the UI
         which columns and rules it covers."""
         spec = super().get_asset_check_spec(asset_spec, manifest, unique_id, project)
@@ -90,6 +90,8 @@ def check_description(test_node: dict) -> str | None:
         parts.append("Unique: " + ", ".join(kwargs["unique"]) + ".")
     for column, values in (kwargs.get("accepted_values") or {}).items():
         parts.append(f"{column} is one of: " + ", ".join(str(v) for v in values) + ".")
+    for columns in kwargs.get("unique_combinations") or []:
+        parts.append("Unique together: " + ", ".join(columns) + ".")
     return " ".join(parts) or None
 
 

@@ -184,9 +184,11 @@ def test_natural_key_is_the_grain_dbt_tests():
         test("plain", "not_null", column_name="v"),
         # a model's column_rules test (macros/test_column_rules.sql) names its unique columns
         test("ruled", "column_rules", not_null=["v"], unique=["key", "id"], accepted_values={"v": ["a"]}),
+        test("combined", "column_rules", unique=["id"], unique_combinations=[["p", "q"], ["r", "s"]]),
     ]
+    nodes.append({"unique_id": "model.p.combined", "resource_type": "model", "name": "combined", "columns": {"id": {}}})
     keys = natural_keys({"nodes": {n["unique_id"]: n for n in nodes}})
-    assert keys == {"ranked": ["rank"], "grain": ["x", "y"], "ruled": ["id"]}
+    assert keys == {"ranked": ["rank"], "grain": ["x", "y"], "ruled": ["id"], "combined": ["p", "q"]}
 
 
 def test_published_files_do_not_depend_on_the_warehouse_row_order(tmp_path):
