@@ -553,24 +553,34 @@ def test_dbt_parse_writes_manifest(tmp_path: Path) -> None:
                 assert column["description"], (node["name"], column["name"])
 
 
-def test_required_columns_test_fails_on_a_null_and_names_the_column(built: Path, tmp_path: Path) -> None:
-    """A model's required columns are one not_null_columns test (macros/test_not_null_columns.sql):
-    a NULL in any of them fails it, one failing row per column with NULLs."""
+def test_column_rules_test_fails_on_each_rule_and_names_the_column(built: Path, tmp_path: Path) -> None:
+    """A model's column rules are one column_rules test (macros/test_column_rules.sql): a NULL in a
+    required column, a duplicated unique value, a value outside a column's accepted values or a
+    duplicated grain fails it, one failing row per broken column and rule with the number of rows
+    (or duplicated values) that break it."""
     shutil.copy(built / "warehouse.duckdb", tmp_path / "warehouse.duckdb")
-    test = "not_null_columns_mart_price_distribution"
+    test = "column_rules_mart_price_distribution"
     passing = run_dbt(["test", "--select", test], tmp=tmp_path)
     assert passing.returncode == 0, passing.stdout
     with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as conn:
-        conn.execute("update mart_price_distribution set n_prices = null "
-                     "where distribution_key = (select min(distribution_key) from mart_price_distribution)")
+        keys = [k for (k,) in conn.execute(
+            "select distribution_key from mart_price_distribution order by distribution_key limit 3").fetchall()]
+        # a copy of a row: its grain and its key twice
+        conn.execute("insert into mart_price_distribution select * from mart_price_distribution where distribution_key = ?",
+                     [keys[0]])
+        conn.execute("update mart_price_distribution set n_prices = null where distribution_key = ?", [keys[0]])
         conn.execute("update mart_price_distribution set suppressed = null")
+        conn.execute("update mart_price_distribution set value_unit = 'euro' where distribution_key = ?", [keys[1]])
+        conn.execute("update mart_price_distribution set distribution_key = ? where distribution_key = ?", keys[1:3])
     failing = run_dbt(["test", "--select", test, "--store-failures"], tmp=tmp_path)
     assert failing.returncode == 1, failing.stdout
-    assert "Got 2 results" in failing.stdout, failing.stdout
+    assert "Got 5 results" in failing.stdout, failing.stdout
     with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as conn:
-        rows = conn.execute(f"select column_name, null_rows from main_dbt_test__audit.{test} order by 1").fetchall()  # noqa: S608 (a constant)
+        rows = conn.execute(f"select column_name, rule, failing_rows from main_dbt_test__audit.{test} order by 1, 2").fetchall()  # noqa: S608 (a constant)
         total = conn.execute("select count(*) from mart_price_distribution").fetchone()[0]
-    assert rows == [("n_prices", 1), ("suppressed", total)]
+    grain = "primary_code, primary_code_type, setting, charge_kind, drug_unit_type, payer_class"
+    assert rows == [("distribution_key", "unique", 2), ("n_prices", "not_null", 2), (grain, "unique_combination", 1),
+                    ("suppressed", "not_null", total), ("value_unit", "accepted_values", 1)]
 
 
 # The layer of a model is its folder under models/ and the prefix of its name.

@@ -68,7 +68,7 @@ def _shuffled_warehouse(path, seed: float) -> None:
                    FROM range(40) t(i) ORDER BY random()""")
     con.execute("""CREATE TABLE mart_hospital_summary AS SELECT 'h' || i AS hospital_key, i * 7 % 11 AS n_prices
                    FROM range(40) t(i) ORDER BY random()""")
-    # the key of mart_price_distribution (its unique_combination_of_columns test), NULLs included
+    # the key of mart_price_distribution (the grain its column_rules test names), NULLs included
     con.execute("""CREATE TABLE mart_price_distribution AS SELECT
                      lpad(CAST(i % 97 AS VARCHAR), 5, '0') AS primary_code, 'CPT' AS primary_code_type,
                      CASE WHEN i % 3 = 0 THEN NULL ELSE 'outpatient' END AS setting,

@@ -201,26 +201,35 @@ def test_an_extract_that_cannot_be_read_back_keeps_its_other_tables_shown(tmp_pa
 
 
 
-def test_required_columns_are_one_check_per_model_that_names_its_columns():
-    """Each model's required columns are one dbt test (not_null_columns), so one asset check per
-    model: named after the model, described in the UI by the columns it covers (every column the
-    test reads), and no single-column not_null test is left beside it."""
+def test_column_rules_are_one_check_per_model_that_names_its_columns():
+    """Each model's column rules (required, unique, accepted-value columns, grain) are one dbt test
+    (column_rules), so one asset check per model: named after the model, described in the UI by
+    the columns and rules it covers, and no single-column not_null, unique or accepted_values test
+    nor a unique_combination_of_columns test is left beside it."""
     import json
 
     from price_pipeline.defs.analytics.assets import dbt_project, price_analytics_dbt_models
 
     tests = [n for n in json.loads(dbt_project.manifest_path.read_text())["nodes"].values()
              if n["resource_type"] == "test"]
-    required = {n["name"]: n["test_metadata"]["kwargs"]["column_names"] for n in tests
-                if (n.get("test_metadata") or {}).get("name") == "not_null_columns"}
-    assert not [n["name"] for n in tests if (n.get("test_metadata") or {}).get("name") == "not_null"]
+    rules = {n["name"]: n["test_metadata"]["kwargs"] for n in tests
+             if (n.get("test_metadata") or {}).get("name") == "column_rules"}
+    assert not [n["name"] for n in tests
+                if (n.get("test_metadata") or {}).get("name")
+                in ("not_null", "unique", "accepted_values", "unique_combination_of_columns")]
     specs = {spec.name: spec for spec in price_analytics_dbt_models.check_specs}
-    assert required and set(required) <= set(specs)
-    for name, columns in required.items():
-        assert columns, name
-        assert specs[name].description == "No NULL in any of these columns: " + ", ".join(columns) + "."
-    assert specs["not_null_columns_mart_item_codes"].asset_key == dg.AssetKey("mart_item_codes")
-    assert "item_key" in required["not_null_columns_mart_item_codes"]
+    assert rules and set(rules) <= set(specs)
+    for name, kwargs in rules.items():
+        assert kwargs.get("not_null") or kwargs.get("unique") or kwargs.get("accepted_values"), name
+        for column in kwargs.get("not_null") or []:
+            assert column in specs[name].description, (name, column)
+    distribution = specs["column_rules_mart_price_distribution"]
+    assert distribution.asset_key == dg.AssetKey("mart_price_distribution")
+    assert distribution.description.startswith("No NULL in any of these columns: distribution_key, primary_code,")
+    assert "Unique: distribution_key." in distribution.description
+    assert "value_unit is one of: usd, usd_per_unit, percent." in distribution.description
+    assert ("Unique together: primary_code, primary_code_type, setting, charge_kind, drug_unit_type, payer_class."
+            in distribution.description)
 
 
 def test_every_mart_gets_its_row_count_schema_and_preview_after_a_build():

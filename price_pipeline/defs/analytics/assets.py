@@ -65,9 +65,10 @@ class PriceDbtTranslator(DagsterDbtTranslator):
         return spec.replace_attributes(group_name="analytics")
 
     def get_asset_check_spec(self, asset_spec, manifest, unique_id, project):
-        """dbt tests become asset checks named after the test. A model's required columns are one
-        ``not_null_columns`` test (macros/test_not_null_columns.sql) named
-        ``not_null_columns_<model>``: its check says in the UI which columns it covers."""
+        """dbt tests become asset checks named after the test. A model's column rules (required,
+        unique and accepted-value columns, its grain) are one ``column_rules`` test
+        (macros/test_column_rules.sql) named ``column_rules_<model>``: its check says in the UI
+        which columns and rules it covers."""
         spec = super().get_asset_check_spec(asset_spec, manifest, unique_id, project)
         if spec is None or spec.description:
             return spec
@@ -77,12 +78,21 @@ class PriceDbtTranslator(DagsterDbtTranslator):
 
 def check_description(test_node: dict) -> str | None:
     """The asset check description of a dbt test node that has no ``meta.description`` of its own:
-    the columns of a multi-column not-null test (its name only says which model it is on)."""
+    the columns and rules of a model's ``column_rules`` test (its name only says which model it is on)."""
     metadata = test_node.get("test_metadata") or {}
-    if metadata.get("name") == "not_null_columns":
-        columns = metadata.get("kwargs", {}).get("column_names") or []
-        return "No NULL in any of these columns: " + ", ".join(columns) + "."
-    return None
+    if metadata.get("name") != "column_rules":
+        return None
+    kwargs = metadata.get("kwargs") or {}
+    parts = []
+    if kwargs.get("not_null"):
+        parts.append("No NULL in any of these columns: " + ", ".join(kwargs["not_null"]) + ".")
+    if kwargs.get("unique"):
+        parts.append("Unique: " + ", ".join(kwargs["unique"]) + ".")
+    for column, values in (kwargs.get("accepted_values") or {}).items():
+        parts.append(f"{column} is one of: " + ", ".join(str(v) for v in values) + ".")
+    for columns in kwargs.get("unique_combinations") or []:
+        parts.append("Unique together: " + ", ".join(columns) + ".")
+    return " ".join(parts) or None
 
 
 class RunDbtCliResource(DbtCliResource):

@@ -74,8 +74,9 @@ def neutralised_select(con: duckdb.DuckDBPyConnection, relation_sql: str, params
 def natural_keys(manifest: dict) -> dict[str, list[str]]:
     """Model name -> the columns that identify one of its rows, read from its dbt tests.
 
-    The grain a model's ``unique_combination_of_columns`` test names, else its first documented
-    column with a ``unique`` test: dbt checks on every build that these columns are a key, so
+    The grain a model's ``unique_combination_of_columns`` test names (or the first of its
+    ``column_rules`` test's ``unique_combinations``), else its first documented column with a
+    ``unique`` test (or named ``unique`` by its ``column_rules`` test): dbt checks on every build that these columns are a key, so
     ordering by them is a total order, decided in schema.yml next to the model's docs.
     """
     nodes = manifest.get("nodes", {})
@@ -87,10 +88,16 @@ def natural_keys(manifest: dict) -> dict[str, list[str]]:
         if node.get("resource_type") != "test" or model not in nodes:
             continue
         kwargs = test.get("kwargs") or {}
-        if test.get("name") == "unique_combination_of_columns" and kwargs.get("combination_of_columns"):
+        name = test.get("name")
+        if name == "unique_combination_of_columns" and kwargs.get("combination_of_columns"):
             combinations.setdefault(model, list(kwargs["combination_of_columns"]))
-        elif test.get("name") == "unique" and kwargs.get("column_name"):
+        elif name == "unique" and kwargs.get("column_name"):
             unique_columns.setdefault(model, set()).add(kwargs["column_name"])
+        elif name == "column_rules":  # macros/test_column_rules.sql
+            if kwargs.get("unique_combinations"):
+                combinations.setdefault(model, list(kwargs["unique_combinations"][0]))
+            if kwargs.get("unique"):
+                unique_columns.setdefault(model, set()).update(kwargs["unique"])
     keys: dict[str, list[str]] = {}
     for model, columns in unique_columns.items():
         documented = [c for c in nodes[model].get("columns", {}) if c in columns]

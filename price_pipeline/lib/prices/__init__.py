@@ -6,22 +6,31 @@
 * :func:`compute_price_changes` — the ``price_changes`` step; returns a :class:`ChangesResult`.
 * :mod:`.payers` — payer canonicalisation and classes (also called by dbt through
   :mod:`price_pipeline.lib.analytics.dbt_plugin`).
+
+The names resolve on first use (PEP 562): the dbt plugin imports only :mod:`.payers` and
+:mod:`.codes`, and every dbt process must not pay for the normaliser's pyarrow imports.
 """
 
-from price_pipeline.lib.prices.history import (
-    ChangesResult,
-    HistoryResult,
-    build_hospital_prices_with_history,
-    compute_price_changes,
-    read_versions,
-)
-from price_pipeline.lib.prices.normalize import normalize_to_prices
+from __future__ import annotations
 
-__all__ = [
-    "ChangesResult",
-    "HistoryResult",
-    "build_hospital_prices_with_history",
-    "compute_price_changes",
-    "normalize_to_prices",
-    "read_versions",
-]
+import importlib
+
+# public name -> module of this package that defines it
+_EXPORTS = {
+    "ChangesResult": "history",
+    "HistoryResult": "history",
+    "build_hospital_prices_with_history": "history",
+    "compute_price_changes": "history",
+    "read_versions": "history",
+    "normalize_to_prices": "normalize",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value

@@ -176,14 +176,19 @@ def test_natural_key_is_the_grain_dbt_tests():
          "columns": {"rank": {}, "a_hash": {}}},
         {"unique_id": "model.p.grain", "resource_type": "model", "name": "grain", "columns": {"k": {}}},
         {"unique_id": "model.p.plain", "resource_type": "model", "name": "plain", "columns": {}},
+        {"unique_id": "model.p.ruled", "resource_type": "model", "name": "ruled", "columns": {"id": {}, "key": {}}},
         # 'a_hash' sorts first by test id, but 'rank' is documented first
         test("ranked", "unique", column_name="a_hash"), test("ranked", "unique", column_name="rank"),
         test("grain", "unique", column_name="k"),
         test("grain", "unique_combination_of_columns", combination_of_columns=["x", "y"]),
         test("plain", "not_null", column_name="v"),
+        # a model's column_rules test (macros/test_column_rules.sql) names its unique columns
+        test("ruled", "column_rules", not_null=["v"], unique=["key", "id"], accepted_values={"v": ["a"]}),
+        test("combined", "column_rules", unique=["id"], unique_combinations=[["p", "q"], ["r", "s"]]),
     ]
+    nodes.append({"unique_id": "model.p.combined", "resource_type": "model", "name": "combined", "columns": {"id": {}}})
     keys = natural_keys({"nodes": {n["unique_id"]: n for n in nodes}})
-    assert keys == {"ranked": ["rank"], "grain": ["x", "y"]}
+    assert keys == {"ranked": ["rank"], "grain": ["x", "y"], "ruled": ["id"], "combined": ["p", "q"]}
 
 
 def test_published_files_do_not_depend_on_the_warehouse_row_order(tmp_path):
