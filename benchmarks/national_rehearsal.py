@@ -440,19 +440,29 @@ class Platform:
     def instance(self):
         import dagster as dg
 
-        # launch.py links dagster.yaml and migrates the storage before starting dagster dev.
-        deadline = time.monotonic() + 120
-        while not (self.home / "dagster.yaml").exists():
-            if time.monotonic() > deadline or self.process.poll() is not None:
-                raise RuntimeError("the platform did not create its DAGSTER_HOME; see platform.log")
+        # launch.py links dagster.yaml and migrates the storage, then prints "Dagster UI:" and
+        # starts dagster dev. Opening the instance here before that line raced the migration
+        # (this process's SQLite storages create their tables too): under load the platform died
+        # with alembic's "Requested revision ... overlaps with other requested revisions".
+        deadline = time.monotonic() + 300
+        while b"Dagster UI:" not in (self.work / "platform.log").read_bytes():
+            self.check_alive()
+            if time.monotonic() > deadline:
+                raise RuntimeError("the platform did not prepare its DAGSTER_HOME within 300 s; see platform.log")
             time.sleep(1)
-        time.sleep(3)
         saved = {k: os.environ.get(k) for k in ("DAGSTER_PG_URL", "PRICE_PIPELINE_COMPUTE_LOG_BUCKET",
                                                   "PRICE_PIPELINE_S3_ENDPOINT_URL")}
         for k in saved:
             if k in self.env:
                 os.environ[k] = self.env[k]
         return dg.DagsterInstance.from_config(str(self.home))
+
+    def check_alive(self) -> None:
+        """Raise when the platform process has exited: a wait on a dead platform would otherwise
+        last its whole timeout (an hour per day) and end in a misleading 'not settled'."""
+        if self.process is not None and self.process.poll() is not None:
+            raise RuntimeError(f"the platform exited with status {self.process.returncode}; see "
+                               f"{self.work / 'platform.log'}")
 
     def lake(self):
         from price_pipeline.lib.lake.storage import open_lake
@@ -561,10 +571,10 @@ class RssSampler(threading.Thread):
 class Watcher:
     """Reads the platform's Dagster instance: prices materializations, runs, partitions."""
 
-    def __init__(self, instance):
+    def __init__(self, instance, *, alive=lambda: None):
         import dagster as dg
 
-        self.dg, self.instance = dg, instance
+        self.dg, self.instance, self.alive = dg, instance, alive
         self.prices_cursor = None
         self.prices_at: dict[str, list[float]] = {}  # partition -> materialization times
         self.gx_cursor = None
@@ -585,6 +595,7 @@ class Watcher:
                 return
 
     def poll(self) -> None:
+        self.alive()  # every wait polls: none outlives the platform
         self._poll("prices", "prices_cursor", self.prices_at)
         self._poll("prices_expectations", "gx_cursor", self.gx_at)
 
@@ -676,6 +687,7 @@ def analytics_lag(watcher: Watcher, after: float, *, timeout: float) -> float | 
     that started later; None when none finished within ``timeout``."""
     deadline = time.time() + timeout
     while time.time() < deadline:
+        watcher.alive()
         for record in watcher.runs(after - 5, ANALYTICS_JOB):
             run = record.dagster_run
             if run.status.value == "SUCCESS" and record.start_time and record.start_time >= after and record.end_time:
@@ -957,7 +969,7 @@ def main(argv: list[str] | None = None) -> int:
             instance = platform.instance()
         sampler = RssSampler(platform.home)
         sampler.start()
-        watcher = Watcher(instance)
+        watcher = Watcher(instance, alive=platform.check_alive)
         log(f"platform started ({'production' if args.production else 'embedded'}), UI port {platform.ui_port}")
 
         # -- day 1 --------------------------------------------------------------------------------

@@ -62,3 +62,34 @@ def test_small_national_rehearsal_meets_its_targets(tmp_path):
     # hospitals ran in batches: far fewer ingestion runs than hospitals on day 1
     assert report["day1"]["ingestion_jobs"]["runs"] < 60
     assert max(report["host_concurrency"].values()) <= 2
+
+
+def _rehearsal_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("national_rehearsal", PROJECT_ROOT / "benchmarks" / "national_rehearsal.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("national_rehearsal", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_platform_that_died_at_start_ends_the_rehearsal_at_once(tmp_path):
+    """A platform whose start failed (here: the storage migration, as once under load) is
+    reported at once, not waited for: before, the harness slept 3 s, opened the instance itself
+    (racing launch.py's migration) and then polled a dead platform for its whole day timeout."""
+    import time
+
+    rehearsal = _rehearsal_module()
+    platform = rehearsal.Platform.__new__(rehearsal.Platform)  # only the process and its log
+    platform.work, platform.home = tmp_path, tmp_path / "dagster_home"
+    (tmp_path / "platform.log").write_bytes(b"alembic.util.exc.CommandError: Requested revision ... overlaps\n")
+    platform.process = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    platform.process.wait()
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="exited with status 3"):
+        platform.instance()
+    watcher = rehearsal.Watcher(None, alive=platform.check_alive)
+    with pytest.raises(RuntimeError, match="exited with status 3"):
+        watcher.poll()
+    assert time.monotonic() - started < 5
