@@ -62,6 +62,8 @@ TRANSIENT_RETRY = LAKE_RETRY
 ONE_HOSPITAL_PER_RUN = dg.BackfillPolicy.multi_run(max_partitions_per_run=1)
 # defs/ingestion/conformance.py (which imports this module): the step that takes the background validations
 CONFORMANCE_REPORTS = dg.AssetKey("conformance_reports")
+# executors that run every step of a run in the run's own process (execute_in_process: dg.materialize)
+IN_PROCESS_EXECUTORS = ("in_process", "execute_in_process_executor")
 
 
 
@@ -92,7 +94,7 @@ def _conformance_runs_later_here(context: dg.AssetExecutionContext) -> bool:
     executor runs every step in-process (``ingest_hospital``). A child started for any other run
     would only be killed with its step's process."""
     job = context.job_def
-    return CONFORMANCE_REPORTS in job.asset_layer.selected_asset_keys and job.executor_def.name == "in_process"
+    return CONFORMANCE_REPORTS in job.asset_layer.selected_asset_keys and job.executor_def.name in IN_PROCESS_EXECUTORS
 
 
 def _start_background_conformance(context: dg.AssetExecutionContext, key: str,
