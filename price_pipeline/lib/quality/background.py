@@ -43,6 +43,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from price_pipeline.settings import child_environment, environ
+
 # Files of at least this many bytes are validated in a child (Settings.conformance_background_min_bytes).
 DEFAULT_MIN_BYTES = 64 * 2**20
 # Longest wait for a child's result before validating inline (Settings.conformance_background_timeout_seconds).
@@ -90,9 +92,9 @@ def start_child(hospital_key: str, params: dict[str, Any]) -> bool:
             return False
         folder = tempfile.mkdtemp(prefix="pp-conformance-")  # private (0700): the result is not shared
         (Path(folder) / "params.json").write_text(json.dumps(params))
-        env = dict(os.environ)
         # the same price_pipeline as this process, even when it is not the installed one
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (_package_root(), env.get("PYTHONPATH")) if p)
+        pythonpath = os.pathsep.join(p for p in (_package_root(), environ().get("PYTHONPATH")) if p)
+        env = child_environment({"PYTHONPATH": pythonpath})
         with open(Path(folder) / "stderr.txt", "wb") as err:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "price_pipeline.lib.quality.background", folder, str(os.getpid())],
