@@ -4,7 +4,7 @@ A hospital run does its steps one after another in one process, so the validator
 of a big raw file (25-35 % of a run) left the machine's second core idle. The run's first step
 calls :func:`start_background_validations` once the hospital's current files are stored: each
 file of at least ``min_bytes`` in a local lake gets a child process
-(``python -m price_pipeline.lib.quality.background``) that runs
+(``python -m price_pipeline.lib.quality.background_child``) that runs
 :func:`price_pipeline.lib.validate.validate_file` with the rules and limits the conformance step
 would use and writes ``validate_file(...).as_dict()`` as JSON to a private temp folder.
 :func:`price_pipeline.lib.quality.conformance.validate_hospital` then takes that result
@@ -97,7 +97,7 @@ def start_child(hospital_key: str, params: dict[str, Any]) -> bool:
         env = child_environment({"PYTHONPATH": pythonpath})
         with open(Path(folder) / "stderr.txt", "wb") as err:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "price_pipeline.lib.quality.background", folder, str(os.getpid())],
+                [sys.executable, "-m", "price_pipeline.lib.quality.background_child", folder, str(os.getpid())],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, env=env, close_fds=True)
         _RUNNING[(hospital_key, params["sha256"])] = _Child(proc, folder, params)
         return True
@@ -218,6 +218,3 @@ def child_main(folder: str, parent_pid: int) -> int:
     os.replace(tmp, Path(folder) / "result.json")  # never a half-written result
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(child_main(sys.argv[1], int(sys.argv[2])))
