@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -202,10 +203,12 @@ def test_the_child_dies_with_the_process_that_started_it(tmp_path):
         from price_pipeline.lib.quality import background, conformance
         conformance.start_background_validations("h1", lake=LocalLake({str(tmp_path / 'lake')!r}), min_bytes=1)
         (child,) = background.running_children("h1")
-        print(child.pid, flush=True)
+        (folder,) = [c.folder for c in background._RUNNING.values()]
+        print(child.pid, folder, flush=True)
         os.kill(os.getpid(), 9)  # no atexit, no cleanup: as a killed run worker
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert out.returncode == -9, out.stderr
-    pid = int(out.stdout.split()[0])
-    assert _gone(pid), f"validator {pid} outlived its parent"
+    pid, folder = out.stdout.split()
+    assert _gone(int(pid)), f"validator {pid} outlived its parent"
+    shutil.rmtree(folder)  # a killed run leaves its few-KB temp folder behind (nothing removes it)
