@@ -235,7 +235,7 @@ class Instance:
         return {"seconds": seconds, "cpu": cpu, **counts}
 
 
-def bench_file(name: str, path: Path, tmp: Path) -> dict:
+def bench_file(name: str, path: Path, tmp: Path, code_root: Path = ROOT) -> dict:
     data = tmp / "data"
     (data / "files").mkdir(parents=True)
     if _same_fs(path, data):
@@ -248,7 +248,7 @@ def bench_file(name: str, path: Path, tmp: Path) -> dict:
                               "files": [{"name": path.name}]}]}
     (data / "catalog.json").write_text(json.dumps(catalog))
     with DemoCatalogServer(data_dir=data) as server:
-        instance = Instance(tmp / "instance", server)
+        instance = Instance(tmp / "instance", server, code_root)
         (key,) = instance.hospital_keys()
         first = instance.run(key)
         rerun = instance.run(key)
@@ -332,7 +332,7 @@ def main() -> int:
     ap.add_argument("--hospital", default="ccn-450987", help="--tiny: the demo hospital (default: a 6 KB tall CSV)")
     ap.add_argument("--repeat", type=int, default=3, help="--tiny: runs, each on a fresh instance (medians)")
     ap.add_argument("--code-root", type=Path, default=ROOT,
-                    help="--tiny: whose price_pipeline runs (another checkout; default this one)")
+                    help="whose price_pipeline the runs execute (another checkout; default this one)")
     args = ap.parse_args()
     args.work_dir.mkdir(parents=True, exist_ok=True)
     if args.tiny:
@@ -350,7 +350,7 @@ def main() -> int:
             print(f"duckdb yardstick (tall -> parquet): {duck_s:.1f} s", flush=True)
         for name, path in paths.items():
             print(f"running {name} ({path.stat().st_size / MB:.0f} MB) ...", flush=True)
-            results.append(bench_file(name, path, tmp_root / name))
+            results.append(bench_file(name, path, tmp_root / name, args.code_root.resolve()))
             r = results[-1]
             print(f"  run {r['run']['seconds']:.1f} s ({r['run']['status']}), rerun {r['rerun']['seconds']:.1f} s, "
                   f"parse {r['parse_s']:.1f} s", flush=True)

@@ -161,6 +161,11 @@ class Settings:
     cms_rules: str = "major"
     # YYYY-MM-DD for cms_rules=in-force (empty: the day of the run)
     cms_rules_as_of: str | None = None
+    # A current file of at least this many bytes is validated in a child process beside the run's
+    # parse (lib/quality/background.py; 0 turns it off), whose result the conformance step waits
+    # for at most conformance_background_timeout_seconds before validating inline.
+    conformance_background_min_bytes: int = 64 * 2**20
+    conformance_background_timeout_seconds: float = 3600.0
     # -- table-wide quality (docs/quality.md) ---------------------------------------------------
     # dollar amount above which the extreme_amounts check flags a price
     extreme_amount_ceiling: float = 10_000_000.0
@@ -263,6 +268,10 @@ class Settings:
             extreme_amount_ceiling=float(_env("PRICE_PIPELINE_EXTREME_AMOUNT_CEILING", "10000000")),
             cms_rules=_env("PRICE_PIPELINE_CMS_RULES", "major"),
             cms_rules_as_of=_env("PRICE_PIPELINE_CMS_RULES_AS_OF"),
+            conformance_background_min_bytes=int(_env("PRICE_PIPELINE_CONFORMANCE_BACKGROUND_MIN_BYTES",
+                                                      str(64 * 2**20))),
+            conformance_background_timeout_seconds=float(
+                _env("PRICE_PIPELINE_CONFORMANCE_BACKGROUND_TIMEOUT_SECONDS", "3600")),
             analytics_max_wait_minutes=float(_env("PRICE_PIPELINE_ANALYTICS_MAX_WAIT_MINUTES", "30")),
             priority_hospitals=_csv(_env("PRICE_PIPELINE_PRIORITY_HOSPITALS")),
             ingest_batch_size=int(_env("PRICE_PIPELINE_INGEST_BATCH_SIZE", "25")),

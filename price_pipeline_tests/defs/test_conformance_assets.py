@@ -163,3 +163,90 @@ def test_a_version_with_less_than_half_the_rows_is_held_back(instance, settings,
         assert lake.get_bytes(layout.prices_key(key)) != published
     finally:
         demo_server.set_file(name, original)
+
+
+def _started_children(monkeypatch) -> list:
+    """Every child process the run starts (lib.quality.background.start_child, observed)."""
+    from price_pipeline.lib.quality import background
+
+    started: list = []
+    real = background.start_child
+
+    def observed(hospital_key, params):
+        ok = real(hospital_key, params)
+        started.extend(p for p in background.running_children(hospital_key) if p not in started)
+        return ok
+
+    monkeypatch.setattr(background, "start_child", observed)
+    return started
+
+
+def _step_order(result: dg.ExecuteInProcessResult) -> list[str]:
+    return [e.step_key for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_START]
+
+
+def _logged(instance, result, text: str) -> list[str]:
+    return [e.user_message for e in instance.all_logs(result.run_id) if text in (e.user_message or "")]
+
+
+def _stored_report(settings, key: str) -> dict:
+    lake = LocalLake(settings.lake_url)
+    (row,) = pq.read_table(lake.uri(layout.conformance_table_key(key))).to_pylist()
+    report = json.loads(lake.get_bytes(layout.conformance_report_key(key, row["file_sha256"])))
+    return {k: v for k, v in report.items() if k not in ("seconds", "validated_at")}
+
+
+@pytest.mark.parametrize("layout_", ["csv_tall", "csv_wide", "json"])
+def test_a_big_file_is_validated_beside_the_parse_and_its_child_is_gone_after_the_step(
+        instance, settings, catalog, monkeypatch, layout_):
+    from price_pipeline.lib.quality import background, validate_hospital
+
+    key, _ = demo_hospital(catalog, layout=layout_, version="3.0.0")
+    started = _started_children(monkeypatch)
+    # every file counts as big here (the demo files are kilobytes)
+    result = run_hospital(instance, dataclasses.replace(settings, conformance_background_min_bytes=1), key)
+    assert result.success
+    (child,) = started
+    assert child.poll() is not None and not background.running_children()
+    assert _logged(instance, result, "started in the background")
+    assert _logged(instance, result, "background validation of") and "used" in _logged(
+        instance, result, "background validation of")[0]
+    # the conformance step ran after parsing and normalisation, while the child worked
+    assert _step_order(result)[-1] == "conformance_reports"
+    by_child = _stored_report(settings, key)
+    validate_hospital(key, lake=LocalLake(settings.lake_url), reuse=False)  # inline, as before
+    assert _stored_report(settings, key) == by_child
+
+
+def test_conformance_still_runs_and_takes_the_child_when_parsing_fails(instance, settings, catalog, monkeypatch):
+    from price_pipeline.defs.ingestion import assets as ingestion_assets
+    from price_pipeline.lib.quality import background
+
+    key, _ = demo_hospital(catalog, layout="csv_tall", version="3.0.0")
+    started = _started_children(monkeypatch)
+
+    def broken_parser(*args, **kwargs):
+        raise RuntimeError("parser bug")
+
+    monkeypatch.setattr(ingestion_assets, "parse_hospital_files", broken_parser)
+    result = run_hospital(instance, dataclasses.replace(settings, conformance_background_min_bytes=1), key)
+    assert "mrf_parsed" in failed_steps(result)
+    md = metadata(result, "conformance_reports")
+    assert md["valid"] is True and md["files_checked"] == 1
+    assert "used" in _logged(instance, result, "background validation of")[0]
+    (child,) = started
+    assert child.poll() is not None and not background.running_children()
+
+
+def test_no_child_without_the_conformance_step_in_the_run_or_for_small_files(instance, settings, catalog,
+                                                                             monkeypatch):
+    from price_pipeline_tests.defs.helpers import materialize_hospital
+
+    key, _ = demo_hospital(catalog, layout="csv_tall", version="3.0.0")
+    started = _started_children(monkeypatch)
+    # mrf_files, mrf_parsed and prices only: nothing would collect the child
+    assert materialize_hospital(instance, dataclasses.replace(settings, conformance_background_min_bytes=1),
+                                key).success
+    # the default threshold (64 MiB): a demo file of kilobytes is validated inline
+    assert run_hospital(instance, settings, key).success
+    assert started == []

@@ -45,6 +45,8 @@ from price_pipeline.lib.quality import (
     mrf_parsed_has_rows,
     mrf_parsed_row_count_not_collapsed,
     prices_schema_and_lineage_complete,
+    rules_from_settings,
+    start_background_validations,
 )
 
 # Retry policies (exponential backoff with jitter) and failure classification live in the ops
@@ -58,6 +60,10 @@ TRANSIENT_RETRY = LAKE_RETRY
 # the catalog sensor's batched runs cover a range of hospitals, and @per_hospital runs each
 # asset body once per hospital of the range (defs/ingestion/batching.py).
 ONE_HOSPITAL_PER_RUN = dg.BackfillPolicy.multi_run(max_partitions_per_run=1)
+# defs/ingestion/conformance.py (which imports this module): the step that takes the background validations
+CONFORMANCE_REPORTS = dg.AssetKey("conformance_reports")
+# executors that run every step of a run in the run's own process (execute_in_process: dg.materialize)
+IN_PROCESS_EXECUTORS = ("in_process", "execute_in_process_executor")
 
 
 
@@ -81,6 +87,29 @@ def _record_conformance_without_price_file(key: str, price_pipeline: PricePipeli
 
     validate_hospital(key, lake=price_pipeline.lake, limits=price_pipeline.settings.archive_limits(),
                       **rules_from_settings(price_pipeline.settings))
+
+
+def _conformance_runs_later_here(context: dg.AssetExecutionContext) -> bool:
+    """Whether ``conformance_reports`` runs later in this same process: the run selects it and its
+    executor runs every step in-process (``ingest_hospital``). A child started for any other run
+    would only be killed with its step's process."""
+    job = context.job_def
+    return CONFORMANCE_REPORTS in job.asset_layer.selected_asset_keys and job.executor_def.name in IN_PROCESS_EXECUTORS
+
+
+def _start_background_conformance(context: dg.AssetExecutionContext, key: str,
+                                  price_pipeline: PricePipelineResource) -> None:
+    """Big files: CMS validation starts now in a child process, beside parsing and normalisation
+    (issue 12); ``conformance_reports`` runs last in the job and takes the child's report."""
+    settings = price_pipeline.settings
+    if settings.conformance_background_min_bytes <= 0 or not _conformance_runs_later_here(context):
+        return
+    started = start_background_validations(key, lake=price_pipeline.lake, limits=settings.archive_limits(),
+                                           min_bytes=settings.conformance_background_min_bytes,
+                                           **rules_from_settings(settings))
+    if started:
+        context.log.info(f"CMS validation of {len(started)} big file(s) started in the background: "
+                         + ", ".join(s[:12] for s in started))
 
 
 @dg.asset(
@@ -130,6 +159,8 @@ def mrf_files(context: dg.AssetExecutionContext, price_pipeline: PricePipelineRe
         # so the conformance summary of the rejected/failed files is recorded here, by the asset
         # that fetched them (the compliance marts then show "no conformant file", not "not checked").
         _record_conformance_without_price_file(key, price_pipeline)
+    else:
+        _start_background_conformance(context, key, price_pipeline)
     total_bytes = sum(f.size or 0 for f in manifest.ok_files)
     return dg.MaterializeResult(
         check_results=[check_result(MRF_FILES_HAS_A_PRICE_FILE, mrf_files_has_a_price_file(manifest))],

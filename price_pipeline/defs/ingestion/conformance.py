@@ -7,6 +7,13 @@ one capped JSON report per file version and a per-hospital summary Parquet (the 
 ``mrf_files`` only, so it neither waits for nor holds back parsing: CMS non-conformance is a
 compliance finding, not a reason to stop publishing prices (the checks warn; they are
 evaluated in the asset's own step, on the reports it has just made).
+
+A big file's validation starts in a child process as soon as ``mrf_files`` has stored it
+(:mod:`price_pipeline.lib.quality.background`), so it runs on the second core beside parsing
+and normalisation. For that, this step runs last among the ready steps of an in-process run: a
+lower op priority (``dagster/priority`` -1), not a dependency on ``prices``, so it still runs,
+with the same inputs, when parsing or normalisation fails. It then takes the child's report, or
+validates inline when there is none.
 """
 
 import dagster as dg
@@ -53,6 +60,8 @@ def _rules_table(errors: dict[str, int], alerts: dict[str, int]) -> str:
     owners=["team:ingestion"],
     check_specs=[CONFORMANCE_REPORTS_FILES_CONFORM, CONFORMANCE_REPORTS_NO_CMS_ALERTS],
     metadata=declared_schema(CONFORMANCE_REPORT_SCHEMA),
+    # after the parse and normalisation steps of the in-process run, while a child validates
+    op_tags={"dagster/priority": "-1"},
 )
 @per_hospital
 @timed
@@ -65,8 +74,9 @@ def conformance_reports(
     ``conformance/hospital_key=<k>/report.parquet`` for the compliance marts."""
     key = context.partition_key
     result = validate_hospital(key, lake=price_pipeline.lake, log=context.log.info,
-                                           limits=price_pipeline.settings.archive_limits(),
-                                           **rules_from_settings(price_pipeline.settings))
+                               limits=price_pipeline.settings.archive_limits(),
+                               background_timeout=price_pipeline.settings.conformance_background_timeout_seconds,
+                               **rules_from_settings(price_pipeline.settings))
     errors, alerts = result.totals()
     lake = price_pipeline.lake
     report_key = layout.conformance_table_key(key)

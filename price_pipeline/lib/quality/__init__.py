@@ -39,6 +39,7 @@ from price_pipeline.lib.quality.conformance import (  # noqa: E402
 from price_pipeline.lib.quality.conformance import (  # noqa: E402
     HospitalConformance,
     rules_from_settings,
+    start_background_validations,
     validate_hospital,
 )
 from price_pipeline.lib.quality.expectations import run_price_expectations  # noqa: E402
@@ -85,6 +86,7 @@ __all__ = [
     "rules_from_settings",
     "run_price_expectations",
     "run_table_checks",
+    "start_background_validations",
     "summarize_quarantine",
     "validate_hospital",
 ]

@@ -29,9 +29,10 @@ import pyarrow as pa
 import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
+import price_pipeline.lib.quality.background as background
 from price_pipeline.lib.fetch.files import FilesManifest
 from price_pipeline.lib.lake import layout
-from price_pipeline.lib.lake.storage import Lake
+from price_pipeline.lib.lake.storage import Lake, LocalLake
 
 # Findings kept per file in the stored report (counts stay complete).
 DEFAULT_MAX_FINDINGS = 100
@@ -178,13 +179,26 @@ def validate_hospital(
     as_of: dt.date | None = None,
     log=None,
     limits: dict[str, Any] | None = None,
+    background_timeout: float = background.DEFAULT_TIMEOUT_SECONDS,
 ) -> HospitalConformance:
     """Validate the hospital's current files, store the reports and the summary table.
 
     ``rules``/``as_of``: which CMS rule set each file is checked against (``major``, ``declared``
     or ``in-force`` on ``as_of``; see :func:`price_pipeline.lib.validate.validate_file`);
     ``limits``: ``max_decompressed_bytes`` / ``max_ratio`` for the validator, the caps the parser
-    gets (``Settings.archive_limits``)."""
+    gets (``Settings.archive_limits``). A file that :func:`start_background_validations` handed to
+    a child process is taken from the child when it validated the same bytes with the same rules
+    (waiting at most ``background_timeout`` seconds); otherwise it is validated here."""
+    try:
+        return _validate_hospital(hospital_key, lake=lake, max_findings=max_findings, reuse=reuse, rules=rules,
+                                  as_of=as_of, log=log, limits=limits, background_timeout=background_timeout)
+    finally:
+        background.stop_background_validations(hospital_key)  # none outlives the step
+
+
+def _validate_hospital(hospital_key: str, *, lake: Lake, max_findings: int, reuse: bool, rules: str,
+                       as_of: dt.date | None, log, limits: dict[str, Any] | None,
+                       background_timeout: float) -> HospitalConformance:
     from price_pipeline.lib.validate import validate_file
 
     rules_key = _rules_key(rules, as_of)
@@ -211,8 +225,13 @@ def validate_hospital(
         report = _cached_report(lake, key, max_findings, rules_key) if reuse else None
         if report is None:
             with lake.local_copy(outcome.raw_key) as path:
-                checked = validate_file(path, max_findings=max_findings, rules=rules, as_of=as_of,
-                                        **(limits or {})).as_dict()
+                params = background.validation_params(path=path, sha256=outcome.sha256, max_findings=max_findings,
+                                                      rules=rules, as_of=as_of, limits=limits)
+                checked = background.take_background_report(hospital_key, params, timeout=background_timeout,
+                                                            log=log)
+                if checked is None:
+                    checked = validate_file(path, max_findings=max_findings, rules=rules, as_of=as_of,
+                                            **(limits or {})).as_dict()
             checked["file"] = outcome.raw_key  # the lake key, not a temporary local path
             report = {**base, **checked, "report_key": key, "validator_revision": VALIDATOR_REVISION,
                       "max_findings": max_findings, "rules_key": rules_key, "validated_at": now.isoformat()}
@@ -225,6 +244,41 @@ def validate_hospital(
         result.rows.append(_summary_row(hospital_key, report, now))
     write_summary_table(lake, hospital_key, result.rows)
     return result
+
+
+def start_background_validations(
+    hospital_key: str,
+    *,
+    lake: Lake,
+    max_findings: int = DEFAULT_MAX_FINDINGS,
+    rules: str = "major",
+    as_of: dt.date | None = None,
+    limits: dict[str, Any] | None = None,
+    min_bytes: int = background.DEFAULT_MIN_BYTES,
+) -> list[str]:
+    """Start a child validating each current file of at least ``min_bytes`` (``min_bytes`` <= 0:
+    none) with the arguments :func:`validate_hospital` will get, so the later conformance step
+    takes its report instead of reading the file again; the sha256 of each file handed over.
+
+    Only files a local lake holds in place (an S3 lake's would need a second download), that
+    have no reusable stored report (a rerun validates nothing), and up to
+    :data:`background.MAX_CHILDREN` at once; everything else is validated inline as before."""
+    if min_bytes <= 0 or not isinstance(lake, LocalLake):
+        return []
+    manifest = FilesManifest.from_json(lake.get_bytes(layout.files_manifest_key(hospital_key)))
+    rules_key = _rules_key(rules, as_of)
+    started = []
+    big = [f for f in manifest.files if f.raw_key and f.sha256 and (f.size or 0) >= min_bytes]
+    for outcome in sorted(big, key=lambda f: -(f.size or 0)):  # the biggest saves the most
+        if _cached_report(lake, layout.conformance_report_key(hospital_key, outcome.sha256), max_findings,
+                          rules_key) is not None:
+            continue
+        with lake.local_copy(outcome.raw_key) as path:  # a local lake's own path: stays after the block
+            params = background.validation_params(path=path, sha256=outcome.sha256, max_findings=max_findings,
+                                                  rules=rules, as_of=as_of, limits=limits)
+        if background.start_child(hospital_key, params):
+            started.append(outcome.sha256)
+    return started
 
 
 def summary_table(rows: list[dict[str, Any]]) -> pa.Table:
