@@ -39,7 +39,7 @@ from price_pipeline.lib.lake.schemas import PRICE_CHANGES_SCHEMA, PRICE_VERSIONS
 from price_pipeline.lib.lake.storage import Lake
 from price_pipeline.lib.parse.mrf.values import date_array, empty_table, from_numpy, str_array
 from price_pipeline.lib.parse.versions import current_parsed_versions
-from price_pipeline.lib.prices.normalize import normalize_to_prices
+from price_pipeline.lib.prices.normalize import WRITER_OPTIONS, normalize_to_prices
 
 # Columns identifying one price fact across versions (the item, the payer/plan, the kind).
 NATURAL_KEY = (
@@ -173,7 +173,8 @@ def build_hospital_prices_with_history(
         size = lake.size(prices_key)
     else:
         current = scratch / "prices.parquet"
-        with pq.ParquetWriter(current, PRICES_SCHEMA, compression="zstd") as writer, contextlib.ExitStack() as stack:
+        # The normaliser's writer options: dictionaries for text only, statistics where they prune.
+        with pq.ParquetWriter(current, PRICES_SCHEMA, **WRITER_OPTIONS) as writer, contextlib.ExitStack() as stack:
             for sha, (path, _, _) in per_version.items():
                 source = path or stack.enter_context(lake.local_copy(layout.prices_history_key(hospital_key, sha)))
                 for batch in pq.ParquetFile(source).iter_batches(batch_size=64 * 1024):

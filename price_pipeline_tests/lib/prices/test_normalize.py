@@ -228,6 +228,25 @@ def test_multi_file_hospital(tmp_path, seed):
     assert by["A"] == by["B"] and by["A"] + by["B"] == n
 
 
+def test_published_file_keeps_its_schema_and_the_statistics_readers_prune_with(tmp_path):
+    """The writer skips min/max statistics where they prune nothing (the code list, plan,
+    methodology...: mixed in every row group), keeps them on the columns readers select by
+    (hospital, version, payer_name IS NULL for item-level rows, amounts), and the file's schema
+    is PRICES_SCHEMA whichever reader asks (Arrow's stored schema and the Parquet schema alone)."""
+    make_trio(tmp_path, n_items=10)
+    s = parse_to_parquet(tmp_path / "trio_tall.csv", tmp_path / "a.parquet", file_sha256="A")
+    assert normalize_to_prices([(str(tmp_path / "a.parquet"), s.header, "A")], tmp_path / "p.parquet",
+                               hospital_key="h") > 0
+    f = pq.ParquetFile(tmp_path / "p.parquet")
+    assert f.schema_arrow.remove_metadata().equals(PRICES_SCHEMA)
+    group = f.metadata.row_group(0)
+    stats = {group.column(i).path_in_schema: group.column(i).is_stats_set for i in range(group.num_columns)}
+    for column in ("hospital_key", "file_sha256", "source_row", "payer_name", "charge_kind", "amount"):
+        assert stats[column], column
+    for column in ("codes.list.element.code", "plan_name", "methodology", "hospital_name"):
+        assert not stats[column], column
+
+
 def test_empty_input(tmp_path):
     assert normalize_to_prices([], tmp_path / "e.parquet", hospital_key="h") == 0
     assert pq.read_table(tmp_path / "e.parquet").schema.equals(PRICES_SCHEMA)
