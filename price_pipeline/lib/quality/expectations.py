@@ -1,6 +1,6 @@
 """The Great Expectations (1.x) suite run on one hospital's ``prices`` partition.
 
-GX is imported inside :func:`run_price_expectations` only: importing it costs seconds, and the
+GX is imported inside :func:`run_price_expectations` (and ``_many``) only: importing it costs seconds, and the
 ingestion code location must not pay that at load time.
 
 Two batches are validated from the partition's Parquet with an ephemeral GX context and a pandas
@@ -16,6 +16,10 @@ datasource (only the needed columns are loaded):
 Partitions above ``MAX_ROWS`` rows are validated on a reproducible sample of that many rows
 (DuckDB reservoir sample, seed 42); the result says so (``sampled``), and the ``unexpected``
 counts are then counts in the sample.
+
+:func:`run_price_expectations_many` gives the same results for many hospitals in a few GX
+validations (a batched run of the expectations asset, the rehearsal's library baseline): GX's own
+per-validation machinery, not the rows, is most of a small hospital's cost.
 """
 
 from __future__ import annotations
