@@ -14,6 +14,7 @@ pays the import (several seconds). The check warns (it does not block): the bloc
 ``prices`` (schema, lineage) are cheap and decide whether data moves on; this one reports anomalies.
 """
 
+import contextlib
 
 import dagster as dg
 
@@ -68,14 +69,17 @@ def prices_expectations(
     records the outcome (expectation counts, failures, a results table); the warning check
     ``prices_meet_expectations`` passes when every expectation held. A run over a range of
     hospitals (a batch from ``expectations_after_prices``: one GX import for many hospitals)
-    records each hospital's outcome on its own partition and one check result for the batch,
-    naming the hospitals whose suite failed."""
+    validates them together (a few GX validations instead of one per hospital) and records each
+    hospital's outcome, the same as a run of its own, on its own partition, and one check result
+    for the batch, naming the hospitals whose suite failed."""
     if context.has_partition_key:
         metadata, check = _run_suite(price_pipeline, context.partition_key)
         return dg.MaterializeResult(metadata=metadata, check_results=[check])
+    keys = list(context.partition_keys)
+    outcomes = _range_outcomes(context, price_pipeline, keys)
     checks = {}
-    for key in context.partition_keys:
-        metadata, checks[key] = _run_suite(price_pipeline, key)
+    for key in keys:
+        metadata, checks[key] = _run_suite(price_pipeline, key, outcomes.get(key))
         context.add_asset_metadata(metadata, partition_key=key)
     return dg.MaterializeResult(
         metadata={"hospitals_in_run": len(checks)},
@@ -83,8 +87,29 @@ def prices_expectations(
     )
 
 
-def _run_suite(price_pipeline: PricePipelineResource, hospital_key: str) -> tuple[dict, dg.AssetCheckResult]:
-    """The suite on one hospital's prices: (materialization metadata, check result)."""
+def _range_outcomes(context: dg.AssetExecutionContext, price_pipeline: PricePipelineResource,
+                    keys: list[str]) -> dict[str, dict]:
+    """The suite's outcome for each hospital of a range that has prices, from
+    :func:`run_price_expectations_many`: each equals the hospital's own validation, in a few GX
+    validations (~0.5 s each whatever the rows) instead of two per hospital. Empty when that
+    fails: each hospital is then validated on its own, as by a single-partition run."""
+    from price_pipeline.lib.quality import run_price_expectations_many
+
+    lake = price_pipeline.lake
+    try:
+        with contextlib.ExitStack() as stack:
+            paths = {key: stack.enter_context(lake.local_copy(layout.prices_key(key)))
+                     for key in keys if lake.exists(layout.prices_key(key))}
+            return run_price_expectations_many(paths)
+    except Exception as exc:  # each hospital's own run below reports (or raises) as it would alone
+        context.log.warning(f"the range's hospitals are validated one by one: {type(exc).__name__}: {exc}"[:1000])
+        return {}
+
+
+def _run_suite(price_pipeline: PricePipelineResource, hospital_key: str,
+               outcome: dict | None = None) -> tuple[dict, dg.AssetCheckResult]:
+    """The suite on one hospital's prices: (materialization metadata, check result). ``outcome``
+    is the suite's result when already computed for a range (:func:`_range_outcomes`)."""
     key = layout.prices_key(hospital_key)
     lake = price_pipeline.lake
     if not lake.exists(key):
@@ -99,8 +124,9 @@ def _run_suite(price_pipeline: PricePipelineResource, hospital_key: str) -> tupl
 
     from price_pipeline.lib.quality import run_price_expectations
 
-    with lake.local_copy(key) as path:
-        outcome = run_price_expectations(path)
+    if outcome is None:
+        with lake.local_copy(key) as path:
+            outcome = run_price_expectations(path)
     failed = [r for r in outcome["results"] if not r["success"]]
     summary = {
         "expectations": len(outcome["results"]),

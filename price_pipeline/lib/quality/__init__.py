@@ -29,7 +29,7 @@ def row_count_collapsed(previous: int | None, current: int, *, min_ratio: float 
 
 
 # The steps, imported after the rule above (which needs nothing from them). The expectations
-# module imports Great Expectations only inside run_price_expectations.
+# module imports Great Expectations only inside run_price_expectations(_many).
 from price_pipeline.lib.quality.conformance import (  # noqa: E402
     DEFAULT_MAX_FINDINGS as CONFORMANCE_MAX_FINDINGS,
 )
@@ -42,7 +42,10 @@ from price_pipeline.lib.quality.conformance import (  # noqa: E402
     start_background_validations,
     validate_hospital,
 )
-from price_pipeline.lib.quality.expectations import run_price_expectations  # noqa: E402
+from price_pipeline.lib.quality.expectations import (  # noqa: E402
+    run_price_expectations,
+    run_price_expectations_many,
+)
 from price_pipeline.lib.quality.ingestion_checks import (  # noqa: E402
     CheckOutcome,
     conformance_reports_files_conform,
@@ -85,6 +88,7 @@ __all__ = [
     "row_count_collapsed",
     "rules_from_settings",
     "run_price_expectations",
+    "run_price_expectations_many",
     "run_table_checks",
     "start_background_validations",
     "summarize_quarantine",

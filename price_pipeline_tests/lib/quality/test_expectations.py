@@ -96,3 +96,78 @@ def test_one_process_validates_hospital_after_hospital_as_fresh_processes_would(
         for p in paths
     ]
     assert json.loads(json.dumps(in_one, default=str)) == fresh
+
+
+def _hospitals_for_batching() -> dict[str, list[dict]]:
+    """Hospitals whose batched results must equal their own validation's: a passing one with
+    every kind, one with only gross charges (no wide items, no percentages), one with an all-null
+    column (setting), one with drug units, a failing one, an empty one and one above max_rows."""
+    full = [_row("gross", 100.0), _row("minimum", 50.0), _row("maximum", 60.0),
+            _row("median", 80.0, payer="Aetna"), _row("percentile_10th", 70.0, payer="Aetna"),
+            _row("percentile_90th", 90.0, payer="Aetna"), _row("negotiated_percentage", payer="Cigna", percentage=40.0),
+            _row("negotiated_dollar", 75.0, payer="Cigna")]
+    drugs = [{**_row("gross", 12.0), "drug_type_of_measurement": " ml ", "drug_unit_of_measurement": 2.0},
+             _row("discounted_cash", 9.0, setting="BOTH")]
+    return {
+        "passing": full,
+        "gross_only": [_row("gross", 10.0 + i, row=4 + i) for i in range(6)],
+        "null_setting": [_row("gross", 5.0, setting=None), _row("minimum", 6.0, setting=None),
+                         _row("maximum", 7.0, setting=None)],
+        "drugs": drugs,
+        "failing": [_row("gross", -5.0), _row("minimum", 50.0), _row("maximum", 40.0), _row("gross", 1.0, setting="x")],
+        "empty": [],
+        "large": [_row("gross", 10.0 + i, row=4 + i) for i in range(30)],
+        "passing_again": full[:3],
+    }
+
+
+def _write(tmp_path, hospitals: dict[str, list[dict]]) -> dict[str, object]:
+    paths = {}
+    for key, rows in hospitals.items():
+        paths[key] = tmp_path / f"{key}.parquet"
+        pq.write_table(pa.Table.from_pylist(rows, schema=PRICES_SCHEMA), paths[key])
+    return paths
+
+
+def test_batched_results_equal_each_hospital_validated_alone(tmp_path, monkeypatch):
+    """run_price_expectations_many validates the hospitals together but reports for each exactly
+    what run_price_expectations reports for it alone: passing, failing, an all-null column, no
+    wide items, empty, sampled (above max_rows). The passing ones must not be validated alone."""
+    from price_pipeline.lib.quality import expectations
+
+    paths = _write(tmp_path, _hospitals_for_batching())
+    alone = {key: expectations.run_price_expectations(path, max_rows=20) for key, path in paths.items()}
+    assert [k for k, o in alone.items() if not o["success"]] == ["failing", "empty"]
+    assert alone["large"]["sampled"] and not alone["passing"]["sampled"]
+
+    validated_alone = []
+    lone = expectations.run_price_expectations
+    monkeypatch.setattr(expectations, "run_price_expectations",
+                        lambda path, **kw: validated_alone.append(path) or lone(path, **kw))
+    batched = expectations.run_price_expectations_many(paths, max_rows=20)
+    assert list(batched) == list(paths)
+    assert batched == alone
+    # failing shares its chunk with the passing ones: that chunk falls back, hospital by hospital
+    assert set(validated_alone) >= {paths["failing"], paths["empty"], paths["large"]}
+
+    passing = {k: paths[k] for k in ("passing", "gross_only", "null_setting", "drugs", "passing_again")}
+    validated_alone.clear()
+    batched = expectations.run_price_expectations_many(passing, max_rows=20, chunk_rows=12)
+    assert validated_alone == [] and batched == {k: alone[k] for k in passing}
+    null_setting = next(r for r in batched["null_setting"]["results"] if r["kwargs"].get("column") == "setting")
+    assert null_setting["unexpected_percent"] is None  # GX: no non-null value to be in the set
+
+
+def test_batched_hospitals_with_another_schema_are_validated_alone(tmp_path):
+    """A Parquet file of another schema (here a column typed differently) is not combined with
+    the others (a UNION would cast its values); its result is still its own validation's."""
+    from price_pipeline.lib.quality import expectations
+
+    paths = _write(tmp_path, {"a": _hospitals_for_batching()["passing"]})
+    other = pa.schema([f.with_type(pa.float32()) if f.name == "amount" else f for f in PRICES_SCHEMA])
+    paths["b"] = tmp_path / "b.parquet"
+    pq.write_table(pa.Table.from_pylist(_hospitals_for_batching()["drugs"], schema=other), paths["b"])
+    chunks, alone = expectations._plan_chunks(paths, 100, 100)
+    assert sorted(len(c) for c in chunks) == [1, 1] and alone == []
+    assert expectations.run_price_expectations_many(paths) == {
+        k: expectations.run_price_expectations(p) for k, p in paths.items()}
