@@ -13,7 +13,7 @@ The names resolve on first use (PEP 562): the dbt plugin imports only :mod:`.pay
 
 from __future__ import annotations
 
-import importlib
+from price_pipeline.lib.lazy import lazy_exports
 
 # public name -> module of this package that defines it
 _EXPORTS = {
@@ -27,10 +27,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)
