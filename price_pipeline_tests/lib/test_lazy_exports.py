@@ -32,6 +32,7 @@ def test_a_lazy_name_is_imported_once_and_an_unknown_one_is_an_attribute_error()
         getattr_("other")
     with pytest.raises(ModuleNotFoundError):
         getattr_("dedent")  # the submodule is imported only when the name is asked for
-    package = sys.modules["price_pipeline.lib.prices"]
+    import price_pipeline.lib.prices as package
+
     value = package.__getattr__("read_versions")
     assert package.__dict__["read_versions"] is value  # cached: later lookups skip __getattr__
