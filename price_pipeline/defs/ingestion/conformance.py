@@ -30,6 +30,7 @@ from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.defs.resources import PricePipelineResource
 from price_pipeline.defs.table_metadata import declared_schema, lake_table_metadata
 from price_pipeline.lib.lake import layout
+from price_pipeline.lib.ops import PRIORITY_TAG
 from price_pipeline.lib.quality import (
     CONFORMANCE_REPORT_SCHEMA,
     conformance_reports_files_conform,
@@ -61,7 +62,7 @@ def _rules_table(errors: dict[str, int], alerts: dict[str, int]) -> str:
     check_specs=[CONFORMANCE_REPORTS_FILES_CONFORM, CONFORMANCE_REPORTS_NO_CMS_ALERTS],
     metadata=declared_schema(CONFORMANCE_REPORT_SCHEMA),
     # after the parse and normalisation steps of the in-process run, while a child validates
-    op_tags={"dagster/priority": "-1"},
+    op_tags={PRIORITY_TAG: "-1"},
 )
 @per_hospital
 @timed
