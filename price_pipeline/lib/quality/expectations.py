@@ -181,16 +181,20 @@ class _Validator:
 _validator: _Validator | None = None
 
 
+def _suite_validator() -> _Validator:
+    """This process's :class:`_Validator`, made (and Great Expectations imported) on first use."""
+    global _validator
+    if _validator is None:
+        _validator = _Validator(_import_great_expectations())
+    return _validator
+
+
 def run_price_expectations(path: str | os.PathLike | Path, *, max_rows: int = MAX_ROWS) -> dict[str, Any]:
     """Validate one prices Parquet file; returns ``{success, rows, sampled, results: [...]}``."""
-    global _validator
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")  # no telemetry calls from a pipeline
-    gx = _import_great_expectations()
-
+    validator = _suite_validator()
     long, wide, total, sampled = _load_frames(path, max_rows)
-    if _validator is None:
-        _validator = _Validator(gx)
-    results = _validator.validate("prices_long", long) + _validator.validate("prices_wide", wide)
+    results = validator.validate("prices_long", long) + validator.validate("prices_wide", wide)
     return {
         "success": all(r["success"] for r in results),
         "rows": total,
@@ -300,14 +304,11 @@ def _load_chunk(paths, keys: list[str]):
 
 def _validate_chunk(paths, chunk: list[tuple[str, int]]) -> dict[str, dict[str, Any]] | None:
     """Per-hospital results of one combined validation, or None when they cannot be derived."""
-    global _validator
-    gx = _import_great_expectations()
+    validator = _suite_validator()
     keys = [key for key, _ in chunk]
     long, wide = _load_chunk(paths, keys)
-    if _validator is None:
-        _validator = _Validator(gx)
-    combined = {"prices_long": (long, _validator.validate("prices_long", long)),
-                "prices_wide": (wide, _validator.validate("prices_wide", wide))}
+    combined = {"prices_long": (long, validator.validate("prices_long", long)),
+                "prices_wide": (wide, validator.validate("prices_wide", wide))}
     if not all(r["success"] and "error" not in r for _, results in combined.values() for r in results):
         return None
     per_hospital: dict[str, list] = {key: [] for key in keys}
