@@ -202,10 +202,12 @@ def _already_clean(codes: pa.Array, types: pa.Array) -> np.ndarray:
 # cleaned type, pp_code_rank). The macros are pure functions of the pair, and the same pairs recur
 # in hospital after hospital (CPT and revenue codes, each generator's shapes), while a DuckDB query
 # that binds the macros costs ~30-60 ms of CPU whatever its size: for a small hospital that query
-# (with the connection it needed) was most of its prices step. Bounded like the per-file cache.
+# (with the connection it needed) was most of its prices step. Bounded (~0.35 kB a pair, so ~17 MB
+# at most; cleared when full): the shared code systems (CPT, HCPCS, DRGs, revenue codes) fit, and
+# LOCAL codes, which are each hospital's own, never come here (the shortcut keeps them as published).
 _MACRO_RESULTS: dict[tuple[str | None, str | None], tuple[str | None, str | None, int]] = {}
 _MACRO_RESULTS_LOCK = threading.Lock()
-MACRO_CACHE_PAIRS = 250_000
+MACRO_CACHE_PAIRS = 50_000
 
 
 class _LazyDuckDB:
@@ -320,9 +322,11 @@ class CodeCleaner:
             with _MACRO_RESULTS_LOCK:
                 if len(_MACRO_RESULTS) + len(done_i) > MACRO_CACHE_PAIRS:
                     _MACRO_RESULTS.clear()
-                _MACRO_RESULTS.update(zip((pairs[i] for i in done_i.tolist()),
-                                          zip(done_codes.to_pylist(), done_types.to_pylist(), done_rank.tolist(), strict=True),
-                                          strict=True))
+                if len(done_i) <= MACRO_CACHE_PAIRS:  # (a file with more new pairs is not kept)
+                    _MACRO_RESULTS.update(zip((pairs[i] for i in done_i.tolist()),
+                                              zip(done_codes.to_pylist(), done_types.to_pylist(), done_rank.tolist(),
+                                                  strict=True),
+                                              strict=True))
             parts_i.append(done_i)
             parts_codes.append(done_codes)
             parts_types.append(done_types)

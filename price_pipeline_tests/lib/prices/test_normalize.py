@@ -374,14 +374,8 @@ def test_run_min_matches_a_per_run_reference(kind):
         assert _run_min(arr, starts).to_pylist() == expected, (values, starts)
 
 
-def test_pairs_cleaned_before_are_not_queried_again_and_give_the_same_rows(tmp_path, monkeypatch):
-    """The macros' results are kept for the process (_MACRO_RESULTS): normalising a file whose
-    pairs were all cleaned before (and whose items are all distinct) opens no DuckDB connection,
-    and writes the same rows as the first normalisation, which cleaned them with the macros."""
-    import duckdb
-
-    from price_pipeline.lib.prices import normalize
-
+def _messy_codes_file(tmp_path):
+    """A parsed tall file whose four (code, type) pairs all need the cleaning macros."""
     head = (BROKEN / "small_tall.csv").read_text().split("\n")[:3]
     body = [  # pairs the shortcut leaves to the macros: lower case, spaces, a synonym type
         "Office visit, 99213 ,cpt,0450,REV,outpatient,,,100,90,Aetna,PPO,,60,,,,,,,fee schedule,50,60,",
@@ -392,7 +386,18 @@ def test_pairs_cleaned_before_are_not_queried_again_and_give_the_same_rows(tmp_p
     path.write_text("\n".join(head + body) + "\n")
     parsed = tmp_path / "messy.parquet"
     summary = parse_to_parquet(path, parsed, file_sha256="s")
-    args = [(str(parsed), summary.header, "s")]
+    return [(str(parsed), summary.header, "s")]
+
+
+def test_pairs_cleaned_before_are_not_queried_again_and_give_the_same_rows(tmp_path, monkeypatch):
+    """The macros' results are kept for the process (_MACRO_RESULTS): normalising a file whose
+    pairs were all cleaned before (and whose items are all distinct) opens no DuckDB connection,
+    and writes the same rows as the first normalisation, which cleaned them with the macros."""
+    import duckdb
+
+    from price_pipeline.lib.prices import normalize
+
+    args = _messy_codes_file(tmp_path)
     monkeypatch.setattr(normalize, "_MACRO_RESULTS", {})
     normalize_to_prices(args, tmp_path / "first.parquet", hospital_key="h1")
     assert normalize._MACRO_RESULTS[("j1100", "HCPCS")] == ("J1100", "HCPCS", 2)
@@ -404,3 +409,18 @@ def test_pairs_cleaned_before_are_not_queried_again_and_give_the_same_rows(tmp_p
     normalize_to_prices(args, tmp_path / "second.parquet", hospital_key="h1")
     assert connects == []
     assert pq.read_table(tmp_path / "second.parquet").equals(pq.read_table(tmp_path / "first.parquet"))
+
+
+def test_the_process_cache_of_macro_results_stays_within_its_bound(tmp_path, monkeypatch):
+    """More new pairs than MACRO_CACHE_PAIRS: the cache is cleared, never grows past its bound,
+    and the rows are those written with room to spare."""
+    from price_pipeline.lib.prices import normalize
+
+    args = _messy_codes_file(tmp_path)
+    monkeypatch.setattr(normalize, "_MACRO_RESULTS", {})
+    normalize_to_prices(args, tmp_path / "roomy.parquet", hospital_key="h1")
+    monkeypatch.setattr(normalize, "_MACRO_RESULTS", {("x", "y"): ("X", "Y", 9)})
+    monkeypatch.setattr(normalize, "MACRO_CACHE_PAIRS", 2)
+    normalize_to_prices(args, tmp_path / "tight.parquet", hospital_key="h1")
+    assert normalize._MACRO_RESULTS == {}
+    assert pq.read_table(tmp_path / "tight.parquet").equals(pq.read_table(tmp_path / "roomy.parquet"))
