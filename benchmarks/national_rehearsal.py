@@ -333,6 +333,9 @@ def library_baseline(hospitals: list[HospitalSpec], hosts: Hosts, work: Path) ->
 
     imports_s = time.perf_counter() - started
     per_hospital: dict[str, float] = {}
+    # seconds spent in each library step, summed over the hospitals (where a small hospital's
+    # fixed cost goes; --baseline-only prints them per hospital)
+    steps = dict.fromkeys(("fetch", "parse", "prices", "expectations"), 0.0)
     errors = {}
 
     def validate(keys: list[str]) -> None:
@@ -349,6 +352,7 @@ def library_baseline(hospitals: list[HospitalSpec], hosts: Hosts, work: Path) ->
                         run_price_expectations(path)
                 except Exception as exc:  # a finding for the report, never a crash of the rehearsal
                     errors[k] = f"{type(exc).__name__}: {exc}"[:300]
+        steps["expectations"] += time.perf_counter() - t0
         share = (time.perf_counter() - t0) / len(keys)
         for k in keys:
             per_hospital[k] += share
@@ -359,10 +363,16 @@ def library_baseline(hospitals: list[HospitalSpec], hosts: Hosts, work: Path) ->
         try:
             with tempfile.TemporaryDirectory(dir=work) as scratch:
                 urls = [hosts.files[h.host].file_url(f.name) for f in h.files]
+                t_step = time.perf_counter()
                 fetch_hospital_files(h.key, urls, lake=lake, registry=registry, settings=settings,
                                      scratch_dir=scratch)
+                steps["fetch"] += time.perf_counter() - t_step
+                t_step = time.perf_counter()
                 parse_hospital_files(h.key, lake=lake, scratch_dir=scratch)
+                steps["parse"] += time.perf_counter() - t_step
+                t_step = time.perf_counter()
                 price_history.build_hospital_prices_with_history(h.key, lake=lake, scratch_dir=scratch)
+                steps["prices"] += time.perf_counter() - t_step
         except Exception as exc:  # a finding for the report, never a crash of the rehearsal
             errors[h.key] = f"{type(exc).__name__}: {exc}"[:300]
         per_hospital[h.key] = time.perf_counter() - t0
@@ -376,6 +386,8 @@ def library_baseline(hospitals: list[HospitalSpec], hosts: Hosts, work: Path) ->
         "wall_s": round(time.perf_counter() - started, 1), "gx_import_s": round(imports_s, 1),
         "hospitals": len(hospitals), "errors": errors, "lake": str(data / "lake"),
         "mean_hospital_s": round(statistics.mean(per_hospital.values()), 3) if per_hospital else None,
+        "steps_s": {k: round(v, 1) for k, v in steps.items()},
+        "steps_per_hospital_s": {k: round(v / max(1, len(hospitals)), 4) for k, v in steps.items()},
     }
 
 
@@ -923,6 +935,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-analytics-lag", type=float, default=600)
     p.add_argument("--max-rehearsal-minutes", type=float, default=40)
     p.add_argument("--skip-baseline", action="store_true", help="(debugging) no library baseline, no prices comparison")
+    p.add_argument("--baseline-only", action="store_true",
+                   help="only the catalog and the library baseline (no platform): prints its time per step and exits")
     p.add_argument("--sensor-interval", type=int, default=None,
                    help="seconds between ticks of the catalog sensor and the follow-up sensors (analytics, quality, "
                         "expectations; PRICE_PIPELINE_FOLLOWUP_SENSOR_INTERVAL, whose quiet period scales with it); "
@@ -983,6 +997,14 @@ def main(argv: list[str] | None = None) -> int:
             with phases("baseline"):
                 report["baseline"] = library_baseline(hospitals, hosts, work)
             log(f"baseline: {report['baseline']['wall_s']} s ({len(report['baseline']['errors'])} errors)")
+        if args.baseline_only:
+            base = report.get("baseline", {})
+            print("BASELINE " + json.dumps({
+                "hospitals": args.hospitals, "scale": args.scale, "wall_s": base.get("wall_s"),
+                "per_hospital_s": round(base["wall_s"] / args.hospitals, 3) if base else None,
+                "gx_import_s": base.get("gx_import_s"), "steps_per_hospital_s": base.get("steps_per_hospital_s"),
+                "errors": len(base.get("errors", {}))}), flush=True)
+            return 0
 
         sensor_env = {} if args.sensor_interval is None else {
             "PRICE_PIPELINE_CATALOG_SENSOR_INTERVAL": str(args.sensor_interval),

@@ -40,7 +40,10 @@ grouping the whole file by a list column):
    at once: pairs the macros would leave unchanged (``99213``/``CPT``: an Arrow regex per
    type) are kept as they are, the rest go to the macros in ONE DuckDB query (binding them
    costs ~30 ms a query, which a query per batch paid a hundred times for a 1 GB file). Pairs
-   first seen in a batch (beyond the cap) are cleaned the same way for that batch. Each
+   first seen in a batch (beyond the cap) are cleaned the same way for that batch. What the
+   macros made of a pair is also kept for the process (:data:`_MACRO_RESULTS`): the next
+   hospital's known pairs need no query, and a file with nothing new to clean and no repeated
+   item never opens a DuckDB connection (one connection with the macros costs ~35 ms). Each
    cleaned pair has a small integer id for the batch's takes, and a row's cleaned code list
    becomes a text key of its length-prefixed cleaned values (exact: two lists have the same
    key exactly when they are equal). The primary code is picked with numpy over the
@@ -201,6 +204,48 @@ def _already_clean(codes: pa.Array, types: pa.Array) -> np.ndarray:
     return rank
 
 
+# What the cleaning macros made of each (code, type) pair cleaned in this process: (cleaned code,
+# cleaned type, pp_code_rank). The macros are pure functions of the pair, and the same pairs recur
+# in hospital after hospital (CPT and revenue codes, each generator's shapes), while a DuckDB query
+# that binds the macros costs ~30-60 ms of CPU whatever its size: for a small hospital that query
+# (with the connection it needed) was most of its prices step. Bounded (~0.35 kB a pair, so ~17 MB
+# at most; cleared when full): the shared code systems (CPT, HCPCS, DRGs, revenue codes) fit, and
+# LOCAL codes, which are each hospital's own, never come here (the shortcut keeps them as published).
+_MACRO_RESULTS: dict[tuple[str | None, str | None], tuple[str | None, str | None, int]] = {}
+_MACRO_RESULTS_LOCK = threading.Lock()
+MACRO_CACHE_PAIRS = 50_000
+
+
+class _LazyDuckDB:
+    """The DuckDB connection of one normalisation, opened (with the cleaning macros) on first use.
+
+    Connecting and creating the macros costs ~35 ms of CPU; a small file whose pairs are all
+    cleaned already (:data:`_MACRO_RESULTS`) and whose items are all distinct never needs it."""
+
+    def __init__(self, config: dict):
+        self._config = config
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> duckdb.DuckDBPyConnection:
+        with self._lock:
+            if self._con is None:
+                con = duckdb.connect(config=self._config)
+                try:
+                    code_cleaning.register(con)
+                except BaseException:
+                    con.close()
+                    raise
+                self._con = con
+            return self._con
+
+    def close(self) -> None:
+        with self._lock:
+            if self._con is not None:
+                self._con.close()
+                self._con = None
+
+
 class CodeCleaner:
     """Cleans ``(code, type)`` pairs once per distinct pair, with the SQL macros of :mod:`codes`.
 
@@ -208,7 +253,7 @@ class CodeCleaner:
     cleaned list (equal keys <=> equal lists) and the primary code / type per row.
     """
 
-    def __init__(self, con: duckdb.DuckDBPyConnection):
+    def __init__(self, con: _LazyDuckDB):
         self._con = con
         self._reset()
         # Batches are cleaned by two threads: the caches and the DuckDB connection are shared.
@@ -229,30 +274,15 @@ class CodeCleaner:
         clean_codes, clean_types = codes, types
         todo = np.flatnonzero(rank < 0)
         if len(todo):
-            todo_arr = from_numpy(todo)
-            table = pa.table({"i": todo_arr, "code": codes.take(todo_arr), "type": types.take(todo_arr)})
-            self._con.register("pp_pairs", table)
-            try:
-                # Rows come back in any order (no insertion order): each carries its index.
-                # pp_code_rank: well-formed codes first, then type priority (lib/prices/codes.py).
-                done = self._con.sql(
-                    "SELECT i, clean_code, clean_type, pp_code_rank(clean_code, clean_type) AS r FROM ("
-                    " SELECT i, pp_clean_code(code, type) AS clean_code, pp_clean_code_type(type) AS clean_type"
-                    " FROM pp_pairs)"
-                ).to_arrow_table()
-            finally:
-                self._con.unregister("pp_pairs")
-            # Every pair at its position: the shortcut pairs as they are, then DuckDB's rows.
+            done_i, done_codes, done_types, done_rank = self._macro_clean(pairs, todo, codes, types)
+            # Every pair at its position: the shortcut pairs as they are, then the macros' results.
             fast = np.flatnonzero(rank >= 0)
             order = np.empty(len(pairs), np.int64)
-            done_i = int_to_numpy(done.column("i")).astype(np.int64)
             order[np.concatenate([fast, done_i])] = np.arange(len(pairs))
             take = from_numpy(order)
-            clean_codes = pa.concat_arrays([codes.take(from_numpy(fast)),
-                                            done.column("clean_code").combine_chunks().cast(pa.string())]).take(take)
-            clean_types = pa.concat_arrays([types.take(from_numpy(fast)),
-                                            done.column("clean_type").combine_chunks().cast(pa.string())]).take(take)
-            rank[done_i] = int_to_numpy(done.column("r"))
+            clean_codes = pa.concat_arrays([codes.take(from_numpy(fast)), done_codes]).take(take)
+            clean_types = pa.concat_arrays([types.take(from_numpy(fast)), done_types]).take(take)
+            rank[done_i] = done_rank
         prio = np.where(bool_to_numpy(clean_codes.is_valid()), rank, _NO_CODE)
         keys = pc.binary_join_element_wise(_key_parts(clean_types), _key_parts(clean_codes), EMPTY_STR)
         base = len(self._codes_arr)
@@ -261,6 +291,54 @@ class CodeCleaner:
         self._types_arr = pa.concat_arrays([self._types_arr, clean_types.cast(pa.string())])
         self._keys_arr = pa.concat_arrays([self._keys_arr, keys])
         self._prio_arr = np.concatenate([self._prio_arr, prio.astype(np.int64)])
+
+    def _macro_clean(self, pairs: list[tuple[str | None, str | None]], todo: np.ndarray, codes: pa.Array,
+                     types: pa.Array) -> tuple[np.ndarray, pa.Array, pa.Array, np.ndarray]:
+        """The macros' cleaned code, type and ``pp_code_rank`` of the pairs at positions ``todo``:
+        ``(positions, codes, types, ranks)``, in an order of their own. Pairs cleaned earlier in
+        this process come from :data:`_MACRO_RESULTS`; only the others go to DuckDB."""
+        with _MACRO_RESULTS_LOCK:
+            known = [_MACRO_RESULTS.get(pairs[i]) for i in todo.tolist()]
+        hit = np.array([k is not None for k in known], bool)
+        cached = [k for k in known if k is not None]
+        parts_i = [todo[hit]]
+        parts_codes = [str_array([k[0] for k in cached])]
+        parts_types = [str_array([k[1] for k in cached])]
+        parts_rank = [np.array([k[2] for k in cached], np.int64)]
+        miss = todo[~hit]
+        if len(miss):
+            miss_arr = from_numpy(miss)
+            table = pa.table({"i": miss_arr, "code": codes.take(miss_arr), "type": types.take(miss_arr)})
+            con = self._con.get()
+            con.register("pp_pairs", table)
+            try:
+                # Rows come back in any order (no insertion order): each carries its index.
+                # pp_code_rank: well-formed codes first, then type priority (lib/prices/codes.py).
+                done = con.sql(
+                    "SELECT i, clean_code, clean_type, pp_code_rank(clean_code, clean_type) AS r FROM ("
+                    " SELECT i, pp_clean_code(code, type) AS clean_code, pp_clean_code_type(type) AS clean_type"
+                    " FROM pp_pairs)"
+                ).to_arrow_table()
+            finally:
+                con.unregister("pp_pairs")
+            done_i = int_to_numpy(done.column("i")).astype(np.int64)
+            done_codes = done.column("clean_code").combine_chunks().cast(pa.string())
+            done_types = done.column("clean_type").combine_chunks().cast(pa.string())
+            done_rank = int_to_numpy(done.column("r")).astype(np.int64)
+            with _MACRO_RESULTS_LOCK:
+                if len(_MACRO_RESULTS) + len(done_i) > MACRO_CACHE_PAIRS:
+                    _MACRO_RESULTS.clear()
+                if len(done_i) <= MACRO_CACHE_PAIRS:  # (a file with more new pairs is not kept)
+                    _MACRO_RESULTS.update(zip((pairs[i] for i in done_i.tolist()),
+                                              zip(done_codes.to_pylist(), done_types.to_pylist(), done_rank.tolist(),
+                                                  strict=True),
+                                              strict=True))
+            parts_i.append(done_i)
+            parts_codes.append(done_codes)
+            parts_types.append(done_types)
+            parts_rank.append(done_rank)
+        return (np.concatenate(parts_i), pa.concat_arrays(parts_codes), pa.concat_arrays(parts_types),
+                np.concatenate(parts_rank))
 
     def _lookup(self, raw_pairs: list[tuple[str | None, str | None]], codes: pa.Array, types: pa.Array
                 ) -> tuple[np.ndarray, pa.Array, pa.Array, np.ndarray, pa.Array]:
@@ -523,11 +601,10 @@ def _normalize(parsed: list[ParsedInput], writer: _BackgroundWriter, *, hospital
     """The whole pass: payer rows to ``writer`` batch by batch, item rows after the last batch."""
     total = 0
     with tempfile.TemporaryDirectory(prefix="pp-normalize-") as tmp:
-        con = duckdb.connect(config={"memory_limit": memory_limit, "preserve_insertion_order": False,
-                                     "temp_directory": tmp, "threads": max(1, min(2, os.cpu_count() or 1))})
+        con = _LazyDuckDB({"memory_limit": memory_limit, "preserve_insertion_order": False,
+                           "temp_directory": tmp, "threads": max(1, min(2, os.cpu_count() or 1))})
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="pp-normalize")
         try:
-            code_cleaning.register(con)
             cleaner = CodeCleaner(con)
             cleaner.prepare([os.fspath(path) for path, _, _ in parsed])
             spill_path = os.path.join(tmp, "items.parquet")
@@ -708,7 +785,7 @@ def _string_hash(arr: pa.Array) -> np.ndarray:
     return (hashes >> np.uint64(1)).astype(np.int64)
 
 
-def _write_items(con: duckdb.DuckDBPyConnection, spill_path: str, headers: list[dict], writer) -> int:
+def _write_items(con: _LazyDuckDB, spill_path: str, headers: list[dict], writer) -> int:
     """Stage 2: the final item-level rows, into ``writer``.
 
     A spilled row whose identity hash occurs once in the spill is an item of its own: its rows
@@ -741,7 +818,7 @@ def _write_items(con: duckdb.DuckDBPyConnection, spill_path: str, headers: list[
         if dups is not None:
             dups.close()
     if dups is not None:
-        total += _aggregate_items(con, dups_path, headers, writer)
+        total += _aggregate_items(con.get(), dups_path, headers, writer)
     return total
 
 

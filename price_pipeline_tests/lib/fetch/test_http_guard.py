@@ -215,6 +215,29 @@ def test_every_http_client_comes_from_the_safe_factory():
     assert offenders == []
 
 
+def test_clients_share_one_tls_context_per_ca_setting(monkeypatch):
+    """Loading the CA bundle once per process (not once per client, two per hospital's fetch):
+    clients share the verifying context, and a different SSL_CERT_FILE still gets its own."""
+    import certifi
+
+    from price_pipeline.lib.fetch.http import client as http_client
+
+    monkeypatch.setattr(http_client, "_ssl_contexts", {})
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    first, second = http_client.safe_client(), http_client.safe_client()
+    try:
+        context = first._transport._pool._ssl_context
+        assert context is second._transport._pool._ssl_context
+        assert context.verify_mode.name == "CERT_REQUIRED" and context.check_hostname
+    finally:
+        first.close()
+        second.close()
+    monkeypatch.setenv("SSL_CERT_FILE", certifi.where())
+    other = http_client.shared_ssl_context()
+    assert other is not context and other is http_client.shared_ssl_context()
+
+
 # -- item 5: an overall deadline on every fetch -------------------------------------------------
 
 

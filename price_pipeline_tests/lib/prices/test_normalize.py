@@ -372,3 +372,55 @@ def test_run_min_matches_a_per_run_reference(kind):
             expected.append(min(present, key=key) if present else None)
         arr = pa.array(values, pa.string() if kind == "str" else pa.int64())
         assert _run_min(arr, starts).to_pylist() == expected, (values, starts)
+
+
+def _messy_codes_file(tmp_path):
+    """A parsed tall file whose four (code, type) pairs all need the cleaning macros."""
+    head = (BROKEN / "small_tall.csv").read_text().split("\n")[:3]
+    body = [  # pairs the shortcut leaves to the macros: lower case, spaces, a synonym type
+        "Office visit, 99213 ,cpt,0450,REV,outpatient,,,100,90,Aetna,PPO,,60,,,,,,,fee schedule,50,60,",
+        "Injection,j1100,HCPCS,,,outpatient,,,20,18,Aetna,PPO,,10,,,,,,,fee schedule,10,12,",
+        "Drug,0002-1433-80,NDC,,,both,1,UN,30,,Cigna,HMO,,20,,,,,,,fee schedule,20,20,note",
+    ]
+    path = tmp_path / "messy.csv"
+    path.write_text("\n".join(head + body) + "\n")
+    parsed = tmp_path / "messy.parquet"
+    summary = parse_to_parquet(path, parsed, file_sha256="s")
+    return [(str(parsed), summary.header, "s")]
+
+
+def test_pairs_cleaned_before_are_not_queried_again_and_give_the_same_rows(tmp_path, monkeypatch):
+    """The macros' results are kept for the process (_MACRO_RESULTS): normalising a file whose
+    pairs were all cleaned before (and whose items are all distinct) opens no DuckDB connection,
+    and writes the same rows as the first normalisation, which cleaned them with the macros."""
+    import duckdb
+
+    from price_pipeline.lib.prices import normalize
+
+    args = _messy_codes_file(tmp_path)
+    monkeypatch.setattr(normalize, "_MACRO_RESULTS", {})
+    normalize_to_prices(args, tmp_path / "first.parquet", hospital_key="h1")
+    assert normalize._MACRO_RESULTS[("j1100", "HCPCS")] == ("J1100", "HCPCS", 2)
+    assert normalize._MACRO_RESULTS[("0002-1433-80", "NDC")] == ("00002143380", "NDC", 6)
+
+    connects = []
+    real_connect = duckdb.connect
+    monkeypatch.setattr(normalize.duckdb, "connect", lambda *a, **kw: connects.append(1) or real_connect(*a, **kw))
+    normalize_to_prices(args, tmp_path / "second.parquet", hospital_key="h1")
+    assert connects == []
+    assert pq.read_table(tmp_path / "second.parquet").equals(pq.read_table(tmp_path / "first.parquet"))
+
+
+def test_the_process_cache_of_macro_results_stays_within_its_bound(tmp_path, monkeypatch):
+    """More new pairs than MACRO_CACHE_PAIRS: the cache is cleared, never grows past its bound,
+    and the rows are those written with room to spare."""
+    from price_pipeline.lib.prices import normalize
+
+    args = _messy_codes_file(tmp_path)
+    monkeypatch.setattr(normalize, "_MACRO_RESULTS", {})
+    normalize_to_prices(args, tmp_path / "roomy.parquet", hospital_key="h1")
+    monkeypatch.setattr(normalize, "_MACRO_RESULTS", {("x", "y"): ("X", "Y", 9)})
+    monkeypatch.setattr(normalize, "MACRO_CACHE_PAIRS", 2)
+    normalize_to_prices(args, tmp_path / "tight.parquet", hospital_key="h1")
+    assert normalize._MACRO_RESULTS == {}
+    assert pq.read_table(tmp_path / "tight.parquet").equals(pq.read_table(tmp_path / "roomy.parquet"))

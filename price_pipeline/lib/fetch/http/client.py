@@ -28,7 +28,9 @@ redirect from there to anywhere else is checked like hospital input.
 
 from __future__ import annotations
 
+import os
 import ssl
+import threading
 import typing
 from collections.abc import Iterable, Mapping
 
@@ -142,6 +144,27 @@ class GuardedBackend(httpcore.SyncBackend):
         raise httpcore.ConnectError("unix sockets are not used by price_pipeline")
 
 
+_ssl_contexts: dict[tuple[str | None, str | None], ssl.SSLContext] = {}
+_ssl_contexts_lock = threading.Lock()
+
+
+def shared_ssl_context() -> ssl.SSLContext:
+    """The verifying TLS context httpx would build for a client (``SSL_CERT_FILE`` /
+    ``SSL_CERT_DIR`` honoured, else certifi's bundle), built once per process and CA setting.
+
+    Loading the CA bundle costs ~30 ms of CPU, and every client built it again: two per
+    hospital's fetch (the probe client and the download client), ~60 ms of a small hospital's
+    ~250 ms of library work. Sharing one context between clients and threads is safe: it holds
+    the CA store and the verification settings, which nothing here changes after it is made.
+    """
+    key = (os.environ.get("SSL_CERT_FILE") or None, os.environ.get("SSL_CERT_DIR") or None)
+    with _ssl_contexts_lock:
+        context = _ssl_contexts.get(key)
+        if context is None:
+            context = _ssl_contexts[key] = httpx.create_ssl_context(verify=True, trust_env=True)
+        return context
+
+
 class GuardedTransport(httpx.HTTPTransport):
     """httpx's own transport with its connection pool rebuilt on a :class:`GuardedBackend`."""
 
@@ -153,9 +176,9 @@ class GuardedTransport(httpx.HTTPTransport):
         limits: httpx.Limits | None = None,
     ):
         limits = limits or httpx.Limits(max_connections=32, max_keepalive_connections=32)
-        # trust_env=True here only lets SSL_CERT_FILE / SSL_CERT_DIR choose the CA bundle;
-        # proxies are a client setting, switched off in safe_client.
-        super().__init__(limits=limits, trust_env=True)
+        # The TLS context honours SSL_CERT_FILE / SSL_CERT_DIR (shared_ssl_context); proxies are
+        # a client setting, switched off in safe_client.
+        super().__init__(verify=shared_ssl_context(), limits=limits, trust_env=True)
         if type(self._pool) is not httpcore.ConnectionPool:  # pragma: no cover - an httpx change
             raise RuntimeError("httpx.HTTPTransport no longer keeps an httpcore.ConnectionPool in _pool")
         ssl_context = self._pool._ssl_context
