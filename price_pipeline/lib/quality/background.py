@@ -14,9 +14,6 @@ case (no child, failed, killed, timed out) it validates inline exactly as before
 the same dict either way (a JSON round trip of a JSON-ready dict), so the stored report is
 byte-identical apart from its timing (``seconds``) and ``validated_at``, as with any two runs.
 
-The child runs below the run's CPU priority (:func:`_yield_to_parent`): the run's own steps
-take about their time alone, and the child the cycles they leave.
-
 The child never outlives the process that started it: on Linux it asks the kernel for SIGKILL
 when its parent dies (``PR_SET_PDEATHSIG``), and everywhere a watchdog thread exits when its
 parent pid changes; :func:`stop_background_validations` (called at the end of the conformance
@@ -56,9 +53,6 @@ DEFAULT_TIMEOUT_SECONDS = 3600.0
 MAX_CHILDREN = 1
 # How often the child checks that its parent is still alive (non-Linux, and belt and braces).
 PARENT_POLL_SECONDS = 1.0
-# The child's nice value above its parent's (clamped at 19): the run's own threads get ~90 % of a
-# core both want (weights 1024:110), and the child still outranks niced batch work around it.
-CHILD_NICE_INCREMENT = 10
 
 
 @dataclass
@@ -200,27 +194,6 @@ def _die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def _yield_to_parent() -> None:
-    """Run below the parent's CPU priority: the run's own steps first, the child on what they leave.
-
-    At the parent's priority the validator's threads took their share of both cores from the
-    step beside them (issue 12: in a run the JSON parse, whose reader threads want both cores,
-    took 1.6x its time alone, with the same CPU seconds). Now the steps run about as fast as
-    alone and the child's remaining work, if any, is done while ``conformance_reports`` waits
-    for it: on two cores the whole run costs about the same (no core is left idle either way),
-    but each step's time is its own. A parent already at nice 19 (a niced batch job) gets the
-    child below it with Linux's SCHED_IDLE policy instead. Unix only; best effort.
-    """
-    if not hasattr(os, "nice"):
-        return
-    try:
-        parent = os.nice(0)
-        if os.nice(CHILD_NICE_INCREMENT) <= parent and hasattr(os, "SCHED_IDLE"):
-            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-    except OSError:
-        pass
-
-
 def _peak_rss_bytes() -> int:
     import resource
 
@@ -230,7 +203,6 @@ def _peak_rss_bytes() -> int:
 
 def child_main(folder: str, parent_pid: int) -> int:
     """Validate the file named in ``<folder>/params.json``; write ``<folder>/result.json``."""
-    _yield_to_parent()  # first: threads started later (the watchdog, the validator's) inherit it
     _die_with_parent(parent_pid)
     from price_pipeline.lib.validate import validate_file
 

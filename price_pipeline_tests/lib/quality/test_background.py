@@ -193,27 +193,6 @@ def test_stop_kills_what_is_still_running(tmp_path):
     assert child.poll() is not None and not background.running_children()
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux nice values and SCHED_IDLE")
-def test_the_child_runs_below_the_priority_of_the_process_that_started_it(tmp_path):
-    """The run's own steps come first; the child takes what they leave idle (a parent already at
-    nice 19, as a niced batch job, gets the child under the idle policy)."""
-    lake = _hospital(tmp_path, "h1", _generated("tall", rows=20000))
-    conformance.start_background_validations("h1", lake=lake, min_bytes=1)
-    (child,) = background.running_children("h1")
-    parent = os.getpriority(os.PRIO_PROCESS, 0)
-    below = False
-    deadline = time.monotonic() + 10
-    while not below and child.poll() is None and time.monotonic() < deadline:
-        try:
-            nice = os.getpriority(os.PRIO_PROCESS, child.pid)
-            below = nice > parent or os.sched_getscheduler(child.pid) == os.SCHED_IDLE
-        except OSError:  # it ended meanwhile
-            break
-        time.sleep(0.01)
-    background.stop_background_validations("h1")
-    assert below
-
-
 def test_the_child_dies_with_the_process_that_started_it(tmp_path):
     """A killed run (its process gone without cleanup) leaves no validator behind."""
     data = _generated("tall", rows=20000)
