@@ -110,10 +110,12 @@ def parse_hospital_files(
             summary = _parse_one(raw_path, out, outcome.sha256, max_findings=max_findings, limits=limits)
         version = ParsedVersion(outcome.sha256, outcome.url, rows_key, dataclasses.replace(summary, source=outcome.url),
                                 parsed_revision=PARSED_REVISION, max_findings=max_findings, archive_limits=limits)
-        lake.put_file(out, rows_key)
+        # Moved, not copied: the scratch files are not read again, and a local lake's scratch
+        # folder is on its filesystem (a rename instead of rewriting the rows; S3 uploads either way).
         quarantine = Path(quarantine_path(out))
+        lake.move_file(out, rows_key)
         if quarantine.exists():
-            lake.put_file(quarantine, layout.parsed_quarantine_key(hospital_key, outcome.sha256))
+            lake.move_file(quarantine, layout.parsed_quarantine_key(hospital_key, outcome.sha256))
         # written after the rows: a summary marks a complete parse (see _stored_parse)
         lake.put_bytes(_json(version.summary_dict()), layout.parsed_summary_key(hospital_key, outcome.sha256))
         parsed.append(version)
