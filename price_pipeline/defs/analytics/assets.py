@@ -9,6 +9,7 @@ because DuckDB allows a single writing process per file.
 import functools
 import importlib.metadata
 import json
+import os
 import shutil
 import sys
 from functools import cached_property
@@ -31,6 +32,7 @@ from price_pipeline.defs.table_metadata import (
 )
 from price_pipeline.lib.analytics import (
     ExportFilters,
+    build_selection,
     export_relation,
     natural_keys,
     needs_full_refresh,
@@ -117,10 +119,8 @@ class RunDbtCliResource(DbtCliResource):
         return None
 
 
-def dbt_for_run(dbt: DbtCliResource, price_pipeline: PricePipelineResource) -> DbtCliResource:
-    """The dbt resource of one run: the run's target, and dbt started by ``price-pipeline-dbt``
-    with the run's lake, warehouse and S3 endpoint in dbt's environment (profiles.yml and the
-    sources read them), never in this process's (price_pipeline/dbt_env.py)."""
+def dbt_run_env(price_pipeline: PricePipelineResource) -> dict[str, str]:
+    """The settings a run's dbt gets in its environment, beside the calling process's own."""
     settings = price_pipeline.settings
     env = {
         "PRICE_PIPELINE_DBT_TARGET": settings.dbt_target,
@@ -129,6 +129,15 @@ def dbt_for_run(dbt: DbtCliResource, price_pipeline: PricePipelineResource) -> D
     }
     if settings.s3_endpoint_url:
         env["PRICE_PIPELINE_S3_ENDPOINT_URL"] = settings.s3_endpoint_url
+    return env
+
+
+def dbt_for_run(dbt: DbtCliResource, price_pipeline: PricePipelineResource) -> DbtCliResource:
+    """The dbt resource of one run: the run's target, and dbt started by ``price-pipeline-dbt``
+    with the run's lake, warehouse and S3 endpoint in dbt's environment (profiles.yml and the
+    sources read them), never in this process's (price_pipeline/dbt_env.py)."""
+    settings = price_pipeline.settings
+    env = dbt_run_env(price_pipeline)
     settings.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
     return RunDbtCliResource(
         project_dir=dbt.project_dir,
@@ -177,10 +186,20 @@ def price_analytics_dbt_models(
         # a warehouse of the layout before the incremental tables: rebuild it once
         context.log.info("warehouse has no per-hospital fingerprints yet: dbt build --full-refresh")
         full_refresh = True
+    warehouse = price_pipeline.settings.warehouse_path
+    selection, fingerprint = build_selection.incremental_build_args(
+        _manifest(), warehouse, {**os.environ, **dbt_run_env(price_pipeline)}, full_refresh=full_refresh)
+    whole_project = is_whole_project(context) and price_pipeline.settings.dbt_target != "spark"
+    if not whole_project:
+        selection = []  # dagster-dbt selects the subset; its tests follow dbt's indirect selection
+    elif selection:
+        context.log.info("same project and settings as the last successful build: seeds and views are "
+                         "kept, every table, incremental model and data test runs")
+    build_selection.forget_build(warehouse)
     # DuckDB lets one process hold the file while dbt writes it, so row counts are read after
     # the build (not per model while it runs); the events are held back until then.
-    invocation = dbt_for_run(dbt, price_pipeline).cli(dbt_build_args(full_refresh), context=context,
-                                                      raise_on_error=False)
+    invocation = dbt_for_run(dbt, price_pipeline).cli([*dbt_build_args(full_refresh), *selection],
+                                                      context=context, raise_on_error=False)
     try:
         events = list(invocation.stream())
     except BaseException:
@@ -189,9 +208,38 @@ def price_analytics_dbt_models(
         invocation.process.wait()
         raise
     invocation.process.wait()  # dbt must have released the warehouse file
+    if selection and invocation.is_successful():
+        events += kept_node_outputs(context)
     yield from with_table_row_counts(events, price_pipeline)
     if not invocation.is_successful():
         raise invocation.get_error()
+    if whole_project:
+        build_selection.record_build(warehouse, fingerprint)
+
+
+def kept_node_outputs(context: dg.AssetExecutionContext) -> list[dg.Output]:
+    """An Output for each seed and view the lean build kept rather than rebuilt: the relation in
+    the warehouse is the one this build would have made, and the assets downstream of them in the
+    job (published_marts, exports) must not be skipped for want of their materialization."""
+    manifest = _manifest()
+    translator = PriceDbtTranslator()
+    outputs = []
+    for unique_id in build_selection.unchanging_nodes(manifest):
+        if manifest["nodes"][unique_id]["resource_type"] == "test":
+            continue
+        key = translator.get_asset_spec(manifest, unique_id, dbt_project).key
+        outputs.append(dg.Output(None, output_name=context.assets_def.get_output_name_for_asset_key(key),
+                                 metadata={"unique_id": unique_id,
+                                           "dbt_kept": "unchanged since the last successful build, not rebuilt"}))
+    return outputs
+
+
+def is_whole_project(context: dg.AssetExecutionContext) -> bool:
+    """Whether the run builds every model and check of the dbt project (the build_analytics job),
+    not a subset picked in the UI: only then may the build skip the nodes that cannot change."""
+    assets_def = context.assets_def
+    return (set(context.selected_asset_keys) == set(assets_def.keys)
+            and set(context.selected_asset_check_keys) == set(assets_def.check_keys))
 
 
 def shows_table_metadata(node: dict) -> bool:
