@@ -209,7 +209,8 @@ def price_analytics_dbt_models(
         raise
     invocation.process.wait()  # dbt must have released the warehouse file
     if selection and invocation.is_successful():
-        events += kept_node_outputs(context)
+        # Dagster takes a multi-asset's outputs in dependency order only
+        events = build_selection.in_dependency_order(events, event_unique_id, kept_node_outputs(context), _manifest())
     yield from with_table_row_counts(events, price_pipeline)
     if not invocation.is_successful():
         raise invocation.get_error()
@@ -217,20 +218,26 @@ def price_analytics_dbt_models(
         build_selection.record_build(warehouse, fingerprint)
 
 
-def kept_node_outputs(context: dg.AssetExecutionContext) -> list[dg.Output]:
+def event_unique_id(event) -> str | None:
+    """The dbt node of a dbt event (an Output or a check result), from its metadata."""
+    unique_id = (getattr(event, "metadata", None) or {}).get("unique_id")
+    return unique_id.value if hasattr(unique_id, "value") else unique_id
+
+
+def kept_node_outputs(context: dg.AssetExecutionContext) -> dict[str, dg.Output]:
     """An Output for each seed and view the lean build kept rather than rebuilt: the relation in
     the warehouse is the one this build would have made, and the assets downstream of them in the
     job (published_marts, exports) must not be skipped for want of their materialization."""
     manifest = _manifest()
     translator = PriceDbtTranslator()
-    outputs = []
+    outputs = {}
     for unique_id in build_selection.unchanging_nodes(manifest):
         if manifest["nodes"][unique_id]["resource_type"] == "test":
             continue
         key = translator.get_asset_spec(manifest, unique_id, dbt_project).key
-        outputs.append(dg.Output(None, output_name=context.assets_def.get_output_name_for_asset_key(key),
-                                 metadata={"unique_id": unique_id,
-                                           "dbt_kept": "unchanged since the last successful build, not rebuilt"}))
+        outputs[unique_id] = dg.Output(None, output_name=context.assets_def.get_output_name_for_asset_key(key),
+                                       metadata={"unique_id": unique_id,
+                                                 "dbt_kept": "unchanged since the last successful build, not rebuilt"})
     return outputs
 
 

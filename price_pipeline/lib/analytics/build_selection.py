@@ -80,7 +80,9 @@ def lean_build_args(manifest: Mapping) -> list[str]:
     whose data still follows the lake."""
     nodes = manifest.get("nodes", {})
     names = sorted(nodes[unique_id]["name"] for unique_id in unchanging_nodes(manifest))
-    return ["--exclude", *names, "--indirect-selection", "empty"]
+    # one space-separated value: dbt reads it as a list, and dagster-dbt's parser of the runtime
+    # selection (extract_runtime_selection_from_args) takes one value per --exclude
+    return ["--exclude", " ".join(names), "--indirect-selection", "empty"]
 
 
 def build_state_path(warehouse: str | Path) -> Path:
@@ -122,3 +124,32 @@ def incremental_build_args(manifest: Mapping, warehouse: str | Path, env: Mappin
     if not full_refresh and last_build_matches(warehouse, fingerprint):
         return lean_build_args(manifest), fingerprint
     return [], fingerprint
+
+
+def in_dependency_order(events: list, unique_id_of, kept: Mapping[str, object], manifest: Mapping) -> list:
+    """``events`` (in dbt's order, which is the dependency order) with the ``kept`` items (unique
+    id -> item, e.g. a kept node's output) inserted where they belong: each right before the first
+    event whose node depends on it (ancestors first), the others at the end. ``unique_id_of`` gives
+    an event's node (None for an event of no node)."""
+    nodes = manifest.get("nodes", {})
+    pending = dict(kept)
+    ordered: list = []
+
+    def release_ancestors(unique_id: str) -> None:
+        for parent in nodes.get(unique_id, {}).get("depends_on", {}).get("nodes", []):
+            if parent in pending:
+                item = pending.pop(parent)
+                release_ancestors(parent)
+                ordered.append(item)
+
+    for event in events:
+        unique_id = unique_id_of(event)
+        if unique_id:
+            release_ancestors(unique_id)
+        ordered.append(event)
+    for unique_id in sorted(kept):
+        if unique_id in pending:
+            item = pending.pop(unique_id)
+            release_ancestors(unique_id)
+            ordered.append(item)
+    return ordered
