@@ -270,8 +270,15 @@ def test_platform_build_keeps_seeds_and_views_and_equals_a_full_rebuild(tmp_path
     assert "dbt_kept" not in first["stg_hospitals"]  # the first build makes every node
     assert build_selection.build_state_path(settings.warehouse_path).exists()
 
+    assert build_selection.partial_parse_cache(settings.warehouse_path).exists()
+
     change_lake(lake)
+    before = set(Path(dbt_project.project_dir, "target").glob("price_analytics_dbt_models-*"))
     second = build()
+    # dbt started from the first build's parse state (same profile), not from a full parse
+    [target] = set(Path(dbt_project.project_dir, "target").glob("price_analytics_dbt_models-*")) - before
+    log = (target / "dbt.log").read_text()
+    assert "Unable to do partial parsing" not in log and "Partial parsing enabled" in log
     for kept in ("stg_hospitals", "stg_prices_history", "payer_brands", "mart_item_codes"):
         assert "dbt_kept" in second[kept], kept
     assert second["mart_item_codes"]["dagster/row_count"].value > 0  # a kept mart still shows its rows

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import sys
+import uuid
 from functools import cached_property
 from pathlib import Path
 
@@ -196,10 +197,17 @@ def price_analytics_dbt_models(
         context.log.info("same project and settings as the last successful build: seeds and views are "
                          "kept, every table, incremental model and data test runs")
     build_selection.forget_build(warehouse)
+    # The run's own target directory, as dagster-dbt would name it, seeded with the parse state of
+    # this warehouse's previous build (same profile: dbt re-parses only what changed).
+    target_path = (Path(dbt.project_dir) / os.getenv("DBT_TARGET_PATH", "target")
+                   / f"{context.op_execution_context.op.name}-{context.run.run_id[:7]}-{uuid.uuid4().hex[:7]}")
+    parse_cache = build_selection.partial_parse_cache(warehouse)
+    build_selection.seed_partial_parse(parse_cache, target_path)
     # DuckDB lets one process hold the file while dbt writes it, so row counts are read after
     # the build (not per model while it runs); the events are held back until then.
     invocation = dbt_for_run(dbt, price_pipeline).cli([*dbt_build_args(full_refresh), *selection],
-                                                      context=context, raise_on_error=False)
+                                                      context=context, raise_on_error=False,
+                                                      target_path=target_path)
     try:
         events = list(invocation.stream())
     except BaseException:
@@ -208,6 +216,7 @@ def price_analytics_dbt_models(
         invocation.process.wait()
         raise
     invocation.process.wait()  # dbt must have released the warehouse file
+    build_selection.keep_partial_parse(target_path, parse_cache)
     if selection and invocation.is_successful():
         # Dagster takes a multi-asset's outputs in dependency order only
         events = build_selection.in_dependency_order(events, event_unique_id, kept_node_outputs(context), _manifest())

@@ -15,13 +15,18 @@ checksum and config, every macro's SQL, the dbt version and the ``PRICE_PIPELINE
 reads (lake location, target, ...: a view's SQL embeds the lake's paths). A build that succeeds
 records it beside the warehouse (:func:`record_build`); a build starts by forgetting it
 (:func:`forget_build`), so a failed or interrupted build is followed by a build of every node. A
-full refresh always builds every node. No dbt import here (pure logic over the manifest).
+full refresh always builds every node.
+
+The parse state dbt keeps (``partial_parse.msgpack``) is also kept beside the warehouse between
+builds (:func:`partial_parse_cache`): each Dagster build runs dbt in a new target directory, and
+without it dbt parsed the whole project on every build. No dbt import here.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -153,3 +158,39 @@ def in_dependency_order(events: list, unique_id_of, kept: Mapping[str, object], 
             release_ancestors(unique_id)
             ordered.append(item)
     return ordered
+
+
+# dbt's parse state of a target directory (dbt reads it to re-parse only what changed).
+PARTIAL_PARSE_FILE = "partial_parse.msgpack"
+PARTIAL_PARSE_SUFFIX = ".partial_parse.msgpack"
+
+
+def partial_parse_cache(warehouse: str | Path) -> Path:
+    """Where the parse state of the last build of this warehouse is kept between builds.
+
+    Each Dagster build runs dbt in a new target directory, which dagster-dbt seeds with the parse
+    state of ``make manifest``; that state was made with another profile (no run's warehouse path,
+    lake or target), so dbt discarded it and parsed the whole project on every build ("Unable to do
+    partial parsing because profile has changed"): seconds of every build, the incremental one
+    included. The state of the previous build of the same warehouse has the same profile."""
+    path = Path(warehouse)
+    return path.with_name(path.name + PARTIAL_PARSE_SUFFIX)
+
+
+def seed_partial_parse(cache: Path, target_dir: Path) -> bool:
+    """Put the kept parse state into a new target directory (before dbt starts; dbt checks it and
+    parses in full when it does not match). Returns whether there was one."""
+    if not cache.exists():
+        return False
+    target_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(cache, target_dir / PARTIAL_PARSE_FILE)
+    return True
+
+
+def keep_partial_parse(target_dir: Path, cache: Path) -> None:
+    """After dbt ran: keep its parse state for the next build (replaced atomically)."""
+    state = target_dir / PARTIAL_PARSE_FILE
+    if state.exists():
+        temporary = cache.with_name(cache.name + ".tmp")
+        shutil.copyfile(state, temporary)
+        temporary.replace(cache)
