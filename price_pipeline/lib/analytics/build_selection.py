@@ -34,6 +34,8 @@ from pathlib import Path
 BUILD_STATE_SUFFIX = ".build_state.json"
 # Settings of dbt's environment that the project's SQL or profile reads (profiles.yml, sources).
 SETTINGS_PREFIX = "PRICE_PIPELINE_"
+# ... except secrets (SMTP password, tokens): no SQL holds them, and a hash of them is not written.
+SECRET_WORDS = ("PASSWORD", "SECRET", "TOKEN", "KEY")
 
 
 def project_fingerprint(manifest: Mapping, env: Mapping[str, str]) -> str:
@@ -50,7 +52,8 @@ def project_fingerprint(manifest: Mapping, env: Mapping[str, str]) -> str:
     sources = {unique_id: [source.get("external"), source.get("relation_name"), source.get("meta")]
                for unique_id, source in manifest.get("sources", {}).items()}
     macros = {unique_id: macro.get("macro_sql") for unique_id, macro in manifest.get("macros", {}).items()}
-    settings = {name: value for name, value in env.items() if name.startswith(SETTINGS_PREFIX)}
+    settings = {name: value for name, value in env.items()
+                if name.startswith(SETTINGS_PREFIX) and not any(word in name for word in SECRET_WORDS)}
     document = {
         "dbt_version": manifest.get("metadata", {}).get("dbt_version"),
         "adapter_type": manifest.get("metadata", {}).get("adapter_type"),

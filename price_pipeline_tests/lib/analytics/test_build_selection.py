@@ -41,6 +41,7 @@ def test_fingerprint_follows_code_macros_and_settings_not_other_environment():
     fingerprint = build_selection.project_fingerprint(manifest, env)
     assert build_selection.project_fingerprint(manifest, {**env, "HOME": "/else"}) == fingerprint
     assert build_selection.project_fingerprint(manifest, {**env, "PRICE_PIPELINE_LAKE_URL": "/other"}) != fingerprint
+    assert build_selection.project_fingerprint(manifest, {**env, "PRICE_PIPELINE_SMTP_PASSWORD": "x"}) == fingerprint
     changed_view = copy.deepcopy(manifest)
     changed_view["nodes"]["model.p.stg"]["checksum"] = {"checksum": "edited"}
     assert build_selection.project_fingerprint(changed_view, env) != fingerprint
