@@ -33,12 +33,19 @@ from price_pipeline.defs.table_metadata import (
 )
 from price_pipeline.lib.analytics import (
     ExportFilters,
-    build_selection,
     export_relation,
+    forget_build,
+    in_dependency_order,
+    incremental_build_args,
+    keep_partial_parse,
     natural_keys,
     needs_full_refresh,
+    partial_parse_cache,
     publish_tables,
     quote_identifier,
+    record_build,
+    seed_partial_parse,
+    unchanging_nodes,
 )
 from price_pipeline.lib.lake import connect_duckdb, layout
 from price_pipeline.lib.ops import FULL_REFRESH_TAG
@@ -188,7 +195,7 @@ def price_analytics_dbt_models(
         context.log.info("warehouse has no per-hospital fingerprints yet: dbt build --full-refresh")
         full_refresh = True
     warehouse = price_pipeline.settings.warehouse_path
-    selection, fingerprint = build_selection.incremental_build_args(
+    selection, fingerprint = incremental_build_args(
         _manifest(), warehouse, {**os.environ, **dbt_run_env(price_pipeline)}, full_refresh=full_refresh)
     whole_project = is_whole_project(context) and price_pipeline.settings.dbt_target != "spark"
     if not whole_project:
@@ -196,13 +203,13 @@ def price_analytics_dbt_models(
     elif selection:
         context.log.info("same project and settings as the last successful build: seeds and views are "
                          "kept, every table, incremental model and data test runs")
-    build_selection.forget_build(warehouse)
+    forget_build(warehouse)
     # The run's own target directory, as dagster-dbt would name it, seeded with the parse state of
     # this warehouse's previous build (same profile: dbt re-parses only what changed).
     target_path = (Path(dbt.project_dir) / os.getenv("DBT_TARGET_PATH", "target")
                    / f"{context.op_execution_context.op.name}-{context.run.run_id[:7]}-{uuid.uuid4().hex[:7]}")
-    parse_cache = build_selection.partial_parse_cache(warehouse)
-    build_selection.seed_partial_parse(parse_cache, target_path)
+    parse_cache = partial_parse_cache(warehouse)
+    seed_partial_parse(parse_cache, target_path)
     # DuckDB lets one process hold the file while dbt writes it, so row counts are read after
     # the build (not per model while it runs); the events are held back until then.
     invocation = dbt_for_run(dbt, price_pipeline).cli([*dbt_build_args(full_refresh), *selection],
@@ -216,15 +223,15 @@ def price_analytics_dbt_models(
         invocation.process.wait()
         raise
     invocation.process.wait()  # dbt must have released the warehouse file
-    build_selection.keep_partial_parse(target_path, parse_cache)
+    keep_partial_parse(target_path, parse_cache)
     if selection and invocation.is_successful():
         # Dagster takes a multi-asset's outputs in dependency order only
-        events = build_selection.in_dependency_order(events, event_unique_id, kept_node_outputs(context), _manifest())
+        events = in_dependency_order(events, event_unique_id, kept_node_outputs(context), _manifest())
     yield from with_table_row_counts(events, price_pipeline)
     if not invocation.is_successful():
         raise invocation.get_error()
     if whole_project:
-        build_selection.record_build(warehouse, fingerprint)
+        record_build(warehouse, fingerprint)
 
 
 def event_unique_id(event) -> str | None:
@@ -240,7 +247,7 @@ def kept_node_outputs(context: dg.AssetExecutionContext) -> dict[str, dg.Output]
     manifest = _manifest()
     translator = PriceDbtTranslator()
     outputs = {}
-    for unique_id in build_selection.unchanging_nodes(manifest):
+    for unique_id in unchanging_nodes(manifest):
         if manifest["nodes"][unique_id]["resource_type"] == "test":
             continue
         key = translator.get_asset_spec(manifest, unique_id, dbt_project).key

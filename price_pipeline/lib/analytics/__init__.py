@@ -30,6 +30,14 @@ _EXPORTS = {
     "export_published": "publish",
     "publish_tables": "publish",
     "needs_full_refresh": "warehouse",
+    "forget_build": "build_selection",
+    "in_dependency_order": "build_selection",
+    "incremental_build_args": "build_selection",
+    "keep_partial_parse": "build_selection",
+    "partial_parse_cache": "build_selection",
+    "record_build": "build_selection",
+    "seed_partial_parse": "build_selection",
+    "unchanging_nodes": "build_selection",
 }
 
 __all__ = sorted(_EXPORTS)
