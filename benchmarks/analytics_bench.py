@@ -68,6 +68,7 @@ import pyarrow.parquet as pq
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from price_pipeline.lib.analytics import build_selection  # noqa: E402
 from price_pipeline.lib.lake.schemas import PRICE_VERSIONS_SCHEMA, PRICES_SCHEMA  # noqa: E402
 from price_pipeline.lib.prices import codes, payers  # noqa: E402
 
@@ -534,21 +535,38 @@ def parse_dbt(lake: Path, work: Path, mirror: Path) -> float:
 def run_dbt_build(lake: Path, work: Path, run: str, *, fresh: bool = True) -> float:
     """One timed ``dbt build`` subprocess on a fresh warehouse: the whole project, or (``main_mart``)
     ``--select +mart_price_distribution``: the main mart, every model upstream of it and their tests.
-    ``fresh=False`` builds on the existing warehouse: the incremental build."""
+    ``fresh=False`` builds on the existing warehouse: the incremental build.
+
+    The whole-project builds choose their nodes as the platform's models asset does
+    (price_pipeline.lib.analytics.build_selection): a build on a warehouse whose last build of the
+    same project and settings succeeded keeps its seeds and views; the fingerprint is recorded
+    after every successful whole-project build."""
     name, target = DBT_RUNS[run]
     warehouse = work / f"{name}.duckdb"
     if fresh:
         warehouse.unlink(missing_ok=True)
+    env = _dbt_env(lake, warehouse)
     # cautious: the tests of the selected models only (the default, eager, also picks tests that
     # merely touch a selected model, e.g. relationships from other marts to stg_hospitals).
-    extra = ("--select", MAIN_MART_SELECT, "--indirect-selection", "cautious") if run == "main_mart" else ()
+    extra: tuple[str, ...] = ("--select", MAIN_MART_SELECT, "--indirect-selection", "cautious") if run == "main_mart" else ()
+    fingerprint = None
+    if run != "main_mart":
+        manifest = json.loads((work / target / "manifest.json").read_text())
+        selection, fingerprint = build_selection.incremental_build_args(manifest, warehouse, env, full_refresh=False)
+        extra = tuple(selection)
+        build_selection.forget_build(warehouse)
+        if selection:
+            print(f"  ({run}: same project and settings as the warehouse's last build: "
+                  f"{len(build_selection.unchanging_nodes(manifest))} seeds, views and seed tests kept)", flush=True)
     command = _dbt_command("build", work, target, *extra)
     started = time.monotonic()
-    result = subprocess.run(command, env=_dbt_env(lake, warehouse), cwd=work, capture_output=True, text=True)
+    result = subprocess.run(command, env=env, cwd=work, capture_output=True, text=True)
     seconds = time.monotonic() - started
     if result.returncode != 0:
         print(result.stdout[-5000:], result.stderr[-2000:])
         raise SystemExit("dbt build failed")
+    if fingerprint:
+        build_selection.record_build(warehouse, fingerprint)
     return seconds
 
 

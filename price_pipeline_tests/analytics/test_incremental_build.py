@@ -230,3 +230,67 @@ def test_old_warehouse_needs_full_refresh(tmp_path: Path) -> None:
     with duckdb.connect(str(warehouse)) as con:
         con.execute(f"CREATE TABLE {FINGERPRINT_TABLE} (hospital_id UBIGINT)")
     assert needs_full_refresh(warehouse) is False
+
+
+@pytest.mark.slow
+def test_platform_build_keeps_seeds_and_views_and_equals_a_full_rebuild(tmp_path: Path) -> None:
+    """The models asset as the build_analytics job runs it: the second build (same project and
+    settings as the first, which succeeded) skips the seeds and views but still reports them
+    materialized, published_marts still runs after it, and every table equals a full rebuild."""
+    import dagster as dg
+    from dagster_dbt import DbtCliResource
+
+    from price_pipeline.defs.analytics.assets import (
+        DBT_EXECUTABLE,
+        dbt_project,
+        price_analytics_dbt_models,
+        published_marts,
+    )
+    from price_pipeline.defs.resources import PricePipelineResource
+    from price_pipeline.lib.analytics import build_selection
+    from price_pipeline.settings import Settings
+
+    data = tmp_path / "data"
+    lake = data / "lake"
+    write_lake(lake)
+    settings = Settings(data_dir=data, lake_url=str(lake), registry_url=f"sqlite:///{data / 'registry.sqlite'}",
+                        warehouse_path=data / "warehouse.duckdb", catalog_url="http://127.0.0.1:9/catalog")
+    resources = {
+        "price_pipeline": PricePipelineResource.from_settings(settings),
+        "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
+    }
+
+    def build() -> dict[str, dict]:
+        result = dg.materialize([price_analytics_dbt_models, published_marts], resources=resources)
+        assert result.success
+        return {event.asset_key.to_user_string(): event.materialization.metadata
+                for event in result.get_asset_materialization_events()}
+
+    first = build()
+    assert "dbt_kept" not in first["stg_hospitals"]  # the first build makes every node
+    assert build_selection.build_state_path(settings.warehouse_path).exists()
+
+    assert build_selection.partial_parse_cache(settings.warehouse_path).exists()
+
+    change_lake(lake)
+    before = set(Path(dbt_project.project_dir, "target").glob("price_analytics_dbt_models-*"))
+    second = build()
+    # dbt started from the first build's parse state (same profile), not from a full parse
+    [target] = set(Path(dbt_project.project_dir, "target").glob("price_analytics_dbt_models-*")) - before
+    log = (target / "dbt.log").read_text()
+    assert "Unable to do partial parsing" not in log and "Partial parsing enabled" in log
+    for kept in ("stg_hospitals", "stg_prices_history", "payer_brands", "mart_item_codes"):
+        assert "dbt_kept" in second[kept], kept
+    assert second["mart_item_codes"]["dagster/row_count"].value > 0  # a kept mart still shows its rows
+    assert "dbt_kept" not in second["mart_price_distribution"]
+    assert "published_marts" in second
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
+        summary = dict(conn.execute("select hospital_key, n_prices from mart_hospital_summary").fetchall())
+    assert summary["h3"] == 0 and summary["h4"] == 0 and summary["h6"] > 0
+
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "lake").symlink_to(lake)
+    assert run_dbt(["build"], tmp=full).returncode == 0
+    assert _tables(settings.warehouse_path) == _tables(full / "warehouse.duckdb")
+    assert _differences(settings.warehouse_path, full / "warehouse.duckdb") == {}

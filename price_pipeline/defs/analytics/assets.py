@@ -9,8 +9,10 @@ because DuckDB allows a single writing process per file.
 import functools
 import importlib.metadata
 import json
+import os
 import shutil
 import sys
+import uuid
 from functools import cached_property
 from pathlib import Path
 
@@ -32,10 +34,18 @@ from price_pipeline.defs.table_metadata import (
 from price_pipeline.lib.analytics import (
     ExportFilters,
     export_relation,
+    forget_build,
+    in_dependency_order,
+    incremental_build_args,
+    keep_partial_parse,
     natural_keys,
     needs_full_refresh,
+    partial_parse_cache,
     publish_tables,
     quote_identifier,
+    record_build,
+    seed_partial_parse,
+    unchanging_nodes,
 )
 from price_pipeline.lib.lake import connect_duckdb, layout
 from price_pipeline.lib.ops import FULL_REFRESH_TAG
@@ -117,10 +127,8 @@ class RunDbtCliResource(DbtCliResource):
         return None
 
 
-def dbt_for_run(dbt: DbtCliResource, price_pipeline: PricePipelineResource) -> DbtCliResource:
-    """The dbt resource of one run: the run's target, and dbt started by ``price-pipeline-dbt``
-    with the run's lake, warehouse and S3 endpoint in dbt's environment (profiles.yml and the
-    sources read them), never in this process's (price_pipeline/dbt_env.py)."""
+def dbt_run_env(price_pipeline: PricePipelineResource) -> dict[str, str]:
+    """The settings a run's dbt gets in its environment, beside the calling process's own."""
     settings = price_pipeline.settings
     env = {
         "PRICE_PIPELINE_DBT_TARGET": settings.dbt_target,
@@ -129,6 +137,15 @@ def dbt_for_run(dbt: DbtCliResource, price_pipeline: PricePipelineResource) -> D
     }
     if settings.s3_endpoint_url:
         env["PRICE_PIPELINE_S3_ENDPOINT_URL"] = settings.s3_endpoint_url
+    return env
+
+
+def dbt_for_run(dbt: DbtCliResource, price_pipeline: PricePipelineResource) -> DbtCliResource:
+    """The dbt resource of one run: the run's target, and dbt started by ``price-pipeline-dbt``
+    with the run's lake, warehouse and S3 endpoint in dbt's environment (profiles.yml and the
+    sources read them), never in this process's (price_pipeline/dbt_env.py)."""
+    settings = price_pipeline.settings
+    env = dbt_run_env(price_pipeline)
     settings.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
     return RunDbtCliResource(
         project_dir=dbt.project_dir,
@@ -177,10 +194,27 @@ def price_analytics_dbt_models(
         # a warehouse of the layout before the incremental tables: rebuild it once
         context.log.info("warehouse has no per-hospital fingerprints yet: dbt build --full-refresh")
         full_refresh = True
+    warehouse = price_pipeline.settings.warehouse_path
+    selection, fingerprint = incremental_build_args(
+        _manifest(), warehouse, {**os.environ, **dbt_run_env(price_pipeline)}, full_refresh=full_refresh)
+    whole_project = is_whole_project(context) and price_pipeline.settings.dbt_target != "spark"
+    if not whole_project:
+        selection = []  # dagster-dbt selects the subset; its tests follow dbt's indirect selection
+    elif selection:
+        context.log.info("same project and settings as the last successful build: seeds and views are "
+                         "kept, every table, incremental model and data test runs")
+    forget_build(warehouse)
+    # The run's own target directory, as dagster-dbt would name it, seeded with the parse state of
+    # this warehouse's previous build (same profile: dbt re-parses only what changed).
+    target_path = (Path(dbt.project_dir) / os.getenv("DBT_TARGET_PATH", "target")
+                   / f"{context.op_execution_context.op.name}-{context.run.run_id[:7]}-{uuid.uuid4().hex[:7]}")
+    parse_cache = partial_parse_cache(warehouse)
+    seed_partial_parse(parse_cache, target_path)
     # DuckDB lets one process hold the file while dbt writes it, so row counts are read after
     # the build (not per model while it runs); the events are held back until then.
-    invocation = dbt_for_run(dbt, price_pipeline).cli(dbt_build_args(full_refresh), context=context,
-                                                      raise_on_error=False)
+    invocation = dbt_for_run(dbt, price_pipeline).cli([*dbt_build_args(full_refresh), *selection],
+                                                      context=context, raise_on_error=False,
+                                                      target_path=target_path)
     try:
         events = list(invocation.stream())
     except BaseException:
@@ -189,9 +223,46 @@ def price_analytics_dbt_models(
         invocation.process.wait()
         raise
     invocation.process.wait()  # dbt must have released the warehouse file
+    keep_partial_parse(target_path, parse_cache)
+    if selection and invocation.is_successful():
+        # Dagster takes a multi-asset's outputs in dependency order only
+        events = in_dependency_order(events, event_unique_id, kept_node_outputs(context), _manifest())
     yield from with_table_row_counts(events, price_pipeline)
     if not invocation.is_successful():
         raise invocation.get_error()
+    if whole_project:
+        record_build(warehouse, fingerprint)
+
+
+def event_unique_id(event) -> str | None:
+    """The dbt node of a dbt event (an Output or a check result), from its metadata."""
+    unique_id = (getattr(event, "metadata", None) or {}).get("unique_id")
+    return unique_id.value if hasattr(unique_id, "value") else unique_id
+
+
+def kept_node_outputs(context: dg.AssetExecutionContext) -> dict[str, dg.Output]:
+    """An Output for each seed and view the lean build kept rather than rebuilt: the relation in
+    the warehouse is the one this build would have made, and the assets downstream of them in the
+    job (published_marts, exports) must not be skipped for want of their materialization."""
+    manifest = _manifest()
+    translator = PriceDbtTranslator()
+    outputs = {}
+    for unique_id in unchanging_nodes(manifest):
+        if manifest["nodes"][unique_id]["resource_type"] == "test":
+            continue
+        key = translator.get_asset_spec(manifest, unique_id, dbt_project).key
+        outputs[unique_id] = dg.Output(None, output_name=context.assets_def.get_output_name_for_asset_key(key),
+                                       metadata={"unique_id": unique_id,
+                                                 "dbt_kept": "unchanged since the last successful build, not rebuilt"})
+    return outputs
+
+
+def is_whole_project(context: dg.AssetExecutionContext) -> bool:
+    """Whether the run builds every model and check of the dbt project (the build_analytics job),
+    not a subset picked in the UI: only then may the build skip the nodes that cannot change."""
+    assets_def = context.assets_def
+    return (set(context.selected_asset_keys) == set(assets_def.keys)
+            and set(context.selected_asset_check_keys) == set(assets_def.check_keys))
 
 
 def shows_table_metadata(node: dict) -> bool:
