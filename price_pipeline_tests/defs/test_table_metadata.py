@@ -183,6 +183,34 @@ def test_a_table_that_cannot_be_read_back_costs_the_preview_not_the_materializat
     assert "parquet" in metadata["preview"].value.lower()
 
 
+def test_a_batch_reuses_one_connection_and_shows_what_a_fresh_one_would(tmp_path):
+    """Inside shared_preview_connections (a batched run's step) every table of a lake is shown
+    through one connection, including after a table it could not read, with the same metadata."""
+    import pyarrow as pa
+
+    from price_pipeline.defs import table_metadata as tm
+
+    lake = LocalLake(str(tmp_path / "lake"))
+    for i in range(3):
+        folder = tmp_path / f"lake/t/hospital_key=h{i}"
+        folder.mkdir(parents=True)
+        pq.write_table(pa.table({"hospital_key": [f"h{i}"] * (i + 1), "rows": list(range(i + 1))}),
+                       folder / "rows.parquet")
+    (tmp_path / "lake/t/broken.parquet").write_bytes(b"PAR1 not a whole file")
+    keys = ["t/hospital_key=h0/rows.parquet", "t/broken.parquet", "t/hospital_key=h1/rows.parquet",
+            "t/hospital_key=h2/rows.parquet"]
+    fresh = [tm.lake_table_metadata(lake, k) for k in keys]
+    opened = []
+    real = tm._preview_connection
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tm, "_preview_connection", lambda lk: opened.append(lk) or real(lk))
+        with tm.shared_preview_connections():
+            shared = [tm.lake_table_metadata(lake, k) for k in keys]
+    assert len(opened) == 1
+    assert shared == fresh
+    assert "hospital_key" in fresh[0]["preview"].value and "preview not available" in fresh[1]["preview"].value
+
+
 def test_an_extract_that_cannot_be_read_back_keeps_its_other_tables_shown(tmp_path):
     """The multi-table assets (exports, published_marts) show each written table under its own
     keys: one unreadable file costs that table's schema and preview, not the others'."""

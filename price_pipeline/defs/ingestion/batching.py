@@ -31,6 +31,7 @@ import hashlib
 import dagster as dg
 
 from price_pipeline.defs.ops.retries import FAILURE_KIND, FAILURE_ORIGIN, FAILURE_REASON
+from price_pipeline.defs.table_metadata import shared_preview_connections
 from price_pipeline.lib.ops import EXTERNAL, INTERNAL, PERMANENT, TRANSIENT
 from price_pipeline.settings import Settings
 
@@ -97,33 +98,39 @@ def per_hospital(fn):
         if context.has_partition_key:
             return fn(context, *args, **kwargs)
         keys = list(context.partition_keys)
-        failed: dict[str, dg.Failure] = {}
-        checks: dict[str, dict[str, dg.AssetCheckResult]] = {}  # check name -> hospital -> result
-        for key in keys:
-            try:
-                result = fn(_OneHospital(context, key), *args, **kwargs)
-            except dg.Failure as failure:
-                failed[key] = failure
-            except (dg.RetryRequested, dg.DagsterExecutionInterruptedError, KeyboardInterrupt):
-                raise
-            except Exception as exc:  # a body without @classified: still only this hospital's failure
-                failed[key] = dg.Failure(description=f"{type(exc).__name__}: {exc}"[:1000])
-            else:
-                if isinstance(result, dg.MaterializeResult):
-                    if result.metadata:
-                        context.add_asset_metadata(dict(result.metadata), partition_key=key)
-                    for check in result.check_results or []:
-                        checks.setdefault(check.check_name, {})[key] = check
-                continue
-            context.log.error(f"{key}: {failed[key].description}")
-        if failed:
-            raise batch_failure(keys, failed)
-        return dg.MaterializeResult(
-            metadata={"hospitals_in_run": len(keys)},
-            check_results=[combine_check_results(results, check_name=name) for name, results in checks.items()],
-        )
+        with shared_preview_connections():  # one DuckDB connection for every hospital's preview
+            return _each_hospital(fn, context, keys, *args, **kwargs)
 
     return wrapper
+
+
+def _each_hospital(fn, context: dg.AssetExecutionContext, keys: list[str], *args, **kwargs) -> dg.MaterializeResult:
+    """Run ``fn`` once per hospital of the range: its metadata to its partition, the checks combined."""
+    failed: dict[str, dg.Failure] = {}
+    checks: dict[str, dict[str, dg.AssetCheckResult]] = {}  # check name -> hospital -> result
+    for key in keys:
+        try:
+            result = fn(_OneHospital(context, key), *args, **kwargs)
+        except dg.Failure as failure:
+            failed[key] = failure
+        except (dg.RetryRequested, dg.DagsterExecutionInterruptedError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # a body without @classified: still only this hospital's failure
+            failed[key] = dg.Failure(description=f"{type(exc).__name__}: {exc}"[:1000])
+        else:
+            if isinstance(result, dg.MaterializeResult):
+                if result.metadata:
+                    context.add_asset_metadata(dict(result.metadata), partition_key=key)
+                for check in result.check_results or []:
+                    checks.setdefault(check.check_name, {})[key] = check
+            continue
+        context.log.error(f"{key}: {failed[key].description}")
+    if failed:
+        raise batch_failure(keys, failed)
+    return dg.MaterializeResult(
+        metadata={"hospitals_in_run": len(keys)},
+        check_results=[combine_check_results(results, check_name=name) for name, results in checks.items()],
+    )
 
 
 def range_run_key(prefix: str, parts: list[str]) -> str:
