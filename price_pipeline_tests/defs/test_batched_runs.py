@@ -152,3 +152,24 @@ def test_only_error_checks_and_step_failures_name_failing_hospitals(instance):
     assert failed_in_run(instance, run.run_id) is None  # nothing names a failing hospital
     store("mrf_parsed_has_rows", dg.AssetCheckSeverity.ERROR, SUNNY_PRAIRIE)
     assert failed_in_run(instance, run.run_id) == {SUNNY_PRAIRIE}
+
+
+def test_partition_lookups_are_read_once_while_a_batch_records_its_metadata(instance):
+    """The range check of add_asset_metadata reads the instance's partitions once per step, not
+    per hospital; the instance's own methods answer again afterwards."""
+    from price_pipeline.defs.ingestion.batching import _dynamic_partitions_read_once
+
+    instance.add_dynamic_partitions(hospital_partitions.name, [WEST_MERCY, LAKESHORE])
+    reads = []
+    storage_read = instance.get_dynamic_partitions
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(instance, "get_dynamic_partitions", lambda name: reads.append(name) or storage_read(name))
+        with _dynamic_partitions_read_once(instance):
+            for _ in range(3):
+                assert instance.has_dynamic_partition(hospital_partitions.name, LAKESHORE)
+                assert not instance.has_dynamic_partition(hospital_partitions.name, PINE_RIDGE)
+                assert list(instance.get_dynamic_partitions(hospital_partitions.name)) == [WEST_MERCY, LAKESHORE]
+        assert reads == [hospital_partitions.name]
+    assert "get_dynamic_partitions" not in vars(instance) and "has_dynamic_partition" not in vars(instance)
+    instance.add_dynamic_partitions(hospital_partitions.name, [PINE_RIDGE])
+    assert instance.has_dynamic_partition(hospital_partitions.name, PINE_RIDGE)

@@ -25,8 +25,10 @@ A single-partition run (the CLI, retries, the change sensor, priority hospitals)
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
+from collections.abc import Iterator, Sequence
 
 import dagster as dg
 
@@ -108,6 +110,7 @@ def _each_hospital(fn, context: dg.AssetExecutionContext, keys: list[str], *args
     """Run ``fn`` once per hospital of the range: its metadata to its partition, the checks combined."""
     failed: dict[str, dg.Failure] = {}
     checks: dict[str, dict[str, dg.AssetCheckResult]] = {}  # check name -> hospital -> result
+    metadata: dict[str, dict] = {}  # hospital -> its materialization's metadata
     for key in keys:
         try:
             result = fn(_OneHospital(context, key), *args, **kwargs)
@@ -120,17 +123,57 @@ def _each_hospital(fn, context: dg.AssetExecutionContext, keys: list[str], *args
         else:
             if isinstance(result, dg.MaterializeResult):
                 if result.metadata:
-                    context.add_asset_metadata(dict(result.metadata), partition_key=key)
+                    metadata[key] = dict(result.metadata)
                 for check in result.check_results or []:
                     checks.setdefault(check.check_name, {})[key] = check
             continue
         context.log.error(f"{key}: {failed[key].description}")
     if failed:
         raise batch_failure(keys, failed)
+    with _dynamic_partitions_read_once(context.instance):
+        for key, hospital_metadata in metadata.items():
+            context.add_asset_metadata(hospital_metadata, partition_key=key)
     return dg.MaterializeResult(
         metadata={"hospitals_in_run": len(keys)},
         check_results=[combine_check_results(results, check_name=name) for name, results in checks.items()],
     )
+
+
+@contextlib.contextmanager
+def _dynamic_partitions_read_once(instance: dg.DagsterInstance) -> Iterator[None]:
+    """Inside, the instance answers dynamic-partition lookups from one read of each definition.
+
+    ``add_asset_metadata(partition_key=...)`` checks that the key is in the run's range by reading
+    every partition key of the definition (the whole national catalog) plus two existence
+    queries: three event-log queries per hospital and step. The range's partitions existed when
+    the run was planned and are only added, never removed, mid-run, so one read gives the same
+    answers. Only the ``add_asset_metadata`` calls run inside (not the asset bodies).
+    """
+    read: dict[str, Sequence[str]] = {}
+    members: dict[str, frozenset[str]] = {}
+    get_dynamic_partitions = instance.get_dynamic_partitions
+
+    def keys_of(partitions_def_name: str) -> Sequence[str]:
+        if partitions_def_name not in read:
+            read[partitions_def_name] = list(get_dynamic_partitions(partitions_def_name))
+            members[partitions_def_name] = frozenset(read[partitions_def_name])
+        return read[partitions_def_name]
+
+    def has_key(partitions_def_name: str, partition_key: str) -> bool:
+        keys_of(partitions_def_name)
+        return partition_key in members[partitions_def_name]
+
+    shadowed = {name: vars(instance).get(name) for name in ("get_dynamic_partitions", "has_dynamic_partition")}
+    instance.get_dynamic_partitions = keys_of  # type: ignore[method-assign]
+    instance.has_dynamic_partition = has_key  # type: ignore[method-assign]
+    try:
+        yield
+    finally:  # the instance's own methods again
+        for name, own in shadowed.items():
+            if own is None:
+                delattr(instance, name)
+            else:
+                setattr(instance, name, own)
 
 
 def range_run_key(prefix: str, parts: list[str]) -> str:
