@@ -8,6 +8,14 @@ partition-range tags, as a batched run): a first wave, then a second after every
 (so ``price_changes`` compares two versions). Prints, per wave, the step thread's CPU per hospital
 of each step and the process CPU per hospital (which includes the file servers' threads).
 
+The baseline, measured in the same run on the same files: the library steps alone (fetch, parse,
+prices: :func:`library_cpu_per_hospital`), hospital after hospital in this process, as the issue's
+"same work in one plain Python process" is defined. The last line is ``RESULT batch_step_costs
+...`` with the first wave's process CPU per hospital over the baseline's; exit status 1 when it is
+above ``--max-ratio`` (2.0: issue 13's "platform within 2x the library steps"). The run also
+validates, checks and records what the library steps do not, so the ratio is an upper bound of
+the per-run overhead.
+
 ``--profile out.prof`` also writes a cProfile of both waves; ``--dump prefix`` writes every
 materialization's and check's metadata (``prefix-first.json``, ``prefix-second.json``) to compare
 two versions of the code value by value.
@@ -69,7 +77,46 @@ def _metadata(instance, keys: list[str], result) -> dict:
     return out
 
 
-def run_wave(instance, settings, keys: list[str], label: str, profile, dump: str | None) -> None:
+def forget_cleaned_codes() -> None:
+    """Each measurement starts without the codes the normaliser cleaned for the one before it: the
+    process cache (``normalize._MACRO_RESULTS``) would otherwise make the second one cheaper."""
+    from price_pipeline.lib.prices import normalize
+
+    with normalize._MACRO_RESULTS_LOCK:
+        normalize._MACRO_RESULTS.clear()
+
+
+def library_cpu_per_hospital(hospitals, hosts, work: Path) -> float:
+    """Process CPU seconds per hospital of fetch, parse and prices through the library, one hospital
+    after another in this process, into a lake of its own (the baseline)."""
+    from price_pipeline.lib.fetch import fetch_hospital_files
+    from price_pipeline.lib.lake.storage import open_lake
+    from price_pipeline.lib.parse import parse_hospital_files
+    from price_pipeline.lib.prices import history as price_history
+    from price_pipeline.lib.registry import Registry
+
+    data = work / "baseline"
+    data.mkdir(parents=True, exist_ok=True)
+    settings = Settings(
+        data_dir=data, lake_url=str(data / "lake"), registry_url=f"sqlite:///{data / 'registry.sqlite'}",
+        warehouse_path=data / "warehouse.duckdb", catalog_url=hosts.catalog.catalog_url,
+        allowed_private_hosts=tuple(hosts.allowed()), http_timeout_seconds=10,
+    )
+    lake, registry = open_lake(settings.lake_url), Registry(settings.registry_url)
+    forget_cleaned_codes()
+    cpu = time.process_time()
+    for hospital in hospitals:
+        with tempfile.TemporaryDirectory(dir=work) as scratch:
+            urls = [hosts.files[hospital.host].file_url(f.name) for f in hospital.files]
+            fetch_hospital_files(hospital.key, urls, lake=lake, registry=registry, settings=settings,
+                                 scratch_dir=scratch)
+            parse_hospital_files(hospital.key, lake=lake, scratch_dir=scratch)
+            price_history.build_hospital_prices_with_history(hospital.key, lake=lake, scratch_dir=scratch)
+    return (time.process_time() - cpu) / len(hospitals)
+
+
+def run_wave(instance, settings, keys: list[str], label: str, profile, dump: str | None) -> float:
+    """Runs the five assets over the range once; returns the process CPU seconds per hospital."""
     step_cpu: dict[str, list[float]] = {}
     handle_new_event = instance.handle_new_event
 
@@ -81,6 +128,7 @@ def run_wave(instance, settings, keys: list[str], label: str, profile, dump: str
         return handle_new_event(event, *args, **kwargs)
 
     instance.handle_new_event = timed_handle
+    forget_cleaned_codes()
     wall, cpu = time.perf_counter(), time.process_time()
     if profile:
         profile.enable()
@@ -98,6 +146,7 @@ def run_wave(instance, settings, keys: list[str], label: str, profile, dump: str
     print(f"  step thread CPU ms/hospital: {steps}")
     if dump:
         Path(f"{dump}-{label}.json").write_text(json.dumps(_metadata(instance, keys, result), indent=1))
+    return cpu / n
 
 
 def main() -> None:
@@ -107,6 +156,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--profile", help="write a cProfile of both waves here")
     parser.add_argument("--dump", help="write each wave's metadata to <dump>-first.json / -second.json")
+    parser.add_argument("--max-ratio", type=float, default=2.0,
+                        help="target: first wave's CPU per hospital over the library steps' (exit 1 above)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bcost-"))
@@ -132,18 +183,27 @@ def main() -> None:
             if not materialize_catalog(instance, settings).success:
                 raise SystemExit("the catalog did not materialize")
             instance.add_dynamic_partitions(hospital_partitions.name, keys)
-            run_wave(instance, settings, keys, "first", profile, args.dump)
+            first = run_wave(instance, settings, keys, "first", profile, args.dump)
             for hospital in hospitals:  # every file changes: price_changes compares two versions
                 for spec in hospital.files:
                     spec.generation += 1
                     rehearsal.generate_file(spec, work, args.seed)
                     hosts.publish(spec, hospital.host)
             hosts.set_catalog(hospitals)
-            run_wave(instance, settings, keys, "second", profile, args.dump)
+            second = run_wave(instance, settings, keys, "second", profile, args.dump)
         if profile:
             profile.dump_stats(args.profile)
+        # The baseline last, on the second wave's files: the same bytes the second wave fetched.
+        library = library_cpu_per_hospital(hospitals, hosts, work)
     finally:
         hosts.stop()
+    ratio = first / library
+    print(f"library steps (fetch, parse, prices): process CPU {library * 1000:.0f} ms/hospital")
+    ok = ratio <= args.max_ratio
+    print(f"RESULT batch_step_costs hospitals={len(keys)} first_ms={first * 1000:.0f} second_ms={second * 1000:.0f} "
+          f"library_ms={library * 1000:.0f} first_over_library={ratio:.2f} target<={args.max_ratio} "
+          f"{'PASS' if ok else 'FAIL'}")
+    sys.exit(0 if ok else 1)
 
 
 if __name__ == "__main__":
