@@ -320,7 +320,6 @@ def test_items_of_their_own_skip_the_group_by_and_equal_the_oracle(tmp_path, mon
 
     from . import normalize_oracle
 
-    head = (BROKEN / "small_tall.csv").read_text().split("\n")[:3]
     body = [
         "Lone zero,99999,CPT,,,outpatient,,,-0,-0,Aetna,PPO,,0,,,,,,,fee schedule,-0,-0,",
         "Lone drug,0002-1433-80,NDC,,,both,-0,UN,30,,Aetna,PPO,,20,,,,,,,fee schedule,20,20,note",
@@ -328,11 +327,7 @@ def test_items_of_their_own_skip_the_group_by_and_equal_the_oracle(tmp_path, mon
         "Plain,0450,RC,,,inpatient,,,100,90,Cigna,HMO,,60,,,,,,,fee schedule,50,60,",
         "Far apart,J1100,HCPCS,,,outpatient,,,20,18,Cigna,HMO,,11,,,,,,,fee schedule,10,12,later",
     ]
-    path = tmp_path / "lone.csv"
-    path.write_text("\n".join(head + body) + "\n")
-    parsed = tmp_path / "lone.parquet"
-    summary = parse_to_parquet(path, parsed, file_sha256="s")
-    args = [(str(parsed), summary.header, "s")]
+    args = _parsed_small_tall(tmp_path, "lone", body)
     routed = []
     real = normalize._aggregate_items
     monkeypatch.setattr(normalize, "_aggregate_items",
@@ -374,19 +369,24 @@ def test_run_min_matches_a_per_run_reference(kind):
         assert _run_min(arr, starts).to_pylist() == expected, (values, starts)
 
 
+def _parsed_small_tall(tmp_path, name: str, body: list[str]) -> list[tuple]:
+    """``body`` rows under the small tall test file's header, parsed: normalize_to_prices' input."""
+    head = (BROKEN / "small_tall.csv").read_text().split("\n")[:3]
+    path = tmp_path / f"{name}.csv"
+    path.write_text("\n".join(head + body) + "\n")
+    parsed = tmp_path / f"{name}.parquet"
+    summary = parse_to_parquet(path, parsed, file_sha256="s")
+    return [(str(parsed), summary.header, "s")]
+
+
 def _messy_codes_file(tmp_path):
     """A parsed tall file whose four (code, type) pairs all need the cleaning macros."""
-    head = (BROKEN / "small_tall.csv").read_text().split("\n")[:3]
     body = [  # pairs the shortcut leaves to the macros: lower case, spaces, a synonym type
         "Office visit, 99213 ,cpt,0450,REV,outpatient,,,100,90,Aetna,PPO,,60,,,,,,,fee schedule,50,60,",
         "Injection,j1100,HCPCS,,,outpatient,,,20,18,Aetna,PPO,,10,,,,,,,fee schedule,10,12,",
         "Drug,0002-1433-80,NDC,,,both,1,UN,30,,Cigna,HMO,,20,,,,,,,fee schedule,20,20,note",
     ]
-    path = tmp_path / "messy.csv"
-    path.write_text("\n".join(head + body) + "\n")
-    parsed = tmp_path / "messy.parquet"
-    summary = parse_to_parquet(path, parsed, file_sha256="s")
-    return [(str(parsed), summary.header, "s")]
+    return _parsed_small_tall(tmp_path, "messy", body)
 
 
 def test_pairs_cleaned_before_are_not_queried_again_and_give_the_same_rows(tmp_path, monkeypatch):
