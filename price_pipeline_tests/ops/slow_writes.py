@@ -3,9 +3,10 @@ worker while it is provably in the middle of writing a partition.
 
 ``python -m price_pipeline_tests.ops.slow_writes <dagster CLI args…>`` with
 ``PP_SLOW_WRITE_MATCH`` (a file name suffix, e.g. ``prices.parquet``) and ``PP_SLOW_WRITE_MARKER``
-(a path): every copy into the lake whose destination ends with the suffix writes the first half
-of the bytes, fsyncs, creates the marker, then stalls. Only the byte copy is replaced; the lake's
-own publishing logic (temp file, then ``os.replace``) runs unchanged.
+(a path): every copy or move into the lake whose destination ends with the suffix writes the first
+half of the bytes, fsyncs, creates the marker, then stalls (a move stalls as one across
+filesystems would: a scratch folder on another disk than the lake). Only the byte copy is
+replaced; the lake's own publishing logic (temp file, then ``os.replace``) runs unchanged.
 """
 
 from __future__ import annotations
@@ -34,9 +35,18 @@ def _stalling_copyfile(src, dst, *args, **kwargs):
     return dst
 
 
+def _stalling_move(src, dst, *args, **kwargs):
+    if not os.fspath(dst).endswith(os.environ["PP_SLOW_WRITE_MATCH"]):
+        return shutil.move(src, dst, *args, **kwargs)
+    _stalling_copyfile(src, dst)
+    os.unlink(src)
+    return dst
+
+
 def install() -> None:
     patched = types.SimpleNamespace(**{name: getattr(shutil, name) for name in dir(shutil) if not name.startswith("__")})
     patched.copyfile = _stalling_copyfile
+    patched.move = _stalling_move
     storage.shutil = patched
 
 

@@ -9,7 +9,6 @@ because DuckDB allows a single writing process per file.
 import functools
 import importlib.metadata
 import json
-import os
 import shutil
 import sys
 import uuid
@@ -49,7 +48,7 @@ from price_pipeline.lib.analytics import (
 )
 from price_pipeline.lib.lake import connect_duckdb, layout
 from price_pipeline.lib.ops import FULL_REFRESH_TAG
-from price_pipeline.settings import PROJECT_ROOT, Settings
+from price_pipeline.settings import PROJECT_ROOT, Settings, child_environment, environ
 
 WAREHOUSE_POOL = "duckdb_warehouse"
 # The dbt installed beside this interpreter, so an unactivated virtualenv still finds it.
@@ -196,7 +195,7 @@ def price_analytics_dbt_models(
         full_refresh = True
     warehouse = price_pipeline.settings.warehouse_path
     selection, fingerprint = incremental_build_args(
-        _manifest(), warehouse, {**os.environ, **dbt_run_env(price_pipeline)}, full_refresh=full_refresh)
+        _manifest(), warehouse, child_environment(dbt_run_env(price_pipeline)), full_refresh=full_refresh)
     whole_project = is_whole_project(context) and price_pipeline.settings.dbt_target != "spark"
     if not whole_project:
         selection = []  # dagster-dbt selects the subset; its tests follow dbt's indirect selection
@@ -206,7 +205,7 @@ def price_analytics_dbt_models(
     forget_build(warehouse)
     # The run's own target directory, as dagster-dbt would name it, seeded with the parse state of
     # this warehouse's previous build (same profile: dbt re-parses only what changed).
-    target_path = (Path(dbt.project_dir) / os.getenv("DBT_TARGET_PATH", "target")
+    target_path = (Path(dbt.project_dir) / environ().get("DBT_TARGET_PATH", "target")
                    / f"{context.op_execution_context.op.name}-{context.run.run_id[:7]}-{uuid.uuid4().hex[:7]}")
     parse_cache = partial_parse_cache(warehouse)
     seed_partial_parse(parse_cache, target_path)

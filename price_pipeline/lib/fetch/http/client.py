@@ -28,7 +28,6 @@ redirect from there to anywhere else is checked like hospital input.
 
 from __future__ import annotations
 
-import os
 import ssl
 import threading
 import typing
@@ -45,6 +44,7 @@ from price_pipeline.lib.fetch.http.url_safety import (
     request_target,
     resolve_checked,
 )
+from price_pipeline.settings import environ
 
 DEFAULT_USER_AGENT = "price_pipeline/0.1 (+https://github.com/price-pipeline)"
 
@@ -157,7 +157,8 @@ def shared_ssl_context() -> ssl.SSLContext:
     ~250 ms of library work. Sharing one context between clients and threads is safe: it holds
     the CA store and the verification settings, which nothing here changes after it is made.
     """
-    key = (os.environ.get("SSL_CERT_FILE") or None, os.environ.get("SSL_CERT_DIR") or None)
+    env = environ()  # the variables httpx and ssl read themselves: the context is keyed on them
+    key = (env.get("SSL_CERT_FILE") or None, env.get("SSL_CERT_DIR") or None)
     with _ssl_contexts_lock:
         context = _ssl_contexts.get(key)
         if context is None:
