@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from price_pipeline.defs.catalog.batches import failed_in_run, split_failed_batches
-from price_pipeline.defs.ops.failed import failed_hospitals, failed_items
+from price_pipeline.defs.ops.failed import failed_hospitals, failed_items, failure_reason
 from price_pipeline.defs.partitions import hospital_partitions
 from price_pipeline.lib.lake import layout
 from price_pipeline.lib.lake.storage import LocalLake
@@ -106,11 +106,32 @@ def test_a_failing_hospital_fails_its_batch_and_the_split_leaves_only_it_failed(
             assert materialize_range(instance, settings, request.tags[RANGE_START_TAG],
                                      request.tags[RANGE_END_TAG]).success
     assert all(latest_prices(instance, k) is not None for k in keys if k != SUNNY_PRAIRIE)
-    # the dead-letter view (per asset partition) listed the whole batch after the batch run
-    # failed; the hospitals that succeeded on their own since have left it, the failing one stays
+    # the dead-letter view (per asset partition) lists the hospital the batch's failed check
+    # names; the others succeeded on their own since, the failing one stays
     assert failed_hospitals(instance) == [SUNNY_PRAIRIE]
     items = failed_items(instance)
     assert items and all(i.hospital_key == SUNNY_PRAIRIE and i.reason for i in items)
+
+
+def test_a_batch_failed_on_a_blocking_check_reports_the_check_as_a_lone_run_does(instance, settings, demo_server):
+    """The alert and the failed-hospitals view of a batch that one hospital's broken file failed
+    (a blocking check, combined for the batch) name that hospital, the check's kind and reason,
+    as that hospital's own run does, not an internal DagsterAssetCheckFailedError."""
+    assert materialize_catalog(instance, settings).success
+    keys = [WEST_MERCY, SUNNY_PRAIRIE, LAKESHORE]
+    instance.add_dynamic_partitions(hospital_partitions.name, keys)
+    batch = materialize_range(instance, settings, keys[0], keys[-1])
+    assert not batch.success
+    kind, reason, where = failure_reason(instance, batch.run_id)
+    assert (kind, where) == ("external", "mrf_files:mrf_files_has_a_price_file")
+    assert reason.startswith("check mrf_files_has_a_price_file on mrf_files failed: ") and "files_ok=0" in reason
+    [item] = failed_items(instance)
+    assert (item.hospital_key, item.asset, item.check, item.failure_kind, item.reason, item.run_id) == (
+        SUNNY_PRAIRIE, "mrf_files", "mrf_files_has_a_price_file", "external", reason, batch.run_id)
+
+    alone = materialize_hospital(instance, settings, SUNNY_PRAIRIE)
+    assert not alone.success
+    assert failure_reason(instance, alone.run_id) == (kind, reason, where)
 
 
 def test_split_reruns_every_hospital_alone_when_the_failure_names_none(instance, settings, demo_server):

@@ -183,8 +183,13 @@ def range_run_key(prefix: str, parts: list[str]) -> str:
 
 
 def _plain(value) -> object:
+    """A check metadata value as JSON: scalars and JSON values (lists, dicts) as they are, so a
+    failing hospital's entry reads like its own run's check (the failed-hospitals view builds the
+    same reason from it); anything else as text. The checks bound their lists themselves."""
     value = getattr(value, "value", value)
-    return value if isinstance(value, int | float | bool | str) or value is None else str(value)[:300]
+    if isinstance(value, int | float | bool | str | list | dict) or value is None:
+        return value
+    return str(value)[:300]
 
 
 def combine_check_results(

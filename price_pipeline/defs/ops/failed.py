@@ -32,6 +32,7 @@ from price_pipeline.lib.ops import (
     TRANSIENT,
     DeadLetter,
     Outcome,
+    check_failure_reason,
     check_origin,
     classify_message,
     dead_letter_hospitals,
@@ -59,7 +60,10 @@ def _metadata_text(metadata, key: str) -> str | None:
 
 
 def _failed_check_outcomes(records, step_key: str, default_partition: str | None, base: dict) -> list[Outcome]:
-    """The failed blocking (ERROR) checks evaluated by one step of a run, one outcome each."""
+    """The failed blocking (ERROR) checks evaluated by one step of a run, one outcome per check
+    and hospital. A batched run (a partition range) reports each check once, combined: its
+    evaluation has no partition and names the failing hospitals, each with its own check
+    metadata (``combine_check_results``), so each of them is listed as its own run would be."""
     out = []
     for record in records:
         event = record.event_log_entry.dagster_event
@@ -69,14 +73,18 @@ def _failed_check_outcomes(records, step_key: str, default_partition: str | None
         if evaluation.passed or evaluation.severity != dg.AssetCheckSeverity.ERROR or event.step_key != step_key:
             continue
         asset = evaluation.asset_key.to_user_string()
-        partition = getattr(evaluation, "partition", None) or default_partition
-        if asset not in ASSET_NAMES or not partition:
+        if asset not in ASSET_NAMES:
             continue
-        details = {k: getattr(v, "value", v) for k, v in (evaluation.metadata or {}).items()}
-        reason = f"check {evaluation.check_name} on {asset} failed: " + ", ".join(
-            f"{k}={v}" for k, v in details.items() if not isinstance(v, dict | list))
-        out.append(Outcome(hospital_key=partition, asset=asset, check=evaluation.check_name, ok=False,
-                           failure_kind=check_origin(evaluation.check_name), reason=reason[:500], **base))
+        partition = getattr(evaluation, "partition", None) or default_partition
+        if partition:
+            by_hospital = {partition: {k: getattr(v, "value", v) for k, v in (evaluation.metadata or {}).items()}}
+        else:
+            named = (evaluation.metadata or {}).get("failing_hospitals")
+            by_hospital = getattr(named, "value", None) or {}
+        for hospital, metadata in sorted(by_hospital.items()):
+            out.append(Outcome(hospital_key=hospital, asset=asset, check=evaluation.check_name, ok=False,
+                               failure_kind=check_origin(evaluation.check_name),
+                               reason=check_failure_reason(evaluation.check_name, asset, metadata or {}), **base))
     return out
 
 

@@ -47,6 +47,7 @@ _EXPORTS = {
     "TRIGGER_TAG": ("tags", "TRIGGER_TAG"),
     "batch_run_tags": ("tags", "batch_run_tags"),
     "bulk_run_tags": ("tags", "bulk_run_tags"),
+    "check_failure_reason": ("deadletter", "check_failure_reason"),
     "check_origin": ("classify", "check_origin"),
     "classify_exception": ("classify", "classify_exception"),
     "classify_message": ("classify", "classify_message"),

@@ -38,6 +38,14 @@ class Outcome:
     job_name: str | None = None
 
 
+def check_failure_reason(check: str, asset: str, metadata: Mapping[str, object]) -> str:
+    """Why a blocking check failed on one hospital, from that hospital's check metadata: its
+    scalar values in order (lists and dicts of findings are left to the run's page), at most
+    500 characters. A lone run's evaluation and a batch's entry for the hospital give the same."""
+    details = ", ".join(f"{k}={v}" for k, v in metadata.items() if not isinstance(v, dict | list))
+    return f"check {check} on {asset} failed: {details}"[:500]
+
+
 @dataclass(frozen=True)
 class DeadLetter:
     """One open item of the view."""
